@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The selfheal test command: starts a throw-away single-node Kafka broker,
+# runs `cargo test --workspace` against it, and always stops/cleans the broker.
+#
+# Usage: deploy/test.sh [CARGO TEST ARGS...]     (from any directory)
+#   e.g. deploy/test.sh                  # everything
+#        deploy/test.sh -p selfheal-common -- some_test --nocapture
+# Env:   SELFHEAL_TEST_KAFKA_PORT     test broker port (default 39092; controller port+1)
+#        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
+#        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
+# Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>
+#
+# On a fresh Debian machine it installs what the build needs with apt-get
+# (gcc/g++/make via build-essential, pkg-config, zlib1g-dev, libssl-dev,
+# python3; Java + Maven for Kafka via deploy/kafka/fetch.sh). Rust itself
+# must already be installed (rustup; ~/.cargo/bin is added to PATH).
+# Concurrent runs using the same port wait for each other (lock file).
+# Exit code: cargo's (or non-zero if the broker could not be started).
+set -euo pipefail
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(dirname "$DEPLOY_DIR")"
+KAFKA_DIR="$DEPLOY_DIR/kafka"
+
+say() { printf '[test] %s\n' "$*" >&2; }
+die() { printf '[test] ERROR: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+secs_since() {
+  local ms=$(( $(now_ms) - $1 ))
+  printf '%d.%d' $((ms / 1000)) $(((ms % 1000) / 100))
+}
+
+T0=$(now_ms)
+
+# --- system packages (only installed when missing) -------------------------
+ensure_system_packages() {
+  local missing=() cmd pkg
+  # command -> Debian package that provides it
+  local -A by_cmd=([gcc]=build-essential [g++]=build-essential [make]=make
+    [pkg-config]=pkg-config [python3]=python3)
+  for cmd in gcc g++ make pkg-config python3; do
+    command -v "$cmd" >/dev/null || missing+=("${by_cmd[$cmd]}")
+  done
+  for pkg in zlib1g-dev libssl-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+      missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  # de-duplicate
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  say "installing missing system packages: ${missing[*]}"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"
+}
+ensure_system_packages
+
+# --- Rust toolchain -----------------------------------------------------------
+CARGO_BIN="${SELFHEAL_TEST_CARGO:-cargo}"
+if [[ "$CARGO_BIN" == cargo ]] && ! command -v cargo >/dev/null; then
+  cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  if [[ -x "$cargo_home/bin/cargo" ]]; then
+    export PATH="$cargo_home/bin:$PATH"
+  else
+    die "cargo not found (not on PATH, not in $cargo_home/bin). Install Rust with rustup, e.g. 'curl https://sh.rustup.rs -sSf | sh', then re-run."
+  fi
+fi
+command -v "$CARGO_BIN" >/dev/null || die "cargo command '$CARGO_BIN' not found"
+
+# --- Kafka test broker ----------------------------------------------------------
+PORT="${SELFHEAL_TEST_KAFKA_PORT:-39092}"
+[[ "$PORT" =~ ^[0-9]+$ ]] || die "SELFHEAL_TEST_KAFKA_PORT must be a number, got '$PORT'"
+# Set every broker variable explicitly so a developer's KAFKA_* settings for
+# their dev broker cannot leak into the test broker.
+export KAFKA_PORT="$PORT"
+export KAFKA_CONTROLLER_PORT=$((PORT + 1))
+export KAFKA_RUN_DIR="${SELFHEAL_TEST_KAFKA_RUN_DIR:-$KAFKA_DIR/run/test-$PORT}"
+
+# One test run per port at a time (also across checkouts on this machine).
+LOCK_FILE="${TMPDIR:-/tmp}/selfheal-test-kafka-$PORT.lock"
+exec 200>"$LOCK_FILE"
+if ! flock -n 200; then
+  say "another deploy/test.sh is using port $PORT; waiting for it (lock $LOCK_FILE)"
+  flock -w "${SELFHEAL_TEST_LOCK_TIMEOUT:-3600}" 200 || die "timed out waiting for $LOCK_FILE"
+fi
+
+BROKER_SECS="n/a"
+CARGO_SECS="n/a"
+# shellcheck disable=SC2317 # invoked via trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # 200>&- : the helper processes must not inherit (and keep) the lock.
+  "$KAFKA_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test broker failed"
+  say "kafka broker start: ${BROKER_SECS}s, cargo test: ${CARGO_SECS}s, total: $(secs_since "$T0")s (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A broker left over from a killed earlier run would carry old topics: start fresh.
+"$KAFKA_DIR/stop.sh" --clean 200>&- >/dev/null 2>&1 || true
+t_broker=$(now_ms)
+"$KAFKA_DIR/start.sh" 200>&-
+BROKER_SECS=$(secs_since "$t_broker")
+export SELFHEAL_TEST_BOOTSTRAP="127.0.0.1:$PORT"
+say "kafka ready at $SELFHEAL_TEST_BOOTSTRAP in ${BROKER_SECS}s; running: $CARGO_BIN test --workspace $*"
+
+cd "$ROOT_DIR"
+t_cargo=$(now_ms)
+rc=0
+"$CARGO_BIN" test --workspace "$@" || rc=$?
+CARGO_SECS=$(secs_since "$t_cargo")
+exit "$rc"

@@ -1,0 +1,504 @@
+//! Avro single-object encoding of the events.
+//!
+//! A message is `C3 01`, then the 8-byte little-endian CRC-64-AVRO (Rabin)
+//! fingerprint of the writer schema's Parsing Canonical Form, then the Avro
+//! binary datum. The writer schema is always the one in the `.avsc` file, so a
+//! consumer in any language can decode with nothing but the files.
+
+use std::fmt::Debug;
+use std::io::Read;
+use std::sync::OnceLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::{AvroSchema, Schema};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::events::{
+    Action, Build, DeadLetter, Deploy, Regression, SignatureCount, Traffic, Verdict,
+};
+
+/// First two bytes of every single-object encoded message.
+const MARKER: [u8; 2] = [0xC3, 0x01];
+/// Marker plus fingerprint.
+const HEADER_LEN: usize = 10;
+/// Cap on any one allocation apache-avro makes while decoding. A garbage
+/// length prefix then fails at once instead of asking for gigabytes; a real
+/// message (Kafka's default limit is 1 MiB) never comes near it.
+const MAX_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
+/// `expected` of [`Error::UnknownFingerprint`] from [`decode_any`].
+const ANY_EVENT: &str = "any selfheal event";
+/// Message of [`Error::Corrupt`] when the datum ends early.
+const TRUNCATED: &str = "the datum is truncated";
+
+/// The schema files, in [`Kind`] order.
+static SCHEMA_FILES: [(&str, &str); 8] = [
+    (
+        "SignatureCount.avsc",
+        include_str!("../SignatureCount.avsc"),
+    ),
+    ("Traffic.avsc", include_str!("../Traffic.avsc")),
+    ("Deploy.avsc", include_str!("../Deploy.avsc")),
+    ("Build.avsc", include_str!("../Build.avsc")),
+    ("Regression.avsc", include_str!("../Regression.avsc")),
+    ("Verdict.avsc", include_str!("../Verdict.avsc")),
+    ("Action.avsc", include_str!("../Action.avsc")),
+    ("DeadLetter.avsc", include_str!("../DeadLetter.avsc")),
+];
+
+/// The `.avsc` files this crate embeds, as `(file name, contents)`, e.g.
+/// `("Deploy.avsc", "{ \"type\": \"record\", … }")`. Handy for publishing them
+/// to a registry or writing them next to a backtest's output.
+pub fn schema_files() -> &'static [(&'static str, &'static str)] {
+    &SCHEMA_FILES
+}
+
+/// A selfheal event: a type with its own `.avsc` file and Kafka topic.
+pub trait Event:
+    Serialize + DeserializeOwned + AvroSchema + Clone + Debug + Send + 'static
+{
+    /// The event's name, the Avro record name without namespace and the
+    /// schema file's stem, e.g. `"SignatureCount"`.
+    const NAME: &'static str;
+
+    /// The writer schema, parsed once from the embedded `.avsc` file.
+    fn schema() -> &'static Schema;
+
+    /// CRC-64-AVRO (Rabin) fingerprint of the schema's Parsing Canonical Form,
+    /// little-endian, exactly as bytes 2..10 of an encoded message.
+    fn fingerprint() -> [u8; 8];
+
+    /// The Kafka key: the service for every event, the source topic for a
+    /// [`DeadLetter`].
+    fn key(&self) -> &str;
+}
+
+/// Any one selfheal event, as returned by [`decode_any`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvent {
+    /// A [`SignatureCount`].
+    SignatureCount(SignatureCount),
+    /// A [`Traffic`].
+    Traffic(Traffic),
+    /// A [`Deploy`].
+    Deploy(Deploy),
+    /// A [`Build`].
+    Build(Build),
+    /// A [`Regression`].
+    Regression(Regression),
+    /// A [`Verdict`].
+    Verdict(Verdict),
+    /// An [`Action`].
+    Action(Action),
+    /// A [`DeadLetter`].
+    DeadLetter(DeadLetter),
+}
+
+impl AnyEvent {
+    /// The event's [`Event::NAME`], e.g. `"Deploy"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyEvent::SignatureCount(_) => SignatureCount::NAME,
+            AnyEvent::Traffic(_) => Traffic::NAME,
+            AnyEvent::Deploy(_) => Deploy::NAME,
+            AnyEvent::Build(_) => Build::NAME,
+            AnyEvent::Regression(_) => Regression::NAME,
+            AnyEvent::Verdict(_) => Verdict::NAME,
+            AnyEvent::Action(_) => Action::NAME,
+            AnyEvent::DeadLetter(_) => DeadLetter::NAME,
+        }
+    }
+
+    /// The event's Kafka key (see [`Event::key`]).
+    pub fn key(&self) -> &str {
+        match self {
+            AnyEvent::SignatureCount(e) => e.key(),
+            AnyEvent::Traffic(e) => e.key(),
+            AnyEvent::Deploy(e) => e.key(),
+            AnyEvent::Build(e) => e.key(),
+            AnyEvent::Regression(e) => e.key(),
+            AnyEvent::Verdict(e) => e.key(),
+            AnyEvent::Action(e) => e.key(),
+            AnyEvent::DeadLetter(e) => e.key(),
+        }
+    }
+}
+
+/// Encodes `event` as an Avro single-object message with the writer schema
+/// from its `.avsc` file.
+pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>> {
+    let fingerprint = E::fingerprint();
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&MARKER);
+    out.extend_from_slice(&fingerprint);
+    let written = match registry().by_fingerprint(&fingerprint) {
+        Some(entry) => entry.writer.write_ser(&mut out, event),
+        // An `Event` this crate does not define: build its writer on the spot.
+        None => GenericDatumWriter::builder(E::schema())
+            .build()
+            .and_then(|writer| writer.write_ser(&mut out, event)),
+    };
+    written.map_err(|err| Error::Encode {
+        event: E::NAME,
+        message: err.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Decodes a single-object message that must hold an `E`.
+///
+/// Fails with [`Error::WrongEvent`] when the message is another selfheal event,
+/// [`Error::UnknownFingerprint`] when it is no selfheal event at all, and
+/// [`Error::Corrupt`] or [`Error::TrailingBytes`] when the body does not match.
+/// Never panics, whatever the bytes.
+pub fn decode<E: Event>(bytes: &[u8]) -> Result<E> {
+    let (fingerprint, body) = split_header(bytes)?;
+    if fingerprint != E::fingerprint() {
+        return Err(match registry().by_fingerprint(&fingerprint) {
+            Some(entry) => Error::WrongEvent {
+                expected: E::NAME,
+                found: entry.name,
+            },
+            None => Error::UnknownFingerprint {
+                fingerprint: hex(&fingerprint),
+                expected: E::NAME,
+            },
+        });
+    }
+    match registry().by_fingerprint(&fingerprint) {
+        Some(entry) => decode_body(&entry.reader, E::NAME, body),
+        // An `Event` this crate does not define: build its reader on the spot.
+        None => {
+            let reader = GenericDatumReader::builder(E::schema())
+                .build()
+                .map_err(|err| corrupt(E::NAME, &err))?;
+            decode_body(&reader, E::NAME, body)
+        }
+    }
+}
+
+/// Decodes a single-object message holding any selfheal event, chosen by its
+/// schema fingerprint. Never panics, whatever the bytes.
+pub fn decode_any(bytes: &[u8]) -> Result<AnyEvent> {
+    let (fingerprint, body) = split_header(bytes)?;
+    let entry =
+        registry()
+            .by_fingerprint(&fingerprint)
+            .ok_or_else(|| Error::UnknownFingerprint {
+                fingerprint: hex(&fingerprint),
+                expected: ANY_EVENT,
+            })?;
+    let (reader, name) = (&entry.reader, entry.name);
+    Ok(match entry.kind {
+        Kind::SignatureCount => AnyEvent::SignatureCount(decode_body(reader, name, body)?),
+        Kind::Traffic => AnyEvent::Traffic(decode_body(reader, name, body)?),
+        Kind::Deploy => AnyEvent::Deploy(decode_body(reader, name, body)?),
+        Kind::Build => AnyEvent::Build(decode_body(reader, name, body)?),
+        Kind::Regression => AnyEvent::Regression(decode_body(reader, name, body)?),
+        Kind::Verdict => AnyEvent::Verdict(decode_body(reader, name, body)?),
+        Kind::Action => AnyEvent::Action(decode_body(reader, name, body)?),
+        Kind::DeadLetter => AnyEvent::DeadLetter(decode_body(reader, name, body)?),
+    })
+}
+
+/// Checks the marker and splits a message into fingerprint and body.
+fn split_header(bytes: &[u8]) -> Result<([u8; 8], &[u8])> {
+    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(Error::TooShort { len: bytes.len() });
+    };
+    let (marker, fingerprint) = header.split_at(MARKER.len());
+    if marker != MARKER {
+        return Err(Error::BadMarker {
+            found: format!("{:02X} {:02X}", marker[0], marker[1]),
+        });
+    }
+    let mut fp = [0u8; 8];
+    fp.copy_from_slice(fingerprint);
+    Ok((fp, body))
+}
+
+/// Reads one datum with the writer schema and insists it used every byte.
+fn decode_body<E: DeserializeOwned>(
+    reader: &GenericDatumReader<'_>,
+    name: &'static str,
+    body: &[u8],
+) -> Result<E> {
+    // Decode to a generic `Value` first: that path checks every union index,
+    // enum index, length and UTF-8 string against the schema before serde sees
+    // anything, so garbage becomes an error rather than a half-built value.
+    let mut input = StrictInput {
+        rest: body,
+        hit_end: false,
+    };
+    let read = reader.read_value(&mut input);
+    if input.hit_end {
+        let message = match read {
+            Ok(_) => TRUNCATED.to_owned(),
+            Err(err) => format!("{TRUNCATED} ({err})"),
+        };
+        return Err(Error::Corrupt {
+            event: name,
+            message,
+        });
+    }
+    let value = read.map_err(|err| corrupt(name, &err))?;
+    if !input.rest.is_empty() {
+        return Err(Error::TrailingBytes {
+            event: name,
+            count: input.rest.len(),
+        });
+    }
+    apache_avro::from_value(&value).map_err(|err| corrupt(name, &err))
+}
+
+/// The body as a reader that remembers whether anyone read past its end.
+///
+/// apache-avro's decoder is lenient about running out of data: at the end of
+/// the input a union reads as its first branch (null), and a boolean or string
+/// as `Value::Null`. A message cut short after its last non-null field would
+/// then decode "successfully". A complete datum never reads past its own last
+/// byte (the decoder reads exactly what lengths and varints ask for), so any
+/// read at the end means the datum is truncated.
+struct StrictInput<'a> {
+    rest: &'a [u8],
+    hit_end: bool,
+}
+
+impl Read for StrictInput<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() && self.rest.is_empty() {
+            self.hit_end = true;
+        }
+        self.rest.read(buf)
+    }
+}
+
+fn corrupt(event: &'static str, err: &apache_avro::Error) -> Error {
+    Error::Corrupt {
+        event,
+        message: err.to_string(),
+    }
+}
+
+/// Lowercase hex of bytes in the order given.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The events this crate defines, in [`SCHEMA_FILES`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    SignatureCount,
+    Traffic,
+    Deploy,
+    Build,
+    Regression,
+    Verdict,
+    Action,
+    DeadLetter,
+}
+
+impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::SignatureCount,
+        Kind::Traffic,
+        Kind::Deploy,
+        Kind::Build,
+        Kind::Regression,
+        Kind::Verdict,
+        Kind::Action,
+        Kind::DeadLetter,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::SignatureCount => "SignatureCount",
+            Kind::Traffic => "Traffic",
+            Kind::Deploy => "Deploy",
+            Kind::Build => "Build",
+            Kind::Regression => "Regression",
+            Kind::Verdict => "Verdict",
+            Kind::Action => "Action",
+            Kind::DeadLetter => "DeadLetter",
+        }
+    }
+}
+
+/// One event's parsed schema, fingerprint and ready-made reader and writer.
+struct Entry {
+    kind: Kind,
+    name: &'static str,
+    schema: &'static Schema,
+    fingerprint: [u8; 8],
+    reader: GenericDatumReader<'static>,
+    writer: GenericDatumWriter<'static>,
+}
+
+struct Registry {
+    /// Indexed by `Kind as usize`.
+    entries: Vec<Entry>,
+}
+
+impl Registry {
+    fn new() -> Self {
+        // Must run before apache-avro decodes anything: the limit is set once,
+        // first caller wins. Every decode in this crate goes through
+        // `registry()` first, so ours is in force for them.
+        apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
+        let entries = Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let (file, text) = SCHEMA_FILES[kind as usize];
+                // The files are compiled in and checked by the tests, so a
+                // failure here is a build defect, not bad input.
+                let parsed = Schema::parse_str(text)
+                    .unwrap_or_else(|err| panic!("embedded schema {file} is invalid: {err}"));
+                // Parsed once per process and needed for its whole life; leaking
+                // gives the readers and writers the `'static` borrow they want.
+                let schema: &'static Schema = Box::leak(Box::new(parsed));
+                let mut fingerprint = [0u8; 8];
+                fingerprint.copy_from_slice(&schema.fingerprint::<Rabin>().bytes);
+                let reader = GenericDatumReader::builder(schema)
+                    .build()
+                    .unwrap_or_else(|err| panic!("embedded schema {file}: no reader: {err}"));
+                let writer = GenericDatumWriter::builder(schema)
+                    .build()
+                    .unwrap_or_else(|err| panic!("embedded schema {file}: no writer: {err}"));
+                Entry {
+                    kind,
+                    name: kind.name(),
+                    schema,
+                    fingerprint,
+                    reader,
+                    writer,
+                }
+            })
+            .collect();
+        Registry { entries }
+    }
+
+    fn entry(&self, kind: Kind) -> &Entry {
+        &self.entries[kind as usize]
+    }
+
+    fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|entry| &entry.fingerprint == fingerprint)
+    }
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::new)
+}
+
+macro_rules! impl_event {
+    ($ty:ident, $key:ident) => {
+        impl Event for $ty {
+            const NAME: &'static str = stringify!($ty);
+
+            fn schema() -> &'static Schema {
+                registry().entry(Kind::$ty).schema
+            }
+
+            fn fingerprint() -> [u8; 8] {
+                registry().entry(Kind::$ty).fingerprint
+            }
+
+            fn key(&self) -> &str {
+                &self.$key
+            }
+        }
+    };
+}
+
+impl_event!(SignatureCount, service);
+impl_event!(Traffic, service);
+impl_event!(Deploy, service);
+impl_event!(Build, service);
+impl_event!(Regression, service);
+impl_event!(Verdict, service);
+impl_event!(Action, service);
+impl_event!(DeadLetter, source_topic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_line_up_with_files_and_names() {
+        for kind in Kind::ALL {
+            let entry = registry().entry(kind);
+            assert_eq!(entry.kind, kind);
+            assert_eq!(
+                SCHEMA_FILES[kind as usize].0,
+                format!("{}.avsc", kind.name())
+            );
+            assert_eq!(
+                entry.schema.name().map(|n| n.fullname(None)),
+                Some(format!("selfheal.{}", kind.name()))
+            );
+        }
+        let names = [
+            SignatureCount::NAME,
+            Traffic::NAME,
+            Deploy::NAME,
+            Build::NAME,
+            Regression::NAME,
+            Verdict::NAME,
+            Action::NAME,
+            DeadLetter::NAME,
+        ];
+        let kinds: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.as_slice(), kinds.as_slice());
+    }
+
+    #[test]
+    fn fingerprints_are_distinct() {
+        let mut fps: Vec<_> = registry().entries.iter().map(|e| e.fingerprint).collect();
+        fps.sort();
+        fps.dedup();
+        assert_eq!(fps.len(), Kind::ALL.len());
+    }
+
+    #[test]
+    fn allocation_cap_is_ours() {
+        registry();
+        assert_eq!(
+            apache_avro::util::max_allocation_bytes(0),
+            MAX_ALLOCATION_BYTES
+        );
+    }
+
+    #[test]
+    fn header_errors() {
+        assert!(matches!(split_header(&[]), Err(Error::TooShort { len: 0 })));
+        assert!(matches!(
+            split_header(&[0xC3, 0x01, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::TooShort { len: 9 })
+        ));
+        let err = split_header(b"{\"service\":\"x\"}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not Avro single-object encoding: expected marker C3 01, got 7B 22"
+        );
+        let (fp, body) = split_header(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        assert_eq!(fp, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(body, [9]);
+    }
+
+    #[test]
+    fn hex_is_lowercase_in_wire_order() {
+        assert_eq!(hex(&[0x8a, 0x8f, 0x25, 0x00]), "8a8f2500");
+    }
+}

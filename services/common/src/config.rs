@@ -1,0 +1,449 @@
+//! Typed configuration: defaults, then a TOML file, then `SELFHEAL__SECTION__KEY`
+//! environment overrides.
+//!
+//! Every section denies unknown fields, and a rejected key is reported with its
+//! full path (`kafka.bootstrapp`), because a typo in a 3 a.m. config change must
+//! fail loudly instead of silently falling back to a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Prefix of environment variables that override configuration keys.
+///
+/// `SELFHEAL__KAFKA__BOOTSTRAP=host:9092` sets `kafka.bootstrap`; nested keys use
+/// further `__` separators; map keys keep their case after the section name
+/// (`SELFHEAL__KAFKA__CLIENT__socket.timeout.ms=1000`).
+pub const ENV_PREFIX: &str = "SELFHEAL__";
+
+/// The whole selfheal configuration, shared by the four services.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where Kafka is and how clients talk to it.
+    pub kafka: KafkaConfig,
+    /// Topic names and how topics are created.
+    pub topics: TopicsConfig,
+    /// HTTP listen addresses (health, readiness, metrics, and ingest's intake).
+    pub http: HttpConfig,
+    /// Settings of the ingest service.
+    pub ingest: IngestConfig,
+    /// Settings of the detector service.
+    pub detector: DetectorConfig,
+    /// Settings of the triage service.
+    pub triage: TriageConfig,
+    /// Settings of the fixer service.
+    pub fixer: FixerConfig,
+}
+
+/// Kafka connection settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,host:port`). Unset means "embedded": `selfheal up`
+    /// starts librdkafka's in-process mock cluster; a single service refuses to start.
+    pub bootstrap: Option<String>,
+    /// Consumer group prefix; each service joins `<group_prefix>.<service>`.
+    pub group_prefix: String,
+    /// Maximum messages whose outputs are still awaiting Kafka acknowledgement per
+    /// consumer before it stops fetching more (back-pressure).
+    pub max_in_flight: usize,
+    /// How long a produced message may wait for acknowledgement, in milliseconds,
+    /// before the delivery is reported as failed (librdkafka `message.timeout.ms`).
+    pub delivery_timeout_ms: u64,
+    /// How long shutdown waits for the consumer to close, in milliseconds, before
+    /// abandoning it (librdkafka can hang on close; rust-rdkafka issue #509).
+    pub close_timeout_ms: u64,
+    /// Free-form librdkafka properties applied to every client, verbatim
+    /// (e.g. `"security.protocol" = "SASL_SSL"`). They win over selfheal's defaults.
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: None,
+            group_prefix: "selfheal".to_owned(),
+            max_in_flight: 1000,
+            delivery_timeout_ms: 30_000,
+            close_timeout_ms: 10_000,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// Topic names and creation settings. Defaults are the names in ARCHITECTURE.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Raw JSON log lines from shippers (optional input of ingest).
+    pub logs_raw: String,
+    /// SignatureCount events (ingest → detector).
+    pub signatures: String,
+    /// Traffic events (ingest → detector).
+    pub traffic: String,
+    /// Deploy events (ingest → detector, triage, fixer).
+    pub deploys: String,
+    /// Build events (ingest → detector).
+    pub builds: String,
+    /// Regression events (detector → triage, fixer, other teams).
+    pub regressions: String,
+    /// Verdict events (triage → fixer, other teams).
+    pub verdicts: String,
+    /// Action events (fixer → other teams).
+    pub actions: String,
+    /// Dead letters: anything undecodable or rejected, with the reason.
+    pub dlq: String,
+    /// Create missing topics at start-up.
+    pub create: bool,
+    /// Partitions of created topics. Keys are service names, so this bounds how many
+    /// instances of a service share the load.
+    pub partitions: i32,
+    /// Replication factor of created topics; `-1` uses the broker's default.
+    pub replication_factor: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            logs_raw: "selfheal.logs.raw".to_owned(),
+            signatures: "selfheal.signatures".to_owned(),
+            traffic: "selfheal.traffic".to_owned(),
+            deploys: "selfheal.deploys".to_owned(),
+            builds: "selfheal.builds".to_owned(),
+            regressions: "selfheal.regressions".to_owned(),
+            verdicts: "selfheal.verdicts".to_owned(),
+            actions: "selfheal.actions".to_owned(),
+            dlq: "selfheal.dlq".to_owned(),
+            create: true,
+            partitions: 6,
+            replication_factor: -1,
+        }
+    }
+}
+
+impl TopicsConfig {
+    /// Every topic name, in a fixed order.
+    pub fn all(&self) -> [&str; 9] {
+        [
+            &self.logs_raw,
+            &self.signatures,
+            &self.traffic,
+            &self.deploys,
+            &self.builds,
+            &self.regressions,
+            &self.verdicts,
+            &self.actions,
+            &self.dlq,
+        ]
+    }
+
+    /// The same topics with `suffix` appended to every name (isolated test runs,
+    /// backtests replaying into separate topics).
+    pub fn with_suffix(&self, suffix: &str) -> Self {
+        let s = |t: &String| format!("{t}{suffix}");
+        Self {
+            logs_raw: s(&self.logs_raw),
+            signatures: s(&self.signatures),
+            traffic: s(&self.traffic),
+            deploys: s(&self.deploys),
+            builds: s(&self.builds),
+            regressions: s(&self.regressions),
+            verdicts: s(&self.verdicts),
+            actions: s(&self.actions),
+            dlq: s(&self.dlq),
+            ..self.clone()
+        }
+    }
+}
+
+/// HTTP listen addresses, one per service so all four can run in one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Ingest: intake (`/v1/logs` …) plus health and metrics.
+    pub ingest: SocketAddr,
+    /// Detector: health and metrics.
+    pub detector: SocketAddr,
+    /// Triage: health and metrics.
+    pub triage: SocketAddr,
+    /// Fixer: health and metrics.
+    pub fixer: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            ingest: addr(8080),
+            detector: addr(8081),
+            triage: addr(8082),
+            fixer: addr(8083),
+        }
+    }
+}
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest accepted request body in bytes; larger bodies get HTTP 413.
+    pub max_body_bytes: usize,
+    /// Maximum template length in characters; longer templates are truncated.
+    pub max_template_chars: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_template_chars: 200,
+        }
+    }
+}
+
+/// Settings of the detector service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// A signature never seen in the baseline is a regression once the new
+    /// revision has produced it at least this many times.
+    pub new_signature_min_count: i64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            new_signature_min_count: 3,
+        }
+    }
+}
+
+/// Settings of the triage service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriageConfig {
+    /// A stack frame within this many lines of a changed line counts as touching it.
+    pub line_slack: u32,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        Self { line_slack: 3 }
+    }
+}
+
+/// Settings of the fixer service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixerConfig {
+    /// Decide and record actions without executing them. On by default until
+    /// executors are configured: a fresh install must never roll anything back.
+    pub dry_run: bool,
+    /// Minimum verdict confidence for a `caused` verdict to trigger a rollback.
+    pub rollback_min_confidence: f64,
+}
+
+impl Default for FixerConfig {
+    fn default() -> Self {
+        Self {
+            dry_run: true,
+            rollback_min_confidence: 0.5,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `SELFHEAL__…` variables from the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| Error::Config {
+            source_name: "defaults".to_owned(),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                source_name: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            })?;
+            let from_file: toml::Value = toml::from_str(&text).map_err(|e| Error::Config {
+                source_name: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            merge(&mut tree, from_file);
+        }
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        for (key, value) in overrides {
+            apply_env(&mut tree, &key, &value)?;
+        }
+        let source_name = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "environment".to_owned());
+        serde_path_to_error::deserialize(tree).map_err(|e| Error::Config {
+            source_name,
+            message: format!("at `{}`: {}", e.path(), e.inner()),
+        })
+    }
+}
+
+/// Deep-merges `overlay` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base), toml::Value::Table(overlay)) => {
+            for (k, v) in overlay {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// Applies one `SELFHEAL__A__B=value` override. The value is read as a TOML value
+/// when it parses as one (numbers, booleans, arrays), else as a plain string.
+fn apply_env(tree: &mut toml::Value, key: &str, value: &str) -> Result<()> {
+    let path: Vec<String> = key[ENV_PREFIX.len()..]
+        .split("__")
+        .enumerate()
+        // Sections and fields are snake_case; keys of free-form maps (librdkafka
+        // properties, the third level and below) keep their spelling.
+        .map(|(i, p)| {
+            if i < 2 {
+                p.to_lowercase()
+            } else {
+                p.to_owned()
+            }
+        })
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(Error::Config {
+            source_name: key.to_owned(),
+            message: "empty key segment in environment override".to_owned(),
+        });
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let mut node = tree;
+    for (i, segment) in path.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| Error::Config {
+            source_name: key.to_owned(),
+            message: format!("`{}` is not a table", path[..i].join(".")),
+        })?;
+        if i + 1 == path.len() {
+            // Keep strings as strings where the default is a string (e.g. a
+            // bootstrap of `9092` or a topic named `true`).
+            let value = match (table.get(segment), parsed) {
+                (Some(toml::Value::String(_)), v) if !v.is_str() => {
+                    toml::Value::String(value.to_owned())
+                }
+                (_, v) => v,
+            };
+            table.insert(segment.clone(), value);
+            return Ok(());
+        }
+        node = table
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_architecture_topic_names() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.topics.signatures, "selfheal.signatures");
+        assert_eq!(c.topics.dlq, "selfheal.dlq");
+        assert_eq!(c.kafka.bootstrap, None);
+        assert!(c.fixer.dry_run);
+    }
+
+    #[test]
+    fn file_then_env_overrides() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[kafka]\nbootstrap = \"a:1\"\n[topics]\npartitions = 12\n[kafka.client]\n\"socket.timeout.ms\" = \"5000\""
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("SELFHEAL__KAFKA__BOOTSTRAP", "b:2"),
+                ("SELFHEAL__DETECTOR__NEW_SIGNATURE_MIN_COUNT", "7"),
+                ("SELFHEAL__KAFKA__CLIENT__client.id", "x"),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.bootstrap.as_deref(), Some("b:2"));
+        assert_eq!(c.topics.partitions, 12);
+        assert_eq!(c.detector.new_signature_min_count, 7);
+        assert_eq!(c.kafka.client["socket.timeout.ms"], "5000");
+        assert_eq!(c.kafka.client["client.id"], "x");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[kafka]\nbootstrapp = \"a:1\"").unwrap();
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("kafka.bootstrapp"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_in_env_is_named() {
+        let err = Config::load_from(None, env(&[("SELFHEAL__FIXER__DRYRUN", "false")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fixer.dryrun"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::load_from(None, env(&[("SELFHEAL__TOPICS__PARTITIONS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("topics.partitions"), "{err}");
+    }
+
+    #[test]
+    fn numeric_looking_string_stays_a_string() {
+        let c = Config::load_from(None, env(&[("SELFHEAL__TOPICS__DLQ", "42")])).unwrap();
+        assert_eq!(c.topics.dlq, "42");
+    }
+}

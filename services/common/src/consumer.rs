@@ -1,0 +1,311 @@
+//! The at-least-once consumer loop every Kafka-fed service runs.
+//!
+//! For each message: decode → [`Stage::handle`] → produce the outputs → and only
+//! when every output has been acknowledged, store the message's offset for the
+//! next commit. Outputs of several messages are in flight at once (up to
+//! `kafka.max_in_flight`), but offsets are stored strictly in consumption order,
+//! so a crash replays from the oldest unacknowledged message: duplicates are
+//! possible, losses are not.
+//!
+//! Undecodable messages and inputs the stage rejects are written to the DLQ topic
+//! with the reason, and the stream goes on. A delivery failure is not skipped: the
+//! loop stops with an error so the process restarts from the last stored offset.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use selfheal_schemas::{AnyEvent, DeadLetter};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::kafka::{client_config, EventProducer, Outgoing};
+use crate::metrics::StageMetrics;
+use crate::{wall_clock_ms, Error, Result};
+
+/// Where a message came from, for the stage and for dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// Why a stage could not process an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageError {
+    /// The input is valid Avro but unusable (e.g. violates an invariant); it goes to
+    /// the DLQ and the stream continues.
+    #[error("rejected input: {0}")]
+    Rejected(String),
+    /// Processing cannot continue; the service stops without storing the offset.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// A service's pure core, as seen by the consumer loop.
+///
+/// Implementations are synchronous and do no IO: they map one input event to the
+/// events to publish. State lives inside the stage.
+pub trait Stage: Send + 'static {
+    /// The service name (`detector`, `triage` …), used in metrics and dead letters.
+    fn name(&self) -> &'static str;
+
+    /// Handles one decoded input and returns the messages to produce.
+    fn handle(&mut self, event: AnyEvent, meta: &MessageMeta) -> Result<Vec<Outgoing>, StageError>;
+}
+
+/// What one consumer reads and where it dead-letters.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+}
+
+type Pending = Pin<Box<dyn Future<Output = Result<MessageMeta>> + Send>>;
+
+/// Runs the consume loop until `shutdown` is cancelled or a fatal error occurs.
+///
+/// Shutdown order: stop fetching, wait for in-flight outputs to be acknowledged and
+/// store their offsets, commit synchronously, then close the consumer (bounded by
+/// `kafka.close_timeout_ms`, because librdkafka's close can hang).
+pub async fn run<S: Stage>(
+    config: &Config,
+    spec: ConsumerSpec,
+    mut stage: S,
+    producer: EventProducer,
+    metrics: StageMetrics,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let consumer = create_consumer(config, &spec)?;
+    let topic_refs: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(|source| Error::Kafka {
+            operation: "subscribe",
+            source,
+        })?;
+    tracing::info!(stage = stage.name(), group = %spec.group_id, topics = ?spec.topics, "consuming");
+
+    let max_in_flight = config.kafka.max_in_flight.max(1);
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut outcome = Ok(());
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(done) = pending.next(), if !pending.is_empty() => {
+                match done {
+                    Ok(meta) => store_offset(&consumer, &meta),
+                    Err(e) => { outcome = Err(e); break; }
+                }
+            }
+            received = consumer.recv(), if pending.len() < max_in_flight => {
+                let msg = match received {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        // Transport errors are reported here but librdkafka keeps
+                        // retrying by itself; back off briefly and go on.
+                        tracing::warn!(stage = stage.name(), error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                match process(&mut stage, &msg, &spec, &metrics) {
+                    Ok(outputs) => {
+                        let meta = meta_of(&msg);
+                        match enqueue_all(&producer, &outputs, &metrics).await {
+                            Ok(acks) => pending.push_back(Box::pin(async move {
+                                try_join_all(acks).await?;
+                                Ok(meta)
+                            })),
+                            Err(e) => { outcome = Err(e); break; }
+                        }
+                    }
+                    Err(e) => { outcome = Err(e); break; }
+                }
+            }
+        }
+    }
+
+    // Drain: every output already handed to the producer gets its chance to be
+    // acknowledged, so its input offset can be stored before the final commit.
+    let drain_deadline = Duration::from_millis(config.kafka.delivery_timeout_ms + 1_000);
+    let drained = tokio::time::timeout(drain_deadline, async {
+        while let Some(done) = pending.next().await {
+            match done {
+                Ok(meta) if outcome.is_ok() => store_offset(&consumer, &meta),
+                Ok(_) => {}
+                Err(e) => {
+                    if outcome.is_ok() {
+                        outcome = Err(e);
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            stage = stage.name(),
+            "in-flight outputs not acknowledged before the drain deadline; their inputs will be re-read"
+        );
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // NoOffset just means nothing new was stored since the last commit.
+        tracing::debug!(stage = stage.name(), error = %e, "final commit");
+    }
+    close_consumer(
+        consumer,
+        Duration::from_millis(config.kafka.close_timeout_ms),
+        stage.name(),
+    )
+    .await;
+    outcome
+}
+
+fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamConsumer> {
+    let mut cc = rdkafka::ClientConfig::new();
+    cc.set("group.id", &spec.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by hand, only after outputs are acknowledged.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed");
+    for (k, v) in client_config(&config.kafka)?.config_map() {
+        cc.set(k, v);
+    }
+    cc.create().map_err(|source| Error::Kafka {
+        operation: "create consumer",
+        source,
+    })
+}
+
+fn meta_of(msg: &BorrowedMessage<'_>) -> MessageMeta {
+    MessageMeta {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+    }
+}
+
+/// Decodes and handles one message; poison becomes a dead letter.
+fn process<S: Stage>(
+    stage: &mut S,
+    msg: &BorrowedMessage<'_>,
+    spec: &ConsumerSpec,
+    metrics: &StageMetrics,
+) -> Result<Vec<Outgoing>> {
+    let meta = meta_of(msg);
+    let stage_name = stage.name();
+    metrics.consumed(&meta.topic);
+    let payload = msg.payload().unwrap_or_default();
+    let dead = |reason: String, kind: &str| -> Result<Vec<Outgoing>> {
+        tracing::warn!(stage = stage_name, topic = %meta.topic, partition = meta.partition,
+            offset = meta.offset, %reason, "dead-lettering message");
+        metrics.dead_lettered(kind);
+        let letter = DeadLetter {
+            source_topic: meta.topic.clone(),
+            partition: meta.partition,
+            offset: meta.offset,
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: payload.to_vec(),
+            reason,
+            error_kind: kind.to_owned(),
+            stage: stage_name.to_owned(),
+            failed_at_ms: wall_clock_ms(),
+        };
+        Ok(vec![Outgoing::event(&spec.dlq_topic, &letter).map_err(
+            |e| Error::Stage {
+                stage: stage_name,
+                message: format!("cannot encode dead letter: {e}"),
+            },
+        )?])
+    };
+    if payload.is_empty() {
+        return dead(
+            "empty payload (tombstone or null value)".to_owned(),
+            "poison",
+        );
+    }
+    let event = match selfheal_schemas::decode_any(payload) {
+        Ok(event) => event,
+        Err(e) => return dead(format!("undecodable: {e}"), "poison"),
+    };
+    match stage.handle(event, &meta) {
+        Ok(outputs) => Ok(outputs),
+        Err(StageError::Rejected(reason)) => dead(reason, "rejected"),
+        Err(StageError::Fatal(message)) => Err(Error::Stage {
+            stage: stage.name(),
+            message,
+        }),
+    }
+}
+
+/// Hands every output to the producer, waiting (not failing) while its local
+/// queue is full, and returns the acknowledgement futures.
+async fn enqueue_all(
+    producer: &EventProducer,
+    outputs: &[Outgoing],
+    metrics: &StageMetrics,
+) -> Result<VecDeque<impl Future<Output = Result<()>> + Send + 'static>> {
+    let mut acks = VecDeque::with_capacity(outputs.len());
+    for out in outputs {
+        acks.push_back(producer.enqueue_waiting(out).await?);
+        metrics.produced(&out.topic);
+    }
+    Ok(acks)
+}
+
+fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
+    // Fails only when the partition was revoked meanwhile; its new owner re-reads
+    // from the last commit, which is the at-least-once contract.
+    if let Err(e) = consumer.store_offset(&meta.topic, meta.partition, meta.offset) {
+        tracing::debug!(topic = %meta.topic, partition = meta.partition, offset = meta.offset,
+            error = %e, "offset not stored");
+    }
+}
+
+/// Closes `consumer` on a separate thread, abandoning it after `timeout`.
+///
+/// Dropping a group consumer runs librdkafka's `consumer_close`, which has been
+/// seen to hang forever (rust-rdkafka #509). The process must still exit, and the
+/// offsets were committed synchronously before this point, so nothing is lost by
+/// walking away from a stuck close.
+async fn close_consumer(consumer: StreamConsumer, timeout: Duration, stage: &'static str) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("{stage}-consumer-close"))
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = tx.send(());
+        });
+    if spawned.is_err() {
+        tracing::warn!(stage, "could not spawn the consumer-close thread");
+        return;
+    }
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(_) => tracing::info!(stage, "consumer closed"),
+        Err(_) => tracing::warn!(
+            stage,
+            timeout_ms = timeout.as_millis() as u64,
+            "consumer close did not finish in time; abandoning it (offsets were already committed)"
+        ),
+    }
+}

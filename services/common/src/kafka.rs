@@ -1,0 +1,226 @@
+//! Kafka clients: configuration, the idempotent producer and topic creation.
+
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use selfheal_schemas::Event;
+
+use crate::config::{Config, KafkaConfig};
+use crate::{Error, Result};
+
+/// Base librdkafka configuration shared by every client: bootstrap servers, then
+/// the user's free-form `kafka.client` properties (which win).
+pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig> {
+    let bootstrap = kafka.bootstrap.as_deref().ok_or(Error::NoBootstrap)?;
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap);
+    for (k, v) in &kafka.client {
+        cc.set(k, v);
+    }
+    Ok(cc)
+}
+
+/// One message ready to be produced: topic, key and encoded payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Destination topic.
+    pub topic: String,
+    /// Message key (the service name, for per-service ordering).
+    pub key: Vec<u8>,
+    /// Avro single-object encoded event.
+    pub payload: Vec<u8>,
+}
+
+impl Outgoing {
+    /// Encodes `event` for `topic`, keyed by [`Event::key`].
+    pub fn event<E: Event>(topic: &str, event: &E) -> Result<Self, selfheal_schemas::Error> {
+        Ok(Self {
+            topic: topic.to_owned(),
+            key: event.key().as_bytes().to_vec(),
+            payload: selfheal_schemas::encode(event)?,
+        })
+    }
+}
+
+/// An idempotent (`enable.idempotence=true`, `acks=all`) producer.
+///
+/// [`EventProducer::send`] resolves only once the broker acknowledged the write,
+/// which is what lets the HTTP intake answer 2xx and consumers store offsets.
+#[derive(Clone)]
+pub struct EventProducer {
+    inner: FutureProducer,
+}
+
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer").finish_non_exhaustive()
+    }
+}
+
+impl EventProducer {
+    /// Creates the producer. `linger.ms` is short because every send on a hot
+    /// path is awaited by an HTTP client or a consumer offset.
+    pub fn new(kafka: &KafkaConfig) -> Result<Self> {
+        let mut cc = ClientConfig::new();
+        cc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", kafka.delivery_timeout_ms.to_string());
+        for (k, v) in client_config(kafka)?.config_map() {
+            cc.set(k, v);
+        }
+        let inner = cc.create().map_err(|source| Error::Kafka {
+            operation: "create producer",
+            source,
+        })?;
+        Ok(Self { inner })
+    }
+
+    /// Enqueues `msg` and returns a future that resolves when Kafka acknowledged
+    /// it (or finally failed). Fails fast with [`Error::QueueFull`] when the
+    /// producer's local buffer is full (the broker is slow or unreachable).
+    pub fn enqueue(
+        &self,
+        msg: &Outgoing,
+    ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
+        let record = FutureRecord::to(&msg.topic)
+            .key(&msg.key)
+            .payload(&msg.payload);
+        let delivery = self.inner.send_result(record).map_err(|(e, _)| match e {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => Error::QueueFull {
+                topic: msg.topic.clone(),
+            },
+            e => Error::Delivery {
+                topic: msg.topic.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        let topic = msg.topic.clone();
+        Ok(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(Error::Delivery {
+                    topic,
+                    reason: e.to_string(),
+                }),
+                Err(_canceled) => Err(Error::Delivery {
+                    topic,
+                    reason: "producer was shut down before acknowledgement".to_owned(),
+                }),
+            }
+        })
+    }
+
+    /// Like [`EventProducer::enqueue`], but waits while the local buffer is full
+    /// instead of failing: consumers apply back-pressure rather than error out.
+    pub async fn enqueue_waiting(
+        &self,
+        msg: &Outgoing,
+    ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
+        loop {
+            match self.enqueue(msg) {
+                Err(Error::QueueFull { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Produces every message and waits until all of them are acknowledged.
+    pub async fn send_all(&self, msgs: &[Outgoing]) -> Result<()> {
+        let futures = msgs
+            .iter()
+            .map(|m| self.enqueue(m))
+            .collect::<Result<Vec<_>>>()?;
+        try_join_all(futures).await.map(|_| ())
+    }
+
+    /// Waits up to `timeout` for every queued message to be delivered.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.flush(timeout).map_err(|source| Error::Kafka {
+            operation: "flush producer",
+            source,
+        })
+    }
+
+    /// Asks the cluster for metadata, proving it is reachable.
+    pub fn check_connected(&self, timeout: Duration) -> Result<()> {
+        self.inner
+            .client()
+            .fetch_metadata(None, timeout)
+            .map(|_| ())
+            .map_err(|source| Error::Kafka {
+                operation: "fetch metadata",
+                source,
+            })
+    }
+}
+
+/// Creates every configured topic that does not exist yet (when `topics.create`).
+///
+/// Existing topics are left alone whatever their partition count: changing the
+/// partitioning of a keyed topic reshuffles keys, an operator's decision.
+pub async fn ensure_topics(config: &Config) -> Result<()> {
+    if !config.topics.create {
+        return Ok(());
+    }
+    let names: Vec<&str> = config.topics.all().to_vec();
+    create_topics(
+        &config.kafka,
+        &names,
+        config.topics.partitions,
+        config.topics.replication_factor,
+    )
+    .await
+}
+
+/// Creates `names` with the given partitions and replication factor (`-1`: the
+/// broker's default), treating "already exists" as success.
+pub async fn create_topics(
+    kafka: &KafkaConfig,
+    names: &[&str],
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka)?
+            .create()
+            .map_err(|source| Error::Kafka {
+                operation: "create admin client",
+                source,
+            })?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication_factor)))
+        .collect();
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(topics.iter(), &opts)
+        .await
+        .map_err(|source| Error::Kafka {
+            operation: "create topics",
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::Kafka {
+                    operation: "create topic",
+                    source: KafkaError::AdminOp(code),
+                })
+                .inspect_err(|_| tracing::error!(%topic, ?code, "topic creation failed"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Plumbing shared by the four selfheal services: configuration, Kafka clients and
+//! the at-least-once consumer loop, HTTP health/readiness/metrics, and shutdown.
+//!
+//! Nothing here knows what a regression is: services plug their pure core into
+//! [`consumer::Stage`] and get delivery guarantees, dead-lettering, metrics and an
+//! orderly shutdown for free.
+//!
+//! # Layout
+//! - [`config`]: the documented, typed configuration (TOML + `SELFHEAL__…` env).
+//! - [`kafka`]: client configuration, the idempotent producer, topic creation.
+//! - [`consumer`]: the at-least-once consume → process → produce → store-offset loop.
+//! - [`ids`]: stable content-derived ids (regressions, verdicts, actions).
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics` (axum), mergeable with service routes.
+//! - [`metrics`]: the Prometheus registry and the standard per-service metrics.
+//! - [`service`]: a running service's handle, and shutdown signals.
+//! - [`embedded`]: librdkafka's in-process mock cluster for the zero-setup run.
+//! - [`telemetry`]: tracing set-up for binaries.
+
+pub mod config;
+pub mod consumer;
+pub mod embedded;
+pub mod http;
+pub mod ids;
+pub mod kafka;
+pub mod metrics;
+pub mod service;
+pub mod telemetry;
+
+pub use config::Config;
+pub use tokio_util::sync::CancellationToken;
+
+/// Errors of the shared plumbing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration could not be loaded or is invalid.
+    #[error("invalid configuration ({source_name}): {message}")]
+    Config {
+        /// Which source was being read: a file path, `environment` or `defaults`.
+        source_name: String,
+        /// What is wrong, including the key path.
+        message: String,
+    },
+    /// A Kafka client operation failed.
+    #[error("kafka {operation} failed: {source}")]
+    Kafka {
+        /// What was being attempted (create producer, subscribe, create topics …).
+        operation: &'static str,
+        /// The librdkafka error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Kafka did not acknowledge a produced message.
+    #[error("kafka did not acknowledge a message to `{topic}`: {reason}")]
+    Delivery {
+        /// The topic written to.
+        topic: String,
+        /// Why the delivery failed.
+        reason: String,
+    },
+    /// The producer's local buffer is full: Kafka is slow or unreachable.
+    #[error("producer buffer full while writing to `{topic}` (Kafka slow or unreachable)")]
+    QueueFull {
+        /// The topic written to.
+        topic: String,
+    },
+    /// No Kafka bootstrap address is configured for a service that needs one.
+    #[error("no Kafka bootstrap servers configured: set kafka.bootstrap, SELFHEAL__KAFKA__BOOTSTRAP or --kafka (or use `selfheal up` for the embedded cluster)")]
+    NoBootstrap,
+    /// An HTTP listener could not be bound or served.
+    #[error("http server on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stage's processing failed in a way that must stop the service.
+    #[error("stage {stage} failed: {message}")]
+    Stage {
+        /// The service.
+        stage: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// The embedded mock cluster could not be started.
+    #[error("embedded Kafka: {0}")]
+    Embedded(String),
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed (broker down, timeouts),
+    /// as opposed to poison input or a configuration mistake.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Kafka { .. } | Error::Delivery { .. } | Error::QueueFull { .. }
+        )
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch by the wall clock.
+///
+/// Only for operational timestamps (dead-letter time, metrics); event logic uses
+/// the event time carried in the records.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

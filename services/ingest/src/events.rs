@@ -1,0 +1,156 @@
+//! Records → events: normalization, scrubbing and per-request pre-aggregation of
+//! log lines into SignatureCount events. Pure.
+
+use std::collections::HashMap;
+
+use selfheal_schemas::{Build, BuildStatus, Deploy, SignatureCount, Traffic};
+
+use crate::normalize::{normalize, scrub, NormalizerConfig};
+use crate::record::Record;
+
+/// Longest scrubbed sample message kept on an event, in characters.
+const MAX_SAMPLE_CHARS: usize = 2_000;
+/// Longest scrubbed sample stack kept on an event, in characters.
+const MAX_STACK_CHARS: usize = 16_000;
+
+/// The events one batch of records turns into.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Events {
+    /// One per (service, revision, signature) in the batch, in first-seen order.
+    pub signatures: Vec<SignatureCount>,
+    /// One per traffic record.
+    pub traffic: Vec<Traffic>,
+    /// One per deploy record.
+    pub deploys: Vec<Deploy>,
+    /// One per build record.
+    pub builds: Vec<Build>,
+}
+
+impl Events {
+    /// Total number of events.
+    pub fn len(&self) -> usize {
+        self.signatures.len() + self.traffic.len() + self.deploys.len() + self.builds.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Converts records into events. Log lines with the same (service, revision,
+/// signature) are counted into one SignatureCount carrying the first/last event
+/// time and the first occurrence as the scrubbed sample.
+pub fn to_events(config: &NormalizerConfig, records: impl IntoIterator<Item = Record>) -> Events {
+    let mut out = Events::default();
+    let mut index: HashMap<(String, String, u64), usize> = HashMap::new();
+    for record in records {
+        match record {
+            Record::Log(log) => {
+                let n = normalize(
+                    config,
+                    &log.service,
+                    &log.message,
+                    log.stack.as_deref(),
+                    log.exception_type.as_deref(),
+                );
+                let key = (log.service.clone(), log.revision.clone(), n.signature);
+                if let Some(&i) = index.get(&key) {
+                    let sc = &mut out.signatures[i];
+                    sc.count += 1;
+                    sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
+                    sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
+                    continue;
+                }
+                index.insert(key, out.signatures.len());
+                out.signatures.push(SignatureCount {
+                    service: log.service,
+                    revision: log.revision,
+                    signature: format!("{:016x}", n.signature),
+                    // Templates come from raw text too: scrub them as well.
+                    template: scrub(&n.template),
+                    exception_type: n.exception_type,
+                    level: log.level,
+                    count: 1,
+                    first_seen_ms: log.ts_ms,
+                    last_seen_ms: log.ts_ms,
+                    sample_message: truncate(&scrub(&log.message), MAX_SAMPLE_CHARS),
+                    sample_stack: log
+                        .stack
+                        .map(|s| truncate(&scrub_lines(&s), MAX_STACK_CHARS)),
+                    frames: n.frames,
+                    trace_id: log.trace_id,
+                });
+            }
+            Record::Traffic(t) => out.traffic.push(Traffic {
+                service: t.service,
+                revision: t.revision,
+                window_start_ms: t.ts_ms,
+                window_s: t.window_s,
+                requests: t.requests,
+            }),
+            Record::Deploy(d) => out.deploys.push(Deploy {
+                service: d.service,
+                revision: d.revision,
+                previous_revision: d.previous_revision,
+                repo: d.repo,
+                commit_range: d.commit_range,
+                diff: d.diff,
+                diff_url: d.diff_url,
+                deployed_at_ms: d.ts_ms,
+            }),
+            Record::Build(b) => out.builds.push(Build {
+                service: b.service,
+                revision: b.revision,
+                status: if b.failed {
+                    BuildStatus::Failed
+                } else {
+                    BuildStatus::Succeeded
+                },
+                log_excerpt: b.log.map(|l| truncate(&scrub_lines(&l), MAX_STACK_CHARS)),
+                finished_at_ms: b.ts_ms,
+            }),
+        }
+    }
+    out
+}
+
+fn scrub_lines(text: &str) -> String {
+    text.split('\n').map(scrub).collect::<Vec<_>>().join("\n")
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((idx, _)) => s[..idx].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{parse_body, DefaultType};
+
+    #[test]
+    fn same_signature_in_one_batch_is_counted_once_with_time_bounds() {
+        let body = r#"{"ts":2000,"service":"a","revision":"r2","message":"Timeout after 30ms for user bob@example.com"}
+{"ts":1000,"service":"a","revision":"r2","message":"Timeout after 45ms for user eve@example.com"}
+{"ts":1500,"service":"a","revision":"r1","message":"Timeout after 45ms for user eve@example.com"}
+{"type":"traffic","ts":0,"service":"a","revision":"r2","requests":100}"#;
+        let (records, errors) = parse_body(body, DefaultType::Log);
+        assert!(errors.is_empty());
+        let ev = to_events(
+            &NormalizerConfig::default(),
+            records.into_iter().map(|(_, r)| r),
+        );
+        assert_eq!(ev.signatures.len(), 2, "two revisions, one signature each");
+        let first = &ev.signatures[0];
+        assert_eq!(
+            (first.count, first.first_seen_ms, first.last_seen_ms),
+            (2, 1000, 2000)
+        );
+        assert_eq!(first.signature, ev.signatures[1].signature);
+        assert!(!first.sample_message.contains("bob@example.com"));
+        assert_eq!(ev.traffic.len(), 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! `selfheal`: run any selfheal service, or all four in one process.
+//!
+//! `selfheal up` with no Kafka configured starts librdkafka's in-process mock
+//! cluster, so a new user can try the whole loop with zero set-up.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use selfheal_common::embedded::EmbeddedKafka;
+use selfheal_common::service::{self, ServiceArgs, ServiceHandle};
+use selfheal_common::{CancellationToken, Config};
+use tokio::task::JoinSet;
+
+/// selfheal: after every deploy, detect what broke, prove which change caused it,
+/// and roll back or fix forward.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all four services in one process (embedded Kafka unless --kafka or
+    /// kafka.bootstrap is set).
+    Up(ServiceArgs),
+    /// Run the ingest service (HTTP intake → events).
+    Ingest(ServiceArgs),
+    /// Run the detector service (events → regressions).
+    Detector(ServiceArgs),
+    /// Run the triage service (regressions + diffs → verdicts).
+    Triage(ServiceArgs),
+    /// Run the fixer service (verdicts → actions).
+    Fixer(ServiceArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => up(args).await,
+        Command::Ingest(args) => Ok(service::main_with(args, selfheal_ingest::run).await?),
+        Command::Detector(args) => Ok(service::main_with(args, selfheal_detector::run).await?),
+        Command::Triage(args) => Ok(service::main_with(args, selfheal_triage::run).await?),
+        Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
+    }
+}
+
+/// All four services in one process. If one of them fails, the others are shut
+/// down in order and the process exits non-zero: a half-running pipeline that
+/// looks healthy is worse than a crash a supervisor restarts.
+async fn up(args: ServiceArgs) -> anyhow::Result<()> {
+    selfheal_common::telemetry::init(args.log_json);
+    let mut config = args.load_config()?;
+    // Declared before the services so it is dropped after them.
+    let embedded = match &config.kafka.bootstrap {
+        Some(_) => None,
+        None => {
+            let cluster = EmbeddedKafka::start(1, &config.topics.all(), config.topics.partitions)
+                .context("starting the embedded Kafka")?;
+            config.kafka.bootstrap = Some(cluster.bootstrap().to_owned());
+            config.topics.create = false;
+            tracing::info!(
+                bootstrap = cluster.bootstrap(),
+                "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"
+            );
+            Some(cluster)
+        }
+    };
+    let config = Arc::new(config);
+    let shutdown = service::signal_token();
+    let handles = tokio::select! {
+        started = start_all(&config, &shutdown) => match started {
+            Ok(h) => h,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(e);
+            }
+        },
+        _ = shutdown.cancelled() => anyhow::bail!("interrupted during start-up"),
+    };
+    for h in &handles {
+        tracing::info!(service = h.name, "http://{}/healthz", h.http_addr);
+    }
+    tracing::info!(
+        "selfheal is up: POST NDJSON to http://{}/v1/logs (Ctrl-C to stop)",
+        handles[0].http_addr
+    );
+    let mut set = JoinSet::new();
+    for h in handles {
+        set.spawn(async move { (h.name, h.wait().await) });
+    }
+    let mut failed = None;
+    while let Some(joined) = set.join_next().await {
+        let (name, result) = joined.context("service task")?;
+        if let Err(e) = result {
+            tracing::error!(service = name, error = %e, "service failed; stopping the others");
+            shutdown.cancel();
+            failed.get_or_insert(anyhow::anyhow!("{name}: {e}"));
+        }
+    }
+    drop(embedded);
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("all services stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn start_all(
+    config: &Arc<Config>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<ServiceHandle>> {
+    Ok(vec![
+        selfheal_ingest::spawn(config.clone(), shutdown.clone()).await?,
+        selfheal_detector::spawn(config.clone(), shutdown.clone()).await?,
+        selfheal_triage::spawn(config.clone(), shutdown.clone()).await?,
+        selfheal_fixer::spawn(config.clone(), shutdown.clone()).await?,
+    ])
+}
