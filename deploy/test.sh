@@ -89,15 +89,15 @@ if ! flock -n 200; then
   flock -w "${SELFHEAL_TEST_LOCK_TIMEOUT:-3600}" 200 || die "timed out waiting for $LOCK_FILE"
 fi
 
-BROKER_SECS="n/a"
-CARGO_SECS="n/a"
+BROKER_TIME="not started"
+CARGO_TIME="not run"
 # shellcheck disable=SC2317 # invoked via trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   # 200>&- : the helper processes must not inherit (and keep) the lock.
   "$KAFKA_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test broker failed"
-  say "kafka broker start: ${BROKER_SECS}s, cargo test: ${CARGO_SECS}s, total: $(secs_since "$T0")s (exit $rc)"
+  say "kafka broker start: $BROKER_TIME, cargo test: $CARGO_TIME, total: $(secs_since "$T0")s (exit $rc)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -108,13 +108,16 @@ trap 'exit 143' TERM
 "$KAFKA_DIR/stop.sh" --clean 200>&- >/dev/null 2>&1 || true
 t_broker=$(now_ms)
 "$KAFKA_DIR/start.sh" 200>&-
-BROKER_SECS=$(secs_since "$t_broker")
+BROKER_TIME="$(secs_since "$t_broker")s"
 export SELFHEAL_TEST_BOOTSTRAP="127.0.0.1:$PORT"
-say "kafka ready at $SELFHEAL_TEST_BOOTSTRAP in ${BROKER_SECS}s; running: $CARGO_BIN test --workspace $*"
+say "kafka ready at $SELFHEAL_TEST_BOOTSTRAP in $BROKER_TIME; running: $CARGO_BIN test --workspace $*"
 
 cd "$ROOT_DIR"
 t_cargo=$(now_ms)
+CARGO_TIME="interrupted"
+# Foreground on purpose: Ctrl-C reaches cargo and the test binaries directly;
+# a SIGTERM to this script alone is handled (broker stopped) once cargo exits.
 rc=0
 "$CARGO_BIN" test --workspace "$@" || rc=$?
-CARGO_SECS=$(secs_since "$t_cargo")
+CARGO_TIME="$(secs_since "$t_cargo")s"
 exit "$rc"

@@ -228,7 +228,9 @@ fn process<S: Stage>(
             reason,
             error_kind: kind.to_owned(),
             stage: stage_name.to_owned(),
-            failed_at_ms: wall_clock_ms(),
+            // The record's own timestamp keeps dead letters replayable; the wall
+            // clock only when the record has none.
+            failed_at_ms: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
         };
         Ok(vec![Outgoing::event(&spec.dlq_topic, &letter).map_err(
             |e| Error::Stage {

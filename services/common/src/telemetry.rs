@@ -1,6 +1,8 @@
 //! Tracing set-up for binaries: structured logs on stderr, filtered by `RUST_LOG`
 //! (default `info`, librdkafka's own chatter at `warn`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `json` switches to one JSON object per line.
@@ -10,7 +12,8 @@ pub fn init(json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
         builder.json().try_init()
     } else {

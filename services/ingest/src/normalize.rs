@@ -18,7 +18,8 @@ pub struct Normalized {
     pub template: String,
     /// Exception type, parsed from the stack or the message, if any.
     pub exception_type: Option<String>,
-    /// Parsed stack frames, innermost last (as the trace prints them).
+    /// Parsed stack frames, innermost (where the error was raised) first, whatever
+    /// order the language prints them in.
     pub frames: Vec<Frame>,
 }
 
@@ -85,7 +86,6 @@ pub fn normalize(
     // Function names, not line numbers: lines move on every deploy.
     for f in frames
         .iter()
-        .rev()
         .filter(|f| f.in_app)
         .take(config.fingerprint_frames)
     {
@@ -144,13 +144,17 @@ fn truncate(s: &str, max_chars: usize) -> String {
     }
 }
 
-/// Parses frames from a multi-line stack trace (Python, JVM, Node.js, Go).
+/// Parses frames from a multi-line stack trace (Python, JVM, Node.js, Go),
+/// innermost first (Python prints innermost last, so its frames are reversed).
 pub fn parse_stack(stack: &str, library_markers: &[String]) -> Vec<Frame> {
     let lines: Vec<&str> = stack.lines().collect();
     let mut frames = Vec::new();
+    let mut python = false;
     for (i, raw) in lines.iter().enumerate() {
         let line = raw.trim();
-        let frame = python_frame(line)
+        let py = python_frame(line);
+        python |= py.is_some();
+        let frame = py
             .or_else(|| jvm_or_node_frame(line))
             .or_else(|| go_frame(line, lines.get(i + 1).map(|l| l.trim())));
         if let Some((file, line_no, function)) = frame {
@@ -162,6 +166,9 @@ pub fn parse_stack(stack: &str, library_markers: &[String]) -> Vec<Frame> {
                 in_app,
             });
         }
+    }
+    if python {
+        frames.reverse();
     }
     frames
 }
@@ -409,11 +416,12 @@ mod tests {
         );
         assert_eq!(n.exception_type.as_deref(), Some("KeyError"));
         assert_eq!(n.frames.len(), 2);
-        assert!(!n.frames[0].in_app);
-        assert_eq!(n.frames[1].file, "/app/src/checkout/pricing.py");
-        assert_eq!(n.frames[1].line, Some(217));
-        assert_eq!(n.frames[1].function, "quote");
-        assert!(n.frames[1].in_app);
+        // Innermost first: the raising frame, then its caller in flask.
+        assert!(!n.frames[1].in_app);
+        assert_eq!(n.frames[0].file, "/app/src/checkout/pricing.py");
+        assert_eq!(n.frames[0].line, Some(217));
+        assert_eq!(n.frames[0].function, "quote");
+        assert!(n.frames[0].in_app);
     }
 
     #[test]

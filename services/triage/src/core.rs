@@ -153,8 +153,8 @@ impl Triage {
 /// The strongest frame evidence: the innermost in-app frame whose file is in the
 /// diff and whose line is within `slack` of a changed line.
 fn frame_evidence(frames: &[Frame], files: &[FileDiff], slack: u32) -> Option<Evidence> {
-    // Innermost frames come last in Python/Ruby order and first in JVM/Go/Node
-    // order; check in-app frames of both ends, closest match wins.
+    // Frames are innermost first (the schema's convention); every in-app frame
+    // is checked and the closest changed line wins, the innermost on ties.
     let mut best: Option<(u32, Evidence)> = None;
     for frame in frames.iter().filter(|f| f.in_app) {
         let Some(frame_line) = frame.line.and_then(|l| u32::try_from(l).ok()) else {

@@ -1,0 +1,306 @@
+//! End-to-end tests against a real Apache Kafka broker (started by
+//! `deploy/test.sh`; `SELFHEAL_TEST_BOOTSTRAP` names it). Each test uses its own
+//! topics and consumer groups.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bootstrap, culprit_logs, isolated_config, ndjson, of, read_until, CULPRIT_DIFF};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use selfheal_common::CancellationToken;
+use selfheal_schemas::{
+    ActionKind, ActionStatus, AnyEvent, Build, BuildStatus, Decision, RegressionKind,
+};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The acceptance test of the walking skeleton: an HTTP POST of NDJSON to ingest
+/// ends with an Action event on Kafka, through detector, triage and fixer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_ndjson_to_action_through_all_four_services() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let config = Arc::new(isolated_config(&bootstrap));
+    let shutdown = CancellationToken::new();
+    let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let detector = selfheal_detector::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let triage = selfheal_triage::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let fixer = selfheal_fixer::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", ingest.http_addr);
+    for h in [&ingest, &detector, &triage, &fixer] {
+        let r = http
+            .get(format!("http://{}/readyz", h.http_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{} not ready", h.name);
+    }
+
+    // The baseline revision `a` already has an unrelated error.
+    let baseline = ndjson(&[
+        json!({"ts":"2026-03-09T09:50:00Z","service":"checkout","revision":"a",
+        "message":"Timeout after 3001ms calling payments-api"}),
+    ]);
+    let deploy = ndjson(&[
+        json!({"type":"deploy","ts":"2026-03-09T10:00:00Z","service":"checkout",
+        "revision":"b","previous_revision":"a","diff":CULPRIT_DIFF}),
+    ]);
+    for (path, body) in [("/v1/logs", baseline), ("/v1/deploys", deploy)] {
+        let r = http
+            .post(format!("{base}{path}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+    }
+    let logs = ndjson(&culprit_logs("checkout", "b", 5));
+    let r = http
+        .post(format!("{base}/v1/logs"))
+        .body(logs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 5);
+    assert_eq!(
+        body["events"], 1,
+        "five occurrences of one signature, pre-aggregated"
+    );
+
+    let b = bootstrap.clone();
+    let topic = config.topics.actions.clone();
+    let actions =
+        tokio::task::spawn_blocking(move || read_until(&b, &topic, WAIT, |evs| !evs.is_empty()))
+            .await
+            .unwrap();
+    let actions = of(&actions, |e| match e {
+        AnyEvent::Action(a) => Some(a),
+        _ => None,
+    });
+    assert_eq!(actions.len(), 1, "exactly one action: {actions:?}");
+    let action = &actions[0];
+    assert_eq!(
+        (action.service.as_str(), action.revision.as_str()),
+        ("checkout", "b")
+    );
+    assert_eq!(action.action, ActionKind::Rollback);
+    assert_eq!(action.target_revision.as_deref(), Some("a"));
+    assert_eq!(action.status, ActionStatus::DryRun);
+    assert_eq!(action.rule, "caused_rollback");
+
+    // The intermediate events are on their topics too, with their evidence.
+    let regressions = read_until(&bootstrap, &config.topics.regressions, WAIT, |e| {
+        !e.is_empty()
+    });
+    let regressions = of(&regressions, |e| match e {
+        AnyEvent::Regression(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(regressions.len(), 1, "{regressions:?}");
+    assert_eq!(regressions[0].kind, RegressionKind::New);
+    assert_eq!(regressions[0].observed, 5);
+    assert_eq!(regressions[0].frames[0].line, Some(216));
+    let verdicts = read_until(&bootstrap, &config.topics.verdicts, WAIT, |e| !e.is_empty());
+    let verdicts = of(&verdicts, |e| match e {
+        AnyEvent::Verdict(v) => Some(v),
+        _ => None,
+    });
+    assert_eq!(verdicts[0].decision, Decision::Caused);
+    assert_eq!(verdicts[0].evidence[0].file, "src/checkout/pricing.py");
+    assert_eq!(verdicts[0].evidence[0].line, Some(216));
+    assert_eq!(action.verdict_id.as_deref(), Some(verdicts[0].id.as_str()));
+
+    // Ordered shutdown completes promptly.
+    shutdown.cancel();
+    let started = Instant::now();
+    for h in [ingest, detector, triage, fixer] {
+        let name = h.name;
+        tokio::time::timeout(Duration::from_secs(20), h.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not stop"))
+            .unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// Garbage on an input topic goes to the DLQ with the reason; the next good
+/// message on the same partition is still processed, and both offsets are
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_message_is_dead_lettered_and_the_stream_goes_on() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let config = Arc::new(isolated_config(&bootstrap));
+    let shutdown = CancellationToken::new();
+    let detector = selfheal_detector::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let garbage = b"\x00\xffnot avro at all".to_vec();
+    let good = selfheal_schemas::encode(&Build {
+        service: "checkout".into(),
+        revision: "c".into(),
+        status: BuildStatus::Failed,
+        log_excerpt: Some("error[E0425]: cannot find value `x` in this scope".into()),
+        finished_at_ms: 1_000,
+    })
+    .unwrap();
+    let topic = config.topics.builds.clone();
+    let mut partition = None;
+    for payload in [&garbage, &good] {
+        let delivered = producer
+            .send(
+                FutureRecord::to(&topic).key("checkout").payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+        assert!(
+            partition.is_none_or(|p| p == delivered.partition),
+            "same partition"
+        );
+        partition = Some(delivered.partition);
+    }
+    let partition = partition.unwrap();
+
+    let dlq = read_until(&bootstrap, &config.topics.dlq, WAIT, |e| !e.is_empty());
+    let letters = of(&dlq, |e| match e {
+        AnyEvent::DeadLetter(d) => Some(d),
+        _ => None,
+    });
+    assert_eq!(letters.len(), 1, "{dlq:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.source_topic, topic);
+    assert_eq!((letter.partition, letter.offset), (partition, 0));
+    assert_eq!(letter.payload, garbage);
+    assert_eq!(letter.key.as_deref(), Some(&b"checkout"[..]));
+    assert_eq!(letter.error_kind, "poison");
+    assert_eq!(letter.stage, "detector");
+    assert!(letter.reason.contains("undecodable"), "{}", letter.reason);
+
+    let regs = read_until(&bootstrap, &config.topics.regressions, WAIT, |e| {
+        !e.is_empty()
+    });
+    let regs = of(&regs, |e| match e {
+        AnyEvent::Regression(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].kind, RegressionKind::BuildFailure);
+    assert_eq!(regs[0].revision, "c");
+
+    shutdown.cancel();
+    detector.wait().await.unwrap();
+
+    // Both messages' offsets were committed: a restart resumes after them.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set(
+            "group.id",
+            format!("{}.detector", config.kafka.group_prefix),
+        )
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topic, partition);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    let offset = committed
+        .find_partition(&topic, partition)
+        .unwrap()
+        .offset();
+    assert_eq!(offset, Offset::Offset(2));
+}
+
+/// Malformed NDJSON gets HTTP 400 naming each bad line and field; the valid line
+/// in the same body is still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_ndjson_gets_400_naming_line_and_field() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let config = Arc::new(isolated_config(&bootstrap));
+    let shutdown = CancellationToken::new();
+    let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let body = [
+        r#"{"type":"traffic","ts":"2026-03-09T10:00:00Z","service":"checkout","revision":"a","requests":8105}"#,
+        r#"{"ts":"2026-03-09T10:00:01Z","service":"checkout","message":"boom"}"#,
+        r#"{"ts":"not a time","service":"checkout","revision":"a","message":"boom"}"#,
+        r#"{"ts":1,"service":"checkout","revision":"a","message":"#,
+    ]
+    .join("\n");
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["accepted"], 1);
+    let rejected: Vec<(u64, String)> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["field"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (2, "revision".into()),
+            (3, "ts".into()),
+            (4, "(json)".into())
+        ]
+    );
+    assert!(v["rejected"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("RFC 3339"));
+
+    let traffic = read_until(&bootstrap, &config.topics.traffic, WAIT, |e| !e.is_empty());
+    let traffic = of(&traffic, |e| match e {
+        AnyEvent::Traffic(t) => Some(t),
+        _ => None,
+    });
+    assert_eq!(traffic.len(), 1);
+    assert_eq!(traffic[0].requests, 8105);
+
+    // A body over the limit is refused with 413 before anything is parsed.
+    let huge = "x".repeat(config.ingest.max_body_bytes + 1);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    shutdown.cancel();
+    ingest.wait().await.unwrap();
+}
