@@ -304,3 +304,107 @@ async fn malformed_ndjson_gets_400_naming_line_and_field() {
     shutdown.cancel();
     ingest.wait().await.unwrap();
 }
+
+/// At-least-once: when an output cannot be delivered, the input's offset is not
+/// committed and the stage stops; a restarted stage re-reads the input and
+/// delivers the output. Nothing is acknowledged that was not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_output_leaves_the_input_uncommitted_until_a_restart_delivers_it() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let mut config = isolated_config(&bootstrap);
+    config.kafka.delivery_timeout_ms = 3_000;
+    // Create every topic except the regressions topic, so the detector's output
+    // cannot be delivered (the test broker does not auto-create topics).
+    let topics: Vec<&str> = config
+        .topics
+        .all()
+        .into_iter()
+        .filter(|t| *t != config.topics.regressions)
+        .collect();
+    selfheal_common::kafka::create_topics(&config.kafka, &topics, 1, -1)
+        .await
+        .unwrap();
+    config.topics.create = false;
+    let config = Arc::new(config);
+
+    let build = selfheal_schemas::encode(&Build {
+        service: "checkout".into(),
+        revision: "d".into(),
+        status: BuildStatus::Failed,
+        log_excerpt: Some("linker error".into()),
+        finished_at_ms: 5,
+    })
+    .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&config.topics.builds)
+                .key("checkout")
+                .payload(&build),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+
+    let detector = selfheal_detector::spawn(config.clone(), CancellationToken::new())
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), detector.wait())
+        .await
+        .expect("the detector stops by itself when a delivery fails");
+    let err = outcome.expect_err("a failed delivery is fatal, not skipped");
+    assert!(err.to_string().contains("did not acknowledge"), "{err}");
+
+    let group = format!("{}.detector", config.kafka.group_prefix);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&config.topics.builds, 0);
+    let committed = consumer
+        .committed_offsets(tpl.clone(), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        committed
+            .find_partition(&config.topics.builds, 0)
+            .unwrap()
+            .offset(),
+        Offset::Invalid,
+        "nothing committed for an input whose output was not delivered"
+    );
+
+    // Fix the cause and restart: the same input is re-read and its output lands.
+    selfheal_common::kafka::create_topics(&config.kafka, &[&config.topics.regressions], 1, -1)
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let detector = selfheal_detector::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let regs = read_until(&bootstrap, &config.topics.regressions, WAIT, |e| {
+        !e.is_empty()
+    });
+    let regs = of(&regs, |e| match e {
+        AnyEvent::Regression(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].revision, "d");
+    shutdown.cancel();
+    detector.wait().await.unwrap();
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        committed
+            .find_partition(&config.topics.builds, 0)
+            .unwrap()
+            .offset(),
+        Offset::Offset(1)
+    );
+}
