@@ -32,45 +32,11 @@ secs_since() {
 
 T0=$(now_ms)
 
-# --- system packages (only installed when missing) -------------------------
-ensure_system_packages() {
-  local missing=() cmd pkg
-  # command -> Debian package that provides it
-  local -A by_cmd=([gcc]=build-essential [g++]=build-essential [make]=make
-    [pkg-config]=pkg-config [python3]=python3)
-  for cmd in gcc g++ make pkg-config python3; do
-    command -v "$cmd" >/dev/null || missing+=("${by_cmd[$cmd]}")
-  done
-  for pkg in zlib1g-dev libssl-dev; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-      missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  # de-duplicate
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  say "installing missing system packages: ${missing[*]}"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-    --no-install-recommends "${missing[@]}"
-}
+# --- system packages and the Rust toolchain (shared with deploy/up.sh) ----------
+# shellcheck source=deploy/prereqs.sh
+source "$DEPLOY_DIR/prereqs.sh"
 ensure_system_packages
-
-# --- Rust toolchain -----------------------------------------------------------
-CARGO_BIN="${SELFHEAL_TEST_CARGO:-cargo}"
-if [[ "$CARGO_BIN" == cargo ]] && ! command -v cargo >/dev/null; then
-  cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-  if [[ -x "$cargo_home/bin/cargo" ]]; then
-    export PATH="$cargo_home/bin:$PATH"
-  else
-    die "cargo not found (not on PATH, not in $cargo_home/bin). Install Rust with rustup, e.g. 'curl https://sh.rustup.rs -sSf | sh', then re-run."
-  fi
-fi
-command -v "$CARGO_BIN" >/dev/null || die "cargo command '$CARGO_BIN' not found"
+ensure_cargo
 
 # --- Kafka test broker ----------------------------------------------------------
 PORT="${SELFHEAL_TEST_KAFKA_PORT:-39092}"

@@ -26,18 +26,6 @@ up_to_date() {
     [[ "$(<"$MARKER")" == "$(want_marker)" ]]
 }
 
-if [[ "${KAFKA_FETCH_FORCE:-0}" != 1 ]] && up_to_date; then
-  exit 0
-fi
-
-# Serialize concurrent fetches (e.g. test.sh and a dev start.sh at once).
-mkdir -p "$KAFKA_HOME/run"
-exec 9>"$KAFKA_HOME/run/.fetch.lock"
-flock 9
-if [[ "${KAFKA_FETCH_FORCE:-0}" != 1 ]] && up_to_date; then
-  exit 0
-fi
-
 APT_UPDATED=0
 apt_install() {
   local sudo=()
@@ -52,9 +40,27 @@ apt_install() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
+# java is needed to run Kafka even when lib/ is already there.
 if ! command -v java >/dev/null; then
   log "java not found; installing openjdk-17-jre-headless"
   apt_install openjdk-17-jre-headless
+fi
+
+if [[ "${KAFKA_FETCH_FORCE:-0}" != 1 ]] && up_to_date; then
+  exit 0
+fi
+
+# Serialize concurrent fetches (e.g. test.sh and a dev start.sh at once).
+mkdir -p "$KAFKA_HOME/run"
+exec 9>"$KAFKA_HOME/run/.fetch.lock"
+flock 9
+if [[ "${KAFKA_FETCH_FORCE:-0}" != 1 ]] && up_to_date; then
+  exit 0
+fi
+
+java_major=$(java -version 2>&1 | awk -F'"' '/version/{split($2, v, "."); print (v[1] == 1 ? v[2] : v[1]); exit}')
+if [[ "$java_major" =~ ^[0-9]+$ ]] && ((java_major < 11)); then
+  die "Kafka $KAFKA_VERSION needs Java 11+ (17 recommended); found Java $java_major: apt-get install openjdk-17-jre-headless"
 fi
 if ! command -v mvn >/dev/null; then
   log "mvn not found; installing maven"

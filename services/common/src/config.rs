@@ -447,3 +447,33 @@ mod tests {
         assert_eq!(c.topics.dlq, "42");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example file lists every key with its default: it must
+    /// parse, and must equal the defaults, so it cannot drift from the code.
+    #[test]
+    fn example_config_is_complete_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/selfheal.example.toml");
+        let loaded = Config::load_from(Some(&path), Vec::new()).unwrap();
+        assert_eq!(loaded, Config::default());
+        let file: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        assert_keys_present(&defaults, &file, "");
+    }
+
+    fn assert_keys_present(defaults: &toml::Value, file: &toml::Value, at: &str) {
+        let (Some(d), Some(f)) = (defaults.as_table(), file.as_table()) else {
+            return;
+        };
+        for (k, v) in d {
+            let path = format!("{at}{k}");
+            let sub = f
+                .get(k)
+                .unwrap_or_else(|| panic!("example config lacks `{path}`"));
+            assert_keys_present(v, sub, &format!("{path}."));
+        }
+    }
+}
