@@ -311,3 +311,67 @@ async fn close_consumer(consumer: StreamConsumer, timeout: Duration, stage: &'st
         ),
     }
 }
+
+/// A service's pure core seen as a function from input events to output events
+/// of one type; [`CoreStage`] adapts it to the consumer loop.
+pub trait Core: Send + 'static {
+    /// The event type this core emits.
+    type Output: selfheal_schemas::Event;
+
+    /// Feeds one event; returns the events to publish.
+    fn on_event(&mut self, event: &AnyEvent) -> Vec<Self::Output>;
+
+    /// A one-line summary of an output for the log.
+    fn describe(output: &Self::Output) -> String;
+}
+
+/// Adapts a [`Core`] to a [`Stage`]: outputs go to one topic, keyed by service.
+#[derive(Debug)]
+pub struct CoreStage<C> {
+    name: &'static str,
+    core: C,
+    output_topic: String,
+}
+
+impl<C: Core> CoreStage<C> {
+    /// Wraps `core`, publishing its outputs to `output_topic`.
+    pub fn new(name: &'static str, core: C, output_topic: impl Into<String>) -> Self {
+        Self {
+            name,
+            core,
+            output_topic: output_topic.into(),
+        }
+    }
+}
+
+impl<C: Core> Stage for CoreStage<C> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn handle(
+        &mut self,
+        event: AnyEvent,
+        _meta: &MessageMeta,
+    ) -> Result<Vec<Outgoing>, StageError> {
+        self.core
+            .on_event(&event)
+            .iter()
+            .map(|out| {
+                tracing::info!(
+                    stage = self.name,
+                    event = <C::Output as selfheal_schemas::Event>::NAME,
+                    key = selfheal_schemas::Event::key(out),
+                    "{}",
+                    C::describe(out)
+                );
+                Outgoing::event(&self.output_topic, out).map_err(|e| {
+                    StageError::Fatal(format!(
+                        "cannot encode {}: {e}",
+                        <C::Output as selfheal_schemas::Event>::NAME
+                    ))
+                })
+            })
+            .collect()
+    }
+}

@@ -179,3 +179,25 @@ where
     let shutdown = signal_token();
     run(config, shutdown).await
 }
+
+/// Defines `main` for a service binary: `service_main!(selfheal_ingest::run,
+/// "about text")`. The binary crate needs `clap`, `tokio` and `anyhow`.
+#[macro_export]
+macro_rules! service_main {
+    ($run:path, $about:literal) => {
+        #[doc = $about]
+        #[derive(clap::Parser)]
+        #[command(version, about = $about)]
+        struct Cli {
+            #[command(flatten)]
+            args: $crate::service::ServiceArgs,
+        }
+
+        #[tokio::main]
+        async fn main() -> anyhow::Result<()> {
+            let cli = <Cli as clap::Parser>::parse();
+            $crate::service::main_with(cli.args, $run).await?;
+            Ok(())
+        }
+    };
+}

@@ -3,66 +3,30 @@
 //!
 //! # Layout
 //! - [`core`] (pure): the remediation policy.
-//! - [`FixerStage`] (adapter): deploys + regressions + verdicts → actions over Kafka.
+//! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
+//!   core over deploys, regressions and verdicts, publishing actions.
 
 pub mod core;
 
 use std::sync::Arc;
 
-use selfheal_common::consumer::{MessageMeta, Stage, StageError};
-use selfheal_common::kafka::Outgoing;
+use selfheal_common::consumer::{Core, CoreStage};
 use selfheal_common::service::{spawn_stage, ServiceHandle};
 use selfheal_common::{CancellationToken, Config, Result};
-use selfheal_schemas::AnyEvent;
+use selfheal_schemas::{Action, AnyEvent};
 
 /// The service name.
 pub const NAME: &str = "fixer";
-
-/// The fixer as a consumer-loop stage.
-#[derive(Debug)]
-pub struct FixerStage {
-    core: core::Fixer,
-    actions_topic: String,
-}
-
-impl FixerStage {
-    /// Builds the stage from the configuration.
-    pub fn new(config: &Config) -> Self {
-        Self {
-            core: core::Fixer::new(config.fixer.clone()),
-            actions_topic: config.topics.actions.clone(),
-        }
-    }
-}
-
-impl Stage for FixerStage {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn handle(
-        &mut self,
-        event: AnyEvent,
-        _meta: &MessageMeta,
-    ) -> Result<Vec<Outgoing>, StageError> {
-        self.core
-            .on_event(&event)
-            .iter()
-            .map(|a| {
-                tracing::info!(service = %a.service, revision = %a.revision, action = ?a.action,
-                    status = ?a.status, rule = %a.rule, "action");
-                Outgoing::event(&self.actions_topic, a)
-                    .map_err(|e| StageError::Fatal(format!("cannot encode action: {e}")))
-            })
-            .collect()
-    }
-}
 
 /// Starts the fixer (consumer loop + health/metrics HTTP).
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let t = &config.topics;
     let inputs = vec![t.deploys.clone(), t.regressions.clone(), t.verdicts.clone()];
-    let stage = FixerStage::new(&config);
+    let stage = CoreStage::new(
+        NAME,
+        core::Fixer::new(config.fixer.clone()),
+        config.topics.actions.clone(),
+    );
     let addr = config.http.fixer;
     spawn_stage(config, stage, addr, inputs, shutdown).await
 }
@@ -70,4 +34,19 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
 /// Runs the fixer until `shutdown` is cancelled.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
     spawn(config, shutdown).await?.wait().await
+}
+
+impl Core for core::Fixer {
+    type Output = Action;
+
+    fn on_event(&mut self, event: &AnyEvent) -> Vec<Action> {
+        core::Fixer::on_event(self, event)
+    }
+
+    fn describe(o: &Action) -> String {
+        format!(
+            "{:?} ({:?}) for {} {} by rule {}",
+            o.action, o.status, o.service, o.revision, o.rule
+        )
+    }
 }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`diff`] (pure): unified-diff parsing.
 //! - [`core`] (pure): linking stack frames to changed lines; verdicts.
-//! - [`TriageStage`] (adapter): deploys + regressions → verdicts over Kafka.
+//! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
+//!   core over deploys and regressions, publishing verdicts.
 //!
 //! Known limit of the skeleton: deploys are kept in memory, so after a restart
 //! triage only knows deploys it re-reads (its group offsets are committed).
@@ -15,55 +16,13 @@ pub mod diff;
 
 use std::sync::Arc;
 
-use selfheal_common::consumer::{MessageMeta, Stage, StageError};
-use selfheal_common::kafka::Outgoing;
+use selfheal_common::consumer::{Core, CoreStage};
 use selfheal_common::service::{spawn_stage, ServiceHandle};
 use selfheal_common::{CancellationToken, Config, Result};
-use selfheal_schemas::AnyEvent;
+use selfheal_schemas::{AnyEvent, Verdict};
 
 /// The service name.
 pub const NAME: &str = "triage";
-
-/// Triage as a consumer-loop stage.
-#[derive(Debug)]
-pub struct TriageStage {
-    core: core::Triage,
-    verdicts_topic: String,
-}
-
-impl TriageStage {
-    /// Builds the stage from the configuration.
-    pub fn new(config: &Config) -> Self {
-        Self {
-            core: core::Triage::new(config.triage.clone()),
-            verdicts_topic: config.topics.verdicts.clone(),
-        }
-    }
-}
-
-impl Stage for TriageStage {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn handle(
-        &mut self,
-        event: AnyEvent,
-        _meta: &MessageMeta,
-    ) -> Result<Vec<Outgoing>, StageError> {
-        self.core
-            .on_event(&event)
-            .iter()
-            .map(|v| {
-                tracing::info!(service = %v.service, revision = %v.revision, decision = ?v.decision,
-                    confidence = v.confidence, evidence = ?v.evidence.first().map(|e| (&e.file, e.line)),
-                    "verdict");
-                Outgoing::event(&self.verdicts_topic, v)
-                    .map_err(|e| StageError::Fatal(format!("cannot encode verdict: {e}")))
-            })
-            .collect()
-    }
-}
 
 /// Starts triage (consumer loop + health/metrics HTTP).
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
@@ -71,7 +30,11 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         config.topics.deploys.clone(),
         config.topics.regressions.clone(),
     ];
-    let stage = TriageStage::new(&config);
+    let stage = CoreStage::new(
+        NAME,
+        core::Triage::new(config.triage.clone()),
+        config.topics.verdicts.clone(),
+    );
     let addr = config.http.triage;
     spawn_stage(config, stage, addr, inputs, shutdown).await
 }
@@ -79,4 +42,26 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
 /// Runs triage until `shutdown` is cancelled.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
     spawn(config, shutdown).await?.wait().await
+}
+
+impl Core for core::Triage {
+    type Output = Verdict;
+
+    fn on_event(&mut self, event: &AnyEvent) -> Vec<Verdict> {
+        core::Triage::on_event(self, event)
+    }
+
+    fn describe(o: &Verdict) -> String {
+        format!(
+            "{:?} ({:.2}) for {} {}: {}",
+            o.decision,
+            o.confidence,
+            o.service,
+            o.revision,
+            o.evidence
+                .first()
+                .map(|e| format!("{}:{}", e.file, e.line.unwrap_or_default()))
+                .unwrap_or_else(|| "no line cited".to_owned())
+        )
+    }
 }

@@ -1,18 +1,6 @@
 //! `selfheal-triage`: the triage service on its own.
 
-use clap::Parser;
-
-/// selfheal triage: regressions and diffs → verdicts.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    args: selfheal_common::service::ServiceArgs,
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    selfheal_common::service::main_with(cli.args, selfheal_triage::run).await?;
-    Ok(())
-}
+selfheal_common::service_main!(
+    selfheal_triage::run,
+    "selfheal triage: regressions and diffs -> verdicts."
+);
