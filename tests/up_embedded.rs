@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{culprit_logs, ndjson, CULPRIT_DIFF};
-use serde_json::json;
+use common::BAD_DEPLOY;
 
 /// Kills the child on drop so a failing test leaves no process behind.
 struct Child(std::process::Child);

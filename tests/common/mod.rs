@@ -124,6 +124,12 @@ pub fn ndjson(values: &[serde_json::Value]) -> String {
         .join("\n")
 }
 
+/// A bad deploy as NDJSON (`deploy/examples/bad-deploy.ndjson`): 70 minutes of
+/// traffic and a known timeout at revision `a`, the deploy of `b` whose diff
+/// changes `src/checkout/pricing.py:216`, then 12 minutes of traffic at `b` with
+/// six KeyErrors raised at that line.
+pub const BAD_DEPLOY: &str = include_str!("../../deploy/examples/bad-deploy.ndjson");
+
 /// The demo diff: `quote` now raises KeyError on unknown currencies (line 216).
 pub const CULPRIT_DIFF: &str = "diff --git a/src/checkout/pricing.py b/src/checkout/pricing.py\n--- a/src/checkout/pricing.py\n+++ b/src/checkout/pricing.py\n@@ -214,7 +214,7 @@ def quote(cart):\n     total = 0\n     for item in cart:\n-        rate = rates.get(item.currency, 1.0)\n+        rate = rates[item.currency]\n         total += item.price * rate\n     return total\n";
 

@@ -207,52 +207,532 @@ impl Default for IngestConfig {
 }
 
 /// Settings of the detector service.
+///
+/// Defaults are the production statistics; [`DetectorConfig::simple_recipe`] is
+/// the naive baseline method the defaults are measured against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
+    /// Days of history before a deploy that form its baseline.
+    pub baseline_days: u32,
+    /// Minutes after a deploy during which its revision is watched.
+    pub window_minutes: u32,
+    /// Event-time lateness tolerated before a minute is evaluated, in seconds.
+    /// The watermark is the latest event time seen minus this.
+    pub allowed_lateness_s: u32,
+    /// False-discovery rate across the signatures tested for one deploy
+    /// (e-BH); with `fdr = false` the per-signature significance level.
+    pub alpha: f64,
+    /// Smallest observed/expected rate ratio reported as a spike.
+    pub min_rate_ratio: f64,
+    /// Smallest post-deploy count for a spike.
+    pub min_count: i64,
     /// A signature never seen in the baseline is a regression once the new
     /// revision has produced it at least this many times.
     pub new_signature_min_count: i64,
+    /// Evaluate every minute with an anytime-valid test (true), or once when the
+    /// window closes (false, the simple recipe).
+    pub sequential: bool,
+    /// Control the false-discovery rate across a deploy's signatures (e-BH).
+    pub fdr: bool,
+    /// Estimate over-dispersion from the baseline (quasi-Poisson) instead of
+    /// assuming Poisson counts.
+    pub dispersion: bool,
+    /// Normalize by request counts when Traffic events exist.
+    pub per_request: bool,
+    /// Mark regressions whose template rose at the same time in services or
+    /// revisions that did not deploy as externally correlated.
+    pub fleet_guard: bool,
+    /// Signatures tracked per service before the least recently seen are
+    /// evicted (bounds memory under a signature explosion).
+    pub max_signatures_per_service: usize,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
+            baseline_days: 7,
+            window_minutes: 60,
+            allowed_lateness_s: 120,
+            alpha: 0.05,
+            min_rate_ratio: 1.5,
+            min_count: 3,
             new_signature_min_count: 3,
+            sequential: true,
+            fdr: true,
+            dispersion: true,
+            per_request: true,
+            fleet_guard: true,
+            max_signatures_per_service: 5_000,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// The simple recipe: 7-day baseline, one evaluation 60 minutes after the
+    /// deploy, a one-sided Poisson test at p < 0.05 per signature, per-time
+    /// rates, no over-dispersion, no FDR control, no fleet guard, new
+    /// signatures flagged at 3 occurrences.
+    pub fn simple_recipe() -> Self {
+        Self {
+            min_rate_ratio: 1.0,
+            min_count: 1,
+            sequential: false,
+            fdr: false,
+            dispersion: false,
+            per_request: false,
+            fleet_guard: false,
+            ..Self::default()
         }
     }
 }
 
 /// Settings of the triage service.
+///
+/// Flat on purpose: every key can be overridden as `SELFHEAL__TRIAGE__<KEY>`
+/// (nested tables below the second level keep their key spelling in the
+/// environment, which would make `SELFHEAL__TRIAGE__LLM__…` awkward).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TriageConfig {
     /// A stack frame within this many lines of a changed line counts as touching it.
     pub line_slack: u32,
+    /// Deploys of the service considered for blame: the regressed revision's
+    /// deploy and the ones before it, most recent first (bugs can surface a
+    /// deploy or two later).
+    pub lookback_deploys: usize,
+    /// Score multiplier per deploy further back (the most recent is favoured).
+    pub recency_decay: f64,
+    /// Smallest link score (0–1) that makes a verdict `caused`.
+    pub caused_threshold: f64,
+    /// File-class rules tried before the defaults, first match wins.
+    pub class_overrides: Vec<ClassOverride>,
+    /// Local clones or mirrors to run `git diff previous..revision` in, by
+    /// service name (or by repository as spelled in Deploy events).
+    pub git_repos: BTreeMap<String, String>,
+    /// GitHub `owner/repo` to ask the compare API for diffs, by service name.
+    pub github_repos: BTreeMap<String, String>,
+    /// Base URL of the GitHub REST API (GitHub Enterprise: `https://host/api/v3`).
+    pub github_api_url: String,
+    /// Environment variable holding the GitHub token (read at start-up).
+    pub github_token_env: String,
+    /// Timeout of one diff fetch (git or GitHub), in milliseconds.
+    pub fetch_timeout_ms: u64,
+    /// Diffs larger than this many bytes are truncated before parsing.
+    pub max_diff_bytes: usize,
+    /// Deploys (with their parsed diffs) remembered per service.
+    pub deploys_per_service: usize,
+    /// OpenAI-compatible chat-completions base URL (e.g. `https://api.openai.com/v1`,
+    /// `http://127.0.0.1:11434/v1` for Ollama). Empty: no LLM, fully deterministic.
+    pub llm_base_url: String,
+    /// Model name sent to the chat-completions endpoint.
+    pub llm_model: String,
+    /// Environment variable holding the LLM API key (read at start-up; may be unset
+    /// for local servers).
+    pub llm_api_key_env: String,
+    /// Timeout of one LLM request, in milliseconds.
+    pub llm_timeout_ms: u64,
+    /// Retries after a failed or timed-out LLM request.
+    pub llm_retries: u32,
+    /// LLM requests allowed per hour (wall clock: the budget is about cost).
+    pub llm_max_calls_per_hour: u32,
+    /// Largest prompt sent to the LLM, in characters (evidence is cut to fit).
+    pub llm_max_prompt_chars: usize,
+}
+
+/// A per-repository file-class rule (`[[triage.class_overrides]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassOverride {
+    /// Repository it applies to (`shop/checkout`, a URL, or `*` for all).
+    #[serde(default = "any_repo")]
+    pub repo: String,
+    /// Glob over the repository path (`*`, `**`, `?`; no `/` = file name only).
+    pub pattern: String,
+    /// runtime, config, template, test, docs, ci, build, dependency, migration, other.
+    pub class: String,
+}
+
+fn any_repo() -> String {
+    "*".to_owned()
 }
 
 impl Default for TriageConfig {
     fn default() -> Self {
-        Self { line_slack: 3 }
+        Self {
+            line_slack: 3,
+            lookback_deploys: 3,
+            recency_decay: 0.8,
+            caused_threshold: 0.6,
+            class_overrides: Vec::new(),
+            git_repos: BTreeMap::new(),
+            github_repos: BTreeMap::new(),
+            github_api_url: "https://api.github.com".to_owned(),
+            github_token_env: "GITHUB_TOKEN".to_owned(),
+            fetch_timeout_ms: 10_000,
+            max_diff_bytes: 4 * 1024 * 1024,
+            deploys_per_service: 8,
+            llm_base_url: String::new(),
+            llm_model: String::new(),
+            llm_api_key_env: "SELFHEAL_LLM_API_KEY".to_owned(),
+            llm_timeout_ms: 20_000,
+            llm_retries: 1,
+            llm_max_calls_per_hour: 60,
+            llm_max_prompt_chars: 12_000,
+        }
     }
 }
 
-/// Settings of the fixer service.
+/// Settings of the fixer service: the remediation rules, safety rails, the
+/// rollback executor, the recovery check and the fix-forward dispatcher.
+///
+/// Durations are milliseconds of **event time** where they govern decisions
+/// (cooldowns, recovery windows, dispatch caps), so a backtest replays exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FixerConfig {
-    /// Decide and record actions without executing them. On by default until
-    /// executors are configured: a fresh install must never roll anything back.
+    /// Decide and record actions without executing them. On by default: a fresh
+    /// install must never roll anything back or open a PR on its own.
     pub dry_run: bool,
-    /// Minimum verdict confidence for a `caused` verdict to trigger a rollback.
-    pub rollback_min_confidence: f64,
+    /// Default SLO (success ratio, e.g. 0.999) for services without their own; its
+    /// error budget is `1 - slo`.
+    pub default_slo: f64,
+    /// A regression burning the error budget at least this many times faster than
+    /// sustainable is high severity (14.4 spends 2% of a 30-day budget in an hour).
+    pub fast_burn_rate: f64,
+    /// A new signature whose exception type or template contains one of these
+    /// (case-insensitive) is a crash, and high severity even without traffic data.
+    pub crash_markers: Vec<String>,
+    /// After a rollback or fix-forward on a service, further ones on the same
+    /// service within this many ms notify instead.
+    pub cooldown_ms: i64,
+    /// Fix-forward dispatches still planned or in progress at once, fleet-wide;
+    /// beyond it a fix-forward becomes a notification.
+    pub max_concurrent_agent_runs: usize,
+    /// Fix-forward dispatches per hour of event time, fleet-wide; beyond it a
+    /// fix-forward becomes a notification.
+    pub max_dispatches_per_hour: usize,
+    /// The rule table, first match wins. Every action records the rule's name.
+    pub rules: Vec<FixerRule>,
+    /// How rollbacks are carried out.
+    pub rollback: RollbackConfig,
+    /// How recovery after a rollback is verified.
+    pub recovery: RecoveryConfig,
+    /// How fix-forwards are dispatched to a coding agent.
+    pub dispatch: DispatchConfig,
+    /// Per-service settings, keyed by service name.
+    pub services: BTreeMap<String, FixerServiceConfig>,
 }
 
 impl Default for FixerConfig {
     fn default() -> Self {
         Self {
             dry_run: true,
-            rollback_min_confidence: 0.5,
+            default_slo: 0.999,
+            fast_burn_rate: 14.4,
+            crash_markers: [
+                "panic",
+                "segmentation fault",
+                "sigsegv",
+                "outofmemory",
+                "oomkilled",
+                "fatal error",
+                "core dumped",
+                "stack overflow",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            cooldown_ms: 30 * 60_000,
+            max_concurrent_agent_runs: 2,
+            max_dispatches_per_hour: 6,
+            rules: FixerRule::defaults(),
+            rollback: RollbackConfig::default(),
+            recovery: RecoveryConfig::default(),
+            dispatch: DispatchConfig::default(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+/// Severity of a verdict's regressions, from the error-budget burn rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Burn rate at or above `fast_burn_rate`, or a new crash signature.
+    High,
+    /// Burn rate known and below `fast_burn_rate`.
+    Low,
+    /// No traffic data to compute a burn rate, and no crash.
+    Unknown,
+}
+
+/// One row of the fixer's rule table: conditions (all must hold; an empty list
+/// or absent value matches anything) and the action they choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixerRule {
+    /// Name recorded in `Action.rule`.
+    pub name: String,
+    /// Action chosen when the rule matches: rollback, fix_forward, notify, none.
+    pub action: selfheal_schemas::ActionKind,
+    /// Verdict decisions matched (`caused`, `not_caused`, `inconclusive`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<selfheal_schemas::Decision>,
+    /// Minimum verdict confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f64>,
+    /// Severities matched (`high`, `low`, `unknown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub severities: Vec<Severity>,
+    /// Whether the regression is a failed build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_failure: Option<bool>,
+    /// Whether the verdict cites at least one changed line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_evidence: Option<bool>,
+    /// Whether the signatures also rose where nothing was deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub externally_correlated: Option<bool>,
+    /// Maximum event time between the deploy and the verdict, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_since_deploy_ms: Option<i64>,
+}
+
+impl FixerRule {
+    fn named(name: &str, action: selfheal_schemas::ActionKind) -> Self {
+        Self {
+            name: name.to_owned(),
+            action,
+            decisions: Vec::new(),
+            min_confidence: None,
+            severities: Vec::new(),
+            build_failure: None,
+            has_evidence: None,
+            externally_correlated: None,
+            max_since_deploy_ms: None,
+        }
+    }
+
+    /// The default table, as a seasoned SRE would set it: heal fast burns at once,
+    /// fix forward what is well attributed and mild, never roll back `not_caused`.
+    pub fn defaults() -> Vec<Self> {
+        use selfheal_schemas::{ActionKind as A, Decision as D};
+        vec![
+            Self {
+                build_failure: Some(true),
+                ..Self::named("build_failure_fix_forward", A::FixForward)
+            },
+            Self {
+                decisions: vec![D::NotCaused],
+                ..Self::named("not_caused_never_rolls_back", A::None)
+            },
+            Self {
+                decisions: vec![D::Caused, D::Inconclusive],
+                severities: vec![Severity::High],
+                externally_correlated: Some(false),
+                max_since_deploy_ms: Some(24 * 3_600_000),
+                ..Self::named("fast_burn_rollback", A::Rollback)
+            },
+            Self {
+                decisions: vec![D::Caused],
+                min_confidence: Some(0.8),
+                has_evidence: Some(true),
+                severities: vec![Severity::Low],
+                ..Self::named("well_attributed_fix_forward", A::FixForward)
+            },
+            Self {
+                decisions: vec![D::Caused],
+                min_confidence: Some(0.5),
+                ..Self::named("caused_rollback", A::Rollback)
+            },
+            Self {
+                decisions: vec![D::Caused],
+                ..Self::named("caused_low_confidence_notify", A::Notify)
+            },
+            Self {
+                decisions: vec![D::Inconclusive],
+                ..Self::named("inconclusive_notify", A::Notify)
+            },
+        ]
+    }
+}
+
+/// Which rollback executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackExecutorKind {
+    /// None: rollbacks are recorded as planned for a human (or a subscriber).
+    None,
+    /// Run `rollback.command` (an argv template, no shell).
+    Command,
+    /// POST an HMAC-signed JSON body to `rollback.webhook_url`.
+    Webhook,
+}
+
+/// How rollbacks are carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollbackConfig {
+    /// `none`, `command` or `webhook`.
+    pub executor: RollbackExecutorKind,
+    /// Argv template, run without a shell. Placeholders `{service}`, `{revision}`,
+    /// `{target_revision}`, `{action_id}` are validated (`[A-Za-z0-9._/:@+=-]`, no
+    /// leading `-`) before substitution; e.g. `["kubectl", "rollout", "undo",
+    /// "deployment/{service}"]`.
+    pub command: Vec<String>,
+    /// Webhook URL (for `executor = "webhook"`).
+    pub webhook_url: String,
+    /// Environment variable holding the webhook's HMAC-SHA256 secret; the body's
+    /// signature is sent as `X-Selfheal-Signature: sha256=<hex>`.
+    pub webhook_secret_env: String,
+    /// Timeout of one attempt, ms.
+    pub timeout_ms: u64,
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// Backoff before the first retry, ms; doubled on each further retry.
+    pub backoff_ms: u64,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        Self {
+            executor: RollbackExecutorKind::None,
+            command: Vec::new(),
+            webhook_url: String::new(),
+            webhook_secret_env: "SELFHEAL_ROLLBACK_WEBHOOK_SECRET".to_owned(),
+            timeout_ms: 120_000,
+            retries: 2,
+            backoff_ms: 2_000,
+        }
+    }
+}
+
+/// How recovery after a rollback is verified (event time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// Watching starts this long after the rollback decision (the rollout time).
+    pub grace_ms: i64,
+    /// Length of the verification window.
+    pub window_ms: i64,
+    /// Recovered when the regressed signatures' count in the window is at most
+    /// `tolerance` × what the baseline rate predicts …
+    pub tolerance: f64,
+    /// … or at most this many events (new signatures have a baseline of zero).
+    pub allowance: i64,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            grace_ms: 60_000,
+            window_ms: 5 * 60_000,
+            tolerance: 1.5,
+            allowance: 0,
+        }
+    }
+}
+
+/// Which fix-forward dispatcher runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatcherKind {
+    /// None: fix-forwards are recorded as planned for a human.
+    None,
+    /// Open a GitHub issue with the investigation prompt (labels/assignees).
+    GithubIssue,
+    /// Send a GitHub `repository_dispatch` event carrying the prompt.
+    RepositoryDispatch,
+    /// Start a session on an OpenCode headless server.
+    Opencode,
+    /// Run a local CLI agent in a fresh worktree, push, open a PR.
+    CliAgent,
+    /// Built-in: revert the blamed change in a worktree, push, open a PR (no LLM).
+    Revert,
+}
+
+/// How fix-forwards are dispatched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// `none`, `github_issue`, `repository_dispatch`, `opencode`, `cli_agent`, `revert`.
+    pub dispatcher: DispatcherKind,
+    /// Timeout of one HTTP request, ms.
+    pub http_timeout_ms: u64,
+    /// GitHub API base URL.
+    pub github_api_url: String,
+    /// Environment variable holding the GitHub token.
+    pub github_token_env: String,
+    /// Labels of opened issues (e.g. the one that triggers your coding agent).
+    pub github_labels: Vec<String>,
+    /// Users (e.g. a coding-agent account) assigned to opened issues.
+    pub github_assignees: Vec<String>,
+    /// `event_type` of `repository_dispatch` events.
+    pub github_event_type: String,
+    /// OpenCode headless server base URL.
+    pub opencode_url: String,
+    /// Local CLI agent argv template (no shell), run in the worktree with the prompt
+    /// on stdin; placeholders `{prompt_file}`, `{worktree}`, `{branch}`,
+    /// `{service}`, `{revision}`. E.g. `["claude", "-p"]`, `["codex", "exec", "-"]`,
+    /// `["aider", "--yes", "--message-file", "{prompt_file}"]`.
+    pub agent_command: Vec<String>,
+    /// Timeout of one agent run, ms.
+    pub agent_timeout_ms: u64,
+    /// Directory for repository mirrors and worktrees; empty = the system temp dir.
+    pub workdir: String,
+    /// Prefix of fix branch names (the action id follows).
+    pub branch_prefix: String,
+    /// Author name of fix commits.
+    pub git_author: String,
+    /// Author email of fix commits.
+    pub git_email: String,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            dispatcher: DispatcherKind::None,
+            http_timeout_ms: 30_000,
+            github_api_url: "https://api.github.com".to_owned(),
+            github_token_env: "GITHUB_TOKEN".to_owned(),
+            github_labels: vec!["selfheal".to_owned()],
+            github_assignees: Vec::new(),
+            github_event_type: "selfheal-fix".to_owned(),
+            opencode_url: "http://127.0.0.1:4096".to_owned(),
+            agent_command: Vec::new(),
+            agent_timeout_ms: 30 * 60_000,
+            workdir: String::new(),
+            branch_prefix: "selfheal/fix-".to_owned(),
+            git_author: "selfheal".to_owned(),
+            git_email: "selfheal@localhost".to_owned(),
+        }
+    }
+}
+
+/// Settings of one service, under `[fixer.services.<name>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixerServiceConfig {
+    /// The service's SLO (success ratio); unset uses `fixer.default_slo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<f64>,
+    /// Git remote (URL or path) of its repository; unset uses the deploy's `repo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// `owner/name` on GitHub, for issues, dispatches and PRs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_repo: Option<String>,
+    /// Branch fix PRs target.
+    pub base_branch: String,
+}
+
+impl Default for FixerServiceConfig {
+    fn default() -> Self {
+        Self {
+            slo: None,
+            repo: None,
+            github_repo: None,
+            base_branch: "main".to_owned(),
         }
     }
 }

@@ -1,14 +1,32 @@
-//! The detector's pure core: events in, regressions out, no IO and no clock.
+//! The detector's pure core: events in, regressions out; no IO, no clock.
 //!
-//! Walking-skeleton rules (the detector issue replaces them with event-time
-//! windows, baselines and sequential tests behind the same [`Detector::on_event`]):
-//! - a failed Build is a `build_failure` regression at once;
-//! - a signature a deployed revision produces at or after its deploy time, that
-//!   no other revision of the service has produced, is a `new` regression once it
-//!   has occurred `new_signature_min_count` times.
+//! Time is the events' own (event time). The watermark is the latest event
+//! time seen minus `allowed_lateness_s`; a deploy's revision is evaluated at
+//! each minute boundary the watermark passes, from the deploy until
+//! `window_minutes` later (or only at the end with `sequential = false`).
+//! Late events still count in their buckets; events older than the whole
+//! baseline horizon are counted in [`DetectorStats::too_old`] and logged by the
+//! adapter, never silently dropped.
 //!
-//! Inputs may arrive in any order across topics (a SignatureCount before its
-//! Deploy), so every rule is re-evaluated whenever an input it depends on arrives.
+//! At each evaluation of revision R (deployed at T, previous revision P), for
+//! every signature of the service:
+//! - x = R's count in [T, now); exposure n = R's requests in [T, now) (or minutes
+//!   when there is no traffic, `rate_basis = per_time`);
+//! - baseline = other revisions' counts and requests in [T − baseline_days, T),
+//!   plus P's concurrent counts in [T, now) when P still serves traffic (canary /
+//!   rolling deploys are compared against the live previous revision);
+//! - expected μ = n · (baseline count + 1) / baseline exposure (the +1 keeps a
+//!   short baseline conservative); dispersion φ from the baseline's hourly
+//!   counts (quasi-Poisson);
+//! - a signature absent from the baseline is `new` once x ≥
+//!   `new_signature_min_count`; otherwise the mixture e-value for ratio ≥ 1.5 is
+//!   adjusted with e-BH across the service's signatures and the signature is a
+//!   `spike` when q ≤ α, x/μ ≥ `min_rate_ratio` and x ≥ `min_count`.
+//!
+//! Before emitting, the fleet guard looks for the same template rising in the
+//! same window in services that did not deploy, or in other revisions of the
+//! same service; if found, the regression is marked externally correlated with
+//! that evidence.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -19,36 +37,80 @@ use selfheal_schemas::{
     Traffic,
 };
 
-/// Expected count assumed for a signature the baseline never had: a pseudo-count,
-/// so that "never seen" is treated as "rare", not "impossible".
-const NEW_SIGNATURE_PSEUDO_COUNT: f64 = 0.5;
+use crate::series::{Series, HOUR_MS, MINUTE_MS};
+use crate::stats;
+
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Counters describing the detector's state and input quality.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectorStats {
+    /// Events that arrived behind the watermark but were still counted.
+    pub late: u64,
+    /// Events older than the baseline horizon: reported, not counted.
+    pub too_old: u64,
+    /// Signatures evicted because a service exceeded its signature cap.
+    pub evicted_signatures: u64,
+    /// Signatures currently tracked.
+    pub signatures: usize,
+    /// Buckets currently held across all series.
+    pub buckets: usize,
+}
 
 #[derive(Debug, Clone)]
-struct Observed {
-    /// Occurrences at or after the revision's deploy time.
-    post_deploy: i64,
-    /// Occurrences before it (or before any deploy was known).
-    pre_deploy: i64,
-    first_seen_ms: i64,
-    last_seen_ms: i64,
+struct SigState {
     sample: SignatureCount,
+    template_key: String,
+    last_seen_ms: i64,
+    /// revision → counts.
+    by_revision: BTreeMap<String, Series>,
+}
+
+#[derive(Debug, Clone)]
+struct DeployState {
+    deploy: Deploy,
+    /// Next evaluation time (a minute boundary).
+    next_eval_ms: i64,
+    /// Cached per-signature historical baseline: (count, exposure, dispersion).
+    baseline: BTreeMap<String, (f64, f64, f64)>,
+    /// Historical baseline exposure basis decided at the first evaluation.
+    per_request: Option<bool>,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ServiceState {
+    sigs: BTreeMap<String, SigState>,
+    /// revision → requests.
+    traffic: BTreeMap<String, Series>,
+    deploys: Vec<DeployState>,
+    first_seen_ms: Option<i64>,
 }
 
 /// The detector state for all services it owns.
 #[derive(Debug, Default)]
 pub struct Detector {
     config: DetectorConfig,
-    /// (service, revision) → deploy.
-    deploys: BTreeMap<(String, String), Deploy>,
-    /// (service, revision, signature) → what was seen.
-    observed: BTreeMap<(String, String, String), Observed>,
-    /// (service, signature) → revisions that produced it.
-    revisions_of: BTreeMap<(String, String), BTreeSet<String>>,
-    /// (service, revision) → (requests at/after deploy, requests before).
-    requests: BTreeMap<(String, String), (i64, i64)>,
-    /// Regression ids already emitted: one regression per key, however often the
-    /// rule fires again.
+    services: BTreeMap<String, ServiceState>,
+    /// template key → (service, signature): the fleet guard's index.
+    by_template: BTreeMap<String, BTreeSet<(String, String)>>,
+    max_event_ms: Option<i64>,
+    last_compaction_ms: i64,
     emitted: HashSet<String>,
+    stats: DetectorStats,
+}
+
+/// One candidate signature at one evaluation.
+struct Candidate {
+    signature: String,
+    kind: RegressionKind,
+    x: f64,
+    mu: f64,
+    p: f64,
+    e: f64,
+    requests: Option<f64>,
+    baseline_exposure: f64,
+    per_request: bool,
 }
 
 impl Detector {
@@ -56,36 +118,194 @@ impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
         Self {
             config,
+            last_compaction_ms: i64::MIN,
             ..Default::default()
         }
     }
 
-    /// Feeds one event; returns the regressions it reveals.
+    /// Current counters.
+    pub fn stats(&self) -> DetectorStats {
+        let mut s = self.stats.clone();
+        s.signatures = self.services.values().map(|v| v.sigs.len()).sum();
+        s.buckets = self
+            .services
+            .values()
+            .map(|v| {
+                v.sigs
+                    .values()
+                    .flat_map(|g| g.by_revision.values())
+                    .chain(v.traffic.values())
+                    .map(Series::buckets)
+                    .sum::<usize>()
+            })
+            .sum();
+        s
+    }
+
+    /// The event-time watermark, if any event was seen.
+    pub fn watermark(&self) -> Option<i64> {
+        self.max_event_ms
+            .map(|m| m - i64::from(self.config.allowed_lateness_s) * 1_000)
+    }
+
+    /// Feeds one event; returns the regressions it reveals (in event-time order).
     pub fn on_event(&mut self, event: &AnyEvent) -> Vec<Regression> {
-        match event {
-            AnyEvent::SignatureCount(sc) => self.on_signature(sc),
-            AnyEvent::Deploy(d) => self.on_deploy(d),
-            AnyEvent::Build(b) => self.on_build(b),
+        let mut out = Vec::new();
+        let t = match event {
+            AnyEvent::SignatureCount(sc) => {
+                self.on_signature(sc);
+                sc.last_seen_ms
+            }
             AnyEvent::Traffic(t) => {
                 self.on_traffic(t);
-                Vec::new()
+                t.window_start_ms
             }
-            _ => Vec::new(),
+            AnyEvent::Deploy(d) => {
+                self.on_deploy(d);
+                d.deployed_at_ms
+            }
+            AnyEvent::Build(b) => {
+                out.extend(self.on_build(b));
+                b.finished_at_ms
+            }
+            _ => return out,
+        };
+        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
+        if let Some(wm) = self.watermark() {
+            out.extend(self.advance(wm));
+        }
+        out
+    }
+
+    /// End of input (backtests): closes every open window as if the watermark
+    /// had passed it.
+    pub fn flush(&mut self) -> Vec<Regression> {
+        self.advance(i64::MAX / 2)
+    }
+
+    fn is_too_old(&mut self, t_ms: i64) -> bool {
+        let horizon = i64::from(self.config.baseline_days) * DAY_MS
+            + i64::from(self.config.window_minutes) * MINUTE_MS
+            + HOUR_MS;
+        match self.watermark() {
+            Some(wm) if t_ms < wm - horizon => {
+                self.stats.too_old += 1;
+                true
+            }
+            Some(wm) if t_ms < wm => {
+                self.stats.late += 1;
+                false
+            }
+            _ => false,
         }
     }
 
-    fn on_build(&mut self, b: &Build) -> Vec<Regression> {
+    fn on_signature(&mut self, sc: &SignatureCount) {
+        if self.is_too_old(sc.first_seen_ms) {
+            tracing::warn!(service = %sc.service, signature = %sc.signature, ts = sc.first_seen_ms,
+                "signature count older than the baseline horizon; not counted");
+            return;
+        }
+        let svc = self.services.entry(sc.service.clone()).or_default();
+        svc.first_seen_ms = Some(
+            svc.first_seen_ms
+                .map_or(sc.first_seen_ms, |f| f.min(sc.first_seen_ms)),
+        );
+        let template_key = format!(
+            "{}\u{0}{}",
+            sc.exception_type.as_deref().unwrap_or_default(),
+            sc.template
+        );
+        let sig = svc
+            .sigs
+            .entry(sc.signature.clone())
+            .or_insert_with(|| SigState {
+                sample: sc.clone(),
+                template_key: template_key.clone(),
+                last_seen_ms: sc.last_seen_ms,
+                by_revision: BTreeMap::new(),
+            });
+        sig.last_seen_ms = sig.last_seen_ms.max(sc.last_seen_ms);
+        sig.by_revision
+            .entry(sc.revision.clone())
+            .or_default()
+            .add(sc.first_seen_ms, sc.count as f64);
+        self.by_template
+            .entry(template_key)
+            .or_default()
+            .insert((sc.service.clone(), sc.signature.clone()));
+        let cap = self.config.max_signatures_per_service.max(1);
+        if svc.sigs.len() > cap {
+            // Evict the least recently seen signature that no open deploy needs.
+            if let Some(victim) = svc
+                .sigs
+                .iter()
+                .filter(|(k, _)| **k != sc.signature)
+                .min_by_key(|(k, s)| (s.last_seen_ms, (*k).clone()))
+                .map(|(k, _)| k.clone())
+            {
+                if let Some(s) = svc.sigs.remove(&victim) {
+                    if let Some(set) = self.by_template.get_mut(&s.template_key) {
+                        set.remove(&(sc.service.clone(), victim));
+                    }
+                }
+                self.stats.evicted_signatures += 1;
+            }
+        }
+    }
+
+    fn on_traffic(&mut self, t: &Traffic) {
+        if self.is_too_old(t.window_start_ms) {
+            tracing::warn!(service = %t.service, ts = t.window_start_ms,
+                "traffic older than the baseline horizon; not counted");
+            return;
+        }
+        let svc = self.services.entry(t.service.clone()).or_default();
+        svc.first_seen_ms = Some(
+            svc.first_seen_ms
+                .map_or(t.window_start_ms, |f| f.min(t.window_start_ms)),
+        );
+        svc.traffic
+            .entry(t.revision.clone())
+            .or_default()
+            .add_spread(
+                t.window_start_ms,
+                i64::from(t.window_s) * 1_000,
+                t.requests as f64,
+            );
+    }
+
+    fn on_deploy(&mut self, d: &Deploy) {
+        let svc = self.services.entry(d.service.clone()).or_default();
+        if svc
+            .deploys
+            .iter()
+            .any(|s| s.deploy.revision == d.revision && s.deploy.deployed_at_ms == d.deployed_at_ms)
+        {
+            return; // duplicate input
+        }
+        let first_boundary = (d.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
+        svc.deploys.push(DeployState {
+            deploy: d.clone(),
+            next_eval_ms: first_boundary,
+            baseline: BTreeMap::new(),
+            per_request: None,
+            done: false,
+        });
+    }
+
+    fn on_build(&mut self, b: &Build) -> Option<Regression> {
         if b.status != BuildStatus::Failed {
-            return Vec::new();
+            return None;
         }
         let signature = "build_failure".to_owned();
         let id = stable_id(&[&b.service, &b.revision, &signature, "build_failure"]);
         if !self.emitted.insert(id.clone()) {
-            return Vec::new();
+            return None;
         }
         let excerpt = b.log_excerpt.clone().unwrap_or_default();
         let first_line = excerpt.lines().next().unwrap_or("build failed").to_owned();
-        vec![Regression {
+        Some(Regression {
             id,
             service: b.service.clone(),
             revision: b.revision.clone(),
@@ -111,163 +331,383 @@ impl Detector {
             sample_message: first_line,
             sample_stack: (!excerpt.is_empty()).then_some(excerpt),
             frames: Vec::new(),
-        }]
+        })
     }
 
-    fn on_traffic(&mut self, t: &Traffic) {
-        let key = (t.service.clone(), t.revision.clone());
-        let post = self
-            .deploys
-            .get(&key)
-            .is_some_and(|d| t.window_start_ms >= d.deployed_at_ms);
-        let entry = self.requests.entry(key).or_default();
-        if post {
-            entry.0 += t.requests;
-        } else {
-            entry.1 += t.requests;
-        }
-    }
-
-    fn on_deploy(&mut self, d: &Deploy) -> Vec<Regression> {
-        let key = (d.service.clone(), d.revision.clone());
-        self.deploys.insert(key, d.clone());
-        // Counts seen before the deploy was known may belong after it.
-        let keys: Vec<_> = self
-            .observed
-            .keys()
-            .filter(|(s, r, _)| *s == d.service && *r == d.revision)
-            .cloned()
-            .collect();
-        keys.into_iter()
-            .filter_map(|(s, r, sig)| self.evaluate(&s, &r, &sig))
-            .collect()
-    }
-
-    fn on_signature(&mut self, sc: &SignatureCount) -> Vec<Regression> {
-        let deploy_at = self
-            .deploys
-            .get(&(sc.service.clone(), sc.revision.clone()))
-            .map(|d| d.deployed_at_ms);
-        let key = (
-            sc.service.clone(),
-            sc.revision.clone(),
-            sc.signature.clone(),
-        );
-        let obs = self.observed.entry(key).or_insert_with(|| Observed {
-            post_deploy: 0,
-            pre_deploy: 0,
-            first_seen_ms: sc.first_seen_ms,
-            last_seen_ms: sc.last_seen_ms,
-            sample: sc.clone(),
-        });
-        match deploy_at {
-            Some(at) if sc.first_seen_ms >= at => obs.post_deploy += sc.count,
-            _ => obs.pre_deploy += sc.count,
-        }
-        obs.first_seen_ms = obs.first_seen_ms.min(sc.first_seen_ms);
-        obs.last_seen_ms = obs.last_seen_ms.max(sc.last_seen_ms);
-        self.revisions_of
-            .entry((sc.service.clone(), sc.signature.clone()))
-            .or_default()
-            .insert(sc.revision.clone());
-        // A signature already seen under this revision may now have appeared in
-        // another one, which makes it baseline: re-checking is not needed because
-        // `evaluate` is the only emitter and it checks the baseline each time.
-        self.evaluate(&sc.service, &sc.revision, &sc.signature)
-            .into_iter()
-            .collect()
-    }
-
-    /// The new-signature rule for one (service, revision, signature).
-    fn evaluate(&mut self, service: &str, revision: &str, signature: &str) -> Option<Regression> {
-        let deploy = self
-            .deploys
-            .get(&(service.to_owned(), revision.to_owned()))?;
-        let obs = self.observed.get(&(
-            service.to_owned(),
-            revision.to_owned(),
-            signature.to_owned(),
-        ))?;
-        // Counts recorded as pre-deploy before the deploy was known are re-read
-        // here: if everything was seen at or after the deploy time, it all counts.
-        let post = if obs.first_seen_ms >= deploy.deployed_at_ms {
-            obs.post_deploy + obs.pre_deploy
-        } else {
-            obs.post_deploy
-        };
-        if post < self.config.new_signature_min_count {
-            return None;
-        }
-        let in_baseline = self
-            .revisions_of
-            .get(&(service.to_owned(), signature.to_owned()))
-            .is_some_and(|revs| revs.iter().any(|r| r != revision));
-        if in_baseline {
-            return None;
-        }
-        let id = stable_id(&[service, revision, signature, "new"]);
-        if self.emitted.contains(&id) {
-            return None;
-        }
-        self.emitted.insert(id.clone());
-        let requests = self
-            .requests
-            .get(&(service.to_owned(), revision.to_owned()))
-            .map(|(post, _)| *post)
-            .filter(|r| *r > 0);
-        let s = &obs.sample;
-        Some(Regression {
-            id,
-            service: service.to_owned(),
-            revision: revision.to_owned(),
-            previous_revision: deploy.previous_revision.clone(),
-            kind: RegressionKind::New,
-            signature: signature.to_owned(),
-            template: s.template.clone(),
-            exception_type: s.exception_type.clone(),
-            detected_at_ms: obs.last_seen_ms,
-            deployed_at_ms: Some(deploy.deployed_at_ms),
-            window_start_ms: deploy.deployed_at_ms,
-            window_end_ms: obs.last_seen_ms,
-            observed: post,
-            expected: NEW_SIGNATURE_PSEUDO_COUNT,
-            rate_ratio: post as f64 / NEW_SIGNATURE_PSEUDO_COUNT,
-            p_value: poisson_sf(post, NEW_SIGNATURE_PSEUDO_COUNT),
-            q_value: None,
-            requests,
-            baseline_requests: None,
-            rate_basis: if requests.is_some() {
-                RateBasis::PerRequest
+    /// Runs every evaluation due at or before `wm`, in event-time order.
+    fn advance(&mut self, wm: i64) -> Vec<Regression> {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let mut out = Vec::new();
+        loop {
+            // The earliest due evaluation across services (ties by service name).
+            let next = self
+                .services
+                .iter()
+                .flat_map(|(name, s)| {
+                    s.deploys
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| !d.done)
+                        .map(move |(i, d)| (d.next_eval_ms, name.clone(), i))
+                })
+                .filter(|(t, _, _)| *t <= wm)
+                .min();
+            let Some((at, service, idx)) = next else {
+                break;
+            };
+            let end = {
+                let d = &self.services[&service].deploys[idx];
+                d.deploy.deployed_at_ms + window
+            };
+            let at = at.min(end);
+            let evaluate_now = self.config.sequential || at >= end;
+            if evaluate_now {
+                out.extend(self.evaluate(&service, idx, at));
+            }
+            let d = &mut self.services.get_mut(&service).expect("exists").deploys[idx];
+            if at >= end {
+                d.done = true;
+                d.baseline.clear();
             } else {
-                RateBasis::PerTime
-            },
-            externally_correlated: false,
-            correlation_evidence: None,
-            sample_message: s.sample_message.clone(),
-            sample_stack: s.sample_stack.clone(),
-            frames: s.frames.clone(),
+                d.next_eval_ms = (at + MINUTE_MS).min(end);
+            }
+        }
+        if wm < i64::MAX / 4 && wm.saturating_sub(self.last_compaction_ms) >= HOUR_MS {
+            self.compact(wm);
+            self.last_compaction_ms = wm;
+        }
+        out
+    }
+
+    /// Folds old minutes into hours, evicts what is older than the baseline
+    /// horizon, and forgets finished deploys and empty signatures.
+    fn compact(&mut self, wm: i64) {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let recent_from = wm - window - HOUR_MS;
+        let evict_before = wm - i64::from(self.config.baseline_days) * DAY_MS - window - HOUR_MS;
+        for (name, svc) in &mut self.services {
+            svc.sigs.retain(|sig, s| {
+                s.by_revision.retain(|_, series| {
+                    series.compact(recent_from, evict_before);
+                    !series.is_empty()
+                });
+                let keep = !s.by_revision.is_empty();
+                if !keep {
+                    if let Some(set) = self.by_template.get_mut(&s.template_key) {
+                        set.remove(&(name.clone(), sig.clone()));
+                    }
+                }
+                keep
+            });
+            svc.traffic.retain(|_, series| {
+                series.compact(recent_from, evict_before);
+                !series.is_empty()
+            });
+            // Finished deploys are kept one baseline long: the fleet guard asks
+            // whether a service deployed recently.
+            svc.deploys
+                .retain(|d| !d.done || d.deploy.deployed_at_ms >= evict_before);
+        }
+        self.by_template.retain(|_, set| !set.is_empty());
+        self.services
+            .retain(|_, s| !s.sigs.is_empty() || !s.traffic.is_empty() || !s.deploys.is_empty());
+    }
+
+    /// One evaluation of deploy `idx` of `service` at event time `at`.
+    fn evaluate(&mut self, service: &str, idx: usize, at: i64) -> Vec<Regression> {
+        let cfg = self.config.clone();
+        let svc = self.services.get_mut(service).expect("exists");
+        let first_seen = svc.first_seen_ms.unwrap_or(i64::MAX);
+        let d = svc.deploys[idx].deploy.clone();
+        let t0 = d.deployed_at_ms;
+        let base_from = (t0 - i64::from(cfg.baseline_days) * DAY_MS).max(first_seen.min(t0));
+        let rev = d.revision.as_str();
+        let prev = d.previous_revision.clone();
+        let has_history = t0 - base_from >= i64::from(cfg.window_minutes) * MINUTE_MS;
+
+        // Exposure basis, decided once per deploy: per request when both the
+        // baseline and the revision have traffic.
+        let hist_requests: f64 = svc
+            .traffic
+            .iter()
+            .filter(|(r, _)| r.as_str() != rev)
+            .map(|(_, s)| s.sum(base_from, t0))
+            .sum();
+        let rev_requests = svc.traffic.get(rev).map_or(0.0, |s| s.sum(t0, at));
+        let per_request = *svc.deploys[idx]
+            .per_request
+            .get_or_insert(cfg.per_request && hist_requests > 0.0 && rev_requests > 0.0);
+        let prev_requests = prev
+            .as_deref()
+            .and_then(|p| svc.traffic.get(p))
+            .map_or(0.0, |s| s.sum(t0, at));
+        let concurrent = per_request && prev_requests > 0.0;
+        let exposure = if per_request {
+            rev_requests
+        } else {
+            ((at - t0) as f64 / MINUTE_MS as f64).max(0.0)
+        };
+        if exposure <= 0.0 {
+            return Vec::new();
+        }
+
+        let mut candidates = Vec::new();
+        let total = svc.sigs.len();
+        for (sig_id, sig) in &svc.sigs {
+            let x = sig.by_revision.get(rev).map_or(0.0, |s| s.sum(t0, at));
+            if x <= 0.0 {
+                continue;
+            }
+            let (hist_count, hist_exposure, phi) = *svc.deploys[idx]
+                .baseline
+                .entry(sig_id.clone())
+                .or_insert_with(|| {
+                    historical_baseline(
+                        sig,
+                        &svc.traffic,
+                        rev,
+                        base_from,
+                        t0,
+                        per_request,
+                        cfg.dispersion,
+                    )
+                });
+            let (conc_count, conc_exposure) = match (&prev, concurrent) {
+                (Some(p), true) => (
+                    sig.by_revision.get(p).map_or(0.0, |s| s.sum(t0, at)),
+                    prev_requests,
+                ),
+                _ => (0.0, 0.0),
+            };
+            let base_count = hist_count + conc_count;
+            let base_exposure = hist_exposure + conc_exposure;
+            if base_exposure <= 0.0 {
+                continue;
+            }
+            let kind = if base_count == 0.0 {
+                if !has_history || x < cfg.new_signature_min_count as f64 {
+                    continue;
+                }
+                RegressionKind::New
+            } else {
+                RegressionKind::Spike
+            };
+            let mu = exposure * (base_count + 1.0) / base_exposure;
+            let phi = if kind == RegressionKind::New {
+                1.0
+            } else {
+                phi
+            };
+            candidates.push(Candidate {
+                signature: sig_id.clone(),
+                kind,
+                x,
+                mu,
+                p: stats::quasi_poisson_sf(x, mu, phi),
+                e: stats::e_value(x, mu, phi),
+                requests: per_request.then_some(exposure),
+                baseline_exposure: base_exposure,
+                per_request,
+            });
+        }
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let q: Vec<f64> = match (cfg.sequential, cfg.fdr) {
+            (true, true) => stats::e_bh(&candidates.iter().map(|c| c.e).collect::<Vec<_>>(), total),
+            (true, false) => candidates.iter().map(|c| (1.0 / c.e).min(1.0)).collect(),
+            (false, true) => stats::bh(&candidates.iter().map(|c| c.p).collect::<Vec<_>>(), total),
+            (false, false) => candidates.iter().map(|c| c.p).collect(),
+        };
+
+        let mut out = Vec::new();
+        for (c, q) in candidates.into_iter().zip(q) {
+            let flagged = match c.kind {
+                RegressionKind::New => true,
+                _ => {
+                    q <= cfg.alpha
+                        && c.x / c.mu >= cfg.min_rate_ratio
+                        && c.x >= cfg.min_count as f64
+                }
+            };
+            if !flagged {
+                continue;
+            }
+            let kind_name = if c.kind == RegressionKind::New {
+                "new"
+            } else {
+                "spike"
+            };
+            let id = stable_id(&[service, rev, &c.signature, kind_name]);
+            if self.emitted.contains(&id) {
+                continue;
+            }
+            let correlation = if cfg.fleet_guard {
+                self.fleet_evidence(service, rev, &c.signature, t0, at)
+            } else {
+                None
+            };
+            self.emitted.insert(id.clone());
+            let sample = &self.services[service].sigs[&c.signature].sample;
+            out.push(Regression {
+                id,
+                service: service.to_owned(),
+                revision: rev.to_owned(),
+                previous_revision: prev.clone(),
+                kind: c.kind,
+                signature: c.signature.clone(),
+                template: sample.template.clone(),
+                exception_type: sample.exception_type.clone(),
+                detected_at_ms: at,
+                deployed_at_ms: Some(t0),
+                window_start_ms: t0,
+                window_end_ms: at,
+                observed: c.x.round() as i64,
+                expected: c.mu,
+                rate_ratio: c.x / c.mu,
+                p_value: c.p,
+                q_value: Some(q),
+                requests: c.requests.map(|r| r.round() as i64),
+                baseline_requests: c.per_request.then(|| c.baseline_exposure.round() as i64),
+                rate_basis: if c.per_request {
+                    RateBasis::PerRequest
+                } else {
+                    RateBasis::PerTime
+                },
+                externally_correlated: correlation.is_some(),
+                correlation_evidence: correlation,
+                sample_message: sample.sample_message.clone(),
+                sample_stack: sample.sample_stack.clone(),
+                frames: sample.frames.clone(),
+            });
+        }
+        out
+    }
+
+    /// Evidence that the template of `signature` rose in [t0, at) where this
+    /// deploy cannot be the cause: other services that did not deploy in the
+    /// window, or other revisions of the same service.
+    fn fleet_evidence(
+        &self,
+        service: &str,
+        rev: &str,
+        signature: &str,
+        t0: i64,
+        at: i64,
+    ) -> Option<String> {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let key = &self.services[service].sigs[signature].template_key;
+        let mut evidence = Vec::new();
+        for (other_service, other_sig) in self.by_template.get(key)? {
+            let Some(svc) = self.services.get(other_service) else {
+                continue;
+            };
+            let Some(sig) = svc.sigs.get(other_sig) else {
+                continue;
+            };
+            let same_service = other_service == service;
+            if !same_service
+                && svc
+                    .deploys
+                    .iter()
+                    .any(|d| d.deploy.deployed_at_ms >= t0 - window && d.deploy.deployed_at_ms < at)
+            {
+                continue; // it deployed too: its rise proves nothing
+            }
+            for (other_rev, series) in &sig.by_revision {
+                if same_service && other_rev == rev {
+                    continue;
+                }
+                let x = series.sum(t0, at);
+                if x < self.config.min_count as f64 {
+                    continue;
+                }
+                // Its own per-time baseline over the previous day.
+                let base_from = t0 - DAY_MS;
+                let base = series.sum(base_from, t0);
+                let minutes_window = (at - t0) as f64 / MINUTE_MS as f64;
+                let mu = minutes_window * (base + 1.0) / (DAY_MS / MINUTE_MS) as f64;
+                if x / mu >= self.config.min_rate_ratio {
+                    evidence.push(format!(
+                        "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
+                    ));
+                }
+            }
+        }
+        (!evidence.is_empty()).then(|| {
+            format!(
+                "the same error rose where this deploy cannot be the cause: {}",
+                evidence.join("; ")
+            )
         })
     }
 }
 
-/// P(X ≥ k) for X ~ Poisson(λ).
-pub fn poisson_sf(k: i64, lambda: f64) -> f64 {
-    if k <= 0 {
-        return 1.0;
+/// Historical baseline of one signature: (count, exposure, dispersion) over
+/// [from, to) from every revision but `rev`.
+fn historical_baseline(
+    sig: &SigState,
+    traffic: &BTreeMap<String, Series>,
+    rev: &str,
+    from: i64,
+    to: i64,
+    per_request: bool,
+    with_dispersion: bool,
+) -> (f64, f64, f64) {
+    let count: f64 = sig
+        .by_revision
+        .iter()
+        .filter(|(r, _)| r.as_str() != rev)
+        .map(|(_, s)| s.sum(from, to))
+        .sum();
+    let exposure = if per_request {
+        traffic
+            .iter()
+            .filter(|(r, _)| r.as_str() != rev)
+            .map(|(_, s)| s.sum(from, to))
+            .sum()
+    } else {
+        (to - from) as f64 / MINUTE_MS as f64
+    };
+    if count <= 0.0 || exposure <= 0.0 || !with_dispersion {
+        return (count, exposure, 1.0);
     }
-    // 1 − P(X ≤ k−1), summed in log space for stability.
-    let mut term = (-lambda).exp();
-    let mut cdf = term;
-    for i in 1..k {
-        term *= lambda / i as f64;
-        cdf += term;
+    // Hourly observed vs expected (by hourly requests, or flat per time).
+    let mut counts: BTreeMap<i64, f64> = BTreeMap::new();
+    for (_, s) in sig.by_revision.iter().filter(|(r, _)| r.as_str() != rev) {
+        for (h, v) in s.hourly(from, to) {
+            *counts.entry(h).or_default() += v;
+        }
     }
-    (1.0 - cdf).clamp(0.0, 1.0)
+    let rate = count / exposure;
+    let mut hourly_exposure: BTreeMap<i64, f64> = BTreeMap::new();
+    if per_request {
+        for (_, s) in traffic.iter().filter(|(r, _)| r.as_str() != rev) {
+            for (h, v) in s.hourly(from, to) {
+                *hourly_exposure.entry(h).or_default() += v;
+            }
+        }
+    } else {
+        let mut h = from.div_euclid(HOUR_MS) * HOUR_MS;
+        while h < to {
+            let covered = (h + HOUR_MS).min(to) - h.max(from);
+            hourly_exposure.insert(h, covered as f64 / MINUTE_MS as f64);
+            h += HOUR_MS;
+        }
+    }
+    let phi = stats::dispersion(
+        hourly_exposure
+            .iter()
+            .map(|(h, e)| (counts.get(h).copied().unwrap_or(0.0), e * rate)),
+    );
+    (count, exposure, phi)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T0: i64 = 10 * DAY_MS;
 
     fn sc(service: &str, rev: &str, sig: &str, count: i64, ts: i64) -> AnyEvent {
         AnyEvent::SignatureCount(SignatureCount {
@@ -287,6 +727,16 @@ mod tests {
         })
     }
 
+    fn traffic(service: &str, rev: &str, requests: i64, ts: i64) -> AnyEvent {
+        AnyEvent::Traffic(Traffic {
+            service: service.into(),
+            revision: rev.into(),
+            window_start_ms: ts,
+            window_s: 60,
+            requests,
+        })
+    }
+
     fn deploy(service: &str, rev: &str, prev: &str, ts: i64) -> AnyEvent {
         AnyEvent::Deploy(Deploy {
             service: service.into(),
@@ -300,54 +750,174 @@ mod tests {
         })
     }
 
+    /// A day of baseline for `service` at revision `a`: 1000 requests and
+    /// `rate` errors of signature `old` per minute.
+    fn baseline(d: &mut Detector, service: &str, rate: i64) -> Vec<Regression> {
+        let mut out = Vec::new();
+        for m in 0..(24 * 60) {
+            let t = T0 - DAY_MS + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic(service, "a", 1000, t)));
+            if rate > 0 {
+                out.extend(d.on_event(&sc(service, "a", "old", rate, t + 1)));
+            }
+        }
+        out
+    }
+
+    /// Minutes after the deploy at revision `b`: traffic, `old` at `old_rate`,
+    /// `new` at `new_rate` per minute.
+    fn after(
+        d: &mut Detector,
+        service: &str,
+        minutes: i64,
+        old_rate: i64,
+        new_rate: i64,
+    ) -> Vec<Regression> {
+        let mut out = Vec::new();
+        for m in 0..minutes {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic(service, "b", 1000, t)));
+            if old_rate > 0 {
+                out.extend(d.on_event(&sc(service, "b", "old", old_rate, t + 1)));
+            }
+            if new_rate > 0 {
+                out.extend(d.on_event(&sc(service, "b", "new", new_rate, t + 2)));
+            }
+        }
+        out
+    }
+
     fn detector() -> Detector {
         Detector::new(DetectorConfig::default())
     }
 
     #[test]
-    fn new_signature_after_deploy_is_flagged_once_at_threshold() {
+    fn new_signature_is_flagged_within_minutes_of_the_deploy() {
         let mut d = detector();
-        assert!(d.on_event(&sc("a", "r1", "old", 5, 100)).is_empty());
-        assert!(d.on_event(&deploy("a", "r2", "r1", 1_000)).is_empty());
-        assert!(d.on_event(&sc("a", "r2", "new", 2, 1_100)).is_empty());
-        let out = d.on_event(&sc("a", "r2", "new", 1, 1_200));
-        assert_eq!(out.len(), 1);
+        assert!(baseline(&mut d, "a", 2).is_empty());
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = after(&mut d, "a", 30, 2, 2);
+        out.extend(d.flush());
+        assert_eq!(out.len(), 1, "{out:?}");
         let r = &out[0];
         assert_eq!(r.kind, RegressionKind::New);
-        assert_eq!(
-            (r.observed, r.detected_at_ms, r.window_start_ms),
-            (3, 1_200, 1_000)
-        );
-        assert_eq!(r.previous_revision.as_deref(), Some("r1"));
-        assert!(r.p_value < 0.05, "{}", r.p_value);
+        assert_eq!(r.signature, "new");
         assert!(
-            d.on_event(&sc("a", "r2", "new", 10, 1_300)).is_empty(),
-            "emitted once"
+            r.detected_at_ms - T0 <= 5 * MINUTE_MS,
+            "latency {}",
+            r.detected_at_ms - T0
         );
+        assert_eq!(r.rate_basis, RateBasis::PerRequest);
+        assert!(r.observed >= 3);
     }
 
     #[test]
-    fn baseline_signature_is_not_new() {
+    fn a_spike_per_request_is_flagged_early_but_a_traffic_surge_is_not() {
         let mut d = detector();
-        d.on_event(&sc("a", "r1", "old", 5, 100));
-        d.on_event(&deploy("a", "r2", "r1", 1_000));
-        assert!(d.on_event(&sc("a", "r2", "old", 50, 1_100)).is_empty());
+        baseline(&mut d, "a", 2);
+        d.on_event(&deploy("a", "b", "a", T0));
+        let out = after(&mut d, "a", 20, 10, 0);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind, RegressionKind::Spike);
+        assert!(out[0].rate_ratio > 3.0);
+        assert!(out[0].q_value.unwrap() <= 0.05);
+        assert!(out[0].detected_at_ms - T0 <= 5 * MINUTE_MS);
+
+        // Same error rate per request with 5x traffic: no regression.
+        let mut d = detector();
+        baseline(&mut d, "s", 2);
+        d.on_event(&deploy("s", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..60 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("s", "b", 5000, t)));
+            out.extend(d.on_event(&sc("s", "b", "old", 10, t + 1)));
+        }
+        out.extend(d.flush());
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
-    fn signature_before_its_deploy_event_still_counts() {
-        let mut d = detector();
-        assert!(d.on_event(&sc("a", "r2", "new", 3, 1_100)).is_empty());
-        let out = d.on_event(&deploy("a", "r2", "r1", 1_000));
-        assert_eq!(out.len(), 1, "re-evaluated when the deploy arrives");
+    fn the_simple_recipe_flags_the_traffic_surge_and_waits_an_hour() {
+        let mut d = Detector::new(DetectorConfig::simple_recipe());
+        baseline(&mut d, "s", 2);
+        d.on_event(&deploy("s", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..70 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("s", "b", 5000, t)));
+            out.extend(d.on_event(&sc("s", "b", "old", 10, t + 1)));
+        }
+        assert_eq!(
+            out.len(),
+            1,
+            "per-time rates mistake a surge for a regression"
+        );
+        assert_eq!(out[0].detected_at_ms, T0 + 60 * MINUTE_MS);
     }
 
     #[test]
-    fn undeployed_revision_and_other_services_are_not_flagged() {
+    fn unchanged_error_rate_is_not_a_regression() {
         let mut d = detector();
-        assert!(d.on_event(&sc("a", "r9", "x", 10, 1)).is_empty());
-        d.on_event(&deploy("b", "r2", "r1", 0));
-        assert!(d.on_event(&sc("a", "r2", "x", 10, 5)).is_empty());
+        baseline(&mut d, "a", 3);
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = after(&mut d, "a", 60, 3, 0);
+        out.extend(d.flush());
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn upstream_outage_in_a_service_that_did_not_deploy_marks_it_external() {
+        let mut d = detector();
+        baseline(&mut d, "a", 1);
+        baseline(&mut d, "other", 1);
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..20 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+            out.extend(d.on_event(&traffic("other", "a", 1000, t)));
+            // Same template in both services ("template upstream").
+            out.extend(d.on_event(&sc("a", "b", "upstream", 5, t + 1)));
+            out.extend(d.on_event(&sc("other", "a", "upstream", 5, t + 1)));
+        }
+        let r: Vec<_> = out.iter().filter(|r| r.service == "a").collect();
+        assert_eq!(r.len(), 1, "{out:?}");
+        assert!(r[0].externally_correlated);
+        assert!(r[0]
+            .correlation_evidence
+            .as_deref()
+            .unwrap()
+            .contains("other@a"));
+    }
+
+    #[test]
+    fn canary_is_compared_with_the_live_previous_revision() {
+        let mut d = detector();
+        baseline(&mut d, "a", 2);
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..30 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "a", 900, t)));
+            out.extend(d.on_event(&traffic("a", "b", 100, t)));
+            out.extend(d.on_event(&sc("a", "a", "old", 2, t + 1)));
+            out.extend(d.on_event(&sc("a", "b", "old", 2, t + 1)));
+        }
+        // b's per-request rate is 10x a's (2 per 100 vs 2 per 900 + history).
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].revision, "b");
+        assert_eq!(out[0].kind, RegressionKind::Spike);
+    }
+
+    #[test]
+    fn late_events_count_and_ancient_ones_are_reported() {
+        let mut d = detector();
+        baseline(&mut d, "a", 1);
+        d.on_event(&sc("a", "a", "old", 1, T0 - 30 * MINUTE_MS));
+        assert_eq!(d.stats().late, 1);
+        d.on_event(&sc("a", "a", "old", 1, T0 - 30 * DAY_MS));
+        assert_eq!(d.stats().too_old, 1);
     }
 
     #[test]
@@ -368,9 +938,16 @@ mod tests {
     }
 
     #[test]
-    fn poisson_tail() {
-        assert_eq!(poisson_sf(0, 2.0), 1.0);
-        assert!((poisson_sf(1, 2.0) - (1.0 - (-2.0f64).exp())).abs() < 1e-12);
-        assert!((poisson_sf(3, 0.5) - 0.014_387_677_966_970_687).abs() < 1e-9);
+    fn state_stays_bounded_over_weeks() {
+        let mut d = detector();
+        for m in 0..(14 * 24 * 60) {
+            let t = m * MINUTE_MS;
+            d.on_event(&traffic("a", "a", 1000, t));
+            d.on_event(&sc("a", "a", "old", 1, t + 1));
+        }
+        let s = d.stats();
+        // Per series (2 here): ≤ 7 days + window + 1 h of hour buckets, and the
+        // minutes of the last ~3 hours (compaction runs hourly).
+        assert!(s.buckets <= 2 * (7 * 24 + 3 + 4 * 60), "{s:?}");
     }
 }

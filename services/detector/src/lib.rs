@@ -1,11 +1,15 @@
 //! selfheal detector: decides whether a deploy made errors worse.
 //!
 //! # Layout
-//! - [`core`] (pure): the detection rules over events; no IO, no clock.
+//! - [`core`] (pure): windows, baselines, the sequential test, the fleet guard.
+//! - [`series`] (pure): compact minute/hour event-time count series.
+//! - [`stats`] (pure): p-values, e-values, e-BH, dispersion.
 //! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
 //!   core over signatures, traffic, deploys and builds, publishing regressions.
 
 pub mod core;
+pub mod series;
+pub mod stats;
 
 use std::sync::Arc;
 

@@ -1,0 +1,311 @@
+//! The statistics behind the detector (pure functions).
+//!
+//! - [`quasi_poisson_sf`]: the fixed-sample one-sided p-value of a count against
+//!   an expectation, with over-dispersion φ (quasi-Poisson: counts and mean are
+//!   scaled by 1/φ, the standard quasi-likelihood adjustment).
+//! - [`e_value`]: an anytime-valid evidence measure for "the rate rose by at
+//!   least the minimum effect": a mixture of likelihood ratios over rate ratios
+//!   ρ ≥ 1.5. For Poisson counts with true ratio ≤ 1 each likelihood ratio is a
+//!   non-negative supermartingale in event time, so by Ville's inequality the
+//!   chance that it *ever* exceeds 1/α is ≤ α: the detector may look every
+//!   minute without inflating false alarms (unlike re-running a p < 0.05 test).
+//! - [`e_bh`]: e-BH (Wang & Ramdas 2022), Benjamini–Hochberg on e-values, which
+//!   controls the false-discovery rate across a deploy's signatures under any
+//!   dependence between them.
+//! - [`bh`]: classic Benjamini–Hochberg on p-values (for non-sequential runs).
+
+/// Rate ratios the e-value mixes over (uniform weights). Starting at the
+/// minimum effect size keeps power where it matters and ignores tiny rises.
+pub const RATIO_GRID: [f64; 7] = [1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0];
+
+/// Largest e-value reported (keeps arithmetic finite).
+const E_CAP: f64 = 1e300;
+
+/// `ln Γ(x)` for x > 0 (Lanczos approximation, |error| < 1e-10).
+pub fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection formula.
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = G[0];
+    let t = x + 7.5;
+    for (i, g) in G.iter().enumerate().skip(1) {
+        a += g / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Regularized lower incomplete gamma P(a, x) (series for x < a + 1, continued
+/// fraction otherwise; Numerical Recipes §6.2).
+pub fn gamma_p(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if a <= 0.0 {
+        return 1.0;
+    }
+    let ln_pre = -x + a * x.ln() - ln_gamma(a);
+    if x < a + 1.0 {
+        let mut sum = 1.0 / a;
+        let mut term = sum;
+        let mut ap = a;
+        for _ in 0..1_000 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        (sum.ln() + ln_pre).exp().clamp(0.0, 1.0)
+    } else {
+        // Lentz's continued fraction for Q(a, x).
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..1_000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            h *= delta;
+            if (delta - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        (1.0 - (ln_pre.exp() * h)).clamp(0.0, 1.0)
+    }
+}
+
+/// P(X ≥ x) for a count with mean `mu` and dispersion `phi` ≥ 1 (φ = 1 is
+/// Poisson). Uses P(X ≥ k) = P_gamma(k, μ) with k, μ scaled by 1/φ.
+pub fn quasi_poisson_sf(x: f64, mu: f64, phi: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    if mu <= 0.0 {
+        return 0.0;
+    }
+    let phi = phi.max(1.0);
+    gamma_p(x / phi, mu / phi)
+}
+
+/// The mixture e-value for "rate ratio ≥ 1.5" after observing `x` events where
+/// `mu` were expected, with dispersion `phi`.
+pub fn e_value(x: f64, mu: f64, phi: f64) -> f64 {
+    if mu <= 0.0 {
+        return if x > 0.0 { E_CAP } else { 1.0 };
+    }
+    let phi = phi.max(1.0);
+    // log-sum-exp over the grid, uniform weights.
+    let logs: Vec<f64> = RATIO_GRID
+        .iter()
+        .map(|rho| (x * rho.ln() - (rho - 1.0) * mu) / phi)
+        .collect();
+    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = logs.iter().map(|l| (l - max).exp()).sum();
+    let log_e = max + (sum / RATIO_GRID.len() as f64).ln();
+    if log_e > E_CAP.ln() {
+        E_CAP
+    } else {
+        log_e.exp()
+    }
+}
+
+/// e-BH adjusted q-values: hypothesis i is rejected at FDR level α iff
+/// `q[i] ≤ α`. `total` is the number of hypotheses tested (≥ `e.len()`; the
+/// untested ones count with e = 0).
+pub fn e_bh(e: &[f64], total: usize) -> Vec<f64> {
+    let k_total = total.max(e.len()) as f64;
+    let mut order: Vec<usize> = (0..e.len()).collect();
+    // Descending e; ties broken by index for determinism.
+    order.sort_by(|&a, &b| e[b].total_cmp(&e[a]).then(a.cmp(&b)));
+    let mut q = vec![1.0; e.len()];
+    // q_(i) = min over k ≥ i of K / (k · e_(k)).
+    let mut running = f64::INFINITY;
+    for (rank0, &idx) in order.iter().enumerate().rev() {
+        let k = (rank0 + 1) as f64;
+        let candidate = if e[idx] > 0.0 {
+            k_total / (k * e[idx])
+        } else {
+            f64::INFINITY
+        };
+        running = running.min(candidate);
+        q[idx] = running.min(1.0);
+    }
+    q
+}
+
+/// Benjamini–Hochberg adjusted q-values for p-values; `total` as in [`e_bh`]
+/// (untested hypotheses count with p = 1).
+pub fn bh(p: &[f64], total: usize) -> Vec<f64> {
+    let m = total.max(p.len()) as f64;
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    let mut q = vec![1.0; p.len()];
+    let mut running = 1.0f64;
+    for (rank0, &idx) in order.iter().enumerate().rev() {
+        let k = (rank0 + 1) as f64;
+        running = running.min(p[idx] * m / k);
+        q[idx] = running.min(1.0);
+    }
+    q
+}
+
+/// Pearson dispersion estimate: Σ (x − e)² / e over buckets, divided by the
+/// degrees of freedom, clamped to [1, 100]. Needs ≥ 6 buckets with e > 0,
+/// else 1 (no evidence of over-dispersion yet).
+pub fn dispersion(observed_expected: impl IntoIterator<Item = (f64, f64)>) -> f64 {
+    let mut chi2 = 0.0;
+    let mut n = 0usize;
+    for (x, e) in observed_expected {
+        if e > 0.0 {
+            chi2 += (x - e).powi(2) / e;
+            n += 1;
+        }
+    }
+    if n < 6 {
+        return 1.0;
+    }
+    (chi2 / (n - 1) as f64).clamp(1.0, 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn ln_gamma_matches_factorials() {
+        assert!(ln_gamma(1.0).abs() < 1e-10);
+        assert!(close(ln_gamma(5.0), (24.0f64).ln(), 1e-10));
+        assert!(close(ln_gamma(11.0), (3_628_800.0f64).ln(), 1e-10));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-10
+        ));
+    }
+
+    #[test]
+    fn poisson_tail_matches_direct_sums() {
+        // P(X ≥ 3 | λ = 0.5) = 1 − e^-0.5 (1 + 0.5 + 0.125)
+        let direct = 1.0 - (-0.5f64).exp() * (1.0 + 0.5 + 0.125);
+        assert!(close(quasi_poisson_sf(3.0, 0.5, 1.0), direct, 1e-9));
+        // P(X ≥ 30 | λ = 10) = 2.5099512e-7 (direct sum).
+        assert!(close(
+            quasi_poisson_sf(30.0, 10.0, 1.0),
+            2.509_951_2e-7,
+            1e-6
+        ));
+        assert_eq!(quasi_poisson_sf(0.0, 3.0, 1.0), 1.0);
+        // Over-dispersion makes the same count less surprising.
+        assert!(quasi_poisson_sf(30.0, 10.0, 4.0) > quasi_poisson_sf(30.0, 10.0, 1.0));
+    }
+
+    #[test]
+    fn e_value_grows_with_evidence_and_stays_small_under_the_null() {
+        assert!(e_value(10.0, 10.0, 1.0) < 2.0);
+        assert!(e_value(60.0, 20.0, 1.0) > 1e6);
+        assert!(e_value(60.0, 20.0, 5.0) < e_value(60.0, 20.0, 1.0));
+        assert_eq!(e_value(0.0, 0.0, 1.0), 1.0);
+    }
+
+    /// Ville's inequality in practice: simulate null Poisson streams watched at
+    /// 60 looks; the fraction that ever crosses 1/α stays below α.
+    #[test]
+    fn sequential_e_value_controls_false_alarms_under_repeated_looks() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let trials = 2_000;
+        let rate_per_minute = 2.0;
+        let mut alarms = 0;
+        for _ in 0..trials {
+            let (mut x, mut mu) = (0.0, 0.0);
+            let mut alarmed = false;
+            for _ in 0..60 {
+                // Poisson(rate) by inversion.
+                let (mut k, mut p, l) = (0.0, uniform(), (-rate_per_minute).exp());
+                while p > l {
+                    k += 1.0;
+                    p *= uniform();
+                }
+                x += k;
+                mu += rate_per_minute;
+                if e_value(x, mu, 1.0) >= 20.0 {
+                    alarmed = true;
+                }
+            }
+            alarms += usize::from(alarmed);
+        }
+        let rate = alarms as f64 / trials as f64;
+        assert!(rate < 0.05, "false alarm rate {rate}");
+    }
+
+    #[test]
+    fn e_bh_and_bh_adjust_for_multiplicity() {
+        let q = e_bh(&[1000.0, 30.0, 1.0], 3);
+        assert!(close(q[0], 3.0 / 1000.0, 1e-12));
+        assert!(close(q[1], 3.0 / (2.0 * 30.0), 1e-12));
+        assert_eq!(q[2], 1.0);
+        // With 100 hypotheses the same e = 30 is no longer a discovery at 0.05.
+        assert!(e_bh(&[30.0], 100)[0] > 0.05);
+        let q = bh(&[0.01, 0.04, 0.5], 3);
+        assert!(close(q[0], 0.03, 1e-12));
+        assert!(close(q[1], 0.06, 1e-12));
+        assert!(close(q[2], 0.5, 1e-12));
+    }
+
+    #[test]
+    fn dispersion_detects_overdispersed_buckets() {
+        let poisson_like = [
+            (9.0, 10.0),
+            (11.0, 10.0),
+            (10.0, 10.0),
+            (12.0, 10.0),
+            (8.0, 10.0),
+            (10.0, 10.0),
+        ];
+        assert!(dispersion(poisson_like) < 1.5);
+        let bursty = [
+            (0.0, 10.0),
+            (30.0, 10.0),
+            (2.0, 10.0),
+            (25.0, 10.0),
+            (1.0, 10.0),
+            (2.0, 10.0),
+        ];
+        assert!(dispersion(bursty) > 5.0);
+        assert_eq!(dispersion([(1.0, 1.0)]), 1.0);
+    }
+}
