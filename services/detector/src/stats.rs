@@ -248,7 +248,7 @@ mod tests {
             (rng >> 11) as f64 / (1u64 << 53) as f64
         };
         let trials = 2_000;
-        let rate_per_minute = 2.0;
+        let rate_per_minute: f64 = 2.0;
         let mut alarms = 0;
         for _ in 0..trials {
             let (mut x, mut mu) = (0.0, 0.0);
