@@ -1,12 +1,14 @@
 //! selfheal fixer: decides between rollback, fix-forward, notify and nothing, per
-//! verdict, and records the decision as an Action.
+//! verdict; carries it out through executors and agent dispatchers; and checks
+//! that the service recovered.
 //!
 //! # Layout
-//! - [`core`] (pure): the remediation policy.
+//! - [`policy`] (pure, sync, event time only): the rule table, the safety rails
+//!   and the recovery check. Drivable from a backtest.
 //! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
-//!   core over deploys, regressions and verdicts, publishing actions.
+//!   policy over its inputs, publishing actions.
 
-pub mod core;
+pub mod policy;
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let inputs = vec![t.deploys.clone(), t.regressions.clone(), t.verdicts.clone()];
     let stage = CoreStage::new(
         NAME,
-        core::Fixer::new(config.fixer.clone()),
+        policy::Policy::new(config.fixer.clone()),
         config.topics.actions.clone(),
     );
     let addr = config.http.fixer;
@@ -36,11 +38,11 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()>
     spawn(config, shutdown).await?.wait().await
 }
 
-impl Core for core::Fixer {
+impl Core for policy::Policy {
     type Output = Action;
 
     fn on_event(&mut self, event: &AnyEvent) -> Vec<Action> {
-        core::Fixer::on_event(self, event)
+        self.actions_for(event)
     }
 
     fn describe(o: &Action) -> String {

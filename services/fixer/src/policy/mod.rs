@@ -1,0 +1,822 @@
+//! The fixer's pure core: verdicts, regressions, deploys, traffic, signature
+//! counts and the fixer's own action updates in; actions out.
+//!
+//! Sync, no IO, no wall clock: every time here is the event time carried by the
+//! inputs, so a backtest replays exactly what a live run decided.
+//!
+//! # Decisions
+//! For each verdict the [rule table](selfheal_common::config::FixerRule) picks
+//! an action (first match wins) from the verdict's decision and confidence, the
+//! severity of its regressions ([`severity`]: error-budget burn rate from
+//! requests, new crash signatures), whether it cites changed lines, external
+//! correlation and the time since the deploy. Then the safety rails, which no
+//! rule can override, may turn it into a notification:
+//! - a `not_caused` verdict is never rolled back;
+//! - one action per (service, revision), whatever the duplicates and restarts
+//!   (a notify/none may be escalated once to a rollback or fix-forward by a later,
+//!   stronger verdict; never the other way);
+//! - never roll back onto a revision that is itself flagged (it regressed, a
+//!   verdict blamed it, or it was rolled back from), nor past a newer deploy;
+//! - a cooldown per service between executed actions;
+//! - caps on fix-forward dispatches per hour and on agent runs in progress.
+//!
+//! Every action records the rule that chose it (or the rail that overrode it)
+//! and the reasons, one sentence each.
+//!
+//! # Lifecycle
+//! The decision is published with status `dry_run` (global dry-run), `planned`
+//! (an executor will run: the adapter gets a [`Job`]) or `succeeded` (notify and
+//! none are complete once published). Executor outcomes come back as action
+//! updates (same id) through [`Policy::on_event`]; a succeeded rollback starts a
+//! [`recovery`] watch that ends in `recovery_verified` or `recovery_failed`.
+//!
+//! # Layout
+//! - this file: [`Policy`] state, rule evaluation and rails.
+//! - [`severity`]: burn rates and crash detection.
+//! - [`recovery`]: the recovery watch.
+
+pub mod recovery;
+pub mod severity;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use selfheal_common::config::{DispatcherKind, FixerConfig, FixerRule, RollbackExecutorKind};
+use selfheal_common::ids::stable_id;
+use selfheal_schemas::{
+    Action, ActionKind, ActionStatus, AnyEvent, Decision, Deploy, Evidence, Regression,
+    RegressionKind, SignatureCount, Traffic, Verdict,
+};
+
+use self::recovery::Watch;
+use self::severity::Assessment;
+
+/// Event time in one hour.
+const HOUR_MS: i64 = 3_600_000;
+/// Regressions and deploys kept per service (oldest evicted first).
+const KEPT_PER_SERVICE: usize = 512;
+
+/// What the adapter must carry out for a planned action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// Roll `service` back from `revision` to `target_revision`.
+    Rollback(RollbackJob),
+    /// Dispatch a coding agent (or the built-in revert) to fix forward.
+    FixForward(Box<FixRequest>),
+}
+
+/// A rollback to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackJob {
+    /// The action's id.
+    pub action_id: String,
+    /// The service.
+    pub service: String,
+    /// The revision being rolled back from.
+    pub revision: String,
+    /// The revision rolled back to.
+    pub target_revision: String,
+}
+
+/// Everything a fix-forward dispatcher needs. Text fields marked untrusted come
+/// from error messages and diffs: they are data, never commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixRequest {
+    /// The action's id.
+    pub action_id: String,
+    /// The service.
+    pub service: String,
+    /// The revision that regressed.
+    pub revision: String,
+    /// The revision before it.
+    pub previous_revision: Option<String>,
+    /// The revision whose change triage blamed.
+    pub blamed_revision: Option<String>,
+    /// Repository (URL or path) from the deploy.
+    pub repo: Option<String>,
+    /// Commit range from the deploy.
+    pub commit_range: Option<String>,
+    /// Changed lines the verdict cites.
+    pub evidence: Vec<Evidence>,
+    /// The regressions behind the verdict.
+    pub regressions: Vec<Regression>,
+    /// The deploy's diff (untrusted).
+    pub diff: Option<String>,
+    /// Triage's reasoning (untrusted: may quote error text).
+    pub reasoning: String,
+    /// Why the fixer chose to fix forward.
+    pub reasons: Vec<String>,
+}
+
+/// One decision or status change: the action to publish and, when it is newly
+/// planned with an executor, the job to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// The action (update) to publish.
+    pub action: Action,
+    /// What to execute, if anything.
+    pub job: Option<Job>,
+}
+
+/// The fixer's state. Feed it every input in order with [`Policy::on_event`].
+#[derive(Debug, Default)]
+pub struct Policy {
+    config: FixerConfig,
+    deploys: BTreeMap<(String, String), Deploy>,
+    deploy_order: BTreeMap<String, VecDeque<String>>,
+    /// Latest deploy per service: (deployed_at_ms, revision).
+    live: BTreeMap<String, (i64, String)>,
+    regressions: BTreeMap<String, Regression>,
+    regression_order: BTreeMap<String, VecDeque<String>>,
+    /// Requests per (service, revision, window start).
+    traffic: BTreeMap<(String, String), BTreeMap<i64, i64>>,
+    /// Revisions that must not be rolled back onto, with why.
+    flagged: BTreeMap<(String, String), String>,
+    /// The latest known state of every action, by id.
+    actions: BTreeMap<String, Action>,
+    /// Ids of the action per (service, revision), in order (an escalation adds one).
+    acted: BTreeMap<(String, String), Vec<String>>,
+    /// Event time of the last executed (rollback / fix-forward) decision per service.
+    last_executed: BTreeMap<String, i64>,
+    /// Event times of fix-forward dispatch decisions, oldest first.
+    dispatches: VecDeque<i64>,
+    /// Recovery watches by action id.
+    watches: BTreeMap<String, Watch>,
+    /// Latest event time seen per service.
+    watermark: BTreeMap<String, i64>,
+}
+
+impl Policy {
+    /// A policy with the given settings.
+    pub fn new(config: FixerConfig) -> Self {
+        Self {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FixerConfig {
+        &self.config
+    }
+
+    /// The latest known state of an action.
+    pub fn action(&self, id: &str) -> Option<&Action> {
+        self.actions.get(id)
+    }
+
+    /// Feeds one event; returns the actions (and jobs) it decides.
+    pub fn on_event(&mut self, event: &AnyEvent) -> Vec<Decided> {
+        match event {
+            AnyEvent::Deploy(d) => {
+                self.on_deploy(d);
+                self.advance(&d.service.clone(), d.deployed_at_ms)
+            }
+            AnyEvent::Regression(r) => {
+                self.on_regression(r);
+                self.advance(&r.service.clone(), r.detected_at_ms)
+            }
+            AnyEvent::Verdict(v) => {
+                let mut out = self.advance(&v.service, v.decided_at_ms);
+                out.extend(self.decide(v));
+                out
+            }
+            AnyEvent::Traffic(t) => {
+                self.on_traffic(t);
+                let end = t.window_start_ms + i64::from(t.window_s) * 1000;
+                self.advance(&t.service.clone(), end)
+            }
+            AnyEvent::SignatureCount(c) => {
+                self.on_signature_count(c);
+                self.advance(&c.service.clone(), c.last_seen_ms)
+            }
+            AnyEvent::Action(a) => self.on_action(a),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Only the actions of [`Policy::on_event`]: what a backtest records.
+    pub fn actions_for(&mut self, event: &AnyEvent) -> Vec<Action> {
+        self.on_event(event).into_iter().map(|d| d.action).collect()
+    }
+
+    /// Restores state from the fixer's own earlier action updates (read from the
+    /// actions topic at start-up), without deciding anything.
+    pub fn restore(&mut self, action: &Action) {
+        let _ = self.on_action(action);
+    }
+
+    /// Ends a restore: actions that were planned or in progress when the fixer
+    /// stopped are marked failed, because they may have partly happened and
+    /// running them twice (two rollbacks, two PRs) is worse than asking a human.
+    pub fn finish_restore(&mut self) -> Vec<Decided> {
+        let interrupted: Vec<Action> = self
+            .actions
+            .values()
+            .filter(|a| {
+                a.executor.is_some()
+                    && matches!(a.status, ActionStatus::Planned | ActionStatus::InProgress)
+            })
+            .cloned()
+            .collect();
+        interrupted
+            .into_iter()
+            .map(|mut a| {
+                a.status = ActionStatus::Failed;
+                a.reasons.push(
+                    "the fixer restarted while this action was executing; it is not retried \
+                     automatically (it may have partly happened): a human must check"
+                        .to_owned(),
+                );
+                self.actions.insert(a.id.clone(), a.clone());
+                Decided {
+                    action: a,
+                    job: None,
+                }
+            })
+            .collect()
+    }
+
+    fn on_deploy(&mut self, d: &Deploy) {
+        let key = (d.service.clone(), d.revision.clone());
+        if self.deploys.insert(key, d.clone()).is_none() {
+            let order = self.deploy_order.entry(d.service.clone()).or_default();
+            order.push_back(d.revision.clone());
+            if order.len() > KEPT_PER_SERVICE {
+                if let Some(old) = order.pop_front() {
+                    self.deploys.remove(&(d.service.clone(), old));
+                }
+            }
+        }
+        let newer = self
+            .live
+            .get(&d.service)
+            .is_none_or(|(at, _)| d.deployed_at_ms >= *at);
+        if newer {
+            self.live
+                .insert(d.service.clone(), (d.deployed_at_ms, d.revision.clone()));
+        }
+    }
+
+    fn on_regression(&mut self, r: &Regression) {
+        if !r.externally_correlated {
+            self.flagged
+                .entry((r.service.clone(), r.revision.clone()))
+                .or_insert_with(|| format!("it regressed ({:?} of {})", r.kind, r.signature));
+        }
+        if self.regressions.insert(r.id.clone(), r.clone()).is_none() {
+            let order = self.regression_order.entry(r.service.clone()).or_default();
+            order.push_back(r.id.clone());
+            if order.len() > KEPT_PER_SERVICE {
+                if let Some(old) = order.pop_front() {
+                    self.regressions.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn on_traffic(&mut self, t: &Traffic) {
+        let windows = self
+            .traffic
+            .entry((t.service.clone(), t.revision.clone()))
+            .or_default();
+        // Keyed by window start: a duplicate delivery overwrites, not doubles.
+        windows.insert(t.window_start_ms, t.requests);
+        while windows.len() > 4 * KEPT_PER_SERVICE {
+            windows.pop_first();
+        }
+    }
+
+    fn on_signature_count(&mut self, c: &SignatureCount) {
+        for w in self.watches.values_mut() {
+            w.on_count(c);
+        }
+    }
+
+    /// Moves a service's event-time watermark and closes the recovery watches
+    /// whose window has passed.
+    fn advance(&mut self, service: &str, at_ms: i64) -> Vec<Decided> {
+        let mark = self.watermark.entry(service.to_owned()).or_insert(at_ms);
+        *mark = (*mark).max(at_ms);
+        let mark = *mark;
+        let done: Vec<String> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.service == service && w.is_due(mark))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in done {
+            let Some(watch) = self.watches.remove(&id) else {
+                continue;
+            };
+            let Some(mut action) = self.actions.get(&id).cloned() else {
+                continue;
+            };
+            let requests = self.requests_in(service, watch.start_ms, watch.end_ms());
+            let outcome = watch.conclude(requests, &self.config.recovery);
+            action.status = if outcome.recovered {
+                ActionStatus::RecoveryVerified
+            } else {
+                ActionStatus::RecoveryFailed
+            };
+            action.recovery_verified = Some(outcome.recovered);
+            action.decided_at_ms = watch.end_ms();
+            action.reasons.push(outcome.reason);
+            if !outcome.recovered {
+                action
+                    .reasons
+                    .push("escalated: a human must look (notify)".to_owned());
+            }
+            self.actions.insert(id, action.clone());
+            out.push(Decided { action, job: None });
+        }
+        out
+    }
+
+    /// Requests served by `service` (any revision) in windows starting in [from, to).
+    fn requests_in(&self, service: &str, from: i64, to: i64) -> Option<i64> {
+        let mut total = None;
+        for ((s, _), windows) in &self.traffic {
+            if s != service {
+                continue;
+            }
+            for (_, n) in windows.range(from..to) {
+                *total.get_or_insert(0) += n;
+            }
+        }
+        total
+    }
+
+    /// Requests served by (service, revision) in windows starting in [from, to).
+    fn revision_requests(&self, service: &str, revision: &str, from: i64, to: i64) -> Option<i64> {
+        let windows = self
+            .traffic
+            .get(&(service.to_owned(), revision.to_owned()))?;
+        let mut it = windows.range(from..to).peekable();
+        it.peek()?;
+        Some(it.map(|(_, n)| n).sum())
+    }
+
+    /// Merges an action update (ours, from the topic): the most advanced status
+    /// wins, so updates from different producers may arrive in any order.
+    fn on_action(&mut self, a: &Action) -> Vec<Decided> {
+        let key = (a.service.clone(), a.revision.clone());
+        let ids = self.acted.entry(key).or_default();
+        if !ids.contains(&a.id) {
+            ids.push(a.id.clone());
+        }
+        // The decision itself (planned or dry run) starts the service's cooldown.
+        if matches!(a.action, ActionKind::Rollback | ActionKind::FixForward)
+            && matches!(a.status, ActionStatus::Planned | ActionStatus::DryRun)
+        {
+            let last = self
+                .last_executed
+                .entry(a.service.clone())
+                .or_insert(a.decided_at_ms);
+            *last = (*last).max(a.decided_at_ms);
+        }
+        if a.action == ActionKind::Rollback {
+            self.flagged
+                .entry((a.service.clone(), a.revision.clone()))
+                .or_insert_with(|| "it was rolled back".to_owned());
+        }
+        let known = self.actions.get(&a.id);
+        if known.is_some_and(|k| rank(k.status) >= rank(a.status)) {
+            return Vec::new();
+        }
+        if known.is_none()
+            && a.action == ActionKind::FixForward
+            && matches!(a.status, ActionStatus::Planned | ActionStatus::DryRun)
+        {
+            self.dispatches.push_back(a.decided_at_ms);
+        }
+        self.actions.insert(a.id.clone(), a.clone());
+        if a.action == ActionKind::Rollback
+            && a.status == ActionStatus::Succeeded
+            && !self.watches.contains_key(&a.id)
+        {
+            let baseline: Vec<&Regression> = self
+                .regressions
+                .values()
+                .filter(|r| {
+                    r.service == a.service
+                        && r.revision == a.revision
+                        && a.signatures.contains(&r.signature)
+                })
+                .collect();
+            let watch = Watch::start(a, &baseline, &self.config.recovery);
+            self.watches.insert(a.id.clone(), watch);
+        }
+        Vec::new()
+    }
+
+    /// Decides the action for a verdict, or nothing if this (service, revision)
+    /// was already acted on (duplicate or later verdicts).
+    pub fn decide(&mut self, v: &Verdict) -> Option<Decided> {
+        let key = (v.service.clone(), v.revision.clone());
+        match v.decision {
+            Decision::Caused => {
+                self.flagged
+                    .entry(key.clone())
+                    .or_insert_with(|| "triage blamed it".to_owned());
+            }
+            Decision::NotCaused => {
+                // Ruled out: its regressions no longer make it unsafe to return to.
+                if self
+                    .flagged
+                    .get(&key)
+                    .is_some_and(|why| why.starts_with("it regressed"))
+                {
+                    self.flagged.remove(&key);
+                }
+            }
+            Decision::Inconclusive => {}
+        }
+        let prior: Vec<&Action> = self
+            .acted
+            .get(&key)
+            .map(|ids| ids.iter().filter_map(|id| self.actions.get(id)).collect())
+            .unwrap_or_default();
+        let escalation = match prior.as_slice() {
+            [] => false,
+            [only] if matches!(only.action, ActionKind::Notify | ActionKind::None) => true,
+            _ => return None,
+        };
+
+        let regressions: Vec<Regression> = v
+            .regression_ids
+            .iter()
+            .filter_map(|id| self.regressions.get(id).cloned())
+            .collect();
+        let deploy = self.deploys.get(&key).cloned();
+        let assessment = self.assess(v, &regressions, deploy.as_ref());
+        let (mut kind, mut rule_name, mut reasons) = match self.match_rule(v, &assessment) {
+            Some(rule) => (
+                rule.action,
+                rule.name.clone(),
+                vec![explain(rule, v, &assessment)],
+            ),
+            None => (
+                ActionKind::Notify,
+                "no_rule_matched".to_owned(),
+                vec!["no rule matched: a human decides".to_owned()],
+            ),
+        };
+        reasons.push(format!("severity {}", assessment.describe()));
+        if !v.reasoning.is_empty() {
+            reasons.push(format!("triage: {}", one_line(&v.reasoning, 300)));
+        }
+
+        let previous = deploy
+            .as_ref()
+            .and_then(|d| d.previous_revision.clone())
+            .or_else(|| regressions.iter().find_map(|r| r.previous_revision.clone()));
+        let mut target = None;
+        if kind == ActionKind::Rollback {
+            if let Some(rail) = self.rollback_rail(v, previous.as_deref()) {
+                reasons.push(rail.1);
+                rule_name = rail.0.to_owned();
+                kind = if v.decision == Decision::NotCaused {
+                    ActionKind::None
+                } else {
+                    ActionKind::Notify
+                };
+            } else {
+                target = previous.clone();
+            }
+        }
+        if kind == ActionKind::FixForward {
+            if let Some((name, why)) = self.dispatch_rail(v) {
+                reasons.push(why);
+                rule_name = name.to_owned();
+                kind = ActionKind::Notify;
+            }
+        }
+        if escalation && !matches!(kind, ActionKind::Rollback | ActionKind::FixForward) {
+            // Already notified; only an escalation to a real action is news.
+            return None;
+        }
+
+        let executes = matches!(kind, ActionKind::Rollback | ActionKind::FixForward);
+        let executor = self.executor_for(kind);
+        let (status, job_executor) = if self.config.dry_run {
+            if let Some(e) = executor {
+                reasons.push(format!("dry run: {e} would have run"));
+            } else {
+                reasons.push("dry run: nothing executed".to_owned());
+            }
+            (ActionStatus::DryRun, None)
+        } else if executes {
+            if executor.is_none() {
+                reasons.push(format!(
+                    "no {} executor is configured: a human carries it out",
+                    if kind == ActionKind::Rollback {
+                        "rollback"
+                    } else {
+                        "fix-forward"
+                    }
+                ));
+            }
+            (ActionStatus::Planned, executor)
+        } else {
+            reasons.push("published on the actions topic for subscribers".to_owned());
+            (ActionStatus::Succeeded, None)
+        };
+        let id = if escalation {
+            stable_id(&[&v.service, &v.revision, "escalation"])
+        } else {
+            stable_id(&[&v.service, &v.revision])
+        };
+        let action = Action {
+            id,
+            service: v.service.clone(),
+            revision: v.revision.clone(),
+            action: kind,
+            status,
+            rule: rule_name,
+            reasons,
+            executor: job_executor.map(str::to_owned),
+            target_revision: target.clone(),
+            pr_url: None,
+            recovery_verified: None,
+            signatures: v.signatures.clone(),
+            verdict_id: Some(v.id.clone()),
+            decided_at_ms: v.decided_at_ms,
+        };
+        let job = match (job_executor, kind) {
+            (Some(_), ActionKind::Rollback) => Some(Job::Rollback(RollbackJob {
+                action_id: action.id.clone(),
+                service: v.service.clone(),
+                revision: v.revision.clone(),
+                target_revision: target.clone().unwrap_or_default(),
+            })),
+            (Some(_), ActionKind::FixForward) => Some(Job::FixForward(Box::new(FixRequest {
+                action_id: action.id.clone(),
+                service: v.service.clone(),
+                revision: v.revision.clone(),
+                previous_revision: previous,
+                blamed_revision: v.blamed_revision.clone(),
+                repo: deploy.as_ref().and_then(|d| d.repo.clone()),
+                commit_range: deploy.as_ref().and_then(|d| d.commit_range.clone()),
+                evidence: v.evidence.clone(),
+                regressions,
+                diff: deploy.as_ref().and_then(|d| d.diff.clone()),
+                reasoning: v.reasoning.clone(),
+                reasons: action.reasons.clone(),
+            }))),
+            _ => None,
+        };
+        let _ = self.on_action(&action);
+        Some(Decided { action, job })
+    }
+
+    fn assess(
+        &self,
+        v: &Verdict,
+        regressions: &[Regression],
+        deploy: Option<&Deploy>,
+    ) -> Assessment {
+        let slo = self
+            .config
+            .services
+            .get(&v.service)
+            .and_then(|s| s.slo)
+            .unwrap_or(self.config.default_slo);
+        let requests = |r: &Regression| {
+            r.requests.or_else(|| {
+                self.revision_requests(&r.service, &r.revision, r.window_start_ms, r.window_end_ms)
+            })
+        };
+        let deployed_at = deploy
+            .map(|d| d.deployed_at_ms)
+            .or_else(|| regressions.iter().find_map(|r| r.deployed_at_ms));
+        severity::assess(
+            regressions,
+            requests,
+            slo,
+            self.config.fast_burn_rate,
+            &self.config.crash_markers,
+            deployed_at.map(|at| v.decided_at_ms - at),
+            v.signatures.iter().any(|s| s == "build_failure"),
+        )
+    }
+
+    fn match_rule(&self, v: &Verdict, a: &Assessment) -> Option<&FixerRule> {
+        self.config.rules.iter().find(|r| {
+            (r.decisions.is_empty() || r.decisions.contains(&v.decision))
+                && r.min_confidence.is_none_or(|m| v.confidence >= m)
+                && (r.severities.is_empty() || r.severities.contains(&a.severity))
+                && r.build_failure.is_none_or(|b| b == a.build_failure)
+                && r.has_evidence.is_none_or(|b| b != v.evidence.is_empty())
+                && r.externally_correlated
+                    .is_none_or(|b| b == a.externally_correlated)
+                && r.max_since_deploy_ms
+                    .is_none_or(|m| a.since_deploy_ms.is_none_or(|s| s <= m))
+        })
+    }
+
+    /// Why a rollback must not happen, as (rail name, reason); `None` when it may.
+    fn rollback_rail(&self, v: &Verdict, previous: Option<&str>) -> Option<(&'static str, String)> {
+        if v.decision == Decision::NotCaused {
+            return Some((
+                "not_caused_never_rolls_back",
+                "refused: a deploy triage ruled out is never rolled back".to_owned(),
+            ));
+        }
+        let Some(previous) = previous else {
+            return Some((
+                "caused_no_previous_revision",
+                "the previous revision is unknown, so there is nothing to roll back to".to_owned(),
+            ));
+        };
+        if let Some(why) = self.flagged.get(&(v.service.clone(), previous.to_owned())) {
+            return Some((
+                "rollback_target_flagged",
+                format!("not rolling back onto {previous}: {why}"),
+            ));
+        }
+        if let Some((_, live)) = self.live.get(&v.service) {
+            if live != &v.revision
+                && self
+                    .deploys
+                    .contains_key(&(v.service.clone(), v.revision.clone()))
+            {
+                return Some((
+                    "rollback_superseded",
+                    format!(
+                        "{live} was deployed after {}; rolling back would skip past it",
+                        v.revision
+                    ),
+                ));
+            }
+        }
+        if let Some(last) = self.last_executed.get(&v.service) {
+            if v.decided_at_ms - last < self.config.cooldown_ms {
+                return Some((
+                    "cooldown",
+                    format!(
+                        "another action on {} was taken {} s earlier (cooldown {} s)",
+                        v.service,
+                        (v.decided_at_ms - last) / 1000,
+                        self.config.cooldown_ms / 1000
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    /// Why a fix-forward must not be dispatched now, as (rail name, reason).
+    fn dispatch_rail(&mut self, v: &Verdict) -> Option<(&'static str, String)> {
+        if let Some(last) = self.last_executed.get(&v.service) {
+            if v.decided_at_ms - last < self.config.cooldown_ms {
+                return Some((
+                    "cooldown",
+                    format!(
+                        "another action on {} was taken {} s earlier (cooldown {} s)",
+                        v.service,
+                        (v.decided_at_ms - last) / 1000,
+                        self.config.cooldown_ms / 1000
+                    ),
+                ));
+            }
+        }
+        while self
+            .dispatches
+            .front()
+            .is_some_and(|t| *t <= v.decided_at_ms - HOUR_MS)
+        {
+            self.dispatches.pop_front();
+        }
+        if self.dispatches.len() >= self.config.max_dispatches_per_hour {
+            return Some((
+                "dispatch_rate_capped",
+                format!(
+                    "{} fix-forward dispatches in the last hour (cap {})",
+                    self.dispatches.len(),
+                    self.config.max_dispatches_per_hour
+                ),
+            ));
+        }
+        let running = self
+            .actions
+            .values()
+            .filter(|a| {
+                a.action == ActionKind::FixForward
+                    && a.executor.is_some()
+                    && matches!(a.status, ActionStatus::Planned | ActionStatus::InProgress)
+            })
+            .count();
+        if running >= self.config.max_concurrent_agent_runs {
+            return Some((
+                "agent_runs_capped",
+                format!(
+                    "{running} agent runs in progress (cap {})",
+                    self.config.max_concurrent_agent_runs
+                ),
+            ));
+        }
+        None
+    }
+
+    fn executor_for(&self, kind: ActionKind) -> Option<&'static str> {
+        match kind {
+            ActionKind::Rollback => match self.config.rollback.executor {
+                RollbackExecutorKind::None => None,
+                RollbackExecutorKind::Command => Some("rollback_command"),
+                RollbackExecutorKind::Webhook => Some("rollback_webhook"),
+            },
+            ActionKind::FixForward => match self.config.dispatch.dispatcher {
+                DispatcherKind::None => None,
+                DispatcherKind::GithubIssue => Some("github_issue"),
+                DispatcherKind::RepositoryDispatch => Some("repository_dispatch"),
+                DispatcherKind::Opencode => Some("opencode"),
+                DispatcherKind::CliAgent => Some("cli_agent"),
+                DispatcherKind::Revert => Some("revert"),
+            },
+            _ => None,
+        }
+    }
+}
+
+/// How far along a status is; updates never move an action backwards.
+fn rank(s: ActionStatus) -> u8 {
+    match s {
+        ActionStatus::Planned | ActionStatus::DryRun => 0,
+        ActionStatus::InProgress => 1,
+        ActionStatus::Succeeded | ActionStatus::Failed => 2,
+        ActionStatus::RecoveryVerified | ActionStatus::RecoveryFailed => 3,
+    }
+}
+
+fn explain(rule: &FixerRule, v: &Verdict, a: &Assessment) -> String {
+    let mut why = vec![format!(
+        "decision {} with confidence {:.2}",
+        decision_name(v.decision),
+        v.confidence
+    )];
+    if let Some(m) = rule.min_confidence {
+        why.push(format!("≥ {m:.2}"));
+    }
+    if !rule.severities.is_empty() {
+        why.push(format!("severity {:?}", a.severity).to_lowercase());
+    }
+    if rule.build_failure == Some(true) {
+        why.push("the build failed, nothing is live to roll back".to_owned());
+    }
+    if rule.has_evidence == Some(true) {
+        let cited: Vec<String> = v
+            .evidence
+            .iter()
+            .take(3)
+            .map(|e| match e.line {
+                Some(l) => format!("{}:{l}", e.file),
+                None => e.file.clone(),
+            })
+            .collect();
+        why.push(format!("cites {}", cited.join(", ")));
+    }
+    format!("rule {} matched: {}", rule.name, why.join("; "))
+}
+
+fn decision_name(d: Decision) -> &'static str {
+    match d {
+        Decision::Caused => "caused",
+        Decision::NotCaused => "not_caused",
+        Decision::Inconclusive => "inconclusive",
+    }
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+/// A set of regression kinds, for the build-failure test.
+pub(crate) fn is_build_failure(regressions: &[Regression]) -> bool {
+    regressions
+        .iter()
+        .any(|r| r.kind == RegressionKind::BuildFailure)
+}
+
+/// The NDJSON record of an action in a backtest's `actions.ndjson`.
+pub fn backtest_record(a: &Action) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id,
+        "service": a.service,
+        "revision": a.revision,
+        "action": a.action,
+        "status": a.status,
+        "rule": a.rule,
+        "decided_at": a.decided_at_ms,
+        "reasons": a.reasons,
+        "target_revision": a.target_revision,
+        "verdict_id": a.verdict_id,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! The recovery check after a rollback, in event time.
+//!
+//! A watch starts `grace_ms` after the rollback decision (time for the rollout)
+//! and lasts `window_ms`. It counts the regressed signatures' events on every
+//! revision of the service (if the rollback did not take, the bad revision keeps
+//! producing them) and compares them with what the baseline predicts for the
+//! window: the regressions' baseline rate times the requests served (per-request
+//! basis) or times the window length (per-time basis). Recovered when the count
+//! is at most `tolerance` × that prediction, or at most `allowance` events (a
+//! new signature's baseline is zero). The watch concludes when the service's
+//! event-time watermark passes the window's end, so a quiet service is judged
+//! by its traffic events, and a replay concludes at the same point.
+
+use std::collections::BTreeSet;
+
+use selfheal_common::config::RecoveryConfig;
+use selfheal_schemas::{Action, RateBasis, Regression, SignatureCount};
+
+/// One rollback being watched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// The service.
+    pub service: String,
+    /// The signatures that must go back to baseline.
+    pub signatures: BTreeSet<String>,
+    /// Start of the window (inclusive), event time.
+    pub start_ms: i64,
+    window_ms: i64,
+    /// Baseline events per request, summed over the signatures (per-request basis).
+    per_request: f64,
+    /// Baseline events per ms, summed over the signatures (per-time basis).
+    per_ms: f64,
+    /// Events of the signatures seen in the window so far.
+    observed: i64,
+    /// (signature, revision, first_seen) already counted: duplicates don't double.
+    counted: BTreeSet<(String, String, i64, i64)>,
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Whether the signatures went back to baseline.
+    pub recovered: bool,
+    /// One sentence saying why.
+    pub reason: String,
+}
+
+impl Watch {
+    /// Starts watching the signatures of a succeeded rollback `action`, with the
+    /// regressions that describe their baseline (may be empty after a restart:
+    /// then only `allowance` applies).
+    pub fn start(action: &Action, baseline: &[&Regression], config: &RecoveryConfig) -> Self {
+        let mut per_request = 0.0;
+        let mut per_ms = 0.0;
+        for r in baseline {
+            match (r.rate_basis, r.requests) {
+                (RateBasis::PerRequest, Some(n)) if n > 0 => per_request += r.expected / n as f64,
+                _ => {
+                    let span = (r.window_end_ms - r.window_start_ms).max(1);
+                    per_ms += r.expected / span as f64;
+                }
+            }
+        }
+        Self {
+            service: action.service.clone(),
+            signatures: action.signatures.iter().cloned().collect(),
+            start_ms: action.decided_at_ms + config.grace_ms,
+            window_ms: config.window_ms.max(1),
+            per_request,
+            per_ms,
+            observed: 0,
+            counted: BTreeSet::new(),
+        }
+    }
+
+    /// End of the window (exclusive).
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + self.window_ms
+    }
+
+    /// Whether a watermark at `mark` closes the window.
+    pub fn is_due(&self, mark: i64) -> bool {
+        mark >= self.end_ms()
+    }
+
+    /// Counts a signature count if it is one of ours and inside the window.
+    pub fn on_count(&mut self, c: &SignatureCount) {
+        if c.service != self.service
+            || !self.signatures.contains(&c.signature)
+            || c.last_seen_ms < self.start_ms
+            || c.first_seen_ms >= self.end_ms()
+        {
+            return;
+        }
+        let key = (
+            c.signature.clone(),
+            c.revision.clone(),
+            c.first_seen_ms,
+            c.last_seen_ms,
+        );
+        if self.counted.insert(key) {
+            self.observed += c.count.max(0);
+        }
+    }
+
+    /// Judges the window; `requests` is the traffic served in it, if known.
+    pub fn conclude(&self, requests: Option<i64>, config: &RecoveryConfig) -> Outcome {
+        let expected = match requests {
+            Some(n) if self.per_request > 0.0 => self.per_request * n as f64,
+            _ => 0.0,
+        } + self.per_ms * self.window_ms as f64;
+        let limit = (config.tolerance * expected).max(config.allowance as f64);
+        let recovered = self.observed as f64 <= limit;
+        let reason =
+            format!(
+            "{} {} event(s) of the regressed signatures in the {} s after the rollback settled; \
+             baseline predicts {expected:.1}, limit {limit:.1}",
+            if recovered { "recovered:" } else { "not recovered:" },
+            self.observed,
+            self.window_ms / 1000
+        );
+        Outcome { recovered, reason }
+    }
+}

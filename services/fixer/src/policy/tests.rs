@@ -1,0 +1,670 @@
+//! The policy table, the safety rails and the recovery check.
+
+use super::*;
+use selfheal_common::config::FixerServiceConfig;
+use selfheal_schemas::RateBasis;
+
+const T0: i64 = 1_773_050_400_000;
+
+fn deploy(rev: &str, prev: Option<&str>, at: i64) -> AnyEvent {
+    AnyEvent::Deploy(Deploy {
+        service: "checkout".into(),
+        revision: rev.into(),
+        previous_revision: prev.map(Into::into),
+        repo: Some("/srv/checkout.git".into()),
+        commit_range: None,
+        diff: Some("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into()),
+        diff_url: None,
+        deployed_at_ms: at,
+    })
+}
+
+fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
+    Regression {
+        id: id.into(),
+        service: "checkout".into(),
+        revision: rev.into(),
+        previous_revision: Some("a".into()),
+        kind,
+        signature: format!("sig-{id}"),
+        template: "KeyError: <str>".into(),
+        exception_type: Some("KeyError".into()),
+        detected_at_ms: T0 + 60_000,
+        deployed_at_ms: Some(T0),
+        window_start_ms: T0,
+        window_end_ms: T0 + 60_000,
+        observed: 5,
+        expected: 0.0,
+        rate_ratio: f64::INFINITY,
+        p_value: 0.001,
+        q_value: None,
+        requests: None,
+        baseline_requests: None,
+        rate_basis: RateBasis::PerTime,
+        externally_correlated: false,
+        correlation_evidence: None,
+        sample_message: "KeyError: 'XC'".into(),
+        sample_stack: None,
+        frames: vec![],
+    }
+}
+
+fn verdict(rev: &str, decision: Decision, confidence: f64, regs: &[&str]) -> Verdict {
+    Verdict {
+        id: format!("v-{rev}-{}", regs.join("-")),
+        service: "checkout".into(),
+        revision: rev.into(),
+        blamed_revision: (decision == Decision::Caused).then(|| rev.to_owned()),
+        decision,
+        confidence,
+        reasoning: "frame pricing.py:216 touches a changed line".into(),
+        evidence: vec![Evidence {
+            file: "src/pricing.py".into(),
+            line: Some(216),
+            hunk_header: Some("@@ -214,7 +214,7 @@".into()),
+            frame: None,
+            token: None,
+            strength: "frame".into(),
+        }],
+        signatures: regs.iter().map(|r| format!("sig-{r}")).collect(),
+        regression_ids: regs.iter().map(|r| (*r).to_owned()).collect(),
+        file_classes: vec![],
+        decided_at_ms: T0 + 120_000,
+        adjudicator: "rules".into(),
+    }
+}
+
+fn policy() -> Policy {
+    Policy::new(FixerConfig::default())
+}
+
+fn live() -> FixerConfig {
+    let mut c = FixerConfig {
+        dry_run: false,
+        ..FixerConfig::default()
+    };
+    c.rollback.executor = RollbackExecutorKind::Command;
+    c.dispatch.dispatcher = DispatcherKind::Revert;
+    c
+}
+
+/// Feeds the deploy of `b` (previous `a`) and a new-signature regression `r1`.
+fn seeded(config: FixerConfig) -> Policy {
+    let mut p = Policy::new(config);
+    p.on_event(&deploy("a", None, T0 - 86_400_000));
+    p.on_event(&deploy("b", Some("a"), T0));
+    p.on_event(&AnyEvent::Regression(regression(
+        "r1",
+        "b",
+        RegressionKind::New,
+    )));
+    p
+}
+
+fn decide(p: &mut Policy, v: &Verdict) -> Option<Decided> {
+    let mut out = p.on_event(&AnyEvent::Verdict(v.clone()));
+    assert!(out.len() <= 1, "{out:?}");
+    out.pop()
+}
+
+fn with_requests(mut r: Regression, requests: i64, observed: i64) -> Regression {
+    r.requests = Some(requests);
+    r.observed = observed;
+    r.rate_basis = RateBasis::PerRequest;
+    r
+}
+
+#[test]
+fn caused_rolls_back_to_previous_revision_in_dry_run() {
+    let mut p = seeded(FixerConfig::default());
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    let a = &d.action;
+    assert_eq!(a.action, ActionKind::Rollback);
+    assert_eq!(a.target_revision.as_deref(), Some("a"));
+    assert_eq!(a.status, ActionStatus::DryRun);
+    assert_eq!(a.rule, "caused_rollback");
+    assert_eq!(
+        a.decided_at_ms,
+        T0 + 120_000,
+        "event time, not the wall clock"
+    );
+    assert!(
+        a.executor.is_none() && d.job.is_none(),
+        "dry run executes nothing"
+    );
+    assert!(a.reasons[0].contains("caused_rollback"), "{:?}", a.reasons);
+    assert!(a.reasons.iter().any(|r| r.contains("severity unknown")));
+}
+
+#[test]
+fn not_caused_never_rolls_back_even_if_a_rule_says_so() {
+    let mut config = live();
+    config.rules.insert(
+        0,
+        FixerRule {
+            name: "reckless".into(),
+            ..FixerRule::defaults().remove(2)
+        },
+    );
+    config.rules[0].decisions = vec![];
+    config.rules[0].severities = vec![];
+    config.rules[0].externally_correlated = None;
+    let mut p = seeded(config);
+    let d = decide(&mut p, &verdict("b", Decision::NotCaused, 1.0, &["r1"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::None);
+    assert_eq!(d.action.rule, "not_caused_never_rolls_back");
+    assert!(d.job.is_none());
+}
+
+#[test]
+fn default_not_caused_is_none() {
+    let mut p = seeded(FixerConfig::default());
+    let d = decide(&mut p, &verdict("b", Decision::NotCaused, 1.0, &["r1"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::None);
+    assert_eq!(d.action.rule, "not_caused_never_rolls_back");
+}
+
+#[test]
+fn fast_burn_rolls_back_even_when_inconclusive() {
+    let mut p = seeded(live());
+    // 300 errors in 10 000 requests = 3% ≫ 14.4 × 0.1% budget.
+    let r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Rollback);
+    assert_eq!(d.action.rule, "fast_burn_rollback");
+    assert_eq!(d.action.status, ActionStatus::Planned);
+    assert_eq!(d.action.executor.as_deref(), Some("rollback_command"));
+    assert_eq!(
+        d.job,
+        Some(Job::Rollback(RollbackJob {
+            action_id: d.action.id.clone(),
+            service: "checkout".into(),
+            revision: "b".into(),
+            target_revision: "a".into(),
+        }))
+    );
+    assert!(
+        d.action
+            .reasons
+            .iter()
+            .any(|r| r.contains("burn rate 30.0")),
+        "{:?}",
+        d.action.reasons
+    );
+}
+
+#[test]
+fn burn_rate_from_traffic_events_when_the_regression_has_no_requests() {
+    let mut p = seeded(FixerConfig::default());
+    for i in 0..2 {
+        p.on_event(&AnyEvent::Traffic(Traffic {
+            service: "checkout".into(),
+            revision: "b".into(),
+            window_start_ms: T0 + i * 30_000,
+            window_s: 30,
+            requests: 100,
+        }));
+    }
+    // 5 errors / 200 requests = 2.5% → burn 25: high.
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.2, &["r1"])).unwrap();
+    assert_eq!(d.action.rule, "fast_burn_rollback");
+}
+
+#[test]
+fn externally_correlated_fast_burn_does_not_roll_back_an_inconclusive_deploy() {
+    let mut p = seeded(FixerConfig::default());
+    let mut r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    r.externally_correlated = true;
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
+    assert_eq!(d.action.rule, "inconclusive_notify");
+}
+
+#[test]
+fn new_crash_signature_is_high_severity_without_traffic() {
+    let mut p = seeded(FixerConfig::default());
+    let mut r = regression("r2", "b", RegressionKind::New);
+    r.template = "thread 'main' panicked at src/lib.rs:3".into();
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    assert_eq!(d.action.rule, "fast_burn_rollback");
+}
+
+#[test]
+fn well_attributed_low_severity_fixes_forward() {
+    let mut p = seeded(live());
+    // 5 errors in 100 000 requests = 0.005%: burn 0.05.
+    let r = with_requests(regression("r2", "b", RegressionKind::Spike), 100_000, 5);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r2"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::FixForward);
+    assert_eq!(d.action.rule, "well_attributed_fix_forward");
+    assert_eq!(d.action.executor.as_deref(), Some("revert"));
+    let Some(Job::FixForward(req)) = d.job else {
+        panic!("no fix-forward job")
+    };
+    assert_eq!(req.evidence[0].line, Some(216));
+    assert_eq!(req.previous_revision.as_deref(), Some("a"));
+    assert_eq!(req.repo.as_deref(), Some("/srv/checkout.git"));
+    assert_eq!(req.regressions.len(), 1);
+}
+
+#[test]
+fn weakly_attributed_low_severity_rolls_back() {
+    let mut p = seeded(FixerConfig::default());
+    let r = with_requests(regression("r2", "b", RegressionKind::Spike), 100_000, 5);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.6, &["r2"])).unwrap();
+    assert_eq!(d.action.rule, "caused_rollback");
+}
+
+#[test]
+fn per_service_slo_changes_severity() {
+    let mut config = FixerConfig::default();
+    config.services.insert(
+        "checkout".into(),
+        FixerServiceConfig {
+            slo: Some(0.99999),
+            ..Default::default()
+        },
+    );
+    let mut p = seeded(config);
+    // 5 / 100 000 against a 0.001% budget: burn 5 … still < 14.4; 50 errors: 50.
+    let r = with_requests(regression("r2", "b", RegressionKind::Spike), 100_000, 50);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    assert_eq!(d.action.rule, "fast_burn_rollback");
+}
+
+#[test]
+fn build_failure_fixes_forward() {
+    let mut p = seeded(FixerConfig::default());
+    p.on_event(&AnyEvent::Regression(regression(
+        "rb",
+        "b",
+        RegressionKind::BuildFailure,
+    )));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 1.0, &["rb"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::FixForward);
+    assert_eq!(d.action.rule, "build_failure_fix_forward");
+}
+
+#[test]
+fn inconclusive_and_low_confidence_notify() {
+    let mut p = seeded(FixerConfig::default());
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r1"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
+    let mut p = seeded(FixerConfig::default());
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.2, &["r1"])).unwrap();
+    assert_eq!(d.action.rule, "caused_low_confidence_notify");
+}
+
+#[test]
+fn caused_without_known_previous_revision_notifies() {
+    let mut p = policy();
+    let mut v = verdict("b", Decision::Caused, 0.9, &["unknown"]);
+    v.regression_ids.clear();
+    let d = decide(&mut p, &v).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
+    assert_eq!(d.action.rule, "caused_no_previous_revision");
+}
+
+#[test]
+fn duplicate_verdicts_give_one_action() {
+    let mut p = seeded(live());
+    let v = verdict("b", Decision::Caused, 0.9, &["r1"]);
+    assert!(decide(&mut p, &v).is_some());
+    assert!(decide(&mut p, &v).is_none());
+    assert!(decide(&mut p, &verdict("b", Decision::Caused, 0.99, &["r1"])).is_none());
+    assert!(decide(&mut p, &verdict("b", Decision::Inconclusive, 0.1, &["r1"])).is_none());
+}
+
+#[test]
+fn a_notification_is_escalated_once_by_a_stronger_verdict() {
+    let mut p = seeded(live());
+    let first = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r1"])).unwrap();
+    assert_eq!(first.action.action, ActionKind::Notify);
+    assert!(decide(&mut p, &verdict("b", Decision::Inconclusive, 0.4, &["r1"])).is_none());
+    let second = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(second.action.action, ActionKind::Rollback);
+    assert_ne!(second.action.id, first.action.id);
+    assert!(decide(&mut p, &verdict("b", Decision::Caused, 0.95, &["r1"])).is_none());
+}
+
+#[test]
+fn duplicates_after_a_restart_give_no_action() {
+    let mut p = seeded(live());
+    let v = verdict("b", Decision::Caused, 0.9, &["r1"]);
+    let d = decide(&mut p, &v).unwrap();
+    // A fresh process restores from the actions topic, then sees the verdict again.
+    let mut restarted = seeded(live());
+    restarted.restore(&d.action);
+    let mut done = d.action.clone();
+    done.status = ActionStatus::Succeeded;
+    restarted.restore(&done);
+    assert!(restarted.finish_restore().is_empty());
+    assert!(decide(&mut restarted, &v).is_none());
+}
+
+#[test]
+fn restart_mid_action_marks_it_failed_and_does_not_rerun() {
+    let mut p = seeded(live());
+    let v = verdict("b", Decision::Caused, 0.9, &["r1"]);
+    let d = decide(&mut p, &v).unwrap();
+    let mut running = d.action.clone();
+    running.status = ActionStatus::InProgress;
+
+    let mut restarted = seeded(live());
+    restarted.restore(&running);
+    restarted.restore(&d.action); // older status, arriving late: ignored
+    let out = restarted.finish_restore();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].action.id, d.action.id);
+    assert_eq!(out[0].action.status, ActionStatus::Failed);
+    assert!(out[0].job.is_none());
+    assert!(out[0].action.reasons.last().unwrap().contains("restarted"));
+    assert!(decide(&mut restarted, &v).is_none());
+    assert!(restarted.finish_restore().is_empty(), "reported once");
+}
+
+#[test]
+fn never_rolls_back_onto_a_flagged_revision() {
+    let mut p = seeded(live());
+    // The previous revision `a` had a regression of its own.
+    p.on_event(&AnyEvent::Regression(regression(
+        "ra",
+        "a",
+        RegressionKind::Spike,
+    )));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
+    assert_eq!(d.action.rule, "rollback_target_flagged");
+    assert!(d.job.is_none());
+}
+
+#[test]
+fn a_ruled_out_regression_unflags_its_revision() {
+    let mut p = seeded(live());
+    p.on_event(&AnyEvent::Regression(regression(
+        "ra",
+        "a",
+        RegressionKind::Spike,
+    )));
+    decide(&mut p, &verdict("a", Decision::NotCaused, 0.9, &["ra"]));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Rollback);
+}
+
+#[test]
+fn never_rolls_back_past_a_newer_deploy() {
+    let mut p = seeded(live());
+    p.on_event(&deploy("c", Some("b"), T0 + 90_000));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.rule, "rollback_superseded");
+    assert_eq!(d.action.action, ActionKind::Notify);
+}
+
+#[test]
+fn cooldown_between_actions_on_a_service() {
+    let mut p = seeded(live());
+    decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    p.on_event(&deploy("c", Some("a"), T0 + 130_000));
+    p.on_event(&AnyEvent::Regression(regression(
+        "r3",
+        "c",
+        RegressionKind::New,
+    )));
+    let mut v = verdict("c", Decision::Caused, 0.9, &["r3"]);
+    v.decided_at_ms = T0 + 200_000;
+    let d = decide(&mut p, &v).unwrap();
+    assert_eq!(d.action.rule, "cooldown");
+    // After the cooldown it acts again (onto `a`, not the rolled-back `b`).
+    p.on_event(&deploy("d", Some("a"), T0 + 3_000_000));
+    p.on_event(&AnyEvent::Regression(regression(
+        "r4",
+        "d",
+        RegressionKind::New,
+    )));
+    let mut v = verdict("d", Decision::Caused, 0.9, &["r4"]);
+    v.decided_at_ms = T0 + 3_100_000;
+    assert_eq!(decide(&mut p, &v).unwrap().action.rule, "caused_rollback");
+}
+
+fn low_severity_fix(p: &mut Policy, service: &str, at: i64) -> Decided {
+    let mut r = with_requests(
+        regression(&format!("r-{service}"), "b", RegressionKind::Spike),
+        100_000,
+        5,
+    );
+    r.service = service.into();
+    p.on_event(&AnyEvent::Regression(r));
+    let mut v = verdict("b", Decision::Caused, 0.9, &[&format!("r-{service}")]);
+    v.service = service.into();
+    v.decided_at_ms = at;
+    decide(p, &v).unwrap()
+}
+
+#[test]
+fn concurrent_agent_runs_are_capped() {
+    let mut p = Policy::new(live());
+    let a = low_severity_fix(&mut p, "s1", T0);
+    let b = low_severity_fix(&mut p, "s2", T0 + 1);
+    assert_eq!(a.action.action, ActionKind::FixForward);
+    assert_eq!(b.action.action, ActionKind::FixForward);
+    let c = low_severity_fix(&mut p, "s3", T0 + 2);
+    assert_eq!(c.action.rule, "agent_runs_capped");
+    assert_eq!(c.action.action, ActionKind::Notify);
+    // One finishes: capacity frees up.
+    let mut done = a.action.clone();
+    done.status = ActionStatus::Succeeded;
+    p.on_event(&AnyEvent::Action(done));
+    let d = low_severity_fix(&mut p, "s4", T0 + 3);
+    assert_eq!(d.action.action, ActionKind::FixForward);
+}
+
+#[test]
+fn dispatches_per_hour_are_capped_in_event_time() {
+    let mut config = live();
+    config.max_dispatches_per_hour = 2;
+    config.max_concurrent_agent_runs = 100;
+    let mut p = Policy::new(config);
+    assert_eq!(
+        low_severity_fix(&mut p, "s1", T0).action.action,
+        ActionKind::FixForward
+    );
+    assert_eq!(
+        low_severity_fix(&mut p, "s2", T0 + 1000).action.action,
+        ActionKind::FixForward
+    );
+    assert_eq!(
+        low_severity_fix(&mut p, "s3", T0 + 2000).action.rule,
+        "dispatch_rate_capped"
+    );
+    assert_eq!(
+        low_severity_fix(&mut p, "s4", T0 + HOUR_MS + 1)
+            .action
+            .action,
+        ActionKind::FixForward
+    );
+}
+
+#[test]
+fn without_an_executor_the_action_is_planned_not_claimed_done() {
+    let mut p = seeded(FixerConfig {
+        dry_run: false,
+        ..FixerConfig::default()
+    });
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.status, ActionStatus::Planned);
+    assert!(d.job.is_none());
+    assert!(d
+        .action
+        .reasons
+        .iter()
+        .any(|r| r.contains("no rollback executor")));
+}
+
+#[test]
+fn rules_are_configurable_from_toml() {
+    let text = r#"
+        [[rules]]
+        name = "always_notify"
+        action = "notify"
+    "#;
+    #[derive(serde::Deserialize)]
+    struct Rules {
+        rules: Vec<FixerRule>,
+    }
+    let rules: Rules = toml::from_str(text).unwrap();
+    let mut p = seeded(FixerConfig {
+        rules: rules.rules,
+        ..FixerConfig::default()
+    });
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.rule, "always_notify");
+    assert_eq!(d.action.action, ActionKind::Notify);
+}
+
+fn count(sig: &str, rev: &str, at: i64, n: i64) -> AnyEvent {
+    AnyEvent::SignatureCount(SignatureCount {
+        service: "checkout".into(),
+        revision: rev.into(),
+        signature: sig.into(),
+        template: "KeyError".into(),
+        exception_type: None,
+        level: "error".into(),
+        count: n,
+        first_seen_ms: at,
+        last_seen_ms: at,
+        sample_message: String::new(),
+        sample_stack: None,
+        frames: vec![],
+        trace_id: None,
+    })
+}
+
+fn traffic(at: i64) -> AnyEvent {
+    AnyEvent::Traffic(Traffic {
+        service: "checkout".into(),
+        revision: "a".into(),
+        window_start_ms: at,
+        window_s: 60,
+        requests: 1000,
+    })
+}
+
+/// A live rollback decided and reported succeeded by the executor.
+fn rolled_back() -> (Policy, Action) {
+    let mut p = seeded(live());
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    let mut ok = d.action.clone();
+    ok.status = ActionStatus::Succeeded;
+    assert!(p.on_event(&AnyEvent::Action(ok.clone())).is_empty());
+    (p, ok)
+}
+
+#[test]
+fn recovery_verified_when_the_signatures_stop() {
+    let (mut p, ok) = rolled_back();
+    let start = ok.decided_at_ms + 60_000;
+    // Errors during the grace period (the rollout) do not count.
+    p.on_event(&count("sig-r1", "b", ok.decided_at_ms + 1000, 4));
+    let mut out = Vec::new();
+    for m in 0..6 {
+        out.extend(p.on_event(&traffic(start + m * 60_000)));
+    }
+    assert_eq!(out.len(), 1, "{out:?}");
+    let a = &out[0].action;
+    assert_eq!(a.status, ActionStatus::RecoveryVerified);
+    assert_eq!(a.recovery_verified, Some(true));
+    assert_eq!(a.id, ok.id);
+    assert_eq!(a.decided_at_ms, start + 300_000);
+    // Nothing more afterwards.
+    assert!(p.on_event(&traffic(start + 600_000)).is_empty());
+}
+
+#[test]
+fn recovery_failed_escalates_when_the_signatures_persist() {
+    let (mut p, ok) = rolled_back();
+    let start = ok.decided_at_ms + 60_000;
+    p.on_event(&count("sig-r1", "b", start + 10_000, 3));
+    // A duplicate delivery of the same count is not counted twice.
+    p.on_event(&count("sig-r1", "b", start + 10_000, 3));
+    let out = p.on_event(&traffic(start + 300_000));
+    assert_eq!(out.len(), 1);
+    let a = &out[0].action;
+    assert_eq!(a.status, ActionStatus::RecoveryFailed);
+    assert_eq!(a.recovery_verified, Some(false));
+    assert!(
+        a.reasons
+            .iter()
+            .any(|r| r.contains("not recovered: 3 event")),
+        "{:?}",
+        a.reasons
+    );
+    assert!(a.reasons.last().unwrap().contains("escalated"));
+}
+
+#[test]
+fn recovery_tolerates_the_baseline_rate_of_a_spike() {
+    let mut p = seeded(live());
+    // A spike: baseline 10 per 10 000 requests, observed 300.
+    let mut r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    r.expected = 10.0;
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r2"])).unwrap();
+    let mut ok = d.action.clone();
+    ok.status = ActionStatus::Succeeded;
+    p.on_event(&AnyEvent::Action(ok.clone()));
+    let start = ok.decided_at_ms + 60_000;
+    // 5 × 1000 requests → baseline predicts 5 errors; 7 ≤ 1.5 × 5.
+    p.on_event(&count("sig-r2", "a", start + 1000, 7));
+    let mut out = Vec::new();
+    for m in 0..6 {
+        out.extend(p.on_event(&traffic(start + m * 60_000)));
+    }
+    assert_eq!(
+        out[0].action.status,
+        ActionStatus::RecoveryVerified,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_restored_succeeded_rollback_resumes_its_recovery_watch() {
+    let (_, ok) = rolled_back();
+    let mut restarted = seeded(live());
+    restarted.restore(&ok);
+    assert!(restarted.finish_restore().is_empty());
+    let out = restarted.on_event(&traffic(ok.decided_at_ms + 400_000));
+    assert_eq!(out[0].action.status, ActionStatus::RecoveryVerified);
+}
+
+#[test]
+fn backtest_replays_identically() {
+    let events = [
+        deploy("a", None, T0 - 1000),
+        deploy("b", Some("a"), T0),
+        AnyEvent::Regression(regression("r1", "b", RegressionKind::New)),
+        AnyEvent::Verdict(verdict("b", Decision::Caused, 0.9, &["r1"])),
+    ];
+    let run = || {
+        let mut p = policy();
+        events
+            .iter()
+            .flat_map(|e| p.actions_for(e))
+            .map(|a| backtest_record(&a))
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first, run());
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["action"], "rollback");
+    assert_eq!(first[0]["service"], "checkout");
+    assert_eq!(first[0]["decided_at"], T0 + 120_000);
+    assert!(first[0]["reasons"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+}
