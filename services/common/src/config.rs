@@ -195,6 +195,19 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Maximum template length in characters; longer templates are truncated.
     pub max_template_chars: usize,
+    /// Path or package prefixes of the services' own code (`/app/`, `src/`,
+    /// `com.shop.`). When set, a stack frame is in-app iff its file or function
+    /// starts with one; when empty, every frame outside well-known library paths
+    /// (site-packages, node_modules, `java.`, the Go module cache …) is in-app.
+    pub in_app_prefixes: Vec<String>,
+    /// How many in-app function names (innermost first) enter a signature.
+    pub fingerprint_frames: usize,
+    /// Online grouping: share of a template's constant words a message must
+    /// match to join it (Drain's similarity threshold); above 1.0 disables it.
+    pub grouping_similarity: f64,
+    /// Online grouping: most templates remembered; the least recently used are
+    /// forgotten beyond it (bounded memory).
+    pub max_groups: usize,
 }
 
 impl Default for IngestConfig {
@@ -202,6 +215,10 @@ impl Default for IngestConfig {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
             max_template_chars: 200,
+            in_app_prefixes: Vec::new(),
+            fingerprint_frames: 3,
+            grouping_similarity: 0.5,
+            max_groups: 100_000,
         }
     }
 }
@@ -362,7 +379,7 @@ impl Default for TriageConfig {
         Self {
             line_slack: 3,
             lookback_deploys: 3,
-            recency_decay: 0.8,
+            recency_decay: 0.9,
             caused_threshold: 0.6,
             class_overrides: Vec::new(),
             git_repos: BTreeMap::new(),

@@ -8,7 +8,11 @@
 //! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
 //!   policy over its inputs, publishing actions.
 
+pub mod dispatch;
+pub mod error;
+pub mod executors;
 pub mod policy;
+pub mod text;
 
 use std::sync::Arc;
 

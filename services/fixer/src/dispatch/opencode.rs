@@ -1,0 +1,117 @@
+//! OpenCode headless server (`opencode serve`): `POST /session` creates a
+//! session, `POST /session/{id}/message` sends the prompt. The session id is
+//! recorded even when the message fails, so a human can open the session.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{prompt, Dispatched, FixDispatcher, Target};
+use crate::error::{Error, Result};
+use crate::policy::FixRequest;
+
+/// Dispatches to an OpenCode server.
+#[derive(Debug, Clone)]
+pub struct OpenCodeDispatcher {
+    url: String,
+    client: reqwest::Client,
+    http_timeout: Duration,
+    message_timeout: Duration,
+}
+
+impl OpenCodeDispatcher {
+    /// A dispatcher for the server at `url`. Creating the session is bounded by
+    /// `http_timeout`; the message (the agent works while it is open) by
+    /// `message_timeout`.
+    pub fn new(url: &str, http_timeout: Duration, message_timeout: Duration) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(http_timeout)
+            .timeout(http_timeout.max(message_timeout))
+            .build()
+            .map_err(|source| Error::Transport {
+                what: "building the HTTP client".to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            client,
+            http_timeout,
+            message_timeout,
+        })
+    }
+
+    async fn post(&self, path: &str, body: &Value, timeout: Duration, what: &str) -> Result<Value> {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| {
+                if source.is_timeout() {
+                    Error::Timeout {
+                        what: what.to_owned(),
+                        ms: timeout.as_millis() as u64,
+                    }
+                } else {
+                    Error::Transport {
+                        what: what.to_owned(),
+                        source,
+                    }
+                }
+            })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(Error::Status {
+                what: what.to_owned(),
+                status: status.as_u16(),
+                body: crate::executors::command::tail(&crate::text::scrub(&text), 300),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| Error::Response {
+            what: what.to_owned(),
+            why: e.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl FixDispatcher for OpenCodeDispatcher {
+    fn name(&self) -> &'static str {
+        "opencode"
+    }
+
+    async fn dispatch(&self, req: &FixRequest, _target: &Target) -> Result<Dispatched> {
+        let session = self
+            .post(
+                "/session",
+                &json!({"title": prompt::title(req)}),
+                self.http_timeout,
+                "creating an OpenCode session",
+            )
+            .await?;
+        let id = session["id"]
+            .as_str()
+            .filter(|id| crate::executors::template::check_value(id).is_ok())
+            .ok_or_else(|| Error::Response {
+                what: "creating an OpenCode session".to_owned(),
+                why: "no usable session id".to_owned(),
+            })?
+            .to_owned();
+        let body = json!({"parts": [{"type": "text", "text": prompt::build(req)}]});
+        self.post(
+            &format!("/session/{id}/message"),
+            &body,
+            self.message_timeout,
+            &format!("sending the prompt to OpenCode session {id}"),
+        )
+        .await?;
+        Ok(Dispatched {
+            pr_url: None,
+            reference: format!("opencode session {id}"),
+        })
+    }
+}
