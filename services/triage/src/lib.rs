@@ -1,67 +1,249 @@
 //! selfheal triage: decides whether a deploy caused a regression, citing the
-//! changed line.
+//! changed line, or says why it did not or cannot tell.
 //!
 //! # Layout
-//! - [`diff`] (pure): unified-diff parsing.
-//! - [`core`] (pure): linking stack frames to changed lines; verdicts.
-//! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
-//!   core over deploys and regressions, publishing verdicts.
+//! Pure (sync, no IO, deterministic):
+//! - [`diff`]: the unified-diff parser (fuzzed: never panics).
+//! - [`classes`]: file classes (runtime, config, test, docs …) with per-repo overrides.
+//! - [`frames`]: stack-frame paths → repository paths.
+//! - [`link`]: evidence, scores, and how scores become confidences.
+//! - [`core`]: the triage state (recent deploys per service) and the verdict rules.
 //!
-//! Known limit of the skeleton: deploys are kept in memory, so after a restart
-//! triage only knows deploys it re-reads (its group offsets are committed).
-//! The triage issue adds diff fetching from git and a per-deploy cache.
+//! Adapters:
+//! - [`source`]: diffs from a local git mirror or the GitHub compare API, cached.
+//! - [`llm`]: the optional OpenAI-compatible adjudicator for inconclusive cases.
+//! - [`TriageStage`]: the consumer-loop stage tying them together.
+//!
+//! Known limit: deploys are kept in memory, so after a restart triage only
+//! knows deploys it re-reads (its group offsets are committed); a regression
+//! of an unknown deploy is `inconclusive`.
 
+pub mod classes;
 pub mod core;
 pub mod diff;
+pub mod frames;
+pub mod link;
+pub mod llm;
+pub mod source;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use selfheal_common::consumer::{Core, CoreStage};
+use selfheal_common::config::TriageConfig;
+use selfheal_common::consumer::{MessageMeta, Stage, StageError};
+use selfheal_common::kafka::Outgoing;
 use selfheal_common::service::{spawn_stage, ServiceHandle};
-use selfheal_common::{CancellationToken, Config, Result};
-use selfheal_schemas::{AnyEvent, Verdict};
+use selfheal_common::{CancellationToken, Config};
+use selfheal_schemas::{AnyEvent, Decision, RegressionKind, Verdict};
 
 /// The service name.
 pub const NAME: &str = "triage";
 
+/// Errors of the triage crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `[triage]` configuration is invalid (poison: fix the config).
+    #[error("invalid triage configuration: {0}")]
+    Config(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// Starts triage (consumer loop + health/metrics HTTP).
-pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
+pub async fn spawn(
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) -> selfheal_common::Result<ServiceHandle> {
     let inputs = vec![
         config.topics.deploys.clone(),
         config.topics.regressions.clone(),
     ];
-    let stage = CoreStage::new(
-        NAME,
-        core::Triage::new(config.triage.clone()),
-        config.topics.verdicts.clone(),
-    );
+    let stage =
+        TriageStage::from_config(&config.triage, config.topics.verdicts.clone()).map_err(|e| {
+            selfheal_common::Error::Config {
+                source_name: "triage".to_owned(),
+                message: e.to_string(),
+            }
+        })?;
     let addr = config.http.triage;
     spawn_stage(config, stage, addr, inputs, shutdown).await
 }
 
 /// Runs triage until `shutdown` is cancelled.
-pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> selfheal_common::Result<()> {
     spawn(config, shutdown).await?.wait().await
 }
 
-impl Core for core::Triage {
-    type Output = Verdict;
+/// The triage stage: the pure core plus the diff source and LLM adapters.
+///
+/// # Why the stage waits (explicitly, with timeouts) for IO
+/// The consumer loop stores an input's offset only after the outputs it
+/// produced are acknowledged, in order; a verdict depends on the diff (and, if
+/// configured, on the adjudicator's answer), so the regression's message cannot
+/// be finished before they are in. Instead of letting the IO race the loop,
+/// [`Stage::handle`] blocks on it, bounded by `fetch_timeout_ms` and
+/// `llm_timeout_ms × (1 + llm_retries)`, inside `block_in_place` so the
+/// runtime's other tasks (HTTP probes, the other services of `selfheal up`)
+/// move to other workers. The slow part rarely sits on the hot path: a
+/// diff fetch starts when the Deploy arrives (minutes before its regressions),
+/// the LLM is asked only about `inconclusive` verdicts and within an hourly
+/// budget, and with neither configured `handle` does no IO at all.
+#[derive(Debug)]
+pub struct TriageStage {
+    core: core::Triage,
+    output_topic: String,
+    source: Option<source::DiffSource>,
+    llm: Option<llm::Adjudicator>,
+}
 
-    fn on_event(&mut self, event: &AnyEvent) -> Vec<Verdict> {
-        core::Triage::on_event(self, event)
+impl TriageStage {
+    /// A stage from the `[triage]` settings (reads the GitHub token and LLM key
+    /// from the environment variables they name).
+    pub fn from_config(config: &TriageConfig, output_topic: String) -> Result<Self> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let source = source::DiffSource::new(source::SourceConfig {
+            git_repos: config.git_repos.clone(),
+            github_repos: config.github_repos.clone(),
+            github_api_url: config.github_api_url.clone(),
+            github_token: env(&config.github_token_env),
+            timeout: Duration::from_millis(config.fetch_timeout_ms.max(1)),
+            cache_size: 256,
+        });
+        let llm = if config.llm_base_url.is_empty() {
+            None
+        } else {
+            if config.llm_model.is_empty() {
+                return Err(Error::Config(
+                    "triage.llm_base_url is set but triage.llm_model is empty".into(),
+                ));
+            }
+            Some(
+                llm::Adjudicator::new(llm::LlmConfig {
+                    base_url: config.llm_base_url.clone(),
+                    model: config.llm_model.clone(),
+                    api_key: env(&config.llm_api_key_env),
+                    timeout: Duration::from_millis(config.llm_timeout_ms.max(1)),
+                    retries: config.llm_retries,
+                    max_calls_per_hour: config.llm_max_calls_per_hour,
+                    max_prompt_chars: config.llm_max_prompt_chars,
+                })
+                .map_err(|e| Error::Config(e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            core: core::Triage::new(config.clone())?,
+            output_topic,
+            source,
+            llm,
+        })
     }
 
-    fn describe(o: &Verdict) -> String {
-        format!(
-            "{:?} ({:.2}) for {} {}: {}",
-            o.decision,
-            o.confidence,
-            o.service,
-            o.revision,
-            o.evidence
-                .first()
-                .map(|e| format!("{}:{}", e.file, e.line.unwrap_or_default()))
-                .unwrap_or_else(|| "no line cited".to_owned())
-        )
+    /// Handles one event: the verdicts it produces.
+    pub fn process(&mut self, event: &AnyEvent) -> Vec<Verdict> {
+        match event {
+            AnyEvent::Deploy(d) => {
+                self.core.on_deploy(d);
+                if d.diff.is_none() {
+                    if let Some(src) = &self.source {
+                        src.prefetch(d);
+                    }
+                }
+                Vec::new()
+            }
+            AnyEvent::Regression(r) => {
+                if let Some(src) = &self.source {
+                    for d in self.core.missing_diffs(r) {
+                        let fetched = wait(src.get(&d))
+                            .unwrap_or_else(|| Err("no multi-threaded runtime to fetch on".into()));
+                        if let Err(e) = &fetched {
+                            tracing::warn!(service = %d.service, revision = %d.revision, error = %e, "diff unavailable");
+                        }
+                        self.core
+                            .set_diff(&d.service, &d.revision, fetched.map(|t| t.to_string()));
+                    }
+                }
+                let mut v = self.core.judge(r);
+                if let Some(adj) = &self.llm {
+                    if v.decision == Decision::Inconclusive
+                        && !r.externally_correlated
+                        && r.kind != RegressionKind::BuildFailure
+                    {
+                        if let Some(brief) = self.core.brief(r) {
+                            match wait(adj.adjudicate(&brief)) {
+                                Some(Ok(answer)) => {
+                                    v = llm::apply(&self.core, r, v, &answer, adj.model());
+                                }
+                                Some(Err(e)) => {
+                                    tracing::warn!(service = %r.service, error = %e, "LLM adjudicator");
+                                    v.reasoning.push_str(&format!(" (LLM adjudicator: {e})"));
+                                }
+                                None => {}
+                            }
+                        }
+                    }
+                }
+                vec![v]
+            }
+            _ => Vec::new(),
+        }
     }
+}
+
+/// Runs `f` to completion from the synchronous stage, see [`TriageStage`]'s
+/// notes. `None` outside a multi-threaded Tokio runtime (where blocking a
+/// worker could deadlock the IO the future needs).
+fn wait<F: Future>(f: F) -> Option<F::Output> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        tracing::warn!("triage IO needs a multi-threaded runtime; skipping it");
+        return None;
+    }
+    Some(tokio::task::block_in_place(|| handle.block_on(f)))
+}
+
+impl Stage for TriageStage {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle(
+        &mut self,
+        event: AnyEvent,
+        _meta: &MessageMeta,
+    ) -> std::result::Result<Vec<Outgoing>, StageError> {
+        self.process(&event)
+            .iter()
+            .map(|v| {
+                tracing::info!(
+                    stage = NAME,
+                    service = %v.service,
+                    revision = %v.revision,
+                    decision = ?v.decision,
+                    confidence = v.confidence,
+                    adjudicator = %v.adjudicator,
+                    "{}",
+                    describe(v)
+                );
+                Outgoing::event(&self.output_topic, v)
+                    .map_err(|e| StageError::Fatal(format!("cannot encode Verdict: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// A one-line summary of a verdict for the log.
+pub fn describe(v: &Verdict) -> String {
+    format!(
+        "{:?} ({:.2}) for {} {}: {}",
+        v.decision,
+        v.confidence,
+        v.service,
+        v.revision,
+        v.evidence
+            .first()
+            .map(|e| format!("{}:{}", e.file, e.line.unwrap_or_default()))
+            .unwrap_or_else(|| "no line cited".to_owned())
+    )
 }

@@ -1,0 +1,675 @@
+//! Linking an error to changed lines (pure): evidence, scores, and how a score
+//! becomes a decision and a confidence.
+//!
+//! # Evidence
+//! **Strong** (from stack frames, mapped to repository paths by
+//! [`crate::frames`]; files of class test/docs/ci never count for runtime errors):
+//! - *line*: the frame's line is a changed line or within `line_slack` of one:
+//!   p = 0.92 on the line, −0.06 per line away (0.74 at 3 lines);
+//! - *function*: the frame's function is the hunk's function (the `@@ … @@`
+//!   context) or is defined on a changed line: p = 0.62;
+//! - *same file*: the frame is in a changed file, far from the change: p = 0.2.
+//!
+//! Frames are innermost first; each step outwards multiplies p by 0.93 (a call
+//! site that changed is a common cause, but less direct than the failing line);
+//! frames outside the app count at 0.6 and only with a two-component path match.
+//! The strong part of the score is the best frame's p.
+//!
+//! **Weak** (identifiers): tokens of the error text — quoted literals, config
+//! keys, env vars, snake/camel-case identifiers, endpoints — found as whole
+//! words on added/removed lines of runtime-relevant files: p = 0.25 each (0.35
+//! in config/dependency files, where a key match is more telling), combined
+//! noisy-OR and capped at 0.55, so identifiers alone never reach `caused`.
+//!
+//! # Score → decision → confidence
+//! `score = 1 − (1 − strong)(1 − weak)` (noisy-OR: independent ways of being
+//! linked). The per-evidence p values are the rules' estimate of "this link is
+//! causal"; on the labeled fixtures (`tests/fixtures.rs`) the caused verdicts'
+//! mean confidence tracks their precision (see the README's *Triage* figures).
+//! - `score ≥ caused_threshold` (0.6) → `caused`, confidence = score × recency
+//!   factor of the blamed deploy.
+//! - otherwise, when the deploy changed only test/docs/CI files → `not_caused`,
+//!   confidence 0.95 (such files cannot run in production);
+//! - otherwise, when it changed only code (no config, dependency, build,
+//!   migration or unknown files), the error carries in-app frames, and none of
+//!   them is in a changed file, and no identifier matched → `not_caused`,
+//!   confidence 0.75 (a complete stack that avoids every change);
+//! - otherwise `inconclusive`, confidence = 1 − score (how sure we are that the
+//!   evidence does not reach `caused`); the LLM adjudicator, if configured,
+//!   looks at these.
+
+use std::collections::BTreeSet;
+
+use selfheal_schemas::{Evidence, Frame};
+
+use crate::classes::FileClass;
+use crate::diff::{FileDiff, FileStatus, LineKind};
+use crate::frames;
+
+/// p of a frame on a changed line.
+const P_LINE: f64 = 0.92;
+/// p lost per line of distance.
+const P_LINE_STEP: f64 = 0.06;
+/// p of a frame whose function is the changed hunk's function.
+const P_FUNCTION: f64 = 0.62;
+/// p of a frame in a changed file, away from the change.
+const P_SAME_FILE: f64 = 0.2;
+/// Multiplier per frame outwards from the innermost.
+const DEPTH_DECAY: f64 = 0.93;
+/// Multiplier for frames outside the app.
+const NOT_IN_APP: f64 = 0.6;
+/// p of one identifier on a changed code line.
+const P_TOKEN: f64 = 0.25;
+/// p of one identifier on a changed config/dependency line.
+const P_TOKEN_CONFIG: f64 = 0.35;
+/// Cap of the combined identifier evidence.
+const WEAK_CAP: f64 = 0.55;
+
+/// A frame located in one revision's numbering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    /// Repository-ish path (see [`frames::repo_path`]).
+    pub path: String,
+    /// Line in this revision, if known (and if the line existed in it).
+    pub line: Option<u32>,
+    /// Short function name.
+    pub function: String,
+    /// Position in the stack, innermost = 0.
+    pub depth: usize,
+    /// In the service's own code.
+    pub in_app: bool,
+    /// The frame as the error reported it, for the evidence text.
+    pub display: String,
+}
+
+/// Locates the regression's frames in the revision that produced them.
+pub fn locate(frames_in: &[Frame]) -> Vec<Located> {
+    frames_in
+        .iter()
+        .enumerate()
+        .map(|(depth, f)| Located {
+            path: frames::repo_path(f),
+            line: f
+                .line
+                .and_then(|l| u32::try_from(l).ok())
+                .filter(|l| *l > 0),
+            function: frames::short_function(&f.function).to_owned(),
+            depth,
+            in_app: f.in_app,
+            display: match f.line {
+                Some(l) => format!("{} ({}:{l})", f.function, f.file),
+                None => format!("{} ({})", f.function, f.file),
+            },
+        })
+        .collect()
+}
+
+/// Maps frames located in a newer revision back through that revision's diff
+/// into the revision before it: renamed files take their old name, lines shift
+/// by the hunks above them, and a line the newer diff added has no older
+/// counterpart (its frame keeps file-level weight only). Frames in files the
+/// newer diff created did not exist before and are dropped.
+pub fn map_back(located: &[Located], newer: &[FileDiff]) -> Vec<Located> {
+    located
+        .iter()
+        .filter_map(|f| {
+            let Some(file) =
+                best_file(&f.path, newer.iter().map(|d| d.path())).map(|(i, _)| &newer[i])
+            else {
+                return Some(f.clone());
+            };
+            if file.status == FileStatus::Added {
+                return None;
+            }
+            let mut out = f.clone();
+            if let Some(old) = &file.old_path {
+                if file.status == FileStatus::Renamed || file.status == FileStatus::Copied {
+                    out.path = old.clone();
+                }
+            }
+            out.line = f.line.and_then(|l| file.old_line_of(l));
+            Some(out)
+        })
+        .collect()
+}
+
+/// The changed file a frame path names: index and match length; the longest
+/// component-suffix match wins, the first on ties.
+fn best_file<'a>(path: &str, files: impl Iterator<Item = &'a str>) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for (i, p) in files.enumerate() {
+        if let Some(len) = frames::match_len(path, p) {
+            if best.is_none_or(|(_, b)| len > b) {
+                best = Some((i, len));
+            }
+        }
+    }
+    best
+}
+
+/// The outcome of linking one regression to one deploy's diff.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Link {
+    /// Best frame evidence (0–1).
+    pub strong: f64,
+    /// Combined identifier evidence (0–0.55).
+    pub weak: f64,
+    /// Cited lines, strongest first.
+    pub evidence: Vec<Evidence>,
+    /// One-line reasons, strongest first.
+    pub reasons: Vec<String>,
+    /// Whether any frame landed in a changed (runtime-relevant) file.
+    pub frame_in_changed_file: bool,
+}
+
+impl Link {
+    /// `1 − (1 − strong)(1 − weak)`.
+    pub fn score(&self) -> f64 {
+        1.0 - (1.0 - self.strong) * (1.0 - self.weak)
+    }
+}
+
+/// Links a runtime error (frames + message tokens) to a diff.
+pub fn link_runtime(
+    located: &[Located],
+    tokens: &BTreeSet<String>,
+    files: &[FileDiff],
+    classes: &[FileClass],
+    slack: u32,
+) -> Link {
+    let relevant: Vec<usize> = (0..files.len())
+        .filter(|&i| classes[i].is_runtime_relevant() && !files[i].binary)
+        .collect();
+    let mut link = Link::default();
+    // (p, evidence, reason) per frame hit.
+    let mut hits: Vec<(f64, Evidence, String)> = Vec::new();
+    let in_app_depth = |f: &Located| {
+        located
+            .iter()
+            .take(f.depth)
+            .filter(|g| g.in_app == f.in_app)
+            .count()
+    };
+    for f in located {
+        let Some((ri, len)) = best_file(&f.path, relevant.iter().map(|&i| files[i].path())) else {
+            continue;
+        };
+        if !f.in_app && len < 2 {
+            continue;
+        }
+        let file = &files[relevant[ri]];
+        link.frame_in_changed_file = true;
+        let weight =
+            DEPTH_DECAY.powi(in_app_depth(f) as i32) * if f.in_app { 1.0 } else { NOT_IN_APP };
+        let hit = frame_hit(f, file, slack);
+        if let Some((p, mut ev, reason)) = hit {
+            ev.frame = Some(f.display.clone());
+            hits.push((p * weight, ev, reason));
+        }
+    }
+    hits.sort_by(|a, b| b.0.total_cmp(&a.0));
+    link.strong = hits.first().map(|h| h.0).unwrap_or(0.0);
+    let mut seen = BTreeSet::new();
+    for (_, ev, reason) in hits {
+        if link.evidence.len() >= 3 {
+            break;
+        }
+        if seen.insert((ev.file.clone(), ev.line)) {
+            link.evidence.push(ev);
+            link.reasons.push(reason);
+        }
+    }
+
+    // Identifier evidence, one p per distinct token (its best line).
+    let mut miss = 1.0;
+    let mut token_hits = 0;
+    for token in tokens {
+        let found = relevant.iter().find_map(|&i| {
+            let file = &files[i];
+            file.changed()
+                .find(|(_, l)| contains_word(&l.text, token))
+                .map(|(h, l)| (i, h, l))
+        });
+        let Some((i, h, l)) = found else { continue };
+        let p = if classes[i].acts_at_a_distance() {
+            P_TOKEN_CONFIG
+        } else {
+            P_TOKEN
+        };
+        miss *= 1.0 - p;
+        token_hits += 1;
+        if token_hits <= 3 && !seen.contains(&(files[i].path().to_owned(), Some(l.at as i32))) {
+            seen.insert((files[i].path().to_owned(), Some(l.at as i32)));
+            link.evidence.push(Evidence {
+                file: files[i].path().to_owned(),
+                line: i32::try_from(l.at).ok(),
+                hunk_header: Some(files[i].hunks[h].header.clone()),
+                frame: None,
+                token: Some(token.clone()),
+                strength: "weak".to_owned(),
+            });
+            link.reasons.push(format!(
+                "`{token}` from the error appears on a line this deploy {} ({}:{}, {})",
+                if l.kind == LineKind::Added {
+                    "added"
+                } else {
+                    "removed"
+                },
+                files[i].path(),
+                l.at,
+                classes[i]
+            ));
+        }
+    }
+    link.weak = (1.0 - miss).min(WEAK_CAP);
+    link
+}
+
+/// The evidence one frame gives against one changed file.
+fn frame_hit(f: &Located, file: &FileDiff, slack: u32) -> Option<(f64, Evidence, String)> {
+    let ev = |line: u32, hunk: usize, strength: &str| Evidence {
+        file: file.path().to_owned(),
+        line: i32::try_from(line).ok(),
+        hunk_header: file.hunks.get(hunk).map(|h| h.header.clone()),
+        frame: None,
+        token: None,
+        strength: strength.to_owned(),
+    };
+    if let Some(line) = f.line {
+        // Nearest changed line; on ties prefer an added line (it is what runs).
+        let nearest = file
+            .changed()
+            .map(|(h, l)| (l.at.abs_diff(line), l.kind != LineKind::Added, h, l.at))
+            .min();
+        if let Some((d, _, h, at)) = nearest.filter(|n| n.0 <= slack) {
+            let p = P_LINE - P_LINE_STEP * f64::from(d);
+            let how = if d == 0 {
+                "is a line this deploy changed".to_owned()
+            } else {
+                format!("is {d} line(s) from a line this deploy changed")
+            };
+            return Some((
+                p,
+                ev(at, h, "strong"),
+                format!("stack frame {} {how} ({}:{at})", f.display, file.path()),
+            ));
+        }
+    }
+    if !f.function.is_empty() {
+        for (h, hunk) in file.hunks.iter().enumerate() {
+            let in_context = contains_word(&hunk.context, &f.function);
+            let defined = hunk
+                .lines
+                .iter()
+                .find(|l| l.kind != LineKind::Context && defines(&l.text, &f.function));
+            if in_context || defined.is_some() {
+                // Cite the changed line closest to the frame (or the definition).
+                let at = match (defined, f.line) {
+                    (Some(l), _) => l.at,
+                    (None, Some(line)) => hunk
+                        .lines
+                        .iter()
+                        .filter(|l| l.kind != LineKind::Context)
+                        .min_by_key(|l| l.at.abs_diff(line))
+                        .map(|l| l.at)
+                        .unwrap_or(hunk.new_start),
+                    (None, None) => hunk
+                        .lines
+                        .iter()
+                        .find(|l| l.kind != LineKind::Context)
+                        .map(|l| l.at)
+                        .unwrap_or(hunk.new_start),
+                };
+                return Some((
+                    P_FUNCTION,
+                    ev(at, h, "strong"),
+                    format!(
+                        "stack frame {} is in function `{}`, which this deploy changed ({}:{at})",
+                        f.display,
+                        f.function,
+                        file.path()
+                    ),
+                ));
+            }
+        }
+    }
+    let (h, first) = file.changed().next()?;
+    Some((
+        P_SAME_FILE,
+        ev(first.at, h, "weak"),
+        format!(
+            "stack frame {} is in {}, which this deploy changed elsewhere",
+            f.display,
+            file.path()
+        ),
+    ))
+}
+
+/// Whether a changed line defines `name` (`def name(`, `func name(`,
+/// `function name(`, `fn name(`, or a Java/C-style `type name(` declaration).
+fn defines(text: &str, name: &str) -> bool {
+    let t = text.trim_start();
+    for kw in [
+        "def ",
+        "async def ",
+        "func ",
+        "function ",
+        "fn ",
+        "pub fn ",
+        "async function ",
+    ] {
+        if let Some(rest) = t.strip_prefix(kw) {
+            if rest.starts_with(name)
+                && rest[name.len()..].trim_start().starts_with(['(', '<', '['])
+            {
+                return true;
+            }
+        }
+    }
+    // `public Quote quote(Cart c) {`, `func (q *Quoter) Quote(` …
+    let needle = format!(" {name}(");
+    t.contains(&needle) && (t.ends_with('{') || t.ends_with(':') || t.contains(") {"))
+}
+
+/// Whether `word` occurs in `text` delimited by non-identifier characters.
+pub fn contains_word(text: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut start = 0;
+    while let Some(i) = text[start..].find(word) {
+        let at = start + i;
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        let word_starts_ident = word.starts_with(is_ident);
+        let word_ends_ident = word.ends_with(is_ident);
+        if (!word_starts_ident || before.is_none_or(|c| !is_ident(c)))
+            && (!word_ends_ident || after.is_none_or(|c| !is_ident(c)))
+        {
+            return true;
+        }
+        start = at + word.len().max(1);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+    }
+    false
+}
+
+/// Identifiers in error text worth looking for in a diff: quoted literals,
+/// config keys and env vars, snake/camel-case and dotted names, endpoints.
+/// Plain words, numbers, ids and placeholders are left out.
+pub fn tokens(texts: &[&str]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for text in texts {
+        // Quoted literals: 'EUR', "payments_url", `x_y`.
+        for q in ['\'', '"', '`'] {
+            let parts: Vec<&str> = text.split(q).collect();
+            for inner in parts.iter().skip(1).step_by(2).take(parts.len() / 2) {
+                let inner = inner.trim();
+                if (3..=64).contains(&inner.chars().count())
+                    && !inner.contains(char::is_whitespace)
+                    && !inner.contains("<*>")
+                    && !is_noise(inner)
+                {
+                    out.insert(inner.to_owned());
+                }
+            }
+        }
+        for raw in
+            text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '$')))
+        {
+            let w = raw.trim_matches(|c: char| matches!(c, '.' | '-' | '/' | '$'));
+            let w = if raw.starts_with('/') && w.contains('/') {
+                // Keep the leading slash of endpoints.
+                &raw[..raw.trim_end_matches(['.', '-', '/']).len()]
+            } else {
+                w
+            };
+            if w.chars().count() < 4 || w.len() > 80 || is_noise(w) {
+                continue;
+            }
+            let has_upper_inside =
+                w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
+            let env_var = w.contains('_')
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let snake = w.contains('_');
+            let dotted = w.contains('.')
+                && w.split('.')
+                    .all(|s| !s.is_empty() && s.starts_with(char::is_alphabetic));
+            let endpoint = w.starts_with('/') && w.matches('/').count() >= 2;
+            if has_upper_inside || env_var || snake || dotted || endpoint {
+                out.insert(w.to_owned());
+                if dotted {
+                    // `payments.timeout_ms` may be spelled `timeout_ms` in the file.
+                    if let Some(last) = w.rsplit('.').next().filter(|l| l.contains('_')) {
+                        out.insert(last.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Numbers, hex ids, UUID-ish strings and placeholders.
+fn is_noise(w: &str) -> bool {
+    let hexish = w.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    w.contains('<')
+        || w.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+        || (hexish && w.len() >= 8)
+}
+
+/// Build-log references to source files: `path:line[:col]`, `File "path", line N`,
+/// `--> path:line:col`, `path(line,col)`.
+pub fn build_log_refs(log: &str) -> Vec<(String, Option<u32>)> {
+    let mut out: Vec<(String, Option<u32>)> = Vec::new();
+    for line in log.lines() {
+        // Python: File "x.py", line 3
+        if let Some(i) = line.find("File \"") {
+            let rest = &line[i + 6..];
+            if let Some((path, tail)) = rest.split_once('"') {
+                let n = tail
+                    .split_once("line ")
+                    .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|d| d.parse().ok());
+                out.push((path.to_owned(), n));
+            }
+        }
+        for word in
+            line.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '[' | ']'))
+        {
+            let word = word.trim_matches(|c: char| matches!(c, ',' | ';' | ')' | '('));
+            // `path(12,5)` (C#, TypeScript)
+            let (word, paren_line) = match word.split_once('(') {
+                Some((p, r)) => (
+                    p,
+                    r.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|d| d.parse().ok()),
+                ),
+                None => (word, None),
+            };
+            let mut parts = word.split(':');
+            let Some(path) = parts.next() else { continue };
+            if !looks_like_source_path(path) {
+                continue;
+            }
+            let n = parts.next().and_then(|d| d.parse().ok()).or(paren_line);
+            out.push((path.to_owned(), n));
+        }
+    }
+    out.dedup();
+    out
+}
+
+fn looks_like_source_path(p: &str) -> bool {
+    let name = p.rsplit('/').next().unwrap_or(p);
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    !stem.is_empty()
+        && (1..=6).contains(&ext.len())
+        && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        && !ext.chars().all(|c| c.is_ascii_digit())
+        && p.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '@' | '+'))
+}
+
+/// Links a build log to a diff: changed files (and lines) the log names.
+pub fn link_build(log: &str, files: &[FileDiff], slack: u32) -> Link {
+    let mut link = Link::default();
+    let mut seen = BTreeSet::new();
+    let mut scored: Vec<(f64, Evidence, String)> = Vec::new();
+    for (path, line) in build_log_refs(log) {
+        let Some((i, _)) = best_file(&path, files.iter().map(FileDiff::path)) else {
+            continue;
+        };
+        let file = &files[i];
+        if file.binary {
+            continue;
+        }
+        let nearest = line.and_then(|n| {
+            file.changed()
+                .map(|(h, l)| (l.at.abs_diff(n), h, l.at))
+                .min()
+                .filter(|(d, _, _)| *d <= slack)
+        });
+        let (p, h, at, reason) = match nearest {
+            Some((d, h, at)) => (
+                0.95 - 0.02 * f64::from(d),
+                h,
+                at,
+                format!(
+                    "the build log names {}:{}, next to a changed line",
+                    path,
+                    line.unwrap_or(at)
+                ),
+            ),
+            None => {
+                let Some((h, l)) = file.changed().next() else {
+                    continue;
+                };
+                (
+                    0.85,
+                    h,
+                    l.at,
+                    format!(
+                        "the build log names {}, which this deploy changed",
+                        file.path()
+                    ),
+                )
+            }
+        };
+        if seen.insert((file.path().to_owned(), at)) {
+            scored.push((
+                p,
+                Evidence {
+                    file: file.path().to_owned(),
+                    line: i32::try_from(at).ok(),
+                    hunk_header: file.hunks.get(h).map(|h| h.header.clone()),
+                    frame: None,
+                    token: Some(match line {
+                        Some(n) => format!("{path}:{n}"),
+                        None => path.clone(),
+                    }),
+                    strength: if nearest.is_some() { "strong" } else { "weak" }.to_owned(),
+                },
+                reason,
+            ));
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    link.strong = scored.first().map(|s| s.0).unwrap_or(0.0);
+    for (_, ev, reason) in scored.into_iter().take(3) {
+        link.evidence.push(ev);
+        link.reasons.push(reason);
+    }
+    link
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff;
+
+    #[test]
+    fn tokens_pick_identifiers_not_words() {
+        let t = tokens(&[
+            "KeyError: 'EUR' reading PAYMENTS_URL from settings.payments_timeout at /api/v2/quote for user 3f2a9c1b8d7e",
+            "Timeout after 3001ms calling payments-api (request_id=<*>) in fetchRates",
+        ]);
+        for want in [
+            "EUR",
+            "PAYMENTS_URL",
+            "settings.payments_timeout",
+            "payments_timeout",
+            "/api/v2/quote",
+            "fetchRates",
+            "request_id",
+        ] {
+            assert!(t.contains(want), "{want} missing from {t:?}");
+        }
+        for not in [
+            "Timeout",
+            "after",
+            "calling",
+            "3001ms",
+            "3f2a9c1b8d7e",
+            "user",
+        ] {
+            assert!(!t.contains(not), "{not} should not be a token: {t:?}");
+        }
+    }
+
+    #[test]
+    fn whole_words_only() {
+        assert!(contains_word("rate = rates[cur]", "rates"));
+        assert!(!contains_word("rate = rates_v2[cur]", "rates"));
+        assert!(contains_word("url: /api/v2/quote", "/api/v2/quote"));
+        assert!(!contains_word("x", ""));
+        assert!(contains_word("ééé rates", "rates"));
+    }
+
+    #[test]
+    fn build_log_references() {
+        let log = "error[E0425]: cannot find value `x`\n --> src/pricing.rs:12:5\nsrc/app.ts(40,7): error TS2304\n  File \"/app/src/checkout/cart.py\", line 9, in <module>\nsee https://example.invalid/help.html";
+        let refs = build_log_refs(log);
+        assert!(
+            refs.contains(&("src/pricing.rs".into(), Some(12))),
+            "{refs:?}"
+        );
+        assert!(refs.contains(&("src/app.ts".into(), Some(40))), "{refs:?}");
+        assert!(
+            refs.contains(&("/app/src/checkout/cart.py".into(), Some(9))),
+            "{refs:?}"
+        );
+    }
+
+    #[test]
+    fn map_back_follows_renames_and_shifts() {
+        let newer = diff::parse("diff --git a/src/old.py b/src/new.py\nsimilarity index 90%\nrename from src/old.py\nrename to src/new.py\n--- a/src/old.py\n+++ b/src/new.py\n@@ -1,2 +1,4 @@\n a\n+b\n+c\n d\n");
+        let located = vec![Located {
+            path: "src/new.py".into(),
+            line: Some(10),
+            function: "f".into(),
+            depth: 0,
+            in_app: true,
+            display: "f".into(),
+        }];
+        let back = map_back(&located, &newer);
+        assert_eq!(back[0].path, "src/old.py");
+        assert_eq!(back[0].line, Some(8));
+    }
+
+    #[test]
+    fn definitions() {
+        assert!(defines("def quote(cart):", "quote"));
+        assert!(defines("    public Money quote(Cart cart) {", "quote"));
+        assert!(!defines("    total = quote(cart)", "quote"));
+        assert!(defines("func (q *Quoter) Quote(c Cart) error {", "Quote"));
+    }
+}
