@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use selfheal_schemas::{Build, BuildStatus, Deploy, SignatureCount, Traffic};
 
-use crate::normalize::{normalize, scrub, NormalizerConfig};
+use crate::normalize::{scrub, Normalizer, NormalizerConfig};
 use crate::record::Record;
 
 /// Longest scrubbed sample message kept on an event, in characters.
@@ -38,17 +38,46 @@ impl Events {
     }
 }
 
+/// What [`to_events`] normalizes with: a long-lived [`Normalizer`] (`&mut`), whose
+/// template groups persist across calls (what services and replays want), or a
+/// bare [`NormalizerConfig`] (`&`), which groups within this one call only.
+pub trait WithNormalizer {
+    /// Runs `f` with a normalizer.
+    fn with<R>(self, f: impl FnOnce(&mut Normalizer) -> R) -> R;
+}
+
+impl WithNormalizer for &mut Normalizer {
+    fn with<R>(self, f: impl FnOnce(&mut Normalizer) -> R) -> R {
+        f(self)
+    }
+}
+
+impl WithNormalizer for &NormalizerConfig {
+    fn with<R>(self, f: impl FnOnce(&mut Normalizer) -> R) -> R {
+        f(&mut Normalizer::new(self.clone()))
+    }
+}
+
 /// Converts records into events. Log lines with the same (service, revision,
 /// signature) are counted into one SignatureCount carrying the first/last event
 /// time and the first occurrence as the scrubbed sample.
-pub fn to_events(config: &NormalizerConfig, records: impl IntoIterator<Item = Record>) -> Events {
+pub fn to_events(
+    normalizer: impl WithNormalizer,
+    records: impl IntoIterator<Item = Record>,
+) -> Events {
+    normalizer.with(|n| to_events_with(n, records))
+}
+
+fn to_events_with(
+    normalizer: &mut Normalizer,
+    records: impl IntoIterator<Item = Record>,
+) -> Events {
     let mut out = Events::default();
     let mut index: HashMap<(String, String, u64), usize> = HashMap::new();
     for record in records {
         match record {
             Record::Log(log) => {
-                let n = normalize(
-                    config,
+                let n = normalizer.normalize(
                     &log.service,
                     &log.message,
                     log.stack.as_deref(),
@@ -68,7 +97,8 @@ pub fn to_events(config: &NormalizerConfig, records: impl IntoIterator<Item = Re
                     revision: log.revision,
                     signature: format!("{:016x}", n.signature),
                     // Templates come from raw text too: scrub them as well.
-                    template: scrub(&n.template),
+                    // The normalizer already scrubbed the template.
+                    template: n.template,
                     exception_type: n.exception_type,
                     level: log.level,
                     count: 1,
@@ -116,7 +146,7 @@ pub fn to_events(config: &NormalizerConfig, records: impl IntoIterator<Item = Re
 }
 
 fn scrub_lines(text: &str) -> String {
-    text.split('\n').map(scrub).collect::<Vec<_>>().join("\n")
+    scrub(text).into_owned()
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -140,7 +170,7 @@ mod tests {
         let (records, errors) = parse_body(body, DefaultType::Log);
         assert!(errors.is_empty());
         let ev = to_events(
-            &NormalizerConfig::default(),
+            &mut Normalizer::new(NormalizerConfig::default()),
             records.into_iter().map(|(_, r)| r),
         );
         assert_eq!(ev.signatures.len(), 2, "two revisions, one signature each");

@@ -22,7 +22,7 @@ use selfheal_common::kafka::{EventProducer, Outgoing};
 use serde::Serialize;
 
 use crate::events::{to_events, Events};
-use crate::normalize::NormalizerConfig;
+use crate::normalize::{Normalizer, NormalizerConfig};
 use crate::record::{parse_body, DefaultType, LineError};
 
 /// Shared state of the intake handlers.
@@ -30,7 +30,7 @@ use crate::record::{parse_body, DefaultType, LineError};
 pub struct Intake {
     producer: EventProducer,
     topics: Arc<TopicsConfig>,
-    normalizer: Arc<NormalizerConfig>,
+    normalizer: Arc<std::sync::Mutex<Normalizer>>,
     max_body_bytes: usize,
     metrics: IntakeMetrics,
 }
@@ -47,7 +47,7 @@ impl Intake {
         Self {
             producer,
             topics: Arc::new(topics),
-            normalizer: Arc::new(normalizer),
+            normalizer: Arc::new(std::sync::Mutex::new(Normalizer::new(normalizer))),
             max_body_bytes,
             metrics: IntakeMetrics::new(registry),
         }
@@ -181,7 +181,12 @@ async fn handle_inner(
         s.metrics.rejected.with_label_values(&[&e.field]).inc();
     }
     let accepted = records.len();
-    let events = to_events(&s.normalizer, records.into_iter().map(|(_, r)| r));
+    let events = {
+        // A poisoned lock only means another request panicked mid-batch; the
+        // grouper's state is still consistent (every update is a single step).
+        let mut normalizer = s.normalizer.lock().unwrap_or_else(|p| p.into_inner());
+        to_events(&mut *normalizer, records.into_iter().map(|(_, r)| r))
+    };
     let n_events = events.len();
     let outgoing = match encode(&s.topics, &events) {
         Ok(o) => o,

@@ -3,11 +3,13 @@
 //!
 //! # Layout
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
+//! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
 //! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events.
 //! - [`intake`] (adapter): the axum HTTP intake with durable acknowledgement.
 //! - [`spawn`] / [`run`]: wiring of config, Kafka, HTTP and shutdown.
 
+pub mod cli;
 pub mod events;
 pub mod intake;
 pub mod normalize;
@@ -34,10 +36,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let ready = Readiness::default();
     let producer = EventProducer::new(&config.kafka)?;
     ensure_topics(&config).await?;
-    let normalizer = normalize::NormalizerConfig {
-        max_template_chars: config.ingest.max_template_chars,
-        ..Default::default()
-    };
+    let normalizer = cli::normalizer_config(&config.ingest);
     let intake = intake::Intake::new(
         producer.clone(),
         config.topics.clone(),

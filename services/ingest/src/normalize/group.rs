@@ -1,0 +1,438 @@
+//! Online template grouping in the spirit of Drain (He et al., ICWS 2017).
+//!
+//! Masking alone splits a bug whose messages differ in a plain word that is not
+//! an id (a user name, a host, a table). The grouper merges such messages: a
+//! masked template is compared with the templates of earlier groups that have the
+//! same scope (service + exception type), the same number of tokens and the same
+//! first token; when enough of their constant tokens agree, the message joins the
+//! most similar group and the positions that differ become `<*>`.
+//!
+//! Two guards keep different bugs apart:
+//! - the scope: different services or exception types never merge;
+//! - outcome words (`refused`/`reset`, `true`/`false`, `not` …) are never
+//!   generalized: messages that differ in them describe different failures.
+//!
+//! Properties: one pass; deterministic for a given input order (no iteration over
+//! hash maps decides anything); bounded memory (at most `max_groups` groups,
+//! evicted by the CLOCK second-chance policy, which is deterministic too).
+//!
+//! A group's id is the hash of its *founding* template, so it never changes while
+//! the group lives, even as its template generalizes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::hash::{PreHashed, StableHasher};
+use super::mask::WILDCARD;
+
+/// Grouping settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupingConfig {
+    /// Minimum share of a group's constant tokens a message must match to join it
+    /// (Drain's similarity threshold). `> 1.0` disables merging.
+    pub similarity: f64,
+    /// Most groups kept; beyond it the least recently used are forgotten.
+    pub max_groups: usize,
+}
+
+impl Default for GroupingConfig {
+    fn default() -> Self {
+        Self {
+            similarity: 0.5,
+            max_groups: 100_000,
+        }
+    }
+}
+
+struct Group {
+    /// Current template tokens.
+    tokens: Vec<Box<str>>,
+    /// Current template, tokens joined by spaces.
+    template: String,
+    /// Hash of the founding template: the group's stable identity.
+    founding: u64,
+    /// The leaf the group lives in.
+    leaf: u64,
+    /// CLOCK reference bit.
+    referenced: bool,
+    /// Bumped when the slot is reused, invalidating cache entries.
+    generation: u32,
+    alive: bool,
+}
+
+/// What [`Grouper::group`] decided for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assigned<'a> {
+    /// Stable identity of the group (hash of its founding template and scope).
+    pub group: u64,
+    /// The group's current template.
+    pub template: &'a str,
+}
+
+/// The online grouper. See the module docs.
+pub struct Grouper {
+    config: GroupingConfig,
+    groups: Vec<Group>,
+    free: Vec<u32>,
+    leaves: HashMap<u64, Vec<u32>, PreHashed>,
+    /// (scope, exact masked template) → (group slot, generation).
+    exact: HashMap<u64, (u32, u32), PreHashed>,
+    hand: usize,
+    scratch: Vec<usize>,
+}
+
+impl std::fmt::Debug for Grouper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grouper")
+            .field("config", &self.config)
+            .field("groups", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Grouper {
+    /// An empty grouper.
+    pub fn new(config: GroupingConfig) -> Self {
+        Self {
+            config,
+            groups: Vec::new(),
+            free: Vec::new(),
+            leaves: HashMap::default(),
+            exact: HashMap::default(),
+            hand: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Number of live groups.
+    pub fn len(&self) -> usize {
+        self.groups.len() - self.free.len()
+    }
+
+    /// Whether there are no groups.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Assigns a masked `template` (tokens separated by single spaces) within
+    /// `scope` to a group, creating or generalizing groups as needed.
+    pub fn group(&mut self, scope: u64, template: &str) -> Assigned<'_> {
+        self.group_with(scope, template, Cow::Borrowed)
+    }
+
+    /// Like [`Grouper::group`], but a template not seen before is first passed
+    /// through `prepare` (the normalizer scrubs it there, so a group's template
+    /// and id never carry a secret, at no cost for templates already seen).
+    pub fn group_with<'t>(
+        &mut self,
+        scope: u64,
+        template: &'t str,
+        prepare: impl FnOnce(&'t str) -> Cow<'t, str>,
+    ) -> Assigned<'_> {
+        let mut h = StableHasher::new();
+        h.write_u64(scope);
+        h.write_str(template);
+        let exact_key = h.finish();
+        if let Some(&(slot, generation)) = self.exact.get(&exact_key) {
+            let g = &mut self.groups[slot as usize];
+            if g.alive && g.generation == generation {
+                g.referenced = true;
+                let g = &self.groups[slot as usize];
+                return Assigned {
+                    group: g.founding,
+                    template: &g.template,
+                };
+            }
+        }
+        let prepared = prepare(template);
+        let slot = self.assign_slow(scope, &prepared);
+        if self.exact.len() >= self.config.max_groups.saturating_mul(4).max(1024) {
+            // Bounded: forget the cache (it is only a shortcut; decisions are the same).
+            self.exact.clear();
+        }
+        let generation = self.groups[slot as usize].generation;
+        self.exact.insert(exact_key, (slot, generation));
+        let g = &self.groups[slot as usize];
+        Assigned {
+            group: g.founding,
+            template: &g.template,
+        }
+    }
+
+    fn assign_slow(&mut self, scope: u64, template: &str) -> u32 {
+        let tokens: Vec<&str> = if template.is_empty() {
+            Vec::new()
+        } else {
+            template.split(' ').collect()
+        };
+        let leaf = leaf_key(scope, &tokens);
+        let mut best: Option<(u32, f64, usize)> = None;
+        if let Some(members) = self.leaves.get(&leaf) {
+            for &slot in members {
+                let g = &self.groups[slot as usize];
+                let Some((sim, wild)) = similarity(&g.tokens, &tokens) else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some((_, s, w)) => sim > s || (sim == s && wild > w),
+                };
+                if better {
+                    best = Some((slot, sim, wild));
+                }
+            }
+        }
+        if let Some((slot, sim, _)) = best {
+            if sim >= self.config.similarity {
+                self.generalize(slot, &tokens);
+                let g = &mut self.groups[slot as usize];
+                g.referenced = true;
+                return slot;
+            }
+        }
+        self.create(scope, leaf, template, &tokens)
+    }
+
+    fn generalize(&mut self, slot: u32, tokens: &[&str]) {
+        self.scratch.clear();
+        let g = &mut self.groups[slot as usize];
+        for (i, (t, m)) in g.tokens.iter().zip(tokens).enumerate() {
+            if &**t != WILDCARD && &**t != *m {
+                self.scratch.push(i);
+            }
+        }
+        if self.scratch.is_empty() {
+            return;
+        }
+        for &i in &self.scratch {
+            g.tokens[i] = WILDCARD.into();
+        }
+        g.template.clear();
+        for (i, t) in g.tokens.iter().enumerate() {
+            if i > 0 {
+                g.template.push(' ');
+            }
+            g.template.push_str(t);
+        }
+    }
+
+    fn create(&mut self, scope: u64, leaf: u64, template: &str, tokens: &[&str]) -> u32 {
+        if self.len() >= self.config.max_groups.max(1) {
+            self.evict_one();
+        }
+        let mut h = StableHasher::new();
+        h.write_u64(scope);
+        h.write_str(template);
+        let group = Group {
+            tokens: tokens.iter().map(|t| Box::<str>::from(*t)).collect(),
+            template: template.to_owned(),
+            founding: h.finish(),
+            leaf,
+            referenced: true,
+            generation: 0,
+            alive: true,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let generation = self.groups[slot as usize].generation.wrapping_add(1);
+                self.groups[slot as usize] = Group {
+                    generation,
+                    ..group
+                };
+                slot
+            }
+            None => {
+                self.groups.push(group);
+                (self.groups.len() - 1) as u32
+            }
+        };
+        self.leaves.entry(leaf).or_default().push(slot);
+        slot
+    }
+
+    /// CLOCK: sweep, clearing reference bits, until an unreferenced group is found.
+    fn evict_one(&mut self) {
+        let n = self.groups.len();
+        loop {
+            let i = self.hand % n;
+            self.hand = (self.hand + 1) % n;
+            let g = &mut self.groups[i];
+            if !g.alive {
+                continue;
+            }
+            if g.referenced {
+                g.referenced = false;
+                continue;
+            }
+            g.alive = false;
+            g.tokens = Vec::new();
+            g.template = String::new();
+            let leaf = g.leaf;
+            if let Some(members) = self.leaves.get_mut(&leaf) {
+                members.retain(|&s| s as usize != i);
+                if members.is_empty() {
+                    self.leaves.remove(&leaf);
+                }
+            }
+            self.free.push(i as u32);
+            return;
+        }
+    }
+}
+
+fn leaf_key(scope: u64, tokens: &[&str]) -> u64 {
+    let mut h = StableHasher::new();
+    h.write_u64(scope);
+    h.write_u64(tokens.len() as u64);
+    match tokens.first() {
+        Some(t) if !t.contains(WILDCARD) => h.write_str(t),
+        Some(_) => h.write_str(WILDCARD),
+        None => {}
+    }
+    h.finish()
+}
+
+/// Share of the group's constant tokens that `tokens` matches, and the group's
+/// wildcard count; `None` when a differing token is an outcome word.
+fn similarity(group: &[Box<str>], tokens: &[&str]) -> Option<(f64, usize)> {
+    let mut constants = 0usize;
+    let mut matches = 0usize;
+    let mut wild = 0usize;
+    for (t, m) in group.iter().zip(tokens) {
+        if &**t == WILDCARD {
+            wild += 1;
+            continue;
+        }
+        constants += 1;
+        if &**t == *m {
+            matches += 1;
+        } else if is_outcome_word(t) || is_outcome_word(m) {
+            return None;
+        }
+    }
+    let sim = if constants == 0 {
+        1.0
+    } else {
+        matches as f64 / constants as f64
+    };
+    Some((sim, wild))
+}
+
+/// Words whose difference means a different failure, not a different value.
+fn is_outcome_word(token: &str) -> bool {
+    const WORDS: [&str; 44] = [
+        "not",
+        "no",
+        "never",
+        "cannot",
+        "can't",
+        "won't",
+        "fail",
+        "failed",
+        "fails",
+        "failure",
+        "error",
+        "success",
+        "successful",
+        "succeeded",
+        "ok",
+        "refused",
+        "reset",
+        "denied",
+        "timeout",
+        "closed",
+        "open",
+        "opened",
+        "started",
+        "stopped",
+        "true",
+        "false",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "invalid",
+        "valid",
+        "missing",
+        "unknown",
+        "accepted",
+        "rejected",
+        "allowed",
+        "forbidden",
+        "unauthorized",
+        "expired",
+        "enabled",
+        "disabled",
+        "full",
+        "empty",
+    ];
+    let w = token.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '\'');
+    w.len() <= 12 && WORDS.iter().any(|x| w.eq_ignore_ascii_case(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::mask::mask;
+
+    fn run(g: &mut Grouper, lines: &[&str]) -> Vec<u64> {
+        lines.iter().map(|l| g.group(7, &mask(l)).group).collect()
+    }
+
+    #[test]
+    fn plain_word_variables_group_and_template_generalizes() {
+        let mut g = Grouper::new(GroupingConfig::default());
+        let ids = run(
+            &mut g,
+            &[
+                "Invalid user webmaster from 173.234.31.186",
+                "Invalid user test from 10.0.0.2",
+                "Invalid user oracle from 10.0.0.3",
+            ],
+        );
+        assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+        assert_eq!(
+            g.group(7, &mask("Invalid user admin from 1.2.3.4"))
+                .template,
+            "Invalid user <*> from <*>"
+        );
+    }
+
+    #[test]
+    fn outcome_words_and_scopes_keep_bugs_apart() {
+        let mut g = Grouper::new(GroupingConfig::default());
+        let ids = run(
+            &mut g,
+            &[
+                "Connection refused calling payments-api",
+                "Connection reset calling payments-api",
+                "Payment authorized: false",
+                "Payment authorized: true",
+            ],
+        );
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[2], ids[3]);
+        let a = g.group(1, "disk full on host a").group;
+        let b = g.group(2, "disk full on host a").group;
+        assert_ne!(a, b, "scopes never merge");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_ids_are_deterministic() {
+        let config = GroupingConfig {
+            max_groups: 10,
+            ..Default::default()
+        };
+        let lines: Vec<String> = (0..500)
+            .map(|i| format!("word{} alpha beta {}", (b'a' + (i % 26) as u8) as char, i))
+            .collect();
+        let mut a = Grouper::new(config.clone());
+        let mut b = Grouper::new(config);
+        for l in &lines {
+            let x = a.group(0, &format!("k{l}")).group;
+            let y = b.group(0, &format!("k{l}")).group;
+            assert_eq!(x, y);
+        }
+        assert!(a.len() <= 10);
+    }
+}

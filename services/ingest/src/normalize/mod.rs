@@ -1,0 +1,227 @@
+//! The normalizer: message → template + signature id, stack → exception type and
+//! frames, and secret scrubbing. Pure: no IO, no clock, no global state.
+//!
+//! # Layout
+//! - [`mask`]: the variable parts of a line (ids, numbers, addresses …) → `<*>`.
+//! - [`group`]: online Drain-style grouping of masked templates, so messages that
+//!   differ only in non-id words (user names, hosts) share a signature.
+//! - [`stack`]: stack-trace parsing for Python, JVM, Go, Node.js, Rust and Ruby.
+//! - [`scrub`]: secrets and personal data → `[REDACTED:<class>]`.
+//! - [`hash`]: the stable 64-bit hash behind signature ids.
+//!
+//! A [`Normalizer`] is stateful (the grouper learns templates as it goes), so it
+//! is deterministic for a given input order; share one per process behind a lock
+//! (the intake does) or shard by service.
+
+pub mod group;
+pub mod hash;
+pub mod mask;
+pub mod scrub;
+pub mod stack;
+
+use selfheal_schemas::Frame;
+
+pub use group::GroupingConfig;
+pub use scrub::scrub;
+pub use stack::InApp;
+
+use hash::StableHasher;
+
+/// The normalized form of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    /// 64-bit signature id.
+    pub signature: u64,
+    /// Template: variable parts masked as `<*>`, secrets scrubbed.
+    pub template: String,
+    /// Exception type: given, parsed from the stack, or from the message.
+    pub exception_type: Option<String>,
+    /// Parsed stack frames, innermost first, whatever order the language prints
+    /// them in.
+    pub frames: Vec<Frame>,
+}
+
+/// Normalizer settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormalizerConfig {
+    /// Templates longer than this are truncated (characters).
+    pub max_template_chars: usize,
+    /// Which frames are the service's own code.
+    pub in_app: InApp,
+    /// How many in-app function names enter the signature.
+    pub fingerprint_frames: usize,
+    /// Online grouping of templates.
+    pub grouping: GroupingConfig,
+}
+
+impl Default for NormalizerConfig {
+    fn default() -> Self {
+        Self {
+            max_template_chars: 200,
+            in_app: InApp {
+                prefixes: Vec::new(),
+                library_markers: stack::default_library_markers(),
+            },
+            fingerprint_frames: 3,
+            grouping: GroupingConfig::default(),
+        }
+    }
+}
+
+/// The stateful normalizer. See the module docs.
+#[derive(Debug)]
+pub struct Normalizer {
+    config: NormalizerConfig,
+    grouper: group::Grouper,
+    masked: String,
+}
+
+impl Normalizer {
+    /// A normalizer that has seen nothing yet.
+    pub fn new(config: NormalizerConfig) -> Self {
+        Self {
+            grouper: group::Grouper::new(config.grouping.clone()),
+            config,
+            masked: String::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &NormalizerConfig {
+        &self.config
+    }
+
+    /// Normalizes one message (and its stack, if any) of `service`.
+    pub fn normalize(
+        &mut self,
+        service: &str,
+        message: &str,
+        stack: Option<&str>,
+        exception_type: Option<&str>,
+    ) -> Normalized {
+        let parsed = stack
+            .map(|s| stack::parse(s, &self.config.in_app))
+            .unwrap_or_default();
+        let first_line = first_line(message);
+        // A message-less event (e.g. only a stack) is named by the stack's message.
+        let text = if first_line.trim().is_empty() {
+            parsed
+                .message
+                .as_deref()
+                .map(first_line_of)
+                .unwrap_or_default()
+        } else {
+            first_line
+        };
+        let exception_type = exception_type
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().to_owned())
+            .or(parsed.exception_type)
+            .or_else(|| stack::exception_head(text).map(|(t, _)| t));
+        let (group, template) =
+            self.group_line(service, exception_type.as_deref().unwrap_or_default(), text);
+        let template = template.to_owned();
+        let mut h = StableHasher::new();
+        h.write_u64(group);
+        // Function names, not line numbers: lines move on every deploy.
+        for f in parsed
+            .frames
+            .iter()
+            .filter(|f| f.in_app)
+            .take(self.config.fingerprint_frames)
+        {
+            h.write_str(&fingerprint_function(&f.function));
+        }
+        Normalized {
+            signature: h.finish(),
+            template,
+            exception_type,
+            frames: parsed.frames,
+        }
+    }
+
+    /// The fast path for a bare message line (no stack, no exception type given):
+    /// the signature and the template, borrowed until the next call.
+    pub fn normalize_line(&mut self, service: &str, line: &str) -> (u64, &str) {
+        let (group, template) = self.group_line(service, "", line);
+        let mut h = StableHasher::new();
+        h.write_u64(group);
+        (h.finish(), template)
+    }
+
+    fn group_line(&mut self, service: &str, exception_type: &str, line: &str) -> (u64, &str) {
+        let budget = self.config.max_template_chars.saturating_mul(4).max(64);
+        let line = truncate_bytes(line, budget);
+        mask::mask_into(line, &mut self.masked);
+        truncate_template(&mut self.masked, self.config.max_template_chars);
+        let mut h = StableHasher::new();
+        h.write_str(service);
+        h.write_str(exception_type);
+        let scope = h.finish();
+        let assigned = self
+            .grouper
+            .group_with(scope, &self.masked, |t| scrub::scrub(t));
+        (assigned.group, assigned.template)
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    first_line_of(s)
+}
+
+fn first_line_of(s: &str) -> &str {
+    s.split('\n')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+}
+
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Truncates to `max_chars` characters, at a token boundary when there is one.
+fn truncate_template(t: &mut String, max_chars: usize) {
+    if t.len() <= max_chars {
+        return;
+    }
+    let Some((idx, _)) = t.char_indices().nth(max_chars) else {
+        return;
+    };
+    let cut = match t[..idx].rfind(' ') {
+        Some(sp) if sp > 0 => sp,
+        _ => idx,
+    };
+    t.truncate(cut);
+}
+
+/// Function name as it enters the fingerprint: compiler-generated numbering
+/// (`lambda$quote$0`, `block (2 levels) in`) varies between builds.
+fn fingerprint_function(f: &str) -> String {
+    let mut out = String::with_capacity(f.len());
+    let mut after_dollar = false;
+    for c in f.chars() {
+        if c.is_ascii_digit() && after_dollar {
+            continue;
+        }
+        after_dollar = c == '$' || (after_dollar && c.is_ascii_digit());
+        out.push(c);
+    }
+    // Ruby: `block (2 levels) in create` → `block in create`.
+    if let (Some(open), Some(close)) = (out.find(" ("), out.find(" levels)")) {
+        if open < close {
+            out.replace_range(open..close + " levels)".len(), "");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

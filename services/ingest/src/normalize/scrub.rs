@@ -1,0 +1,694 @@
+//! Secret and personal-data scrubbing: everything that leaves ingest (templates,
+//! sample messages, stacks, build logs) goes through [`scrub`].
+//!
+//! Detectors each find byte ranges; overlapping ranges merge and each becomes
+//! `[REDACTED:<class>]`. Classes: private-key blocks, bearer/basic credentials,
+//! `password=`-style pairs (also `"password": "…"` and `password: …`),
+//! passwords in URLs, JWTs, API keys with well-known vendor prefixes (AWS, GitHub,
+//! GitLab, Slack, Stripe, Google, OpenAI/Anthropic, npm, SendGrid, Hugging Face,
+//! Shopify, DigitalOcean), Luhn-valid card numbers and emails. Text with nothing
+//! to redact is returned borrowed.
+
+use std::borrow::Cow;
+
+/// Replaces secrets and personal data in `text` with `[REDACTED:<class>]`.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
+    let b = text.as_bytes();
+    private_keys(text, &mut found);
+    key_values(b, &mut found);
+    bearer(b, &mut found);
+    url_passwords(text, &mut found);
+    jwts(b, &mut found);
+    vendor_keys(b, &mut found);
+    emails(b, &mut found);
+    cards(b, &mut found);
+    if found.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    found.sort_unstable_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (s, e, class) in found {
+        if e <= pos {
+            continue;
+        }
+        let s = s.max(pos);
+        // Ranges are found at ASCII bytes, so they are char boundaries; guard anyway.
+        if !text.is_char_boundary(s) || !text.is_char_boundary(e) {
+            continue;
+        }
+        out.push_str(&text[pos..s]);
+        out.push_str("[REDACTED:");
+        out.push_str(class);
+        out.push(']');
+        pos = e;
+    }
+    out.push_str(&text[pos..]);
+    Cow::Owned(out)
+}
+
+fn is_cred_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'.' | b'_' | b'~' | b'-')
+}
+
+/// A word that looks like a credential rather than prose: credential alphabet,
+/// at least 6 characters, and not a plain lowercase word.
+fn credential_like(w: &[u8]) -> bool {
+    w.len() >= 6
+        && w.iter().all(|&c| is_cred_byte(c))
+        && !w.iter().all(|c| c.is_ascii_lowercase())
+        && w != b"<*>"
+}
+
+fn private_keys(text: &str, found: &mut Vec<(usize, usize, &'static str)>) {
+    let mut from = 0;
+    while let Some(p) = text[from..].find("-----BEGIN ") {
+        let s = from + p;
+        let Some(h) = text[s..]
+            .find("-----\n")
+            .or_else(|| text[s + 11..].find("-----").map(|x| x + 11))
+        else {
+            break;
+        };
+        if !text[s..s + h].contains("PRIVATE KEY") {
+            from = s + 11;
+            continue;
+        }
+        let end = match text[s + h..].find("-----END ") {
+            Some(e) => {
+                let e = s + h + e;
+                match text[e + 9..].find("-----") {
+                    Some(x) => e + 9 + x + 5,
+                    None => text.len(),
+                }
+            }
+            None => text.len(),
+        };
+        found.push((s, end, "private_key"));
+        from = end;
+    }
+}
+
+fn is_secret_key(key: &[u8]) -> bool {
+    const SUFFIXES: [&str; 16] = [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "clientsecret",
+        "authorization",
+        "credential",
+        "credentials",
+        "sessionid",
+        "auth",
+        "passphrase",
+    ];
+    let mut norm = [0u8; 64];
+    let mut n = 0;
+    for &c in key.iter().rev() {
+        if c.is_ascii_alphanumeric() {
+            if n == norm.len() {
+                break;
+            }
+            norm[n] = c.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    // `norm` holds the key reversed; compare reversed suffixes.
+    SUFFIXES.iter().any(|s| {
+        let s = s.as_bytes();
+        s.len() <= n && s.iter().rev().zip(&norm[..n]).all(|(a, b)| a == b)
+    })
+}
+
+/// `password=…`, `"api_key": "…"`, `secret: …`, `?token=…&`.
+fn key_values(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    for (i, &c) in b.iter().enumerate() {
+        if c != b'=' && c != b':' {
+            continue;
+        }
+        // The key ends right before the separator (after an optional closing quote).
+        let mut k_end = i;
+        if k_end > 0 && (b[k_end - 1] == b'"' || b[k_end - 1] == b'\'') {
+            k_end -= 1;
+        }
+        let mut k_start = k_end;
+        while k_start > 0
+            && (b[k_start - 1].is_ascii_alphanumeric()
+                || matches!(b[k_start - 1], b'_' | b'-' | b'.'))
+        {
+            k_start -= 1;
+        }
+        if k_start == k_end || !is_secret_key(&b[k_start..k_end]) {
+            continue;
+        }
+        let mut v = i + 1;
+        let mut spaced = false;
+        while v < b.len() && b[v] == b' ' {
+            v += 1;
+            spaced = true;
+        }
+        if c == b':' && v < b.len() && b[v] == b'/' {
+            continue; // a URL scheme, handled elsewhere
+        }
+        let quote = match b.get(v) {
+            Some(&q @ (b'"' | b'\'')) => {
+                v += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let mut e = v;
+        match quote {
+            Some(q) => {
+                while e < b.len() && b[e] != q && b[e] != b'\n' {
+                    e += 1;
+                }
+            }
+            None => {
+                while e < b.len()
+                    && !b[e].is_ascii_whitespace()
+                    && !matches!(b[e], b'&' | b',' | b';' | b')' | b'}' | b']' | b'"' | b'\'')
+                {
+                    e += 1;
+                }
+            }
+        }
+        if e == v || &b[v..e] == b"<*>" || b[v..e].starts_with(b"[REDACTED") {
+            continue;
+        }
+        // `token: expired` in prose is not a secret; `token: eyJ…` is.
+        if (c == b':' || spaced) && quote.is_none() && !credential_like(&b[v..e]) {
+            continue;
+        }
+        found.push((v, e, "secret"));
+    }
+}
+
+/// `Bearer <token>`, `Basic <base64>`.
+fn bearer(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    let mut i = 0;
+    while i + 6 < b.len() {
+        let word = if b[i..].len() >= 7 && b[i..i + 7].eq_ignore_ascii_case(b"bearer ") {
+            7
+        } else if b[i..].len() >= 6 && b[i..i + 6].eq_ignore_ascii_case(b"basic ") {
+            6
+        } else {
+            i += 1;
+            continue;
+        };
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let mut s = i + word;
+        while s < b.len() && b[s] == b' ' {
+            s += 1;
+        }
+        let mut e = s;
+        while e < b.len() && is_cred_byte(b[e]) {
+            e += 1;
+        }
+        if credential_like(&b[s..e])
+            || (word == 7 && e - s >= 6 && !b[s..e].iter().all(u8::is_ascii_alphabetic))
+        {
+            found.push((s, e, "token"));
+        }
+        i = e.max(i + 1);
+    }
+}
+
+/// `scheme://user:password@host`.
+fn url_passwords(text: &str, found: &mut Vec<(usize, usize, &'static str)>) {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(p) = text[from..].find("://") {
+        let start = from + p + 3;
+        let mut e = start;
+        while e < b.len()
+            && !b[e].is_ascii_whitespace()
+            && !matches!(b[e], b'/' | b'?' | b'#' | b'"' | b'\'')
+        {
+            e += 1;
+        }
+        if let Some(at) = b[start..e].iter().rposition(|&c| c == b'@') {
+            let userinfo = &b[start..start + at];
+            if let Some(colon) = userinfo.iter().position(|&c| c == b':') {
+                if colon + 1 < at {
+                    found.push((start + colon + 1, start + at, "password"));
+                }
+            }
+        }
+        from = e.max(start);
+    }
+}
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+fn jwts(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    let mut i = 0;
+    while i + 3 <= b.len() {
+        if &b[i..i + 3] != b"eyJ" || (i > 0 && is_b64url(b[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let mut e = i;
+        let mut parts = 0;
+        let mut ok = true;
+        loop {
+            let s = e;
+            while e < b.len() && is_b64url(b[e]) {
+                e += 1;
+            }
+            if e - s < 4 {
+                ok = false;
+                break;
+            }
+            parts += 1;
+            if parts == 3 || e >= b.len() || b[e] != b'.' {
+                break;
+            }
+            e += 1;
+        }
+        if ok && parts == 3 {
+            found.push((i, e, "jwt"));
+            i = e;
+        } else {
+            i += 3;
+        }
+    }
+}
+
+struct Vendor {
+    prefix: &'static [u8],
+    min: usize,
+    class: &'static str,
+    alphabet: fn(u8) -> bool,
+}
+
+fn alnum(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+fn upper_alnum(c: u8) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit()
+}
+fn key_chars(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+fn dotted(c: u8) -> bool {
+    key_chars(c) || c == b'.'
+}
+
+const VENDORS: &[Vendor] = &[
+    Vendor {
+        prefix: b"AKIA",
+        min: 16,
+        class: "aws_key",
+        alphabet: upper_alnum,
+    },
+    Vendor {
+        prefix: b"ASIA",
+        min: 16,
+        class: "aws_key",
+        alphabet: upper_alnum,
+    },
+    Vendor {
+        prefix: b"ghp_",
+        min: 30,
+        class: "github_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"gho_",
+        min: 30,
+        class: "github_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"ghu_",
+        min: 30,
+        class: "github_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"ghs_",
+        min: 30,
+        class: "github_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"ghr_",
+        min: 30,
+        class: "github_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"github_pat_",
+        min: 20,
+        class: "github_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"glpat-",
+        min: 20,
+        class: "gitlab_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxb-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxp-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxa-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxr-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxs-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"xoxe-",
+        min: 10,
+        class: "slack_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"sk_live_",
+        min: 10,
+        class: "stripe_key",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"sk_test_",
+        min: 10,
+        class: "stripe_key",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"rk_live_",
+        min: 10,
+        class: "stripe_key",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"rk_test_",
+        min: 10,
+        class: "stripe_key",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"whsec_",
+        min: 20,
+        class: "stripe_key",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"AIza",
+        min: 30,
+        class: "google_key",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"ya29.",
+        min: 20,
+        class: "google_token",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"sk-",
+        min: 20,
+        class: "api_key",
+        alphabet: key_chars,
+    },
+    Vendor {
+        prefix: b"npm_",
+        min: 30,
+        class: "npm_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"SG.",
+        min: 40,
+        class: "sendgrid_key",
+        alphabet: dotted,
+    },
+    Vendor {
+        prefix: b"hf_",
+        min: 30,
+        class: "huggingface_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"shpat_",
+        min: 32,
+        class: "shopify_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"shpss_",
+        min: 32,
+        class: "shopify_token",
+        alphabet: alnum,
+    },
+    Vendor {
+        prefix: b"dop_v1_",
+        min: 40,
+        class: "digitalocean_token",
+        alphabet: alnum,
+    },
+];
+
+fn vendor_keys(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    for i in 0..b.len() {
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let c = b[i];
+        if !matches!(
+            c,
+            b'A' | b'g' | b'x' | b's' | b'r' | b'w' | b'y' | b'n' | b'S' | b'h' | b'd'
+        ) {
+            continue;
+        }
+        for v in VENDORS {
+            if b[i..].starts_with(v.prefix) {
+                let s = i + v.prefix.len();
+                let mut e = s;
+                while e < b.len() && (v.alphabet)(b[e]) {
+                    e += 1;
+                }
+                if e - s >= v.min {
+                    found.push((i, e, v.class));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn emails(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    for (i, &c) in b.iter().enumerate() {
+        if c != b'@' {
+            continue;
+        }
+        // `scheme://user:pw@host` is a URL's userinfo, not an email.
+        let token_start = b[..i]
+            .iter()
+            .rposition(u8::is_ascii_whitespace)
+            .map_or(0, |p| p + 1);
+        if b[token_start..i].windows(3).any(|w| w == b"://") {
+            continue;
+        }
+        let mut s = i;
+        while s > 0
+            && (b[s - 1].is_ascii_alphanumeric()
+                || matches!(b[s - 1], b'.' | b'_' | b'%' | b'+' | b'-'))
+        {
+            s -= 1;
+        }
+        let mut e = i + 1;
+        while e < b.len() && (b[e].is_ascii_alphanumeric() || matches!(b[e], b'.' | b'-')) {
+            e += 1;
+        }
+        while e > i + 1 && b[e - 1] == b'.' {
+            e -= 1;
+        }
+        let domain = &b[i + 1..e];
+        let Some(dot) = domain.iter().rposition(|&c| c == b'.') else {
+            continue;
+        };
+        let tld = &domain[dot + 1..];
+        if s < i && dot > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) {
+            found.push((s, e, "email"));
+        }
+    }
+}
+
+/// 13–19 digits, optionally in groups separated by single spaces or dashes,
+/// passing the Luhn check.
+fn cards(b: &[u8], found: &mut Vec<(usize, usize, &'static str)>) {
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            i += 1;
+            continue;
+        }
+        let mut digits = [0u8; 19];
+        let mut n = 0;
+        let mut e = i;
+        let mut last_digit_end = i;
+        while e < b.len() && n <= 19 {
+            if b[e].is_ascii_digit() {
+                if n == 19 {
+                    n = 20;
+                    break;
+                }
+                digits[n] = b[e] - b'0';
+                n += 1;
+                e += 1;
+                last_digit_end = e;
+            } else if (b[e] == b' ' || b[e] == b'-')
+                && e + 1 < b.len()
+                && b[e + 1].is_ascii_digit()
+                && e > i
+                && b[e - 1].is_ascii_digit()
+            {
+                e += 1;
+            } else {
+                break;
+            }
+        }
+        let followed_by_alnum =
+            last_digit_end < b.len() && b[last_digit_end].is_ascii_alphanumeric();
+        if (13..=19).contains(&n) && !followed_by_alnum && luhn(&digits[..n]) {
+            found.push((i, last_digit_end, "card"));
+        }
+        // Skip the whole run so its tail is not re-examined as a new number.
+        while i < b.len()
+            && (b[i].is_ascii_digit()
+                || ((b[i] == b' ' || b[i] == b'-') && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+        {
+            i += 1;
+        }
+        i = i.max(last_digit_end);
+    }
+}
+
+/// The Luhn checksum (ISO/IEC 7812).
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (k, &d) in digits.iter().rev().enumerate() {
+        let mut d = u32::from(d);
+        if k % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (input, the secret that must disappear, the class it becomes).
+    const SECRETS: &[(&str, &str, &str)] = &[
+        ("auth header Authorization: Bearer abc123.def-456_ghi rejected", "abc123.def-456_ghi", "token"),
+        ("upstream said bearer 9f8e7d6c5b4a", "9f8e7d6c5b4a", "token"),
+        ("basic creds Basic dXNlcjpodW50ZXIy failed", "dXNlcjpodW50ZXIy", "token"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk expired", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0", "jwt"),
+        ("key AKIAIOSFODNN7EXAMPLE denied", "AKIAIOSFODNN7EXAMPLE", "aws_key"),
+        ("push with ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 failed", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "github_token"),
+        ("pat github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_token"),
+        ("slack xoxb-123456789012-abcdefABCDEF failed", "xoxb-123456789012-abcdefABCDEF", "slack_token"),
+        ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc invalid", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe_key"),
+        ("google AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe quota", "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "google_key"),
+        ("gitlab glpat-xxxxxxxxxxxxxxxxxxxx1234 revoked", "glpat-xxxxxxxxxxxxxxxxxxxx1234", "gitlab_token"),
+        ("openai sk-proj-abcdefghijklmnopqrstuvwxyz123456 quota", "sk-proj-abcdefghijklmnopqrstuvwxyz123456", "api_key"),
+        ("connect postgres://app:s3cr3t-pw@db.internal:5432/shop failed", "s3cr3t-pw", "password"),
+        ("login password=hunter2 rejected", "hunter2", "secret"),
+        ("config {\"api_key\": \"abcDEF123\", \"x\": 1}", "abcDEF123", "secret"),
+        ("client_secret='very secret value' bad", "very secret value", "secret"),
+        ("callback https://x.example/cb?code=1&access_token=zzzTOKENzzz&y=2", "zzzTOKENzzz", "secret"),
+        ("db password: Tr0ub4dor&3 wrong", "Tr0ub4dor", "secret"),
+        ("charge 4111 1111 1111 1111 declined", "4111 1111 1111 1111", "card"),
+        ("charge 5500-0000-0000-0004 declined", "5500-0000-0000-0004", "card"),
+        ("charge 378282246310005 declined", "378282246310005", "card"),
+        ("mail to bob.smith+x@mail.example.com bounced", "bob.smith+x@mail.example.com", "email"),
+        ("key -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY----- loaded", "MIIEpAIBAAKCAQEA", "private_key"),
+    ];
+
+    const ORDINARY: &[&str] = &[
+        "Timeout after 3001ms calling payments-api (request_id=9f8e7d)",
+        "Invalid token: expired signature",
+        "Bearer token missing in request",
+        "basic auth is disabled",
+        "order 1234567890123 not found",
+        "java.lang.IllegalStateException: pool exhausted at com.shop.Pool@1a2b3c",
+        "GET https://api.example.com/v1/users/42 returned 503",
+        "password reset requested for account",
+        "max_tokens=4096 exceeded",
+        "npm ERR! 404 Not Found - GET https://registry.example/@scope/pkg",
+        "skipping task-runner: sk-short",
+        "2026-03-09T10:00:03.120Z worker 7 done in 350ms",
+    ];
+
+    #[test]
+    fn every_secret_class_is_scrubbed() {
+        for (input, secret, class) in SECRETS {
+            let out = scrub(input);
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+            assert!(
+                out.contains(&format!("[REDACTED:{class}]")),
+                "{input} → {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_untouched() {
+        for input in ORDINARY {
+            assert_eq!(scrub(input), *input);
+        }
+    }
+
+    #[test]
+    fn luhn_rejects_near_misses() {
+        assert_eq!(
+            scrub("charge 4111 1111 1111 1112 declined"),
+            "charge 4111 1111 1111 1112 declined"
+        );
+        assert!(luhn(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
+    }
+}
