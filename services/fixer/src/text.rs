@@ -120,15 +120,43 @@ fn scrub_word(word: &str) -> String {
             }
         }
     }
-    let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
-    let parts: Vec<&str> = bare.split('.').collect();
-    if parts.len() == 3 && parts[0].starts_with("eyJ") && parts.iter().all(|p| p.len() >= 4) {
-        return word.replace(bare, "[REDACTED jwt]");
+    scrub_runs(word)
+}
+
+/// Checks every run of credential characters inside `word` (JSON and other
+/// punctuation-glued text: `{"token":"ghp_…"}`): a known credential format, a
+/// JWT, or the value right after a secret-looking key is redacted.
+fn scrub_runs(word: &str) -> String {
+    let is_run = |c: char| c.is_ascii_alphanumeric() || "_-./+=".contains(c);
+    let mut out = String::with_capacity(word.len());
+    let mut after_secret_key = false;
+    let mut rest = word;
+    while !rest.is_empty() {
+        let start = rest.find(is_run).unwrap_or(rest.len());
+        let sep = &rest[..start];
+        out.push_str(sep);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_run(c)).unwrap_or(rest.len());
+        let run = &rest[..end];
+        rest = &rest[end..];
+        if run.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = run.split('.').collect();
+        let jwt =
+            parts.len() == 3 && parts[0].starts_with("eyJ") && parts.iter().all(|p| p.len() >= 4);
+        let credential = run.len() >= 16 && CREDENTIAL_PREFIXES.iter().any(|p| run.starts_with(p));
+        if jwt {
+            out.push_str("[REDACTED jwt]");
+        } else if credential || (after_secret_key && sep.contains(':')) {
+            out.push_str("[REDACTED]");
+        } else {
+            out.push_str(run);
+        }
+        let lower = run.to_ascii_lowercase();
+        after_secret_key = SECRET_KEYS.iter().any(|k| lower.ends_with(k));
     }
-    if bare.len() >= 16 && CREDENTIAL_PREFIXES.iter().any(|p| bare.starts_with(p)) {
-        return word.replace(bare, "[REDACTED credential]");
-    }
-    word.to_owned()
+    out
 }
 
 /// Fences untrusted `text` as inert data for a prompt: scrubbed, cut to
@@ -169,6 +197,13 @@ mod tests {
         }
         assert!(s.contains("password=[REDACTED]"), "{s}");
         assert!(s.contains("https://bob:[REDACTED]@db.internal/x"), "{s}");
+    }
+
+    #[test]
+    fn scrubs_secrets_glued_in_json() {
+        let s = scrub(r#"{"message":"x","token":"abc123","key":"ghp_secretsecretsecret123"}"#);
+        assert!(!s.contains("abc123") && !s.contains("ghp_secret"), "{s}");
+        assert!(s.contains(r#""message":"x""#), "{s}");
     }
 
     #[test]
