@@ -34,6 +34,9 @@ enum Command {
     Triage(ServiceArgs),
     /// Run the fixer service (verdicts → actions).
     Fixer(ServiceArgs),
+    /// Normalize messages: one per line on stdin, `<signature id>\t<template>`
+    /// per line on stdout, same order.
+    Normalize(selfheal_ingest::cli::NormalizeArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Detector(args) => Ok(service::main_with(args, selfheal_detector::run).await?),
         Command::Triage(args) => Ok(service::main_with(args, selfheal_triage::run).await?),
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
+        Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
     }
 }
 
