@@ -288,7 +288,7 @@ impl Triage {
         }
 
         // Runtime error: link against every deploy of the lookback.
-        let located = link::locate(&r.frames);
+        let located = link::locate(&r.frames, &r.service);
         let texts: Vec<&str> = [
             Some(r.template.as_str()),
             Some(r.sample_message.as_str()),
@@ -419,7 +419,7 @@ impl Triage {
     pub fn brief(&self, r: &Regression) -> Option<Brief> {
         let candidates = self.lookback(r);
         let mut hunks = Vec::new();
-        let located = link::locate(&r.frames);
+        let located = link::locate(&r.frames, &r.service);
         let tokens = link::tokens(&[&r.template, &r.sample_message]);
         let mut budget = self.config.llm_max_prompt_chars.max(1000) / 2;
         for cand in &candidates {
@@ -433,12 +433,12 @@ impl Triage {
                 .iter()
                 .copied()
                 .filter(|&i| {
-                    located
-                        .iter()
-                        .any(|f| crate::frames::match_len(&f.path, files[i].path()).is_some())
-                        || files[i]
-                            .changed()
-                            .any(|(_, l)| tokens.iter().any(|t| link::contains_word(&l.text, t)))
+                    located.iter().any(|f| {
+                        crate::frames::match_frame(&f.path, f.rooted, files[i].path(), &f.service)
+                            .is_some()
+                    }) || files[i]
+                        .changed()
+                        .any(|(_, l)| tokens.iter().any(|t| link::contains_word(&l.text, t)))
                 })
                 .collect();
             for i in if focused.is_empty() { touched } else { focused } {

@@ -44,6 +44,13 @@ const CONTAINER_ROOTS: &[&str] = &[
 /// The repository-relative path a frame most likely refers to (may still carry
 /// a leading directory that is not in the repository; matching is by suffix).
 pub fn repo_path(frame: &Frame) -> String {
+    locate_path(frame).0
+}
+
+/// [`repo_path`], and whether a container root (`/app/` …) was stripped: such
+/// a path is relative to the application root, which is the repository root
+/// or, in a monorepo, the service's directory (see [`match_frame`]).
+pub fn locate_path(frame: &Frame) -> (String, bool) {
     let mut p = frame.file.trim().replace('\\', "/");
     // URL-ish prefixes: file://, webpack:///./, app:///, webpack://name/.
     if let Some((scheme, rest)) = p.clone().split_once("://") {
@@ -81,9 +88,11 @@ pub fn repo_path(frame: &Frame) -> String {
             }
         }
     }
+    let mut rooted = false;
     for root in CONTAINER_ROOTS {
         if let Some(rest) = p.strip_prefix(root) {
             p = rest.to_owned();
+            rooted = *root != "/go/src/";
             break;
         }
     }
@@ -94,10 +103,34 @@ pub fn repo_path(frame: &Frame) -> String {
     let p = p.to_owned();
     if !p.contains('/') {
         if let Some(jvm) = jvm_path(&p, &frame.function) {
-            return jvm;
+            return (jvm, false);
         }
     }
-    p
+    (p, rooted)
+}
+
+/// Like [`match_len`], for a frame located by [`locate_path`]: a *rooted* frame
+/// path (`lib/pricing.js` from `/usr/src/app/lib/pricing.js`) matches a longer
+/// repository path only when the extra leading directories name the service
+/// (`services/checkout/lib/pricing.js`, a monorepo), so `legacy/lib/pricing.js`
+/// is another file.
+pub fn match_frame(
+    frame_path: &str,
+    rooted: bool,
+    repo_path: &str,
+    service: &str,
+) -> Option<usize> {
+    let len = match_len(frame_path, repo_path)?;
+    let frame_parts = frame_path.split('/').filter(|s| !s.is_empty()).count();
+    let repo_parts: Vec<&str> = repo_path.split('/').filter(|s| !s.is_empty()).collect();
+    if rooted && repo_parts.len() > frame_parts {
+        let extra = &repo_parts[..repo_parts.len() - frame_parts];
+        let service = service.to_ascii_lowercase();
+        if service.is_empty() || !extra.iter().any(|d| d.to_ascii_lowercase() == service) {
+            return None;
+        }
+    }
+    Some(len)
 }
 
 /// `Pricing.java` + `com.shop.Pricing.quote` → `com/shop/Pricing.java`; also
@@ -269,6 +302,24 @@ mod tests {
             short_function("github.com/shop/api/pricing.(*Quoter).Quote"),
             "Quote"
         );
+    }
+
+    #[test]
+    fn rooted_frames_need_the_service_directory_to_match_deeper_paths() {
+        let (p, rooted) = locate_path(&frame("/usr/src/app/lib/pricing.js", "x"));
+        assert_eq!((p.as_str(), rooted), ("lib/pricing.js", true));
+        assert_eq!(match_frame(&p, rooted, "lib/pricing.js", "web"), Some(2));
+        assert_eq!(
+            match_frame(&p, rooted, "legacy/lib/pricing.js", "web"),
+            None
+        );
+        assert_eq!(
+            match_frame(&p, rooted, "services/web/lib/pricing.js", "web"),
+            Some(2)
+        );
+        let (p, rooted) = locate_path(&frame("Pricing.java", "com.shop.Pricing.quote"));
+        assert!(!rooted);
+        assert!(match_frame(&p, rooted, "src/main/java/com/shop/Pricing.java", "api").is_some());
     }
 
     #[test]

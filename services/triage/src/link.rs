@@ -68,8 +68,12 @@ const WEAK_CAP: f64 = 0.55;
 /// A frame located in one revision's numbering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located {
-    /// Repository-ish path (see [`frames::repo_path`]).
+    /// Repository-ish path (see [`frames::locate_path`]).
     pub path: String,
+    /// Whether `path` is relative to the application root.
+    pub rooted: bool,
+    /// The service, for monorepo path matching ([`frames::match_frame`]).
+    pub service: String,
     /// Line in this revision, if known (and if the line existed in it).
     pub line: Option<u32>,
     /// Short function name.
@@ -83,12 +87,18 @@ pub struct Located {
 }
 
 /// Locates the regression's frames in the revision that produced them.
-pub fn locate(frames_in: &[Frame]) -> Vec<Located> {
+pub fn locate(frames_in: &[Frame], service: &str) -> Vec<Located> {
     frames_in
         .iter()
         .enumerate()
-        .map(|(depth, f)| Located {
-            path: frames::repo_path(f),
+        .map(|(depth, f)| {
+            let (path, rooted) = frames::locate_path(f);
+            (depth, f, path, rooted)
+        })
+        .map(|(depth, f, path, rooted)| Located {
+            path,
+            rooted,
+            service: service.to_owned(),
             line: f
                 .line
                 .and_then(|l| u32::try_from(l).ok())
@@ -113,8 +123,7 @@ pub fn map_back(located: &[Located], newer: &[FileDiff]) -> Vec<Located> {
     located
         .iter()
         .filter_map(|f| {
-            let Some(file) =
-                best_file(&f.path, newer.iter().map(|d| d.path())).map(|(i, _)| &newer[i])
+            let Some(file) = best_file(f, newer.iter().map(|d| d.path())).map(|(i, _)| &newer[i])
             else {
                 return Some(f.clone());
             };
@@ -135,10 +144,20 @@ pub fn map_back(located: &[Located], newer: &[FileDiff]) -> Vec<Located> {
 
 /// The changed file a frame path names: index and match length; the longest
 /// component-suffix match wins, the first on ties.
-fn best_file<'a>(path: &str, files: impl Iterator<Item = &'a str>) -> Option<(usize, usize)> {
+fn best_file<'a>(f: &Located, files: impl Iterator<Item = &'a str>) -> Option<(usize, usize)> {
+    best_path(files, |p| {
+        frames::match_frame(&f.path, f.rooted, p, &f.service)
+    })
+}
+
+/// The path with the longest match by `matcher`, the first on ties.
+fn best_path<'a>(
+    files: impl Iterator<Item = &'a str>,
+    matcher: impl Fn(&str) -> Option<usize>,
+) -> Option<(usize, usize)> {
     let mut best: Option<(usize, usize)> = None;
     for (i, p) in files.enumerate() {
-        if let Some(len) = frames::match_len(path, p) {
+        if let Some(len) = matcher(p) {
             if best.is_none_or(|(_, b)| len > b) {
                 best = Some((i, len));
             }
@@ -191,7 +210,7 @@ pub fn link_runtime(
             .count()
     };
     for f in located {
-        let Some((ri, len)) = best_file(&f.path, relevant.iter().map(|&i| files[i].path())) else {
+        let Some((ri, len)) = best_file(f, relevant.iter().map(|&i| files[i].path())) else {
             continue;
         };
         if !f.in_app && len < 2 {
@@ -525,7 +544,9 @@ pub fn link_build(log: &str, files: &[FileDiff], slack: u32) -> Link {
     let mut seen = BTreeSet::new();
     let mut scored: Vec<(f64, Evidence, String)> = Vec::new();
     for (path, line) in build_log_refs(log) {
-        let Some((i, _)) = best_file(&path, files.iter().map(FileDiff::path)) else {
+        let Some((i, _)) = best_path(files.iter().map(FileDiff::path), |p| {
+            frames::match_len(&path, p)
+        }) else {
             continue;
         };
         let file = &files[i];
@@ -654,6 +675,8 @@ mod tests {
         let newer = diff::parse("diff --git a/src/old.py b/src/new.py\nsimilarity index 90%\nrename from src/old.py\nrename to src/new.py\n--- a/src/old.py\n+++ b/src/new.py\n@@ -1,2 +1,4 @@\n a\n+b\n+c\n d\n");
         let located = vec![Located {
             path: "src/new.py".into(),
+            rooted: false,
+            service: "x".into(),
             line: Some(10),
             function: "f".into(),
             depth: 0,
