@@ -3,6 +3,9 @@
 //! `selfheal up` with no Kafka configured starts librdkafka's in-process mock
 //! cluster, so a new user can try the whole loop with zero set-up.
 
+mod backtest;
+mod simulate;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -34,9 +37,22 @@ enum Command {
     Triage(ServiceArgs),
     /// Run the fixer service (verdicts → actions).
     Fixer(ServiceArgs),
-    /// Normalize messages: one per line on stdin, `<signature id>\t<template>`
-    /// per line on stdout, same order.
+    /// Normalize messages: one per line on stdin → `<signature id>\t<template>`.
     Normalize(selfheal_ingest::cli::NormalizeArgs),
+    /// Replay an NDJSON history through detector, triage and fixer (dry-run)
+    /// in event time; write regressions/verdicts/actions NDJSON files.
+    Backtest(backtest::BacktestArgs),
+    /// Generate a labeled fleet history (NDJSON) and its ground truth.
+    Simulate {
+        /// Where to write the history.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Where to write the ground truth (one JSON line per deploy).
+        #[arg(long)]
+        truth: std::path::PathBuf,
+        #[command(flatten)]
+        sim: simulate::SimArgs,
+    },
 }
 
 #[tokio::main]
@@ -48,6 +64,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Triage(args) => Ok(service::main_with(args, selfheal_triage::run).await?),
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
+        Command::Backtest(args) => backtest::command(&args),
+        Command::Simulate { out, truth, sim } => {
+            let create =
+                |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+                    Ok(std::io::BufWriter::new(
+                        std::fs::File::create(p)
+                            .with_context(|| format!("creating {}", p.display()))?,
+                    ))
+                };
+            let (mut o, mut t) = (create(&out)?, create(&truth)?);
+            let (lines, deploys) = simulate::simulate(&sim, &mut o, &mut t)?;
+            std::io::Write::flush(&mut o)?;
+            std::io::Write::flush(&mut t)?;
+            eprintln!(
+                "simulate: {lines} records, {deploys} deploys → {}",
+                out.display()
+            );
+            Ok(())
+        }
     }
 }
 

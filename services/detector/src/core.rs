@@ -41,6 +41,9 @@ use crate::series::{Series, HOUR_MS, MINUTE_MS};
 use crate::stats;
 
 const DAY_MS: i64 = 24 * HOUR_MS;
+/// How long a flagged signature whose template also exists in other services
+/// is held, waiting for fleet evidence, before it is emitted as attributable.
+const GUARD_HOLD_MS: i64 = 3 * MINUTE_MS;
 
 /// Counters describing the detector's state and input quality.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,6 +100,8 @@ pub struct Detector {
     max_event_ms: Option<i64>,
     last_compaction_ms: i64,
     emitted: HashSet<String>,
+    /// Regression id → when it was first flagged while held for the guard.
+    held: BTreeMap<String, i64>,
     stats: DetectorStats,
 }
 
@@ -547,7 +552,20 @@ impl Detector {
             } else {
                 None
             };
+            if cfg.fleet_guard
+                && correlation.is_none()
+                && self.template_is_shared(service, &c.signature)
+            {
+                // The same error exists elsewhere: give an outage that started
+                // with this deploy a few minutes to show up there too.
+                let first = *self.held.entry(id.clone()).or_insert(at);
+                if at - first < GUARD_HOLD_MS && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS
+                {
+                    continue;
+                }
+            }
             self.emitted.insert(id.clone());
+            self.held.remove(&id);
             let sample = &self.services[service].sigs[&c.signature].sample;
             out.push(Regression {
                 id,
@@ -584,9 +602,21 @@ impl Detector {
         out
     }
 
+    fn template_is_shared(&self, service: &str, signature: &str) -> bool {
+        let key = &self.services[service].sigs[signature].template_key;
+        self.by_template.get(key).is_some_and(|set| set.len() > 1)
+            || self.services[service].sigs[signature].by_revision.len() > 1
+    }
+
     /// Evidence that the template of `signature` rose in [t0, at) where this
     /// deploy cannot be the cause: other services that did not deploy in the
-    /// window, or other revisions of the same service.
+    /// last `GUARD_LOOKBACK`, or other revisions of the same service.
+    ///
+    /// "Rose" is judged against that series' own rate over the lookback before
+    /// t0, and must be strong on its own (ratio ≥ 3 and p ≤ 0.001 with a
+    /// conservative dispersion of 2): templates such as "connection reset" are
+    /// shared by many services, and ordinary noise in one of them must not
+    /// excuse a real regression in another.
     fn fleet_evidence(
         &self,
         service: &str,
@@ -595,7 +625,7 @@ impl Detector {
         t0: i64,
         at: i64,
     ) -> Option<String> {
-        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        const GUARD_LOOKBACK: i64 = 6 * HOUR_MS;
         let key = &self.services[service].sigs[signature].template_key;
         let mut evidence = Vec::new();
         for (other_service, other_sig) in self.by_template.get(key)? {
@@ -606,13 +636,28 @@ impl Detector {
                 continue;
             };
             let same_service = other_service == service;
-            if !same_service
-                && svc
+            // Its baseline starts after its own latest deploy before t0, so an
+            // older culprit's steady errors do not look like a rise; a deploy
+            // inside the window makes its rise prove nothing.
+            let mut base_from = t0 - GUARD_LOOKBACK;
+            if !same_service {
+                if svc.deploys.iter().any(|d| {
+                    d.deploy.deployed_at_ms >= t0 - 5 * MINUTE_MS && d.deploy.deployed_at_ms < at
+                }) {
+                    continue;
+                }
+                if let Some(last) = svc
                     .deploys
                     .iter()
-                    .any(|d| d.deploy.deployed_at_ms >= t0 - window && d.deploy.deployed_at_ms < at)
-            {
-                continue; // it deployed too: its rise proves nothing
+                    .map(|d| d.deploy.deployed_at_ms)
+                    .filter(|t| *t < t0)
+                    .max()
+                {
+                    base_from = base_from.max(last);
+                }
+                if t0 - base_from < 30 * MINUTE_MS {
+                    continue;
+                }
             }
             for (other_rev, series) in &sig.by_revision {
                 if same_service && other_rev == rev {
@@ -622,12 +667,9 @@ impl Detector {
                 if x < self.config.min_count as f64 {
                     continue;
                 }
-                // Its own per-time baseline over the previous day.
-                let base_from = t0 - DAY_MS;
                 let base = series.sum(base_from, t0);
-                let minutes_window = (at - t0) as f64 / MINUTE_MS as f64;
-                let mu = minutes_window * (base + 1.0) / (DAY_MS / MINUTE_MS) as f64;
-                if x / mu >= self.config.min_rate_ratio {
+                let mu = (at - t0) as f64 * (base + 1.0) / (t0 - base_from) as f64;
+                if x / mu >= 3.0 && stats::quasi_poisson_sf(x, mu, 2.0) <= 1e-3 {
                     evidence.push(format!(
                         "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
                     ));

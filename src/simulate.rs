@@ -1,0 +1,440 @@
+//! `selfheal simulate`: a labeled fleet history in the interchange format.
+//!
+//! Many services with daily traffic cycles and over-dispersed baseline errors
+//! (per-hour gamma-distributed rate multipliers, i.e. negative-binomial counts);
+//! deploys of which some inject a new signature or multiply an existing one
+//! (culprits), and confounders: traffic surges right after clean deploys,
+//! upstream outages hitting several services at once (one of them right after a
+//! clean deploy), rolling deploys where the previous revision keeps serving for
+//! a while, and docs-only deploys. Culprit diffs touch the line the new error's
+//! frame points at; clean diffs change unrelated code, tests or docs.
+//!
+//! The ground truth (one JSON line per deploy) goes to a separate file.
+//! Deterministic for a given seed.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+/// Simulation parameters.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SimArgs {
+    /// Number of services.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) services: usize,
+    /// Days of history (deploys happen after the first day).
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) days: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
+    /// Mean hours between deploys of one service.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) deploy_every_hours: f64,
+}
+
+/// The label of one simulated deploy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Truth {
+    /// Service.
+    pub(crate) service: String,
+    /// Deployed revision.
+    pub(crate) revision: String,
+    /// Deploy time, epoch ms.
+    pub(crate) deployed_at_ms: i64,
+    /// `culprit_new`, `culprit_spike` or `clean`.
+    pub(crate) label: String,
+    /// For clean deploys: the confounder, if any (`surge`, `outage`, `rolling`, `docs`).
+    pub(crate) confounder: Option<String>,
+    /// For culprits: the file and line the injected error's frame points at.
+    pub(crate) culprit_file: Option<String>,
+    /// See `culprit_file`.
+    pub(crate) culprit_line: Option<u32>,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn poisson(&mut self, lambda: f64) -> u64 {
+        if lambda <= 0.0 {
+            return 0;
+        }
+        if lambda > 40.0 {
+            // Normal approximation for large means.
+            let (u1, u2) = (self.uniform(), self.uniform());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            return (lambda + z * lambda.sqrt()).round().max(0.0) as u64;
+        }
+        let l = (-lambda).exp();
+        let (mut k, mut p) = (0u64, self.uniform());
+        while p > l {
+            k += 1;
+            p *= self.uniform();
+        }
+        k
+    }
+    /// Gamma(2, 1/2): mean 1, variance 1/2: the over-dispersion multiplier.
+    fn gamma2(&mut self) -> f64 {
+        (-self.uniform().ln() - self.uniform().ln()) / 2.0
+    }
+}
+
+const BASE_TEMPLATES: [&str; 8] = [
+    "Timeout after {n}ms calling inventory-api (request_id={id})",
+    "Connection reset by peer while reading from 10.0.{n}.7:5432",
+    "Failed to acquire lock order-{id} after {n} retries",
+    "Cache refresh took {n}ms for {n} keys",
+    "Session {id} expired for user {n}",
+    "Retrying publish of batch {id}: broker not available ({n} attempts)",
+    "ValueError: invalid literal for int() with base 10: '{id}'",
+    "Slow query: SELECT * FROM orders WHERE id = {n} took {n}ms",
+];
+
+struct Sig {
+    template: &'static str,
+    rate: f64,
+    multiplier: f64,
+    file: String,
+    line: u32,
+    function: String,
+}
+
+struct Service {
+    name: String,
+    base_rpm: f64,
+    phase: f64,
+    sigs: Vec<Sig>,
+    revision: u32,
+    /// (previous revision, until) while a rolling deploy drains it.
+    rolling: Option<(u32, i64)>,
+    /// Traffic multiplier and until.
+    surge: Option<(f64, i64)>,
+    /// Injected: (revision, kind, sig index or new-signature rate).
+    injected: Option<(u32, Injection)>,
+    next_deploy_ms: i64,
+}
+
+#[derive(Clone, Copy)]
+enum Injection {
+    New { rate: f64, line: u32, k: u32 },
+    Spike { sig: usize, factor: f64 },
+}
+
+/// Writes the history to `out` and the labels to `truth`.
+pub(crate) fn simulate(
+    args: &SimArgs,
+    out: &mut impl Write,
+    truth: &mut impl Write,
+) -> std::io::Result<(usize, usize)> {
+    const MIN: i64 = 60_000;
+    let mut rng = Rng(args.seed ^ 0x5e1f_4ea1);
+    let start_ms: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+    let end_ms = start_ms + (args.days * 86_400_000.0) as i64;
+    let mut services: Vec<Service> = (0..args.services)
+        .map(|i| {
+            let n_sigs = 2 + rng.below(4);
+            let mut picked: Vec<usize> = Vec::new();
+            while picked.len() < n_sigs {
+                let t = rng.below(BASE_TEMPLATES.len());
+                if !picked.contains(&t) {
+                    picked.push(t);
+                }
+            }
+            let name = format!("svc-{i:03}");
+            Service {
+                sigs: picked
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, t)| Sig {
+                        template: BASE_TEMPLATES[t],
+                        rate: 10f64.powf(rng.range(-4.5, -2.8)),
+                        multiplier: 1.0,
+                        file: format!("src/{name}/db.py"),
+                        line: 40 + 30 * j as u32,
+                        function: format!("query_{j}"),
+                    })
+                    .collect(),
+                name,
+                base_rpm: rng.range(200.0, 3000.0),
+                phase: rng.uniform(),
+                revision: 1,
+                rolling: None,
+                surge: None,
+                injected: None,
+                next_deploy_ms: start_ms
+                    + 86_400_000
+                    + (rng.uniform() * args.deploy_every_hours * 3_600_000.0) as i64,
+            }
+        })
+        .collect();
+    // Upstream outages: (start, affected services).
+    let mut outages: Vec<(i64, Vec<usize>)> = Vec::new();
+    let n_outages = ((args.days - 1.0) * 1.5).ceil().max(1.0) as usize;
+    for _ in 0..n_outages {
+        let t = start_ms
+            + 86_400_000
+            + (rng.uniform() * (end_ms - start_ms - 86_400_000 - 3_600_000) as f64) as i64;
+        let t = t - t % MIN;
+        let affected: Vec<usize> = (0..services.len())
+            .filter(|_| rng.uniform() < 0.4)
+            .collect();
+        outages.push((t, affected));
+    }
+    let mut lines = 0usize;
+    let mut deploys = 0usize;
+    let mut buf = String::new();
+    let mut t = start_ms;
+    while t < end_ms {
+        let hour_idx = (t - start_ms) / 3_600_000;
+        for (si, svc) in services.iter_mut().enumerate() {
+            if (t - start_ms) % 3_600_000 == 0 {
+                for s in &mut svc.sigs {
+                    s.multiplier = rng.gamma2();
+                }
+            }
+            let _ = hour_idx;
+            // Deploys.
+            if t >= svc.next_deploy_ms {
+                deploys += 1;
+                let prev = svc.revision;
+                svc.revision += 1;
+                let rev = svc.revision;
+                svc.next_deploy_ms =
+                    t + (rng.range(0.5, 1.5) * args.deploy_every_hours * 3_600_000.0) as i64;
+                let roll = rng.uniform();
+                let mut label = "clean";
+                let mut confounder = None;
+                let (mut culprit_file, mut culprit_line) = (None, None);
+                svc.injected = None;
+                let diff;
+                if roll < 0.2 {
+                    label = "culprit_new";
+                    let line = 100 + rng.below(200) as u32;
+                    let k = rng.below(5) as u32;
+                    // 1 to 10 errors a minute at the service's mean traffic.
+                    let rate = rng.range(1.0, 10.0) / svc.base_rpm;
+                    svc.injected = Some((rev, Injection::New { rate, line, k }));
+                    culprit_file = Some(format!("src/{}/handlers.py", svc.name));
+                    culprit_line = Some(line);
+                    diff = hunk(
+                        &format!("src/{}/handlers.py", svc.name),
+                        line,
+                        &format!("def handle_{k}(req):"),
+                    );
+                } else if roll < 0.3 {
+                    label = "culprit_spike";
+                    // The most frequent signature, multiplied so the regression
+                    // adds at least ~2 errors a minute: a real, visible spike.
+                    let sig = (0..svc.sigs.len())
+                        .max_by(|a, b| svc.sigs[*a].rate.total_cmp(&svc.sigs[*b].rate))
+                        .unwrap_or(0);
+                    let per_minute = svc.sigs[sig].rate * svc.base_rpm;
+                    let factor = rng.range(4.0, 10.0).max(1.0 + 2.0 / per_minute.max(1e-9));
+                    svc.injected = Some((rev, Injection::Spike { sig, factor }));
+                    let s = &svc.sigs[sig];
+                    culprit_file = Some(s.file.clone());
+                    culprit_line = Some(s.line);
+                    diff = hunk(&s.file, s.line, &format!("def {}(conn):", s.function));
+                } else {
+                    let c = rng.uniform();
+                    if c < 0.25 {
+                        confounder = Some("surge");
+                        svc.surge = Some((3.0, t + 30 * MIN));
+                        diff = hunk(&format!("src/{}/util.py", svc.name), 500, "def fmt(x):");
+                    } else if c < 0.45 {
+                        confounder = Some("rolling");
+                        svc.rolling = Some((prev, t + 20 * MIN));
+                        diff = hunk(&format!("src/{}/util.py", svc.name), 300, "def parse(x):");
+                    } else if c < 0.6 {
+                        confounder = Some("docs");
+                        diff = hunk("README.md", 10, "");
+                    } else if c < 0.75 {
+                        // An upstream outage starting right after this clean deploy.
+                        confounder = Some("outage");
+                        let mut affected: Vec<usize> =
+                            (0..args.services).filter(|_| rng.uniform() < 0.3).collect();
+                        if !affected.contains(&si) {
+                            affected.push(si);
+                        }
+                        outages.push((t + 2 * MIN, affected));
+                        diff = hunk(
+                            &format!("tests/test_{}.py", svc.name),
+                            20,
+                            "def test_fmt():",
+                        );
+                    } else {
+                        diff = hunk(&format!("src/{}/util.py", svc.name), 700, "def helper(x):");
+                    }
+                }
+                writeln!(
+                    buf,
+                    "{}",
+                    serde_json::json!({"type":"deploy","ts":t,"service":svc.name,"revision":format!("r{rev}"),
+                        "previous_revision":format!("r{prev}"),"repo":format!("shop/{}", svc.name),"diff":diff})
+                )
+                .expect("write to string");
+                let truth_line = Truth {
+                    service: svc.name.clone(),
+                    revision: format!("r{rev}"),
+                    deployed_at_ms: t,
+                    label: label.to_owned(),
+                    confounder: confounder.map(str::to_owned),
+                    culprit_file,
+                    culprit_line,
+                };
+                writeln!(
+                    truth,
+                    "{}",
+                    serde_json::to_string(&truth_line).expect("serializable")
+                )?;
+            }
+            // Traffic per live revision.
+            let day_frac = ((t - start_ms) as f64 / 86_400_000.0 + svc.phase).fract();
+            let mut rpm =
+                svc.base_rpm * (1.0 + 0.6 * (2.0 * std::f64::consts::PI * day_frac).sin());
+            if let Some((m, until)) = svc.surge {
+                if t < until {
+                    rpm *= m;
+                } else {
+                    svc.surge = None;
+                }
+            }
+            let mut shares = vec![(svc.revision, 1.0)];
+            if let Some((prev, until)) = svc.rolling {
+                if t < until {
+                    shares = vec![(prev, 0.5), (svc.revision, 0.5)];
+                } else {
+                    svc.rolling = None;
+                }
+            }
+            for (rev, share) in shares {
+                let requests = rng.poisson(rpm * share);
+                lines += 1;
+                writeln!(
+                    buf,
+                    r#"{{"type":"traffic","ts":{t},"service":"{}","revision":"r{rev}","requests":{requests},"window_s":60}}"#,
+                    svc.name
+                )
+                .expect("write to string");
+                let injected = svc.injected.filter(|(r, _)| *r == rev).map(|(_, i)| i);
+                for (j, s) in svc.sigs.iter().enumerate() {
+                    let factor = match injected {
+                        Some(Injection::Spike { sig, factor }) if sig == j => factor,
+                        _ => 1.0,
+                    };
+                    let n = rng.poisson(s.rate * s.multiplier * factor * requests as f64);
+                    for _ in 0..n {
+                        lines += 1;
+                        let msg = fill(s.template, &mut rng);
+                        let stack = format!(
+                            "Traceback (most recent call last):\n  File \"/app/{}\", line {}, in {}\nRuntimeError: failed",
+                            s.file, s.line, s.function
+                        );
+                        log_line(
+                            &mut buf,
+                            t + rng.below(59_000) as i64,
+                            &svc.name,
+                            rev,
+                            &msg,
+                            Some(&stack),
+                        );
+                    }
+                }
+                if let Some(Injection::New { rate, line, k }) = injected {
+                    let n = rng.poisson(rate * requests as f64);
+                    for _ in 0..n {
+                        lines += 1;
+                        let msg = format!(
+                            "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int' in handle_{k} (order={})",
+                            rng.next() % 1_000_000
+                        );
+                        let stack = format!(
+                            "Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/flask/app.py\", line 880, in dispatch\n  File \"/app/src/{}/handlers.py\", line {line}, in handle_{k}\nTypeError: unsupported operand",
+                            svc.name
+                        );
+                        log_line(
+                            &mut buf,
+                            t + rng.below(59_000) as i64,
+                            &svc.name,
+                            rev,
+                            &msg,
+                            Some(&stack),
+                        );
+                    }
+                }
+                // Outages: same template everywhere, 30 minutes.
+                for (o, (start, affected)) in outages.iter().enumerate() {
+                    if t >= *start && t < start + 30 * MIN && affected.contains(&si) {
+                        let n = rng.poisson(5e-3 * requests as f64);
+                        for _ in 0..n {
+                            lines += 1;
+                            let msg = format!(
+                                "Timeout after {}ms calling upstream-{o} (request_id={})",
+                                3000 + rng.below(500),
+                                rng.next() % 1_000_000
+                            );
+                            log_line(
+                                &mut buf,
+                                t + rng.below(59_000) as i64,
+                                &svc.name,
+                                rev,
+                                &msg,
+                                None,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out.write_all(buf.as_bytes())?;
+        buf.clear();
+        t += MIN;
+    }
+    Ok((lines + deploys, deploys))
+}
+
+fn log_line(buf: &mut String, ts: i64, service: &str, rev: u32, msg: &str, stack: Option<&str>) {
+    let v = serde_json::json!({"ts": ts, "service": service, "revision": format!("r{rev}"),
+        "level": "error", "message": msg, "stack": stack});
+    writeln!(buf, "{v}").expect("write to string");
+}
+
+fn fill(template: &str, rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').map_or(rest.len(), |e| i + e + 1);
+        match &rest[i..end] {
+            "{n}" => write!(out, "{}", 1 + rng.below(5000)).expect("write to string"),
+            _ => write!(out, "{:x}", rng.next() & 0xffff_ffff_ffff).expect("write to string"),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A one-hunk diff changing `line` of `file` (function context `func`).
+fn hunk(file: &str, line: u32, func: &str) -> String {
+    let start = line.saturating_sub(2).max(1);
+    format!(
+        "diff --git a/{file} b/{file}\n--- a/{file}\n+++ b/{file}\n@@ -{start},5 +{start},5 @@ {func}\n     a = 1\n     b = 2\n-    c = compute(a, b)\n+    c = compute(a, b, strict=True)\n     return c\n"
+    )
+}
