@@ -217,7 +217,7 @@ impl Default for IngestConfig {
             max_template_chars: 200,
             in_app_prefixes: Vec::new(),
             fingerprint_frames: 3,
-            grouping_similarity: 0.5,
+            grouping_similarity: 0.65,
             max_groups: 100_000,
         }
     }

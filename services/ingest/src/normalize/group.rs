@@ -38,7 +38,7 @@ pub struct GroupingConfig {
 impl Default for GroupingConfig {
     fn default() -> Self {
         Self {
-            similarity: 0.5,
+            similarity: 0.65,
             max_groups: 100_000,
         }
     }
@@ -197,7 +197,10 @@ impl Grouper {
         self.scratch.clear();
         let g = &mut self.groups[slot as usize];
         for (i, (t, m)) in g.tokens.iter().zip(tokens).enumerate() {
-            if &**t != WILDCARD && &**t != *m {
+            let accepts = t
+                .strip_suffix(WILDCARD)
+                .is_some_and(|p| !p.is_empty() && m.starts_with(p));
+            if &**t != WILDCARD && &**t != *m && !accepts {
                 self.scratch.push(i);
             }
         }
@@ -205,7 +208,7 @@ impl Grouper {
             return;
         }
         for &i in &self.scratch {
-            g.tokens[i] = WILDCARD.into();
+            g.tokens[i] = generalized(&g.tokens[i]);
         }
         g.template.clear();
         for (i, t) in g.tokens.iter().enumerate() {
@@ -293,7 +296,8 @@ fn leaf_key(scope: u64, tokens: &[&str]) -> u64 {
 }
 
 /// Share of the group's constant tokens that `tokens` matches, and the group's
-/// wildcard count; `None` when a differing token is an outcome word.
+/// wildcard count; `None` when the two may not merge (a differing outcome word,
+/// code identifier or key).
 fn similarity(group: &[Box<str>], tokens: &[&str]) -> Option<(f64, usize)> {
     let mut constants = 0usize;
     let mut matches = 0usize;
@@ -303,12 +307,22 @@ fn similarity(group: &[Box<str>], tokens: &[&str]) -> Option<(f64, usize)> {
             wild += 1;
             continue;
         }
-        constants += 1;
         if &**t == *m {
+            constants += 1;
             matches += 1;
-        } else if is_outcome_word(t) || is_outcome_word(m) {
+            continue;
+        }
+        // `key=<*>` accepts any value of the same key.
+        if let Some(prefix) = t.strip_suffix(WILDCARD) {
+            if !prefix.is_empty() && key_of(t).is_some() && m.starts_with(prefix) {
+                wild += 1;
+                continue;
+            }
+        }
+        if !mergeable(t, m) {
             return None;
         }
+        constants += 1;
     }
     let sim = if constants == 0 {
         1.0
@@ -318,9 +332,54 @@ fn similarity(group: &[Box<str>], tokens: &[&str]) -> Option<(f64, usize)> {
     Some((sim, wild))
 }
 
-/// Words whose difference means a different failure, not a different value.
-fn is_outcome_word(token: &str) -> bool {
-    const WORDS: [&str; 44] = [
+/// Whether two differing tokens may be the same variable.
+fn mergeable(a: &str, b: &str) -> bool {
+    if key_of(a) != key_of(b) {
+        return false;
+    }
+    !(has_outcome_word(a) || has_outcome_word(b) || is_code_identifier(a) || is_code_identifier(b))
+}
+
+/// The `key=` / `key:` prefix of a `key=value` token, separator included.
+fn key_of(token: &str) -> Option<&str> {
+    let p = token.find(['=', ':'])?;
+    let key = token[..p].trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    (!key.is_empty()
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
+    .then(|| &token[..=p])
+}
+
+/// The generalized form of a token: `key=<*>` keeps its key.
+fn generalized(token: &str) -> Box<str> {
+    match key_of(token) {
+        Some(k) => format!("{k}{WILDCARD}").into(),
+        None => WILDCARD.into(),
+    }
+}
+
+/// `camelCase` / `PascalCase` code identifiers (`brightnessIn`,
+/// `NullPointerException`) name code, not data.
+fn is_code_identifier(token: &str) -> bool {
+    let w = token.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    w.len() >= 4
+        && w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_')
+        && w.as_bytes()
+            .windows(2)
+            .any(|p| p[0].is_ascii_lowercase() && p[1].is_ascii_uppercase())
+}
+
+/// Whether any alphanumeric part of the token is an outcome or lifecycle word.
+fn has_outcome_word(token: &str) -> bool {
+    token
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '\'')
+        .any(is_outcome_word)
+}
+
+/// Words whose difference means a different event, not a different value.
+fn is_outcome_word(w: &str) -> bool {
+    const WORDS: [&str; 67] = [
         "not",
         "no",
         "never",
@@ -365,8 +424,30 @@ fn is_outcome_word(token: &str) -> bool {
         "disabled",
         "full",
         "empty",
+        "start",
+        "stop",
+        "begin",
+        "end",
+        "over",
+        "done",
+        "finish",
+        "finished",
+        "enter",
+        "exit",
+        "entering",
+        "exiting",
+        "up",
+        "down",
+        "on",
+        "off",
+        "in",
+        "out",
+        "yes",
+        "before",
+        "after",
+        "read",
+        "write",
     ];
-    let w = token.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '\'');
     w.len() <= 12 && WORDS.iter().any(|x| w.eq_ignore_ascii_case(x))
 }
 
@@ -408,10 +489,17 @@ mod tests {
                 "Connection reset calling payments-api",
                 "Payment authorized: false",
                 "Payment authorized: true",
+                "HBM brightnessIn =38",
+                "HBM brightnessOut =38",
+                "getRecentTasks: num=20,flags=62",
+                "getRecentTasks: topActivity=ComponentInfo{com.x/com.x.Main}",
+                "layout pass for window main begin",
+                "layout pass for window main end",
             ],
         );
-        assert_ne!(ids[0], ids[1]);
-        assert_ne!(ids[2], ids[3]);
+        for pair in ids.chunks(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
         let a = g.group(1, "disk full on host a").group;
         let b = g.group(2, "disk full on host a").group;
         assert_ne!(a, b, "scopes never merge");

@@ -159,6 +159,14 @@ fn mask_token(token: &str, quoted: bool, out: &mut String) -> Kind {
         }
     }
     if is_variable(core) {
+        // `cancelNotification,index:0` → `cancelNotification,index:<*>`: when a
+        // token is a structure of words and values, mask only the values.
+        if has_word_segment(core) {
+            out.push_str(&token[..s]);
+            mask_segments(core, out);
+            out.push_str(&token[e..]);
+            return Kind::Other;
+        }
         let whole = s == 0 && e == b.len();
         out.push_str(&token[..s]);
         out.push_str(WILDCARD);
@@ -170,6 +178,49 @@ fn mask_token(token: &str, quoted: bool, out: &mut String) -> Kind {
         Kind::DateName
     } else {
         Kind::Other
+    }
+}
+
+fn is_segment_separator(c: u8) -> bool {
+    // Not `/`: a path with a number in it is one variable, not a structure.
+    matches!(
+        c,
+        b',' | b':' | b'=' | b';' | b'|' | b'(' | b')' | b'{' | b'}' | b'[' | b']'
+    )
+}
+
+/// Whether `core`, split at separators, has a segment that is a word (two or
+/// more letters, no digit) next to a separator: a structure, not one id.
+fn has_word_segment(core: &str) -> bool {
+    let b = core.as_bytes();
+    if !b.iter().any(|&c| is_segment_separator(c)) {
+        return false;
+    }
+    b.split(|&c| is_segment_separator(c)).any(|seg| {
+        seg.len() >= 2
+            && seg
+                .iter()
+                .all(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'.' | b'-'))
+            && seg.iter().filter(|c| c.is_ascii_alphabetic()).count() >= 2
+    })
+}
+
+fn mask_segments(core: &str, out: &mut String) {
+    let mut start = 0;
+    let b = core.as_bytes();
+    for i in 0..=b.len() {
+        if i == b.len() || is_segment_separator(b[i]) {
+            let seg = &core[start..i];
+            if is_variable(seg) {
+                out.push_str(WILDCARD);
+            } else {
+                out.push_str(seg);
+            }
+            if i < b.len() {
+                out.push(b[i] as char);
+            }
+            start = i + 1;
+        }
     }
 }
 
@@ -303,7 +354,16 @@ mod tests {
             "from 10.0.0.1 and [fe80::1ff:fe23:4567:890a]",
             "from <*> and [<*>]",
         );
-        check("connect db.internal:5432 failed", "connect <*> failed");
+        check(
+            "connect db.internal:5432 failed",
+            "connect db.internal:<*> failed",
+        );
+        check("connect 10.0.0.7:5432 failed", "connect <*> failed");
+        check(
+            "cancelNotification,index:-1",
+            "cancelNotification,index:<*>",
+        );
+        check("at 10:00:03 and /var/log/app1/x.log", "at <*> and <*>");
         check("mail bob.smith@example.com bounced", "mail <*> bounced");
         check(
             "GET https://api.example.com/v1/users/12345/orders?id=7#top failed",
