@@ -594,7 +594,8 @@ impl Policy {
             regressions,
             requests,
             slo,
-            &self.config,
+            self.config.fast_burn_rate,
+            &self.config.crash_markers,
             deployed_at.map(|at| v.decided_at_ms - at),
             v.signatures.iter().any(|s| s == "build_failure"),
         )
