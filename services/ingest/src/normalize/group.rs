@@ -197,10 +197,7 @@ impl Grouper {
         self.scratch.clear();
         let g = &mut self.groups[slot as usize];
         for (i, (t, m)) in g.tokens.iter().zip(tokens).enumerate() {
-            let accepts = t
-                .strip_suffix(WILDCARD)
-                .is_some_and(|p| !p.is_empty() && m.starts_with(p));
-            if &**t != WILDCARD && &**t != *m && !accepts {
+            if &**t != WILDCARD && &**t != *m && !accepts(t, m) {
                 self.scratch.push(i);
             }
         }
@@ -208,7 +205,7 @@ impl Grouper {
             return;
         }
         for &i in &self.scratch {
-            g.tokens[i] = generalized(&g.tokens[i]);
+            g.tokens[i] = generalized(&g.tokens[i], tokens[i]);
         }
         g.template.clear();
         for (i, t) in g.tokens.iter().enumerate() {
@@ -313,11 +310,9 @@ fn similarity(group: &[Box<str>], tokens: &[&str]) -> Option<(f64, usize)> {
             continue;
         }
         // `key=<*>` accepts any value of the same key.
-        if let Some(prefix) = t.strip_suffix(WILDCARD) {
-            if !prefix.is_empty() && key_of(t).is_some() && m.starts_with(prefix) {
-                wild += 1;
-                continue;
-            }
+        if accepts(t, m) {
+            wild += 1;
+            continue;
         }
         if !mergeable(t, m) {
             return None;
@@ -340,23 +335,48 @@ fn mergeable(a: &str, b: &str) -> bool {
     !(has_outcome_word(a) || has_outcome_word(b) || is_code_identifier(a) || is_code_identifier(b))
 }
 
-/// The `key=` / `key:` prefix of a `key=value` token, separator included.
+/// The `key=` / `key:` prefix of a `key=value` token, separator included. A `:`
+/// key must be a plain identifier, so `db-primary.internal:<*>` (host:port) is
+/// not a key.
 fn key_of(token: &str) -> Option<&str> {
     let p = token.find(['=', ':'])?;
     let key = token[..p].trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
-    (!key.is_empty()
-        && key
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
-    .then(|| &token[..=p])
+    let ok = !key.is_empty()
+        && if token.as_bytes()[p] == b'=' {
+            key.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        } else {
+            key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        };
+    ok.then(|| &token[..=p])
 }
 
-/// The generalized form of a token: `key=<*>` keeps its key.
-fn generalized(token: &str) -> Box<str> {
-    match key_of(token) {
-        Some(k) => format!("{k}{WILDCARD}").into(),
-        None => WILDCARD.into(),
-    }
+/// Whether a template token with one `<*>` (`key=<*>)`) accepts `token`.
+fn accepts(template_token: &str, token: &str) -> bool {
+    let Some(p) = template_token.find(WILDCARD) else {
+        return false;
+    };
+    let (pre, post) = (&template_token[..p], &template_token[p + WILDCARD.len()..]);
+    !pre.is_empty()
+        && key_of(template_token).is_some()
+        && token.len() > pre.len() + post.len()
+        && token.starts_with(pre)
+        && token.ends_with(post)
+}
+
+/// The generalized form of a token that differs from `other`: `key=<*>` keeps
+/// its key and the closing punctuation both share.
+fn generalized(token: &str, other: &str) -> Box<str> {
+    let Some(k) = key_of(token) else {
+        return WILDCARD.into();
+    };
+    let common = token
+        .bytes()
+        .rev()
+        .zip(other.bytes().rev())
+        .take_while(|(a, b)| a == b && matches!(a, b')' | b']' | b'}' | b',' | b';' | b'"' | b'\''))
+        .count();
+    format!("{k}{WILDCARD}{}", &token[token.len() - common..]).into()
 }
 
 /// `camelCase` / `PascalCase` code identifiers (`brightnessIn`,
@@ -503,6 +523,30 @@ mod tests {
         let a = g.group(1, "disk full on host a").group;
         let b = g.group(2, "disk full on host a").group;
         assert_ne!(a, b, "scopes never merge");
+    }
+
+    #[test]
+    fn keyed_values_generalize_keeping_key_and_punctuation() {
+        let mut g = Grouper::new(GroupingConfig::default());
+        let ids = run(
+            &mut g,
+            &[
+                "Timeout calling payments (request_id=9f8e7d)",
+                "Timeout calling payments (request_id=abcdefabcdef)",
+                "Connection refused to db-primary.internal:5432",
+                "Connection refused to cache-eu.internal:6379",
+            ],
+        );
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[2], ids[3]);
+        assert_eq!(
+            g.group(
+                7,
+                &mask("Timeout calling payments (request_id=fedcbafedcba)")
+            )
+            .template,
+            "Timeout calling payments (request_id=<*>)"
+        );
     }
 
     #[test]

@@ -45,7 +45,13 @@ pub fn mask_into(line: &str, out: &mut String) {
         }
         let start = i;
         let mut quoted = false;
-        while i < b.len() && !b[i].is_ascii_whitespace() {
+        let mut flags = 0u8;
+        while i < b.len() {
+            let class = CLASS[b[i] as usize];
+            if class & WS != 0 {
+                break;
+            }
+            flags |= class;
             if b[i] == b'=' && i + 1 < b.len() && (b[i + 1] == b'"' || b[i + 1] == b'\'') {
                 let q = b[i + 1];
                 match b[i + 2..].iter().position(|&c| c == q) {
@@ -63,7 +69,18 @@ pub fn mask_into(line: &str, out: &mut String) {
         if last != Last::None {
             out.push(' ');
         }
-        let kind = mask_token(token, quoted, out);
+        // Fast path for plain words (most tokens): no digit, `@`, `=`, `:`, `-`,
+        // `_` means no id, address, key or URL; a letter past `f` means no hex.
+        let kind = if flags & SPECIAL == 0 && (token.len() < 16 || flags & NON_HEX != 0) {
+            out.push_str(token);
+            if is_date_name(token) {
+                Kind::DateName
+            } else {
+                Kind::Other
+            }
+        } else {
+            mask_token(token, quoted, out)
+        };
         let wild = kind == Kind::Wild;
         // Collapse runs of whole-token wildcards, and fold month/weekday names
         // into an adjacent one.
@@ -94,6 +111,32 @@ pub fn mask_into(line: &str, out: &mut String) {
         };
     }
 }
+
+const WS: u8 = 1;
+/// Digits and `@ = : - _`: the token needs the full classification.
+const SPECIAL: u8 = 2;
+/// A letter that is not a hex digit.
+const NON_HEX: u8 = 4;
+
+/// Byte classes for the scanning loop.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_whitespace() {
+            WS
+        } else if b.is_ascii_digit() || matches!(b, b'@' | b'=' | b':' | b'-' | b'_') {
+            SPECIAL
+        } else if b.is_ascii_alphabetic() && !b.is_ascii_hexdigit() {
+            NON_HEX
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
 
 /// Masks one message line.
 pub fn mask(line: &str) -> String {
@@ -127,7 +170,27 @@ fn mask_token(token: &str, quoted: bool, out: &mut String) -> Kind {
         return Kind::Other;
     }
     let core = &token[s..e];
-    if let Some(p) = core.find("://") {
+    // Fast path for plain words (most tokens): no digit, `@`, `=`, `:`, `-`, `_`
+    // means no id, address, key or URL, and no hex tail.
+    let cb = core.as_bytes();
+    let mut plain = true;
+    let mut all_hex = true;
+    for &c in cb {
+        if c.is_ascii_digit() || matches!(c, b'@' | b'=' | b':' | b'-' | b'_') {
+            plain = false;
+            break;
+        }
+        all_hex &= c.is_ascii_hexdigit();
+    }
+    if plain && !(all_hex && cb.len() >= 16) {
+        out.push_str(token);
+        return if s == 0 && e == b.len() && is_date_name(core) {
+            Kind::DateName
+        } else {
+            Kind::Other
+        };
+    }
+    if let Some(p) = find_scheme(cb) {
         out.push_str(&token[..s]);
         mask_url(core, p, out);
         out.push_str(&token[e..]);
@@ -179,6 +242,19 @@ fn mask_token(token: &str, quoted: bool, out: &mut String) -> Kind {
     } else {
         Kind::Other
     }
+}
+
+/// Position of `://` in `b`, if any.
+fn find_scheme(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = b[from..].iter().position(|&c| c == b':') {
+        let p = from + p;
+        if b[p + 1..].starts_with(b"//") {
+            return Some(p);
+        }
+        from = p + 1;
+    }
+    None
 }
 
 fn is_segment_separator(c: u8) -> bool {
@@ -250,7 +326,17 @@ pub fn is_variable(core: &str) -> bool {
         }
     }
     // Long hex without a digit (a digest that happens to be all letters).
-    hex_letters == b.len() && b.len() >= 16
+    if hex_letters == b.len() {
+        return b.len() >= 16;
+    }
+    // `session-fefede`: a word with an all-hex-letter id suffix.
+    match b.iter().rposition(|&c| c == b'-' || c == b'_') {
+        Some(p) if p > 0 => {
+            let tail = &b[p + 1..];
+            tail.len() >= 6 && tail.iter().all(u8::is_ascii_hexdigit)
+        }
+        _ => false,
+    }
 }
 
 fn mask_url(core: &str, scheme_end: usize, out: &mut String) {
@@ -297,6 +383,16 @@ fn mask_url(core: &str, scheme_end: usize, out: &mut String) {
 }
 
 fn is_date_name(w: &str) -> bool {
+    // Fast reject: most words are not 3–9 letters starting with one of these.
+    if w.len() < 3
+        || w.len() > 9
+        || !matches!(
+            w.as_bytes()[0] | 0x20,
+            b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd' | b't' | b'w' | b'u'
+        )
+    {
+        return false;
+    }
     const NAMES: [&str; 19] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
         "mon", "tue", "wed", "thu", "fri", "sat",
@@ -373,6 +469,8 @@ mod tests {
         check("took 12s, 4KB, 3.5%", "took <*>, <*>, <*>");
         check("block blk_-1608999687919862906 lost", "block <*> lost");
         check("session-7f3a9c expired", "<*> expired");
+        check("session-fefede expired", "<*> expired");
+        check("cache-eu payments-api", "cache-eu payments-api");
         check("sha deadbeefdeadbeefcafe ok", "sha <*> ok");
         check(
             r#"user="bob smith" role='admin user' ok"#,

@@ -129,3 +129,78 @@ fn jvm_lambda_numbers_do_not_split_signatures() {
         "block in create"
     );
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines that look like stack traces of every supported language, mixed.
+    fn trace_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,40}",
+            "  File \"[a-z/._]{0,20}\", line [0-9]{0,6}, in [a-z_<>]{0,10}",
+            "\tat [a-zA-Z.$/]{0,30}\\([A-Za-z.]{0,12}:?[0-9]{0,5}\\)",
+            "    at [a-zA-Z. ]{0,15} \\(?[a-z/:.]{0,20}:[0-9]{0,4}:?[0-9]{0,3}\\)?",
+            "Caused by: [a-z.]{0,15}[A-Z][a-z]{0,8}Exception: [ -~]{0,20}",
+            "goroutine [0-9]{1,4} \\[[a-z ]{0,10}\\]:",
+            "panic: [ -~]{0,30}",
+            "[a-z./()*]{0,20}\\(0x[0-9a-f]{0,6}\\)",
+            "\t/[a-z/]{0,20}\\.go:[0-9]{0,5} \\+0x[0-9a-f]{0,4}",
+            "thread '[a-z]{0,6}' panicked at [a-z/.]{0,15}:[0-9]{0,3}:[0-9]{0,3}:?",
+            " {0,4}[0-9]{1,2}: [a-z:]{0,20}",
+            " {0,12}at [./a-z]{0,15}:[0-9]{0,4}:[0-9]{0,3}",
+            "(\t?from |[0-9]: from )?[/a-z.]{0,15}:[0-9]{0,4}:in [`'][a-z <>#]{0,12}'(: [ -~]{0,15} \\([A-Z][a-z]{0,8}\\))?",
+            "Traceback \\(most recent call last\\):",
+            "\\PC{0,20}",
+        ]
+    }
+
+    /// A secret of one scrubbed class and its value.
+    fn secret() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            "[A-Za-z0-9]{8,20}".prop_map(|v| (format!("password={v}"), v)),
+            "[A-Za-z0-9._-]{6,30}[0-9A-Z]".prop_map(|v| (format!("Bearer {v}"), v)),
+            "[A-Z0-9]{16}".prop_map(|v| (format!("AKIA{v}"), format!("AKIA{v}"))),
+            "[A-Za-z0-9]{36}".prop_map(|v| (format!("ghp_{v}"), format!("ghp_{v}"))),
+            "[A-Za-z0-9]{24}".prop_map(|v| (format!("sk_live_{v}"), format!("sk_live_{v}"))),
+            "[a-z]{3,10}".prop_map(|v| (
+                format!("{v}.doe@example.com"),
+                format!("{v}.doe@example.com")
+            )),
+            "[A-Za-z]{6,12}"
+                .prop_map(|v| (format!("https://user:{v}@db.example/x"), format!(":{v}@"))),
+            "[A-Za-z0-9_-]{10,20}".prop_map(|v| (
+                format!("eyJhbGciOi.eyJzdWIi{v}.sig{v}"),
+                format!("eyJzdWIi{v}")
+            )),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn parser_and_masker_never_panic(lines in proptest::collection::vec(trace_line(), 0..12)) {
+            let text = lines.join("\n");
+            let mut n = Normalizer::new(NormalizerConfig::default());
+            let r = n.normalize("svc", &text, Some(&text), None);
+            prop_assert!(r.template.chars().count() <= 200);
+            let _ = scrub(&text);
+            let _ = mask::mask(&text);
+        }
+
+        #[test]
+        fn templates_never_contain_a_scrubbed_secret(
+            before in "[ -~]{0,30}",
+            (secret, value) in secret(),
+            after in "[ -~]{0,30}",
+        ) {
+            let message = format!("{before} {secret} {after}");
+            let mut n = Normalizer::new(NormalizerConfig::default());
+            let r = n.normalize("svc", &message, None, None);
+            prop_assert!(!r.template.contains(&value), "template {:?} leaks {:?}", r.template, value);
+            let scrubbed = scrub(&message);
+            prop_assert!(!scrubbed.contains(&value), "sample {:?} leaks {:?}", scrubbed, value);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Throughput of `selfheal normalize` vs Drain3 on the same synthetic corpus, same run.
+
+selfheal normalizes the whole corpus (>= 1,000,000 lines) through the CLI (stdin
+-> stdout, output discarded); Drain3 (defaults + generic masking, as in ga.py)
+processes the first --drain3-lines lines of the same corpus in-process (its
+per-line cost does not depend on the corpus size once templates are learned, and
+a full million lines would take minutes). Prints lines/s of both and the ratio.
+
+Usage: throughput.py [--selfheal BIN] [--lines 1000000] [--drain3-lines 200000]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from ga import drain3_groups  # noqa: E402
+
+
+def main():
+    root = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--selfheal", default=os.path.join(root, "target", "release", "selfheal"))
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--drain3-lines", type=int, default=200_000)
+    ap.add_argument("--corpus", default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    corpus = args.corpus or f"/tmp/selfheal-corpus-{args.lines}.txt"
+    if not os.path.exists(corpus):
+        with open(corpus, "w") as f:
+            subprocess.run([sys.executable, os.path.join(HERE, "corpus.py"), str(args.lines)], stdout=f, check=True)
+    size = os.path.getsize(corpus)
+    with open(corpus) as f:
+        lines = f.read().split("\n")[:-1]
+    n = len(lines)
+
+    best = None
+    for _ in range(args.repeat):
+        with open(corpus, "rb") as f:
+            t0 = time.perf_counter()
+            out = subprocess.run([args.selfheal, "normalize", "--service", "bench"], stdin=f,
+                                 stdout=subprocess.PIPE, check=True).stdout
+            dt = time.perf_counter() - t0
+        assert out.count(b"\n") == n, "one output line per input line"
+        best = dt if best is None else min(best, dt)
+    groups = len({l.split(b"\t", 1)[0] for l in out.split(b"\n") if l})
+    ours = n / best
+
+    k = min(args.drain3_lines, n)
+    t0 = time.perf_counter()
+    drain = drain3_groups(lines[:k])
+    ddt = time.perf_counter() - t0
+    theirs = k / ddt
+
+    print(f"corpus: {corpus} ({n} lines, {size / 1e6:.1f} MB)")
+    print(f"selfheal normalize: {ours:,.0f} lines/s ({best:.2f} s best of {args.repeat}, {size / best / 1e6:.0f} MB/s, {groups} signatures)")
+    print(f"drain3            : {theirs:,.0f} lines/s ({k} lines in {ddt:.2f} s, {len(set(drain))} clusters)")
+    print(f"ratio             : {ours / theirs:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
