@@ -417,6 +417,9 @@ pub struct FixerConfig {
     /// A regression burning the error budget at least this many times faster than
     /// sustainable is high severity (14.4 spends 2% of a 30-day budget in an hour).
     pub fast_burn_rate: f64,
+    /// Below this burn rate the regression is low severity: the error budget
+    /// lasts its period (1.0 = exactly sustainable); between the two, medium.
+    pub slow_burn_rate: f64,
     /// A new signature whose exception type or template contains one of these
     /// (case-insensitive) is a crash, and high severity even without traffic data.
     pub crash_markers: Vec<String>,
@@ -447,6 +450,7 @@ impl Default for FixerConfig {
             dry_run: true,
             default_slo: 0.999,
             fast_burn_rate: 14.4,
+            slow_burn_rate: 1.0,
             crash_markers: [
                 "panic",
                 "segmentation fault",
@@ -477,7 +481,9 @@ impl Default for FixerConfig {
 pub enum Severity {
     /// Burn rate at or above `fast_burn_rate`, or a new crash signature.
     High,
-    /// Burn rate known and below `fast_burn_rate`.
+    /// Burn rate between `slow_burn_rate` and `fast_burn_rate`.
+    Medium,
+    /// Burn rate below `slow_burn_rate`: within the error budget.
     Low,
     /// No traffic data to compute a burn rate, and no crash.
     Unknown,
@@ -498,7 +504,7 @@ pub struct FixerRule {
     /// Minimum verdict confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f64>,
-    /// Severities matched (`high`, `low`, `unknown`).
+    /// Severities matched (`high`, `medium`, `low`, `unknown`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub severities: Vec<Severity>,
     /// Whether the regression is a failed build.

@@ -4,10 +4,16 @@
 //!
 //! # Layout
 //! - [`policy`] (pure, sync, event time only): the rule table, the safety rails
-//!   and the recovery check. Drivable from a backtest.
-//! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
-//!   policy over its inputs, publishing actions.
+//!   and the recovery check. Drivable from a backtest ([`policy::Policy::actions_for`],
+//!   [`policy::backtest_record`]).
+//! - [`executors`]: rollback by argv-template command or HMAC-signed webhook.
+//! - [`dispatch`]: fix-forward via a GitHub issue or `repository_dispatch`, an
+//!   OpenCode server, a local CLI agent in a worktree, or the built-in revert.
+//! - [`text`]: scrubbing and fencing of untrusted text.
+//! - [`adapter`]: the consumer-loop stage, job tasks, restore from the actions topic.
+//! - [`error`]: [`error::Error`], retryable or not.
 
+pub mod adapter;
 pub mod dispatch;
 pub mod error;
 pub mod executors;
@@ -15,24 +21,68 @@ pub mod policy;
 pub mod text;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use selfheal_common::consumer::{Core, CoreStage};
+use selfheal_common::kafka::{ensure_topics, EventProducer};
 use selfheal_common::service::{spawn_stage, ServiceHandle};
 use selfheal_common::{CancellationToken, Config, Result};
-use selfheal_schemas::{Action, AnyEvent};
 
 /// The service name.
 pub const NAME: &str = "fixer";
 
-/// Starts the fixer (consumer loop + health/metrics HTTP).
+/// Starts the fixer: builds the executors, restores its state from the actions
+/// topic, reports actions interrupted by a previous stop, then runs the consumer
+/// loop (deploys, regressions, verdicts, traffic, signature counts, actions) and
+/// the health/metrics HTTP server.
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
-    let t = &config.topics;
-    let inputs = vec![t.deploys.clone(), t.regressions.clone(), t.verdicts.clone()];
-    let stage = CoreStage::new(
-        NAME,
-        policy::Policy::new(config.fixer.clone()),
-        config.topics.actions.clone(),
+    let executors =
+        adapter::Executors::from_config(&config).map_err(|e| selfheal_common::Error::Config {
+            source_name: "fixer".to_owned(),
+            message: e.to_string(),
+        })?;
+    ensure_topics(&config).await?;
+    let mut policy = policy::Policy::new(config.fixer.clone());
+    let restore_config = config.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        let topic = restore_config.topics.actions.clone();
+        adapter::read_actions(&restore_config, &topic, Duration::from_secs(60))
+    })
+    .await
+    .map_err(|e| selfheal_common::Error::Stage {
+        stage: NAME,
+        message: format!("restore task: {e}"),
+    })??;
+    for a in &restored {
+        policy.restore(a);
+    }
+    let updates = EventProducer::new(&config.kafka)?;
+    let interrupted = policy.finish_restore();
+    let msgs = interrupted
+        .iter()
+        .map(|d| selfheal_common::kafka::Outgoing::event(&config.topics.actions, &d.action))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| selfheal_common::Error::Stage {
+            stage: NAME,
+            message: format!("cannot encode Action: {e}"),
+        })?;
+    updates.send_all(&msgs).await?;
+    tracing::info!(
+        restored = restored.len(),
+        interrupted = interrupted.len(),
+        ?executors,
+        dry_run = config.fixer.dry_run,
+        "fixer state restored from the actions topic"
     );
+    let t = &config.topics;
+    let inputs = vec![
+        t.deploys.clone(),
+        t.regressions.clone(),
+        t.verdicts.clone(),
+        t.traffic.clone(),
+        t.signatures.clone(),
+        t.actions.clone(),
+    ];
+    let stage = adapter::FixerStage::new(policy, config.clone(), executors, updates);
     let addr = config.http.fixer;
     spawn_stage(config, stage, addr, inputs, shutdown).await
 }
@@ -40,19 +90,4 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
 /// Runs the fixer until `shutdown` is cancelled.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
     spawn(config, shutdown).await?.wait().await
-}
-
-impl Core for policy::Policy {
-    type Output = Action;
-
-    fn on_event(&mut self, event: &AnyEvent) -> Vec<Action> {
-        self.actions_for(event)
-    }
-
-    fn describe(o: &Action) -> String {
-        format!(
-            "{:?} ({:?}) for {} {} by rule {}",
-            o.action, o.status, o.service, o.revision, o.rule
-        )
-    }
 }

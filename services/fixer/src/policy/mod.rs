@@ -594,8 +594,7 @@ impl Policy {
             regressions,
             requests,
             slo,
-            self.config.fast_burn_rate,
-            &self.config.crash_markers,
+            &self.config,
             deployed_at.map(|at| v.decided_at_ms - at),
             v.signatures.iter().any(|s| s == "build_failure"),
         )

@@ -6,7 +6,7 @@
 //! `1 - slo`. A burn rate of 1 spends the budget exactly over the SLO period;
 //! 14.4 spends 2% of a 30-day budget in an hour (Google SRE workbook, ch. 5).
 
-use selfheal_common::config::Severity;
+use selfheal_common::config::{FixerConfig, Severity};
 use selfheal_schemas::{Regression, RegressionKind};
 
 /// The facts about a verdict's regressions that rules match on.
@@ -48,6 +48,7 @@ impl Assessment {
         }
         let sev = match self.severity {
             Severity::High => "high",
+            Severity::Medium => "medium",
             Severity::Low => "low",
             Severity::Unknown => "unknown",
         };
@@ -61,11 +62,12 @@ pub fn assess(
     regressions: &[Regression],
     requests: impl Fn(&Regression) -> Option<i64>,
     slo: f64,
-    fast_burn_rate: f64,
-    crash_markers: &[String],
+    config: &FixerConfig,
     since_deploy_ms: Option<i64>,
     build_failure_signature: bool,
 ) -> Assessment {
+    let (fast_burn_rate, slow_burn_rate) = (config.fast_burn_rate, config.slow_burn_rate);
+    let crash_markers = &config.crash_markers;
     let build_failure = build_failure_signature || super::is_build_failure(regressions);
     let runtime: Vec<&Regression> = regressions
         .iter()
@@ -95,6 +97,8 @@ pub fn assess(
     });
     let severity = if crash || burn_rate.is_some_and(|b| b >= fast_burn_rate) {
         Severity::High
+    } else if burn_rate.is_some_and(|b| b >= slow_burn_rate) {
+        Severity::Medium
     } else if burn_rate.is_some() {
         Severity::Low
     } else {

@@ -261,6 +261,24 @@ fn weakly_attributed_low_severity_rolls_back() {
 }
 
 #[test]
+fn medium_burn_rolls_back_even_when_well_attributed() {
+    let mut p = seeded(FixerConfig::default());
+    // 10 errors in 3 600 requests: 0.28%, burn 2.8: over budget, not a fast burn.
+    let r = with_requests(regression("r2", "b", RegressionKind::New), 3_600, 10);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r2"])).unwrap();
+    assert_eq!(d.action.rule, "caused_rollback");
+    assert!(
+        d.action
+            .reasons
+            .iter()
+            .any(|r| r.contains("severity medium")),
+        "{:?}",
+        d.action.reasons
+    );
+}
+
+#[test]
 fn per_service_slo_changes_severity() {
     let mut config = FixerConfig::default();
     config.services.insert(
