@@ -179,6 +179,51 @@ impl Detector {
         if let Some(wm) = self.watermark() {
             out.extend(self.advance(wm));
         }
+        if let AnyEvent::SignatureCount(SignatureCount { service, .. })
+        | AnyEvent::Traffic(Traffic { service, .. }) = event
+        {
+            out.extend(self.reevaluate_late(service, t));
+        }
+        out
+    }
+
+    /// Topics are read in no guaranteed relative order, so counts can arrive
+    /// after the watermark already passed their minute (e.g. all traffic read
+    /// before the signature counts). Such late data re-runs the latest
+    /// evaluation of the open deploys it belongs to, so it is counted where it
+    /// belongs instead of waiting for the watermark to move again, which on a
+    /// quiet stream may never happen.
+    fn reevaluate_late(&mut self, service: &str, t_ms: i64) -> Vec<Regression> {
+        if !self.config.sequential {
+            return Vec::new();
+        }
+        let Some(svc) = self.services.get(service) else {
+            return Vec::new();
+        };
+        // Every boundary already evaluated after the event's minute is re-run,
+        // oldest first, so the detection time is the one an on-time arrival
+        // would have given (deterministic for a given input order).
+        let due: Vec<(usize, i64, i64)> = svc
+            .deploys
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.done)
+            .filter_map(|(i, d)| {
+                let last = d.next_eval_ms - MINUTE_MS;
+                let first = (t_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
+                let first =
+                    first.max((d.deploy.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS);
+                (last > d.deploy.deployed_at_ms && first <= last).then_some((i, first, last))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (idx, first, last) in due {
+            let mut at = first;
+            while at <= last {
+                out.extend(self.evaluate(service, idx, at));
+                at += MINUTE_MS;
+            }
+        }
         out
     }
 
@@ -950,6 +995,24 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].revision, "b");
         assert_eq!(out[0].kind, RegressionKind::Spike);
+    }
+
+    #[test]
+    fn counts_read_after_the_watermark_passed_still_flag_the_deploy() {
+        // All traffic (and so the watermark) arrives before the errors, as when
+        // a consumer drains the traffic topic first; no event follows.
+        let mut d = detector();
+        baseline(&mut d, "a", 1);
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..12 {
+            out.extend(d.on_event(&traffic("a", "b", 1000, T0 + m * MINUTE_MS)));
+        }
+        assert!(out.is_empty());
+        let out = d.on_event(&sc("a", "b", "new", 6, T0 + MINUTE_MS + 11_000));
+        assert_eq!(out.len(), 1, "late counts re-run the latest evaluation");
+        assert_eq!(out[0].kind, RegressionKind::New);
+        assert_eq!(out[0].detected_at_ms, T0 + 2 * MINUTE_MS, "as if on time");
     }
 
     #[test]
