@@ -179,10 +179,13 @@ impl Detector {
         if let Some(wm) = self.watermark() {
             out.extend(self.advance(wm));
         }
-        if let AnyEvent::SignatureCount(SignatureCount { service, .. })
-        | AnyEvent::Traffic(Traffic { service, .. }) = event
-        {
-            out.extend(self.reevaluate_late(service, t));
+        match event {
+            // A count is bucketed at its first occurrence: re-run from there.
+            AnyEvent::SignatureCount(sc) => {
+                out.extend(self.reevaluate_late(&sc.service, sc.first_seen_ms));
+            }
+            AnyEvent::Traffic(tr) => out.extend(self.reevaluate_late(&tr.service, t)),
+            _ => {}
         }
         out
     }
@@ -218,6 +221,12 @@ impl Detector {
             .collect();
         let mut out = Vec::new();
         for (idx, first, last) in due {
+            let d = &mut self.services.get_mut(service).expect("exists").deploys[idx];
+            if t_ms < d.deploy.deployed_at_ms {
+                // Late baseline data: the cached baseline is stale.
+                d.baseline.clear();
+                d.per_request = None;
+            }
             let mut at = first;
             while at <= last {
                 out.extend(self.evaluate(service, idx, at));
@@ -1016,6 +1025,18 @@ mod tests {
     }
 
     #[test]
+    fn baseline_read_after_the_deploy_window_still_counts() {
+        // The deployed revision's data first, the history last.
+        let mut d = detector();
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = after(&mut d, "a", 12, 0, 2);
+        assert!(out.is_empty(), "no history yet: nothing to compare with");
+        out.extend(baseline(&mut d, "a", 1));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].detected_at_ms - T0 <= 3 * MINUTE_MS);
+    }
+
+    #[test]
     fn late_events_count_and_ancient_ones_are_reported() {
         let mut d = detector();
         baseline(&mut d, "a", 1);
@@ -1054,5 +1075,83 @@ mod tests {
         // Per series (2 here): ≤ 7 days + window + 1 h of hour buckets, and the
         // minutes of the last ~3 hours (compaction runs hourly).
         assert!(s.buckets <= 2 * (7 * 24 + 3 + 4 * 60), "{s:?}");
+    }
+}
+/// The services read traffic, signatures and deploys from separate topics in no
+/// guaranteed relative order: every order of those streams must give the same
+/// regression at the same event time.
+#[cfg(test)]
+mod topic_order {
+    use super::*;
+    #[test]
+    fn detection_does_not_depend_on_which_topic_is_read_first() {
+        let t0: i64 = 1_773_050_400_000; // 10:00
+        let m = MINUTE_MS;
+        let mk_tr = |rev: &str, t: i64| {
+            AnyEvent::Traffic(Traffic {
+                service: "c".into(),
+                revision: rev.into(),
+                window_start_ms: t,
+                window_s: 60,
+                requests: 1200,
+            })
+        };
+        let mut traffic = Vec::new();
+        for i in 0..70 {
+            traffic.push(mk_tr("a", t0 - 70 * m + i * m));
+        }
+        for i in 0..12 {
+            traffic.push(mk_tr("b", t0 + i * m));
+        }
+        let sig = |rev: &str, s: &str, n: i64, f: i64, l: i64| {
+            AnyEvent::SignatureCount(SignatureCount {
+                service: "c".into(),
+                revision: rev.into(),
+                signature: s.into(),
+                template: s.into(),
+                exception_type: None,
+                level: "error".into(),
+                count: n,
+                first_seen_ms: f,
+                last_seen_ms: l,
+                sample_message: String::new(),
+                sample_stack: None,
+                frames: vec![],
+                trace_id: None,
+            })
+        };
+        let sigs = vec![
+            sig("a", "timeout", 7, t0 - 65 * m, t0 - 5 * m),
+            sig("b", "keyerr", 6, t0 + m + 11_000, t0 + 6 * m + 11_000),
+        ];
+        let dep = vec![AnyEvent::Deploy(Deploy {
+            service: "c".into(),
+            revision: "b".into(),
+            previous_revision: Some("a".into()),
+            repo: None,
+            commit_range: None,
+            diff: None,
+            diff_url: None,
+            deployed_at_ms: t0,
+        })];
+        let groups = [traffic, sigs, dep];
+        for perm in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let mut d = Detector::new(DetectorConfig::default());
+            let mut out = Vec::new();
+            for g in perm {
+                for e in &groups[g] {
+                    out.extend(d.on_event(e));
+                }
+            }
+            let got: Vec<i64> = out.iter().map(|r| (r.detected_at_ms - t0) / m).collect();
+            assert_eq!(got, vec![2], "topic order {perm:?}");
+        }
     }
 }

@@ -70,6 +70,21 @@ pub struct Triage {
     classifier: Classifier,
     /// Per service, ordered by deploy time (event time), oldest first.
     deploys: BTreeMap<String, Vec<DeployRecord>>,
+    /// Regressions read before their deploy, by (service, revision).
+    held: BTreeMap<(String, String), Vec<Regression>>,
+}
+
+/// Most regressions held for deploys not yet read; beyond it the oldest is
+/// judged without its deploy (bounded memory).
+const MAX_HELD: usize = 10_000;
+
+/// What [`Triage::admit`] decided for a regression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admitted {
+    /// Judge these now.
+    Judge(Vec<Regression>),
+    /// Held until its deploy is read.
+    Held,
 }
 
 impl Triage {
@@ -80,6 +95,7 @@ impl Triage {
             config,
             classifier,
             deploys: BTreeMap::new(),
+            held: BTreeMap::new(),
         })
     }
 
@@ -94,11 +110,64 @@ impl Triage {
         match event {
             AnyEvent::Deploy(d) => {
                 self.on_deploy(d);
-                Vec::new()
+                self.release(d).iter().map(|r| self.judge(r)).collect()
             }
-            AnyEvent::Regression(r) => vec![self.judge(r)],
+            AnyEvent::Regression(r) => match self.admit(r) {
+                Admitted::Judge(list) => list.iter().map(|r| self.judge(r)).collect(),
+                Admitted::Held => Vec::new(),
+            },
             _ => Vec::new(),
         }
+    }
+
+    /// Triage reads deploys and regressions from two topics in no guaranteed
+    /// relative order. A regression of a deployed revision whose Deploy has not
+    /// been read yet is held until it is (the detector only flags revisions it
+    /// saw deployed, so that Deploy is on its topic): judging it now would say
+    /// "no diff" about a deploy that has one. Build failures and externally
+    /// correlated regressions need no diff and pass at once.
+    pub fn admit(&mut self, r: &Regression) -> Admitted {
+        let needs_deploy = r.kind != RegressionKind::BuildFailure && !r.externally_correlated;
+        let known = self
+            .deploys
+            .get(&r.service)
+            .is_some_and(|l| l.iter().any(|d| d.deploy.revision == r.revision));
+        if !needs_deploy || known {
+            return Admitted::Judge(vec![r.clone()]);
+        }
+        self.held
+            .entry((r.service.clone(), r.revision.clone()))
+            .or_default()
+            .push(r.clone());
+        let total: usize = self.held.values().map(Vec::len).sum();
+        if total > MAX_HELD {
+            // Judge the oldest held regression without its deploy.
+            let oldest = self
+                .held
+                .iter()
+                .flat_map(|(k, v)| {
+                    v.iter()
+                        .map(move |r| (r.detected_at_ms, k.clone(), r.id.clone()))
+                })
+                .min();
+            if let Some((_, key, id)) = oldest {
+                let list = self.held.get_mut(&key).expect("present");
+                let pos = list.iter().position(|r| r.id == id).expect("present");
+                let r = list.remove(pos);
+                if list.is_empty() {
+                    self.held.remove(&key);
+                }
+                return Admitted::Judge(vec![r]);
+            }
+        }
+        Admitted::Held
+    }
+
+    /// The held regressions a newly read deploy unblocks.
+    pub fn release(&mut self, d: &Deploy) -> Vec<Regression> {
+        self.held
+            .remove(&(d.service.clone(), d.revision.clone()))
+            .unwrap_or_default()
     }
 
     /// Remembers a deploy (parsing its inline diff, if any). A re-delivered
@@ -614,6 +683,16 @@ mod tests {
 
     fn pricing_frame(line: i32) -> Vec<Frame> {
         vec![frame("/app/src/checkout/pricing.py", line, "quote")]
+    }
+
+    #[test]
+    fn a_regression_read_before_its_deploy_waits_for_it() {
+        let mut t = triage();
+        let r = regression(pricing_frame(216));
+        assert!(t.on_event(&AnyEvent::Regression(r)).is_empty(), "held");
+        let v = t.on_event(&deploy(DIFF));
+        assert_eq!(v.len(), 1, "judged when the deploy is read");
+        assert_eq!(v[0].decision, Decision::Caused);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use selfheal_common::consumer::{MessageMeta, Stage, StageError};
 use selfheal_common::kafka::Outgoing;
 use selfheal_common::service::{spawn_stage, ServiceHandle};
 use selfheal_common::{CancellationToken, Config};
-use selfheal_schemas::{AnyEvent, Decision, RegressionKind, Verdict};
+use selfheal_schemas::{AnyEvent, Decision, Regression, RegressionKind, Verdict};
 
 /// The service name.
 pub const NAME: &str = "triage";
@@ -150,44 +150,55 @@ impl TriageStage {
                         src.prefetch(d);
                     }
                 }
-                Vec::new()
+                let released = self.core.release(d);
+                released.iter().map(|r| self.judge_full(r)).collect()
             }
-            AnyEvent::Regression(r) => {
-                if let Some(src) = &self.source {
-                    for d in self.core.missing_diffs(r) {
-                        let fetched = wait(src.get(&d))
-                            .unwrap_or_else(|| Err("no multi-threaded runtime to fetch on".into()));
-                        if let Err(e) = &fetched {
-                            tracing::warn!(service = %d.service, revision = %d.revision, error = %e, "diff unavailable");
-                        }
-                        self.core
-                            .set_diff(&d.service, &d.revision, fetched.map(|t| t.to_string()));
-                    }
+            AnyEvent::Regression(r) => match self.core.admit(r) {
+                core::Admitted::Judge(list) => list.iter().map(|r| self.judge_full(r)).collect(),
+                core::Admitted::Held => {
+                    tracing::info!(service = %r.service, revision = %r.revision,
+                        "regression read before its deploy; held until the deploy is read");
+                    Vec::new()
                 }
-                let mut v = self.core.judge(r);
-                if let Some(adj) = &self.llm {
-                    if v.decision == Decision::Inconclusive
-                        && !r.externally_correlated
-                        && r.kind != RegressionKind::BuildFailure
-                    {
-                        if let Some(brief) = self.core.brief(r) {
-                            match wait(adj.adjudicate(&brief)) {
-                                Some(Ok(answer)) => {
-                                    v = llm::apply(&self.core, r, v, &answer, adj.model());
-                                }
-                                Some(Err(e)) => {
-                                    tracing::warn!(service = %r.service, error = %e, "LLM adjudicator");
-                                    v.reasoning.push_str(&format!(" (LLM adjudicator: {e})"));
-                                }
-                                None => {}
-                            }
-                        }
-                    }
-                }
-                vec![v]
-            }
+            },
             _ => Vec::new(),
         }
+    }
+
+    /// Fetches missing diffs, judges, and asks the LLM when inconclusive.
+    fn judge_full(&mut self, r: &Regression) -> Verdict {
+        if let Some(src) = &self.source {
+            for d in self.core.missing_diffs(r) {
+                let fetched = wait(src.get(&d))
+                    .unwrap_or_else(|| Err("no multi-threaded runtime to fetch on".into()));
+                if let Err(e) = &fetched {
+                    tracing::warn!(service = %d.service, revision = %d.revision, error = %e, "diff unavailable");
+                }
+                self.core
+                    .set_diff(&d.service, &d.revision, fetched.map(|t| t.to_string()));
+            }
+        }
+        let mut v = self.core.judge(r);
+        if let Some(adj) = &self.llm {
+            if v.decision == Decision::Inconclusive
+                && !r.externally_correlated
+                && r.kind != RegressionKind::BuildFailure
+            {
+                if let Some(brief) = self.core.brief(r) {
+                    match wait(adj.adjudicate(&brief)) {
+                        Some(Ok(answer)) => {
+                            v = llm::apply(&self.core, r, v, &answer, adj.model());
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(service = %r.service, error = %e, "LLM adjudicator");
+                            v.reasoning.push_str(&format!(" (LLM adjudicator: {e})"));
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        v
     }
 }
 

@@ -55,6 +55,10 @@ const HOUR_MS: i64 = 3_600_000;
 /// Regressions and deploys kept per service (oldest evicted first).
 const KEPT_PER_SERVICE: usize = 512;
 
+/// Most verdicts held waiting for their deploy and regressions; beyond it the
+/// oldest is decided with what is known (bounded memory).
+const MAX_HELD_VERDICTS: usize = 10_000;
+
 /// What the adapter must carry out for a planned action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
@@ -143,6 +147,8 @@ pub struct Policy {
     watches: BTreeMap<String, Watch>,
     /// Latest event time seen per service.
     watermark: BTreeMap<String, i64>,
+    /// Verdicts waiting for their deploy or regressions, by verdict id.
+    held: BTreeMap<String, Verdict>,
 }
 
 impl Policy {
@@ -177,7 +183,21 @@ impl Policy {
             }
             AnyEvent::Verdict(v) => {
                 let mut out = self.advance(&v.service, v.decided_at_ms);
-                out.extend(self.decide(v));
+                if self.lacks_context(v) {
+                    self.held.insert(v.id.clone(), v.clone());
+                    if self.held.len() > MAX_HELD_VERDICTS {
+                        let oldest = self
+                            .held
+                            .values()
+                            .min_by_key(|h| (h.decided_at_ms, h.id.clone()))
+                            .map(|h| h.id.clone());
+                        if let Some(v) = oldest.and_then(|id| self.held.remove(&id)) {
+                            out.extend(self.decide(&v));
+                        }
+                    }
+                } else {
+                    out.extend(self.decide(v));
+                }
                 out
             }
             AnyEvent::Traffic(t) => {
@@ -298,6 +318,19 @@ impl Policy {
         let mark = self.watermark.entry(service.to_owned()).or_insert(at_ms);
         *mark = (*mark).max(at_ms);
         let mark = *mark;
+        let mut released = Vec::new();
+        let ready: Vec<String> = self
+            .held
+            .values()
+            .filter(|v| v.service == service)
+            .filter(|v| !self.lacks_context(v))
+            .map(|v| v.id.clone())
+            .collect();
+        for id in ready {
+            if let Some(v) = self.held.remove(&id) {
+                released.extend(self.decide(&v));
+            }
+        }
         let done: Vec<String> = self
             .watches
             .iter()
@@ -330,7 +363,23 @@ impl Policy {
             self.actions.insert(id, action.clone());
             out.push(Decided { action, job: None });
         }
-        out
+        released.extend(out);
+        released
+    }
+
+    /// Whether a verdict arrived before everything it is judged with: neither
+    /// its deploy nor any of its regressions is known yet. Build failures are
+    /// decided at once (there is no deploy to wait for).
+    fn lacks_context(&self, v: &Verdict) -> bool {
+        let build = v.signatures.iter().any(|s| s == "build_failure");
+        !build
+            && !self
+                .deploys
+                .contains_key(&(v.service.clone(), v.revision.clone()))
+            && !v
+                .regression_ids
+                .iter()
+                .any(|id| self.regressions.contains_key(id))
     }
 
     /// Requests served by `service` (any revision) in windows starting in [from, to).

@@ -322,6 +322,8 @@ fn inconclusive_and_low_confidence_notify() {
 #[test]
 fn caused_without_known_previous_revision_notifies() {
     let mut p = policy();
+    // The deploy is known but names no previous revision.
+    p.on_event(&deploy("b", None, T0));
     let mut v = verdict("b", Decision::Caused, 0.9, &["unknown"]);
     v.regression_ids.clear();
     let d = decide(&mut p, &v).unwrap();
@@ -685,4 +687,22 @@ fn backtest_replays_identically() {
     assert!(first[0]["reasons"]
         .as_array()
         .is_some_and(|r| !r.is_empty()));
+}
+
+#[test]
+fn a_verdict_read_before_its_deploy_and_regressions_waits_for_them() {
+    let mut p = policy();
+    let v = verdict("b", Decision::Caused, 0.9, &["r1"]);
+    assert!(
+        p.on_event(&AnyEvent::Verdict(v)).is_empty(),
+        "held, not decided blind"
+    );
+    assert!(
+        p.on_event(&deploy("b", Some("a"), T0)).len() == 1,
+        "decided once the deploy arrives"
+    );
+    let a = p
+        .action(&p.acted[&("checkout".to_owned(), "b".to_owned())][0])
+        .unwrap();
+    assert_ne!(a.rule, "caused_no_previous_revision");
 }
