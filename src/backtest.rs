@@ -86,10 +86,11 @@ pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow:
         ..Default::default()
     };
     records.sort_by_key(ts_of); // stable: file order within a millisecond
-    let normalizer = selfheal_ingest::normalize::NormalizerConfig {
-        max_template_chars: config.ingest.max_template_chars,
-        ..Default::default()
-    };
+                                // One long-lived normalizer, as in the live intake: online grouping must
+                                // see the whole stream for signature ids to stay consistent across batches.
+    let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
+        selfheal_ingest::cli::normalizer_config(&config.ingest),
+    );
     let mut detector = selfheal_detector::core::Detector::new(config.detector.clone());
     let mut triage = selfheal_triage::core::Triage::new(config.triage.clone())
         .context("triage configuration")?;
@@ -122,7 +123,8 @@ pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow:
         while j < records.len() && ts_of(&records[j]).div_euclid(1_000) == second {
             j += 1;
         }
-        let events = selfheal_ingest::events::to_events(&normalizer, records[i..j].iter().cloned());
+        let events =
+            selfheal_ingest::events::to_events(&mut normalizer, records[i..j].iter().cloned());
         for e in events.deploys {
             feed(AnyEvent::Deploy(e), &mut out);
         }
