@@ -81,43 +81,76 @@ fn ts_of(r: &Record) -> i64 {
     }
 }
 
+/// The detector, triage and fixer (dry-run) cores wired as the live topics
+/// wire them, fed one event at a time in event-time order.
+pub(crate) struct Cores {
+    detector: selfheal_detector::core::Detector,
+    triage: selfheal_triage::core::Triage,
+    fixer: selfheal_fixer::policy::Policy,
+}
+
+impl Cores {
+    /// The cores for `config`, the fixer forced to dry-run.
+    pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
+        let mut fixer_config = config.fixer.clone();
+        fixer_config.dry_run = true;
+        Ok(Self {
+            detector: selfheal_detector::core::Detector::new(config.detector.clone()),
+            triage: selfheal_triage::core::Triage::new(config.triage.clone())
+                .context("triage configuration")?,
+            fixer: selfheal_fixer::policy::Policy::new(fixer_config),
+        })
+    }
+
+    /// Feeds one input event through all three stages.
+    pub(crate) fn feed(&mut self, event: &AnyEvent, out: &mut Outcome) {
+        let regressions = self.detector.on_event(event);
+        // Every input reaches triage and the fixer too (deploys for diffs and
+        // rollback targets, counts and traffic for the recovery check).
+        out.actions.extend(self.fixer.actions_for(event));
+        // A deploy can release regressions triage held for it.
+        for v in self.triage.on_event(event) {
+            let vev = AnyEvent::Verdict(v.clone());
+            out.verdicts.push(v);
+            out.actions.extend(self.fixer.actions_for(&vev));
+        }
+        self.downstream(regressions, out);
+    }
+
+    /// End of input: closes every open window.
+    pub(crate) fn finish(&mut self, out: &mut Outcome) {
+        let regressions = self.detector.flush();
+        self.downstream(regressions, out);
+    }
+
+    fn downstream(&mut self, regressions: Vec<Regression>, out: &mut Outcome) {
+        for r in regressions {
+            let ev = AnyEvent::Regression(r.clone());
+            out.regressions.push(r);
+            out.actions.extend(self.fixer.actions_for(&ev));
+            for v in self.triage.on_event(&ev) {
+                let vev = AnyEvent::Verdict(v.clone());
+                out.verdicts.push(v);
+                out.actions.extend(self.fixer.actions_for(&vev));
+            }
+        }
+    }
+}
+
 /// Runs the pipeline over parsed records with `config`.
 pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow::Result<Outcome> {
     let mut out = Outcome {
         records: records.len(),
         ..Default::default()
     };
-    records.sort_by_key(ts_of); // stable: file order within a millisecond
-                                // One long-lived normalizer, as in the live intake: online grouping must
-                                // see the whole stream for signature ids to stay consistent across batches.
+    // Stable: file order within a millisecond.
+    records.sort_by_key(ts_of);
+    // One long-lived normalizer, as in the live intake: online grouping must
+    // see the whole stream for signature ids to stay consistent across batches.
     let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
         selfheal_ingest::cli::normalizer_config(&config.ingest),
     );
-    let mut detector = selfheal_detector::core::Detector::new(config.detector.clone());
-    let mut triage = selfheal_triage::core::Triage::new(config.triage.clone())
-        .context("triage configuration")?;
-    let mut fixer_config = config.fixer.clone();
-    fixer_config.dry_run = true;
-    let mut fixer = selfheal_fixer::policy::Policy::new(fixer_config);
-
-    let mut feed = |event: AnyEvent, out: &mut Outcome| {
-        let regressions = detector.on_event(&event);
-        // Every input reaches triage and the fixer too (deploys for diffs and
-        // rollback targets, counts and traffic for the recovery check).
-        triage.on_event(&event);
-        out.actions.extend(fixer.actions_for(&event));
-        for r in regressions {
-            let ev = AnyEvent::Regression(r.clone());
-            out.regressions.push(r);
-            out.actions.extend(fixer.actions_for(&ev));
-            for v in triage.on_event(&ev) {
-                let vev = AnyEvent::Verdict(v.clone());
-                out.verdicts.push(v);
-                out.actions.extend(fixer.actions_for(&vev));
-            }
-        }
-    };
-
+    let mut cores = Cores::new(config)?;
     let mut i = 0;
     while i < records.len() {
         let minute = ts_of(&records[i]).div_euclid(60_000);
@@ -127,31 +160,19 @@ pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow:
         }
         let events =
             selfheal_ingest::events::to_events(&mut normalizer, records[i..j].iter().cloned());
-        for e in events.deploys {
-            feed(AnyEvent::Deploy(e), &mut out);
-        }
-        for e in events.builds {
-            feed(AnyEvent::Build(e), &mut out);
-        }
-        for e in events.traffic {
-            feed(AnyEvent::Traffic(e), &mut out);
-        }
-        for e in events.signatures {
-            feed(AnyEvent::SignatureCount(e), &mut out);
+        let ordered = events
+            .deploys
+            .into_iter()
+            .map(AnyEvent::Deploy)
+            .chain(events.builds.into_iter().map(AnyEvent::Build))
+            .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
+            .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount));
+        for e in ordered {
+            cores.feed(&e, &mut out);
         }
         i = j;
     }
-    // End of input: close every open window.
-    for r in detector.flush() {
-        let ev = AnyEvent::Regression(r.clone());
-        out.regressions.push(r);
-        out.actions.extend(fixer.actions_for(&ev));
-        for v in triage.on_event(&ev) {
-            let vev = AnyEvent::Verdict(v.clone());
-            out.verdicts.push(v);
-            out.actions.extend(fixer.actions_for(&vev));
-        }
-    }
+    cores.finish(&mut out);
     Ok(out)
 }
 

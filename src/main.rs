@@ -4,6 +4,7 @@
 //! cluster, so a new user can try the whole loop with zero set-up.
 
 mod backtest;
+mod replay;
 mod simulate;
 
 use std::sync::Arc;
@@ -42,6 +43,9 @@ enum Command {
     /// Replay an NDJSON history through detector, triage and fixer (dry-run)
     /// in event time; write regressions/verdicts/actions NDJSON files.
     Backtest(backtest::BacktestArgs),
+    /// Replay the input topics from a point in time through detector, triage
+    /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
+    Replay(replay::ReplayArgs),
     /// Generate a labeled fleet history (NDJSON) and its ground truth.
     Simulate {
         /// Where to write the history.
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
         Command::Backtest(args) => backtest::command(&args),
+        Command::Replay(args) => replay::command(args).await,
         Command::Simulate { out, truth, sim } => {
             let create =
                 |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
