@@ -345,6 +345,98 @@ pub(crate) fn score(truth: &[Truth], regressions: &[Regression]) -> Score {
     }
 }
 
+/// Triage and fixer quality against simulator ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Remediation {
+    /// Deploys with at least one verdict.
+    pub(crate) judged: usize,
+    /// Of those, verdicts right about causation: a culprit judged `caused`,
+    /// a clean deploy judged anything else.
+    pub(crate) triage_correct: usize,
+    /// Culprits judged `caused`.
+    pub(crate) culprits_caused: usize,
+    /// Of those, citing the true culprit file within ±3 lines.
+    pub(crate) cited_right: usize,
+    /// Culprit deploys (all, flagged or not).
+    pub(crate) culprits: usize,
+    /// Culprit deploys that got a rollback or fix-forward action.
+    pub(crate) culprits_remediated: usize,
+    /// Clean deploys that were rolled back (must be 0).
+    pub(crate) clean_rolled_back: usize,
+}
+
+/// Scores verdicts and actions: triage accuracy over deploys with a verdict,
+/// citation accuracy over culprits judged caused, and the fixer's outcome.
+pub(crate) fn score_remediation(
+    truth: &[Truth],
+    verdicts: &[Verdict],
+    actions: &[Action],
+) -> Remediation {
+    use selfheal_schemas::{ActionKind, Decision};
+    let by_deploy: BTreeMap<(&str, &str), &Truth> = truth
+        .iter()
+        .map(|t| ((t.service.as_str(), t.revision.as_str()), t))
+        .collect();
+    // The verdict judged per deploy: `caused` if any verdict says so.
+    let mut judged: BTreeMap<(&str, &str), Option<&Verdict>> = BTreeMap::new();
+    for v in verdicts {
+        let e = judged
+            .entry((v.service.as_str(), v.revision.as_str()))
+            .or_insert(None);
+        if v.decision == Decision::Caused && e.is_none() {
+            *e = Some(v);
+        }
+    }
+    let mut r = Remediation {
+        judged: 0,
+        triage_correct: 0,
+        culprits_caused: 0,
+        cited_right: 0,
+        culprits: truth.iter().filter(|t| t.label != "clean").count(),
+        culprits_remediated: 0,
+        clean_rolled_back: 0,
+    };
+    for (key, caused) in &judged {
+        let Some(t) = by_deploy.get(key) else {
+            continue;
+        };
+        r.judged += 1;
+        let culprit = t.label != "clean";
+        if culprit == caused.is_some() {
+            r.triage_correct += 1;
+        }
+        if let (true, Some(v)) = (culprit, caused) {
+            r.culprits_caused += 1;
+            let right = v.evidence.iter().any(|e| {
+                Some(e.file.as_str()) == t.culprit_file.as_deref()
+                    && match (e.line, t.culprit_line) {
+                        (Some(l), Some(c)) => (i64::from(l) - i64::from(c)).abs() <= 3,
+                        _ => false,
+                    }
+            });
+            r.cited_right += usize::from(right);
+        }
+    }
+    let mut acted: BTreeMap<(&str, &str), Vec<ActionKind>> = BTreeMap::new();
+    for a in actions {
+        acted
+            .entry((a.service.as_str(), a.revision.as_str()))
+            .or_default()
+            .push(a.action);
+    }
+    for t in truth {
+        let kinds = acted.get(&(t.service.as_str(), t.revision.as_str()));
+        let has = |k: ActionKind| kinds.is_some_and(|v| v.contains(&k));
+        if t.label != "clean" && (has(ActionKind::Rollback) || has(ActionKind::FixForward)) {
+            r.culprits_remediated += 1;
+        }
+        if t.label == "clean" && has(ActionKind::Rollback) {
+            r.clean_rolled_back += 1;
+        }
+    }
+    r
+}
+
 /// Reads a truth file.
 pub(crate) fn read_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
     let text =
@@ -391,6 +483,18 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         };
         let simple = run_pipeline(&simple_config, records)?;
         let theirs = score(&truth, &simple.regressions);
+        let rem = score_remediation(&truth, &outcome.verdicts, &outcome.actions);
+        println!(
+            "triage: accuracy {:.3} over {} deploys with a verdict; culprit cited within ±3 lines {}/{}",
+            rem.triage_correct as f64 / rem.judged.max(1) as f64,
+            rem.judged,
+            rem.cited_right,
+            rem.culprits_caused
+        );
+        println!(
+            "fixer: {}/{} culprit deploys rolled back or fixed forward; {} clean deploys rolled back",
+            rem.culprits_remediated, rem.culprits, rem.clean_rolled_back
+        );
         println!("method         culprits flagged  TP  precision recall median_latency_min");
         for (name, s) in [("selfheal", &ours), ("simple-recipe", &theirs)] {
             println!(
