@@ -105,6 +105,8 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
                 .context("starting the embedded Kafka")?;
             config.kafka.bootstrap = Some(cluster.bootstrap().to_owned());
             config.topics.create = false;
+            // The mock cluster's transactions are not faithful: at-least-once.
+            config.detector.exactly_once = false;
             tracing::info!(
                 bootstrap = cluster.bootstrap(),
                 "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"

@@ -297,6 +297,9 @@ async fn undeliverable_output_leaves_the_input_uncommitted_until_a_restart_deliv
     let Some(bootstrap) = bootstrap() else { return };
     let mut config = isolated_config(&bootstrap);
     config.kafka.delivery_timeout_ms = 3_000;
+    // This is the generic at-least-once loop's test (triage and the fixer run
+    // on it); the detector's exactly-once mode has tests/detector_restart.rs.
+    config.detector.exactly_once = false;
     // Create every topic except the regressions topic, so the detector's output
     // cannot be delivered (the test broker does not auto-create topics).
     let topics: Vec<&str> = config

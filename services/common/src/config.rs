@@ -98,6 +98,9 @@ pub struct TopicsConfig {
     pub actions: String,
     /// Dead letters: anything undecodable or rejected, with the reason.
     pub dlq: String,
+    /// The detector's state changelog (compacted, keyed by service): what a
+    /// restarted detector restores instead of re-reading the baseline days.
+    pub detector_changelog: String,
     /// Create missing topics at start-up.
     pub create: bool,
     /// Partitions of created topics. Keys are service names, so this bounds how many
@@ -119,6 +122,7 @@ impl Default for TopicsConfig {
             verdicts: "selfheal.verdicts".to_owned(),
             actions: "selfheal.actions".to_owned(),
             dlq: "selfheal.dlq".to_owned(),
+            detector_changelog: "selfheal.detector.changelog".to_owned(),
             create: true,
             partitions: 6,
             replication_factor: -1,
@@ -128,7 +132,7 @@ impl Default for TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic name, in a fixed order.
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.logs_raw,
             &self.signatures,
@@ -139,6 +143,7 @@ impl TopicsConfig {
             &self.verdicts,
             &self.actions,
             &self.dlq,
+            &self.detector_changelog,
         ]
     }
 
@@ -156,6 +161,7 @@ impl TopicsConfig {
             verdicts: s(&self.verdicts),
             actions: s(&self.actions),
             dlq: s(&self.dlq),
+            detector_changelog: s(&self.detector_changelog),
             ..self.clone()
         }
     }
@@ -263,6 +269,12 @@ pub struct DetectorConfig {
     /// Signatures tracked per service before the least recently seen are
     /// evicted (bounds memory under a signature explosion).
     pub max_signatures_per_service: usize,
+    /// Exactly-once processing on a real broker: regressions, state snapshots
+    /// (to `topics.detector_changelog`) and input offsets are committed in one
+    /// Kafka transaction, so a restarted detector resumes from its snapshot and
+    /// emits exactly what an uninterrupted run would. Off: at-least-once with
+    /// in-memory state (the embedded cluster's transactions are not faithful).
+    pub exactly_once: bool,
 }
 
 impl Default for DetectorConfig {
@@ -281,6 +293,7 @@ impl Default for DetectorConfig {
             per_request: true,
             fleet_guard: true,
             max_signatures_per_service: 5_000,
+            exactly_once: true,
         }
     }
 }
@@ -857,10 +870,13 @@ fn apply_env(tree: &mut toml::Value, key: &str, value: &str) -> Result<()> {
         if i + 1 == path.len() {
             // Keep strings as strings where the default is a string (e.g. a
             // bootstrap of `9092` or a topic named `true`).
+            // The free-form librdkafka map takes strings only.
+            let free_form = path.len() == 3 && path[0] == "kafka" && path[1] == "client";
             let value = match (table.get(segment), parsed) {
                 (Some(toml::Value::String(_)), v) if !v.is_str() => {
                     toml::Value::String(value.to_owned())
                 }
+                (_, v) if free_form && !v.is_str() => toml::Value::String(value.to_owned()),
                 (_, v) => v,
             };
             table.insert(segment.clone(), value);
@@ -908,6 +924,7 @@ mod tests {
                 ("SELFHEAL__KAFKA__BOOTSTRAP", "b:2"),
                 ("SELFHEAL__DETECTOR__NEW_SIGNATURE_MIN_COUNT", "7"),
                 ("SELFHEAL__KAFKA__CLIENT__client.id", "x"),
+                ("SELFHEAL__KAFKA__CLIENT__session.timeout.ms", "6000"),
                 ("UNRELATED", "1"),
             ]),
         )
@@ -917,6 +934,7 @@ mod tests {
         assert_eq!(c.detector.new_signature_min_count, 7);
         assert_eq!(c.kafka.client["socket.timeout.ms"], "5000");
         assert_eq!(c.kafka.client["client.id"], "x");
+        assert_eq!(c.kafka.client["session.timeout.ms"], "6000");
     }
 
     #[test]

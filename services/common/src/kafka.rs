@@ -171,12 +171,26 @@ pub async fn ensure_topics(config: &Config) -> Result<()> {
     if !config.topics.create {
         return Ok(());
     }
-    let names: Vec<&str> = config.topics.all().to_vec();
+    let changelog = config.topics.detector_changelog.as_str();
+    let names: Vec<&str> = config
+        .topics
+        .all()
+        .into_iter()
+        .filter(|t| *t != changelog)
+        .collect();
     create_topics(
         &config.kafka,
         &names,
         config.topics.partitions,
         config.topics.replication_factor,
+    )
+    .await?;
+    create_topics_with(
+        &config.kafka,
+        &[changelog],
+        config.topics.partitions,
+        config.topics.replication_factor,
+        &[("cleanup.policy", "compact")],
     )
     .await
 }
@@ -189,6 +203,17 @@ pub async fn create_topics(
     partitions: i32,
     replication_factor: i32,
 ) -> Result<()> {
+    create_topics_with(kafka, names, partitions, replication_factor, &[]).await
+}
+
+/// [`create_topics`] with topic configuration (e.g. `cleanup.policy=compact`).
+pub async fn create_topics_with(
+    kafka: &KafkaConfig,
+    names: &[&str],
+    partitions: i32,
+    replication_factor: i32,
+    topic_config: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(kafka)?
             .create()
@@ -198,7 +223,12 @@ pub async fn create_topics(
             })?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication_factor)))
+        .map(|n| {
+            topic_config.iter().fold(
+                NewTopic::new(n, partitions, TopicReplication::Fixed(replication_factor)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))

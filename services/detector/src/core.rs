@@ -29,7 +29,7 @@
 //! same service; if found, the regression is marked externally correlated with
 //! that evidence.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use selfheal_common::config::DetectorConfig;
 use selfheal_common::ids::stable_id;
@@ -61,7 +61,7 @@ pub struct DetectorStats {
     pub buckets: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SigState {
     sample: SignatureCount,
     template_key: String,
@@ -74,7 +74,7 @@ struct SigState {
     regressed: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct DeployState {
     deploy: Deploy,
     /// Next evaluation time (a minute boundary).
@@ -86,13 +86,29 @@ struct DeployState {
     done: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct ServiceState {
     sigs: BTreeMap<String, SigState>,
     /// revision → requests.
     traffic: BTreeMap<String, Series>,
     deploys: Vec<DeployState>,
     first_seen_ms: Option<i64>,
+    /// Regression ids already emitted: one regression per key, however often
+    /// the rule fires again (and across restarts, via the changelog).
+    emitted: BTreeSet<String>,
+    /// Regression id → when it was first flagged while held for the guard.
+    held: BTreeMap<String, i64>,
+}
+
+/// The checkpointed state of one service: what a restarted or newly assigned
+/// detector instance restores instead of re-reading the baseline days.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServiceSnapshot {
+    /// The service.
+    pub service: String,
+    /// The latest event time the detector had seen when the snapshot was taken.
+    pub max_event_ms: Option<i64>,
+    state: ServiceState,
 }
 
 /// The detector state for all services it owns.
@@ -104,9 +120,8 @@ pub struct Detector {
     by_template: BTreeMap<String, BTreeSet<(String, String)>>,
     max_event_ms: Option<i64>,
     last_compaction_ms: i64,
-    emitted: HashSet<String>,
-    /// Regression id → when it was first flagged while held for the guard.
-    held: BTreeMap<String, i64>,
+    /// Services changed since the last [`Detector::take_touched`].
+    touched: BTreeSet<String>,
     stats: DetectorStats,
 }
 
@@ -150,6 +165,54 @@ impl Detector {
             })
             .sum();
         s
+    }
+
+    /// The services whose state changed since the last call (to checkpoint).
+    pub fn take_touched(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// The checkpointable state of `service` (`None` if it has none, e.g.
+    /// after eviction).
+    pub fn snapshot(&self, service: &str) -> Option<ServiceSnapshot> {
+        self.services.get(service).map(|s| ServiceSnapshot {
+            service: service.to_owned(),
+            max_event_ms: self.max_event_ms,
+            state: s.clone(),
+        })
+    }
+
+    /// Installs a service's checkpointed state (replacing any in memory) and
+    /// re-indexes its templates for the fleet guard.
+    pub fn restore(&mut self, snapshot: ServiceSnapshot) {
+        self.forget(&snapshot.service);
+        for (sig_id, sig) in &snapshot.state.sigs {
+            self.by_template
+                .entry(sig.template_key.clone())
+                .or_default()
+                .insert((snapshot.service.clone(), sig_id.clone()));
+        }
+        if let Some(m) = snapshot.max_event_ms {
+            self.max_event_ms = Some(self.max_event_ms.map_or(m, |x| x.max(m)));
+        }
+        self.services.insert(snapshot.service, snapshot.state);
+    }
+
+    /// Drops a service's state (its partition moved to another instance).
+    pub fn forget(&mut self, service: &str) {
+        if let Some(old) = self.services.remove(service) {
+            for (sig_id, sig) in old.sigs {
+                if let Some(set) = self.by_template.get_mut(&sig.template_key) {
+                    set.remove(&(service.to_owned(), sig_id));
+                }
+            }
+        }
+        self.touched.remove(service);
+    }
+
+    /// The services currently held.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(String::as_str)
     }
 
     /// The event-time watermark, if any event was seen.
@@ -265,6 +328,7 @@ impl Detector {
     }
 
     fn on_signature(&mut self, sc: &SignatureCount) {
+        self.touched.insert(sc.service.clone());
         if self.is_too_old(sc.first_seen_ms) {
             tracing::warn!(service = %sc.service, signature = %sc.signature, ts = sc.first_seen_ms,
                 "signature count older than the baseline horizon; not counted");
@@ -320,6 +384,7 @@ impl Detector {
     }
 
     fn on_traffic(&mut self, t: &Traffic) {
+        self.touched.insert(t.service.clone());
         if self.is_too_old(t.window_start_ms) {
             tracing::warn!(service = %t.service, ts = t.window_start_ms,
                 "traffic older than the baseline horizon; not counted");
@@ -341,6 +406,7 @@ impl Detector {
     }
 
     fn on_deploy(&mut self, d: &Deploy) {
+        self.touched.insert(d.service.clone());
         let svc = self.services.entry(d.service.clone()).or_default();
         if svc
             .deploys
@@ -365,7 +431,14 @@ impl Detector {
         }
         let signature = "build_failure".to_owned();
         let id = stable_id(&[&b.service, &b.revision, &signature, "build_failure"]);
-        if !self.emitted.insert(id.clone()) {
+        self.touched.insert(b.service.clone());
+        if !self
+            .services
+            .entry(b.service.clone())
+            .or_default()
+            .emitted
+            .insert(id.clone())
+        {
             return None;
         }
         let excerpt = b.log_excerpt.clone().unwrap_or_default();
@@ -425,6 +498,7 @@ impl Detector {
                 d.deploy.deployed_at_ms + window
             };
             let at = at.min(end);
+            self.touched.insert(service.clone());
             let evaluate_now = self.config.sequential || at >= end;
             if evaluate_now {
                 out.extend(self.evaluate(&service, idx, at));
@@ -447,6 +521,7 @@ impl Detector {
     /// Folds old minutes into hours, evicts what is older than the baseline
     /// horizon, and forgets finished deploys and empty signatures.
     fn compact(&mut self, wm: i64) {
+        self.touched.extend(self.services.keys().cloned());
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let recent_from = wm - window - HOUR_MS;
         let evict_before = wm - i64::from(self.config.baseline_days) * DAY_MS - window - HOUR_MS;
@@ -474,8 +549,14 @@ impl Detector {
                 .retain(|d| !d.done || d.deploy.deployed_at_ms >= evict_before);
         }
         self.by_template.retain(|_, set| !set.is_empty());
-        self.services
-            .retain(|_, s| !s.sigs.is_empty() || !s.traffic.is_empty() || !s.deploys.is_empty());
+        self.services.retain(|_, s| {
+            !s.sigs.is_empty()
+                    || !s.traffic.is_empty()
+                    || !s.deploys.is_empty()
+                    // Emitted ids are kept (regressions are rare) so a replayed
+                    // input can never emit the same regression twice.
+                    || !s.emitted.is_empty()
+        });
     }
 
     /// One evaluation of deploy `idx` of `service` at event time `at`.
@@ -604,7 +685,7 @@ impl Detector {
                 "spike"
             };
             let id = stable_id(&[service, rev, &c.signature, kind_name]);
-            if self.emitted.contains(&id) {
+            if self.services[service].emitted.contains(&id) {
                 continue;
             }
             let correlation = if cfg.fleet_guard {
@@ -618,14 +699,23 @@ impl Detector {
             {
                 // The same error exists elsewhere: give an outage that started
                 // with this deploy a few minutes to show up there too.
-                let first = *self.held.entry(id.clone()).or_insert(at);
+                let first = *self
+                    .services
+                    .get_mut(service)
+                    .expect("exists")
+                    .held
+                    .entry(id.clone())
+                    .or_insert(at);
                 if at - first < GUARD_HOLD_MS && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS
                 {
                     continue;
                 }
             }
-            self.emitted.insert(id.clone());
-            self.held.remove(&id);
+            {
+                let svc = self.services.get_mut(service).expect("exists");
+                svc.emitted.insert(id.clone());
+                svc.held.remove(&id);
+            }
             if correlation.is_none() {
                 if let Some(sig) = self
                     .services
@@ -1120,6 +1210,34 @@ mod tests {
         assert_eq!(d.stats().late, 1);
         d.on_event(&sc("a", "a", "old", 1, T0 - 30 * DAY_MS));
         assert_eq!(d.stats().too_old, 1);
+    }
+
+    #[test]
+    fn a_restored_snapshot_continues_exactly_like_the_uninterrupted_run() {
+        // Uninterrupted.
+        let mut a = detector();
+        baseline(&mut a, "a", 1);
+        a.on_event(&deploy("a", "b", "a", T0));
+        let mut want = after(&mut a, "a", 3, 1, 0);
+        want.extend(after(&mut a, "a", 20, 0, 2));
+        // Same input, the state passed through a serialized snapshot midway.
+        let mut b = detector();
+        baseline(&mut b, "a", 1);
+        b.on_event(&deploy("a", "b", "a", T0));
+        let mut got = after(&mut b, "a", 3, 1, 0);
+        let touched = b.take_touched();
+        assert!(touched.contains("a"));
+        let json = serde_json::to_string(&b.snapshot("a").unwrap()).unwrap();
+        let mut c = detector();
+        c.restore(serde_json::from_str(&json).unwrap());
+        got.extend(after(&mut c, "a", 20, 0, 2));
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 1);
+        // Emitted ids survive: replaying the same minutes emits nothing new.
+        let json = serde_json::to_string(&c.snapshot("a").unwrap()).unwrap();
+        let mut d = detector();
+        d.restore(serde_json::from_str(&json).unwrap());
+        assert!(after(&mut d, "a", 20, 0, 2).is_empty());
     }
 
     #[test]

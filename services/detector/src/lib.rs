@@ -8,6 +8,7 @@
 //!   core over signatures, traffic, deploys and builds, publishing regressions.
 
 pub mod core;
+pub mod exactly_once;
 pub mod series;
 pub mod stats;
 
@@ -21,8 +22,12 @@ use selfheal_schemas::{AnyEvent, Regression};
 /// The service name.
 pub const NAME: &str = "detector";
 
-/// Starts the detector (consumer loop + health/metrics HTTP).
+/// Starts the detector (consumer loop + health/metrics HTTP): exactly-once
+/// with a state changelog when `detector.exactly_once`, else at-least-once.
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
+    if config.detector.exactly_once {
+        return exactly_once::spawn(config, shutdown).await;
+    }
     let t = &config.topics;
     let inputs = vec![
         t.signatures.clone(),

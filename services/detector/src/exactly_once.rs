@@ -1,0 +1,441 @@
+//! The detector's exactly-once adapter for real brokers (Kafka Streams' EOS
+//! design, by hand).
+//!
+//! Inputs are read in small batches. Each batch is one Kafka transaction
+//! holding: the regressions it produced, a snapshot of every service whose
+//! state changed (to the compacted `topics.detector_changelog`, keyed by
+//! service) and the consumer offsets after the batch. Either all of it is
+//! committed or none: read-committed readers never see a regression whose
+//! input offsets were not committed, and the changelog always matches the
+//! committed offsets.
+//!
+//! When this instance is assigned input partitions (at start, or after a
+//! rebalance), it restores the snapshots of the services on those partitions
+//! before processing any of their records, so a restarted detector resumes
+//! with its baselines and open windows instead of re-reading a week of events,
+//! and its emitted-regression ids make replays emit nothing twice. The input
+//! topics are co-partitioned by service (same key, same partition count), so a
+//! service's records all arrive on one partition number.
+//!
+//! Any transaction error (broker failure, fencing after a rebalance) aborts
+//! and stops the service: in-memory state may be ahead of what was committed,
+//! and the restart restores from the changelog, which is exactly right.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use selfheal_common::http::{self, Readiness};
+use selfheal_common::kafka::{client_config, ensure_topics, Outgoing};
+use selfheal_common::metrics::StageMetrics;
+use selfheal_common::service::ServiceHandle;
+use selfheal_common::{CancellationToken, Config, Error, Result};
+use selfheal_schemas::{AnyEvent, DeadLetter};
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Detector, ServiceSnapshot};
+use crate::NAME;
+
+/// Most records per transaction.
+const BATCH_MAX: usize = 1_000;
+/// Longest a batch waits to fill.
+const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// Timeout of transactional calls.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A changelog record: a service's snapshot and the input partition it lives on.
+#[derive(Serialize, Deserialize)]
+struct ChangelogRecord {
+    partition: i32,
+    snapshot: ServiceSnapshot,
+}
+
+fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> Error {
+    move |source| Error::Kafka { operation, source }
+}
+
+/// Starts the detector with exactly-once processing (HTTP health/metrics too).
+pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
+    let registry = Registry::new();
+    let metrics = StageMetrics::new(&registry, NAME);
+    let ready = Readiness::default();
+    let listener = http::bind(config.http.detector).await?;
+    let http_addr = http::local_addr(&listener)?;
+    let http_stop = CancellationToken::new();
+    let server = http::serve(
+        listener,
+        http::ops_router(registry, ready.clone()),
+        http_stop.clone(),
+    );
+    ensure_topics(&config).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stop_flag.store(true, Ordering::SeqCst);
+    });
+    tracing::info!(service = NAME, %http_addr, "started (exactly-once)");
+    let task = tokio::spawn(async move {
+        ready.set(true);
+        let cfg = config.clone();
+        let outcome = tokio::task::spawn_blocking(move || run_loop(&cfg, &stop, &metrics))
+            .await
+            .map_err(|e| Error::Stage {
+                stage: NAME,
+                message: format!("detector loop: {e}"),
+            })
+            .and_then(|r| r);
+        ready.set(false);
+        http_stop.cancel();
+        let served = server.await.map_err(|e| Error::Stage {
+            stage: NAME,
+            message: format!("http task: {e}"),
+        })?;
+        tracing::info!(service = NAME, "stopped");
+        outcome.and(served)
+    });
+    Ok(ServiceHandle::new(NAME, http_addr, task))
+}
+
+fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Result<()> {
+    let t = &config.topics;
+    let inputs = [
+        t.signatures.as_str(),
+        t.traffic.as_str(),
+        t.deploys.as_str(),
+        t.builds.as_str(),
+    ];
+    let group = format!("{}.{}", config.kafka.group_prefix, NAME);
+
+    let mut pc = client_config(&config.kafka)?;
+    pc.set(
+        "transactional.id",
+        format!("{group}.{}", std::process::id()),
+    )
+    .set("enable.idempotence", "true")
+    .set("acks", "all")
+    .set("linger.ms", "5")
+    // A write that cannot be acknowledged fails the transaction within the
+    // configured delivery timeout (transactions allow at most 60 s).
+    .set(
+        "message.timeout.ms",
+        config.kafka.delivery_timeout_ms.min(55_000).to_string(),
+    );
+    let producer: BaseProducer = pc.create().map_err(kafka_err("create producer"))?;
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .map_err(kafka_err("init transactions"))?;
+
+    let mut cc = client_config(&config.kafka)?;
+    cc.set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = cc.create().map_err(kafka_err("create consumer"))?;
+    consumer
+        .subscribe(&inputs)
+        .map_err(kafka_err("subscribe"))?;
+
+    let mut detector = Detector::new(config.detector.clone());
+    let mut owned: BTreeSet<i32> = BTreeSet::new();
+    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+    let result = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        // Fill a batch; rebalances happen inside poll.
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        let deadline = Instant::now() + BATCH_WAIT;
+        while batch.len() < BATCH_MAX {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => break,
+            }
+        }
+        // Assignment changes are applied before any record is processed.
+        let assigned: BTreeSet<i32> = consumer
+            .assignment()
+            .map_err(kafka_err("assignment"))?
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        if assigned != owned {
+            for gone in owned.difference(&assigned) {
+                let services: Vec<String> = partition_of
+                    .iter()
+                    .filter(|(_, p)| *p == gone)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                for s in services {
+                    detector.forget(&s);
+                    partition_of.remove(&s);
+                }
+            }
+            let new: BTreeSet<i32> = assigned.difference(&owned).copied().collect();
+            if !new.is_empty() {
+                let restored = restore(config, &new, &mut detector, &mut partition_of)?;
+                tracing::info!(partitions = ?new, services = restored, "restored detector state from the changelog");
+            }
+            owned = assigned;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(e) = process_batch(
+            config,
+            &producer,
+            &consumer,
+            &mut detector,
+            &mut partition_of,
+            &batch,
+            metrics,
+        ) {
+            let _ = producer.abort_transaction(TXN_TIMEOUT);
+            break Err(e);
+        }
+    };
+    // The consumer is closed off-thread with a bound (rust-rdkafka #509).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+        let _ = tx.send(());
+    });
+    let _ = rx.recv_timeout(Duration::from_millis(config.kafka.close_timeout_ms));
+    result
+}
+
+fn process_batch(
+    config: &Config,
+    producer: &BaseProducer,
+    consumer: &BaseConsumer,
+    detector: &mut Detector,
+    partition_of: &mut BTreeMap<String, i32>,
+    batch: &[OwnedMessage],
+    metrics: &StageMetrics,
+) -> Result<()> {
+    let t = &config.topics;
+    producer
+        .begin_transaction()
+        .map_err(kafka_err("begin transaction"))?;
+    let mut outgoing: Vec<Outgoing> = Vec::new();
+    for m in batch {
+        metrics.consumed(m.topic());
+        let payload = m.payload().unwrap_or_default();
+        match selfheal_schemas::decode_any(payload) {
+            Ok(event) => {
+                if let Some(service) = service_of(&event) {
+                    partition_of.insert(service.to_owned(), m.partition());
+                }
+                for r in detector.on_event(&event) {
+                    tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
+                        observed = r.observed, "regression");
+                    outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
+                }
+            }
+            Err(e) => {
+                metrics.dead_lettered("poison");
+                let letter = DeadLetter {
+                    source_topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    reason: format!("undecodable: {e}"),
+                    error_kind: "poison".to_owned(),
+                    stage: NAME.to_owned(),
+                    failed_at_ms: m
+                        .timestamp()
+                        .to_millis()
+                        .unwrap_or_else(selfheal_common::wall_clock_ms),
+                };
+                outgoing.push(encode(Outgoing::event(&t.dlq, &letter))?);
+            }
+        }
+    }
+    for out in &outgoing {
+        send(producer, &out.topic, &out.key, Some(&out.payload))?;
+        metrics.produced(&out.topic);
+    }
+    for service in detector.take_touched() {
+        let payload = match detector.snapshot(&service) {
+            Some(snapshot) => {
+                let partition = partition_of.get(&service).copied().unwrap_or(-1);
+                Some(
+                    serde_json::to_vec(&ChangelogRecord {
+                        partition,
+                        snapshot,
+                    })
+                    .map_err(|e| Error::Stage {
+                        stage: NAME,
+                        message: format!("snapshot of {service}: {e}"),
+                    })?,
+                )
+            }
+            // Evicted: a tombstone lets compaction drop it.
+            None => None,
+        };
+        send(
+            producer,
+            &t.detector_changelog,
+            service.as_bytes(),
+            payload.as_deref(),
+        )?;
+    }
+    let positions = consumer.position().map_err(kafka_err("position"))?;
+    let group = consumer.group_metadata().ok_or_else(|| Error::Stage {
+        stage: NAME,
+        message: "no consumer group metadata".to_owned(),
+    })?;
+    producer
+        .send_offsets_to_transaction(&positions, &group, TXN_TIMEOUT)
+        .map_err(kafka_err("send offsets to transaction"))?;
+    producer
+        .commit_transaction(TXN_TIMEOUT)
+        .map_err(kafka_err("commit transaction"))?;
+    Ok(())
+}
+
+fn encode(o: Result<Outgoing, selfheal_schemas::Error>) -> Result<Outgoing> {
+    o.map_err(|e| Error::Stage {
+        stage: NAME,
+        message: format!("cannot encode: {e}"),
+    })
+}
+
+/// Enqueues one record, waiting while the local queue is full.
+fn send(producer: &BaseProducer, topic: &str, key: &[u8], payload: Option<&[u8]>) -> Result<()> {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).key(key);
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                r,
+            )) => {
+                producer.poll(Duration::from_millis(10));
+                record = r;
+            }
+            Err((e, _)) => {
+                return Err(Error::Delivery {
+                    topic: topic.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+fn service_of(e: &AnyEvent) -> Option<&str> {
+    match e {
+        AnyEvent::SignatureCount(x) => Some(&x.service),
+        AnyEvent::Traffic(x) => Some(&x.service),
+        AnyEvent::Deploy(x) => Some(&x.service),
+        AnyEvent::Build(x) => Some(&x.service),
+        _ => None,
+    }
+}
+
+/// Reads the whole changelog (compacted: about one record per service) and
+/// restores the services that live on `partitions`. Returns how many.
+fn restore(
+    config: &Config,
+    partitions: &BTreeSet<i32>,
+    detector: &mut Detector,
+    partition_of: &mut BTreeMap<String, i32>,
+) -> Result<usize> {
+    let topic = config.topics.detector_changelog.as_str();
+    let mut cc = client_config(&config.kafka)?;
+    cc.set(
+        "group.id",
+        format!("{}.detector-restore", config.kafka.group_prefix),
+    )
+    .set("enable.auto.commit", "false")
+    .set("isolation.level", "read_committed");
+    let reader: BaseConsumer = cc.create().map_err(kafka_err("create restore consumer"))?;
+    let md = reader
+        .fetch_metadata(Some(topic), TXN_TIMEOUT)
+        .map_err(kafka_err("changelog metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            let (low, high) = reader
+                .fetch_watermarks(topic, p.id(), TXN_TIMEOUT)
+                .map_err(kafka_err("changelog watermarks"))?;
+            if high > low {
+                ends.insert(p.id(), high);
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .map_err(kafka_err("assign changelog"))?;
+            }
+        }
+    }
+    let mut latest: BTreeMap<String, Option<ChangelogRecord>> = BTreeMap::new();
+    if !ends.is_empty() {
+        reader.assign(&tpl).map_err(kafka_err("assign changelog"))?;
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while !ends.is_empty() {
+            if Instant::now() > deadline {
+                return Err(Error::Stage {
+                    stage: NAME,
+                    message: format!("reading {topic} did not finish within {TXN_TIMEOUT:?}"),
+                });
+            }
+            let Some(m) = reader.poll(Duration::from_millis(500)) else {
+                // Transaction markers occupy offsets; past the last record we
+                // may see none: check positions.
+                let pos = reader.position().map_err(kafka_err("position"))?;
+                for e in pos.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
+                            ends.remove(&e.partition());
+                        }
+                    }
+                }
+                continue;
+            };
+            let m = m.map_err(kafka_err("read changelog"))?;
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let record = m
+                .payload()
+                .and_then(|p| serde_json::from_slice::<ChangelogRecord>(p).ok());
+            latest.insert(key, record);
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                ends.remove(&m.partition());
+            }
+        }
+    }
+    let mut restored = 0;
+    for (service, record) in latest {
+        match record {
+            Some(r) if partitions.contains(&r.partition) => {
+                detector.restore(r.snapshot);
+                partition_of.insert(service, r.partition);
+                restored += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(restored)
+}
