@@ -5,6 +5,7 @@
 
 mod backtest;
 mod demo;
+mod replay;
 mod simulate;
 
 use std::sync::Arc;
@@ -46,6 +47,9 @@ enum Command {
     /// The closed loop, end to end: a demo service gets a bad deploy; selfheal
     /// detects, attributes, rolls back, verifies and opens a fix branch.
     Demo(demo::DemoArgs),
+    /// Replay the input topics from a point in time through detector, triage
+    /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
+    Replay(replay::ReplayArgs),
     /// Generate a labeled fleet history (NDJSON) and its ground truth.
     Simulate {
         /// Where to write the history.
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
         Command::Backtest(args) => backtest::command(&args),
         Command::Demo(args) => demo::command(args).await,
+        Command::Replay(args) => replay::command(args).await,
         Command::Simulate { out, truth, sim } => {
             let create =
                 |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {

@@ -89,9 +89,23 @@ impl Rng {
         }
         k
     }
-    /// Gamma(2, 1/2): mean 1, variance 1/2: the over-dispersion multiplier.
-    fn gamma2(&mut self) -> f64 {
-        (-self.uniform().ln() - self.uniform().ln()) / 2.0
+    /// Gamma(shape, 1/shape): mean 1, variance 1/shape, the over-dispersion
+    /// multiplier (Marsaglia–Tsang for shape ≥ 1).
+    fn gamma(&mut self, shape: f64) -> f64 {
+        let d = shape.max(1.0) - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let (u1, u2) = (self.uniform(), self.uniform());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let v = (1.0 + c * z).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.uniform();
+            if u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+                return d * v / shape.max(1.0);
+            }
+        }
     }
 }
 
@@ -109,6 +123,8 @@ const BASE_TEMPLATES: [&str; 8] = [
 struct Sig {
     template: &'static str,
     rate: f64,
+    /// Gamma shape of the hourly rate multiplier (smaller: burstier).
+    shape: f64,
     multiplier: f64,
     file: String,
     line: u32,
@@ -164,6 +180,7 @@ pub(crate) fn simulate(
                     .map(|(j, t)| Sig {
                         template: BASE_TEMPLATES[t],
                         rate: 10f64.powf(rng.range(-4.5, -2.8)),
+                        shape: rng.range(2.0, 10.0),
                         multiplier: 1.0,
                         file: format!("src/{name}/db.py"),
                         line: 40 + 30 * j as u32,
@@ -205,7 +222,7 @@ pub(crate) fn simulate(
         for (si, svc) in services.iter_mut().enumerate() {
             if (t - start_ms) % 3_600_000 == 0 {
                 for s in &mut svc.sigs {
-                    s.multiplier = rng.gamma2();
+                    s.multiplier = rng.gamma(s.shape);
                 }
             }
             let _ = hour_idx;
@@ -226,7 +243,7 @@ pub(crate) fn simulate(
                 if roll < 0.2 {
                     label = "culprit_new";
                     let line = 100 + rng.below(200) as u32;
-                    let k = rng.below(5) as u32;
+                    let k = rev;
                     // 1 to 10 errors a minute at the service's mean traffic.
                     let rate = rng.range(1.0, 10.0) / svc.base_rpm;
                     svc.injected = Some((rev, Injection::New { rate, line, k }));

@@ -16,8 +16,9 @@
 //!   plus P's concurrent counts in [T, now) when P still serves traffic (canary /
 //!   rolling deploys are compared against the live previous revision);
 //! - expected μ = n · (baseline count + 1) / baseline exposure (the +1 keeps a
-//!   short baseline conservative); dispersion φ from the baseline's hourly
-//!   counts (quasi-Poisson);
+//!   short baseline conservative); over-dispersion as a negative binomial
+//!   shape k from the baseline's hourly
+//!   counts (method of moments), so bursty errors need more evidence;
 //! - a signature absent from the baseline is `new` once x ≥
 //!   `new_signature_min_count`; otherwise the mixture e-value for ratio ≥ 1.5 is
 //!   adjusted with e-BH across the service's signatures and the signature is a
@@ -70,6 +71,10 @@ struct SigState {
     last_seen_ms: i64,
     /// revision → counts.
     by_revision: BTreeMap<String, Series>,
+    /// Revisions flagged (and attributed) for this signature: their counts
+    /// and traffic stay out of later baselines, which must not learn a
+    /// regression as normal (nor its burstiness as the signature's noise).
+    regressed: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,8 +82,8 @@ struct DeployState {
     deploy: Deploy,
     /// Next evaluation time (a minute boundary).
     next_eval_ms: i64,
-    /// Cached per-signature historical baseline: (count, exposure, dispersion).
-    baseline: BTreeMap<String, (f64, f64, f64)>,
+    /// Cached per-signature historical baseline: (count, exposure, NB shape).
+    baseline: BTreeMap<String, (f64, f64, Option<f64>)>,
     /// Historical baseline exposure basis decided at the first evaluation.
     per_request: Option<bool>,
     done: bool,
@@ -286,6 +291,7 @@ impl Detector {
                 template_key: template_key.clone(),
                 last_seen_ms: sc.last_seen_ms,
                 by_revision: BTreeMap::new(),
+                regressed: BTreeSet::new(),
             });
         sig.last_seen_ms = sig.last_seen_ms.max(sc.last_seen_ms);
         sig.by_revision
@@ -532,7 +538,7 @@ impl Detector {
             if x <= 0.0 {
                 continue;
             }
-            let (hist_count, hist_exposure, phi) = *svc.deploys[idx]
+            let (hist_count, hist_exposure, shape) = *svc.deploys[idx]
                 .baseline
                 .entry(sig_id.clone())
                 .or_insert_with(|| {
@@ -567,18 +573,18 @@ impl Detector {
                 RegressionKind::Spike
             };
             let mu = exposure * (base_count + 1.0) / base_exposure;
-            let phi = if kind == RegressionKind::New {
-                1.0
+            let shape = if kind == RegressionKind::New {
+                None
             } else {
-                phi
+                shape
             };
             candidates.push(Candidate {
                 signature: sig_id.clone(),
                 kind,
                 x,
                 mu,
-                p: stats::quasi_poisson_sf(x, mu, phi),
-                e: stats::e_value(x, mu, phi),
+                p: stats::nb_sf(x, mu, shape),
+                e: stats::nb_e_value(x, mu, shape),
                 requests: per_request.then_some(exposure),
                 baseline_exposure: base_exposure,
                 per_request,
@@ -635,6 +641,15 @@ impl Detector {
             }
             self.emitted.insert(id.clone());
             self.held.remove(&id);
+            if correlation.is_none() {
+                if let Some(sig) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.sigs.get_mut(&c.signature))
+                {
+                    sig.regressed.insert(rev.to_owned());
+                }
+            }
             let sample = &self.services[service].sigs[&c.signature].sample;
             out.push(Regression {
                 id,
@@ -697,6 +712,7 @@ impl Detector {
         const GUARD_LOOKBACK: i64 = 6 * HOUR_MS;
         let key = &self.services[service].sigs[signature].template_key;
         let mut evidence = Vec::new();
+        let mut strong = false;
         for (other_service, other_sig) in self.by_template.get(key)? {
             let Some(svc) = self.services.get(other_service) else {
                 continue;
@@ -738,12 +754,24 @@ impl Detector {
                 }
                 let base = series.sum(base_from, t0);
                 let mu = (at - t0) as f64 * (base + 1.0) / (t0 - base_from) as f64;
-                if x / mu >= 3.0 && stats::quasi_poisson_sf(x, mu, 2.0) <= 1e-3 {
+                let p = stats::quasi_poisson_sf(x, mu, 2.0);
+                if x / mu >= 3.0 && p <= 1e-3 {
+                    strong |= x / mu >= 5.0 && p <= 1e-6;
                     evidence.push(format!(
                         "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
                     ));
                 }
             }
+        }
+        // An outage shows in several places at once: one other service's
+        // moderate rise can be that service's own noise; two independent ones,
+        // one overwhelming one, or the same error rising in this service's
+        // other revision are a pattern.
+        let same_service_rise = evidence
+            .iter()
+            .any(|e| e.starts_with(&format!("{service}@")));
+        if evidence.len() < 2 && !same_service_rise && !strong {
+            return None;
         }
         (!evidence.is_empty()).then(|| {
             format!(
@@ -754,7 +782,7 @@ impl Detector {
     }
 }
 
-/// Historical baseline of one signature: (count, exposure, dispersion) over
+/// Historical baseline of one signature: (count, exposure, NB shape) over
 /// [from, to) from every revision but `rev`.
 fn historical_baseline(
     sig: &SigState,
@@ -764,28 +792,35 @@ fn historical_baseline(
     to: i64,
     per_request: bool,
     with_dispersion: bool,
-) -> (f64, f64, f64) {
+) -> (f64, f64, Option<f64>) {
+    // Flagged revisions are left out only where their exposure can be left
+    // out too (per request); per time, their share of the clock is unknown.
+    let excluded = |r: &str| r == rev || (per_request && sig.regressed.contains(r));
     let count: f64 = sig
         .by_revision
         .iter()
-        .filter(|(r, _)| r.as_str() != rev)
+        .filter(|(r, _)| !excluded(r.as_str()))
         .map(|(_, s)| s.sum(from, to))
         .sum();
     let exposure = if per_request {
         traffic
             .iter()
-            .filter(|(r, _)| r.as_str() != rev)
+            .filter(|(r, _)| !excluded(r.as_str()))
             .map(|(_, s)| s.sum(from, to))
             .sum()
     } else {
         (to - from) as f64 / MINUTE_MS as f64
     };
     if count <= 0.0 || exposure <= 0.0 || !with_dispersion {
-        return (count, exposure, 1.0);
+        return (count, exposure, None);
     }
     // Hourly observed vs expected (by hourly requests, or flat per time).
     let mut counts: BTreeMap<i64, f64> = BTreeMap::new();
-    for (_, s) in sig.by_revision.iter().filter(|(r, _)| r.as_str() != rev) {
+    for (_, s) in sig
+        .by_revision
+        .iter()
+        .filter(|(r, _)| !excluded(r.as_str()))
+    {
         for (h, v) in s.hourly(from, to) {
             *counts.entry(h).or_default() += v;
         }
@@ -793,7 +828,7 @@ fn historical_baseline(
     let rate = count / exposure;
     let mut hourly_exposure: BTreeMap<i64, f64> = BTreeMap::new();
     if per_request {
-        for (_, s) in traffic.iter().filter(|(r, _)| r.as_str() != rev) {
+        for (_, s) in traffic.iter().filter(|(r, _)| !excluded(r.as_str())) {
             for (h, v) in s.hourly(from, to) {
                 *hourly_exposure.entry(h).or_default() += v;
             }
@@ -806,12 +841,12 @@ fn historical_baseline(
             h += HOUR_MS;
         }
     }
-    let phi = stats::dispersion(
+    let shape = stats::nb_shape(
         hourly_exposure
             .iter()
             .map(|(h, e)| (counts.get(h).copied().unwrap_or(0.0), e * rate)),
     );
-    (count, exposure, phi)
+    (count, exposure, shape)
 }
 
 #[cfg(test)]
@@ -1016,15 +1051,18 @@ mod tests {
         let mut d = detector();
         baseline(&mut d, "a", 1);
         baseline(&mut d, "other", 1);
+        baseline(&mut d, "third", 1);
         d.on_event(&deploy("a", "b", "a", T0));
         let mut out = Vec::new();
         for m in 0..20 {
             let t = T0 + m * MINUTE_MS;
             out.extend(d.on_event(&traffic("a", "b", 1000, t)));
             out.extend(d.on_event(&traffic("other", "a", 1000, t)));
-            // Same template in both services ("template upstream").
+            out.extend(d.on_event(&traffic("third", "a", 1000, t)));
+            // Same template in all three services ("template upstream").
             out.extend(d.on_event(&sc("a", "b", "upstream", 5, t + 1)));
             out.extend(d.on_event(&sc("other", "a", "upstream", 5, t + 1)));
+            out.extend(d.on_event(&sc("third", "a", "upstream", 5, t + 1)));
         }
         let r: Vec<_> = out.iter().filter(|r| r.service == "a").collect();
         assert_eq!(r.len(), 1, "{out:?}");
@@ -1033,7 +1071,45 @@ mod tests {
             .correlation_evidence
             .as_deref()
             .unwrap()
+            .contains("third@a"));
+        assert!(r[0]
+            .correlation_evidence
+            .as_deref()
+            .unwrap()
             .contains("other@a"));
+    }
+
+    #[test]
+    fn one_other_service_with_a_moderate_rise_of_the_same_error_is_not_an_outage() {
+        let mut d = detector();
+        baseline(&mut d, "a", 1);
+        baseline(&mut d, "other", 1);
+        // "other" has had the error all along, once a minute.
+        for m in 0..(6 * 60) {
+            d.on_event(&sc(
+                "other",
+                "a",
+                "upstream",
+                1,
+                T0 - 6 * HOUR_MS + m * MINUTE_MS + 1,
+            ));
+        }
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..20 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+            out.extend(d.on_event(&traffic("other", "a", 1000, t)));
+            out.extend(d.on_event(&sc("a", "b", "upstream", 5, t + 1)));
+            // A 4x rise in one other service: noticeable, not overwhelming.
+            out.extend(d.on_event(&sc("other", "a", "upstream", 4, t + 1)));
+        }
+        let r: Vec<_> = out.iter().filter(|r| r.service == "a").collect();
+        assert_eq!(r.len(), 1, "{out:?}");
+        assert!(
+            !r[0].externally_correlated,
+            "a single moderate coincidence is attributed: {r:?}"
+        );
     }
 
     #[test]

@@ -537,8 +537,22 @@ impl Policy {
             if let Some(rail) = self.rollback_rail(v, previous.as_deref()) {
                 reasons.push(rail.1);
                 rule_name = rail.0.to_owned();
+                let cited = v.decision == Decision::Caused && !v.evidence.is_empty();
                 kind = if v.decision == Decision::NotCaused {
                     ActionKind::None
+                } else if cited
+                    && matches!(
+                        rail.0,
+                        "rollback_target_flagged" | "caused_no_previous_revision"
+                    )
+                {
+                    // Nothing safe to roll back to, but the cause is known to
+                    // the line: revert it forward instead of only paging.
+                    reasons.push(
+                        "no safe rollback target: fixing forward (revert of the cited change)"
+                            .to_owned(),
+                    );
+                    ActionKind::FixForward
                 } else {
                     ActionKind::Notify
                 };

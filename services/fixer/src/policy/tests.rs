@@ -320,15 +320,23 @@ fn inconclusive_and_low_confidence_notify() {
 }
 
 #[test]
-fn caused_without_known_previous_revision_notifies() {
+fn caused_without_known_previous_revision_fixes_forward_when_a_line_is_cited() {
     let mut p = policy();
     // The deploy is known but names no previous revision.
     p.on_event(&deploy("b", None, T0));
     let mut v = verdict("b", Decision::Caused, 0.9, &["unknown"]);
     v.regression_ids.clear();
     let d = decide(&mut p, &v).unwrap();
-    assert_eq!(d.action.action, ActionKind::Notify);
+    assert_eq!(d.action.action, ActionKind::FixForward);
     assert_eq!(d.action.rule, "caused_no_previous_revision");
+    // Without a cited line there is nothing to fix forward from: notify.
+    let mut p = policy();
+    p.on_event(&deploy("b", None, T0));
+    let mut v = verdict("b", Decision::Caused, 0.9, &["unknown"]);
+    v.regression_ids.clear();
+    v.evidence.clear();
+    let d = decide(&mut p, &v).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
 }
 
 #[test]
@@ -399,9 +407,10 @@ fn never_rolls_back_onto_a_flagged_revision() {
         RegressionKind::Spike,
     )));
     let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
-    assert_eq!(d.action.action, ActionKind::Notify);
+    // No rollback onto `a`: the cited change is reverted forward instead.
+    assert_eq!(d.action.action, ActionKind::FixForward);
     assert_eq!(d.action.rule, "rollback_target_flagged");
-    assert!(d.job.is_none());
+    assert_eq!(d.action.target_revision, None);
 }
 
 #[test]
