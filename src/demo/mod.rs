@@ -389,10 +389,19 @@ impl Run<'_> {
         let mut regression: Option<Regression> = None;
         let mut rolled_back: Option<(i64, i64)> = None;
         let mut verified: Option<i64> = None;
+        // The topics are read in no particular relative order: a verdict read
+        // before its regression is printed right after it.
+        let mut held: Option<AnyEvent> = None;
         loop {
-            let event = self.next(events, deadline).await?;
+            let event = match held.take_if(|_| regression.is_some()) {
+                Some(e) => e,
+                None => self.next(events, deadline).await?,
+            };
             let now = wall_ms();
             match event {
+                AnyEvent::Verdict(v) if v.revision == d.revision && regression.is_none() => {
+                    held = Some(AnyEvent::Verdict(v));
+                }
                 AnyEvent::SignatureCount(c) if c.revision == d.revision => {
                     let first = first_seen
                         .entry(c.signature.clone())
