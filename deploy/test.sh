@@ -8,7 +8,8 @@
 # Env:   SELFHEAL_TEST_KAFKA_PORT     test broker port (default 39092; controller port+1)
 #        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
 #        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
-# Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>
+# Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>,
+#        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages)
 #
 # On a fresh Debian machine it installs what the build needs with apt-get
 # (gcc/g++/make via build-essential, pkg-config, zlib1g-dev, libssl-dev,
@@ -37,6 +38,10 @@ T0=$(now_ms)
 source "$DEPLOY_DIR/prereqs.sh"
 ensure_system_packages
 ensure_cargo
+
+# --- Python for the subscriber in tests/demo_e2e.rs (confluent-kafka, fastavro) --
+SELFHEAL_TEST_PYTHON="$("$DEPLOY_DIR/python-deps.sh")" || die "installing the Python test dependencies failed"
+export SELFHEAL_TEST_PYTHON
 
 # --- Kafka test broker ----------------------------------------------------------
 PORT="${SELFHEAL_TEST_KAFKA_PORT:-39092}"

@@ -7,6 +7,7 @@
 #   e.g. deploy/up.sh                        # embedded Kafka, intake on 127.0.0.1:8080
 #        deploy/up.sh --kafka 127.0.0.1:9092 # a real broker (deploy/kafka/start.sh)
 #        deploy/up.sh --config my.toml
+#        deploy/up.sh demo                   # the closed loop on a demo service (selfheal demo)
 # On a fresh Debian machine it first installs the C toolchain and headers the
 # build needs (see deploy/prereqs.sh). Rust must be installed (rustup).
 set -euo pipefail
@@ -25,4 +26,9 @@ ensure_cargo
 cd "$ROOT_DIR"
 say "building selfheal (release; the first build takes a few minutes)"
 "$CARGO_BIN" build --release --bin selfheal
+# `deploy/up.sh demo [ARGS...]` runs `selfheal demo` instead (the closed loop).
+if [[ "${1:-}" == demo ]]; then
+  shift
+  exec "$ROOT_DIR/target/release/selfheal" demo "$@"
+fi
 exec "$ROOT_DIR/target/release/selfheal" up "$@"

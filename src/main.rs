@@ -4,6 +4,7 @@
 //! cluster, so a new user can try the whole loop with zero set-up.
 
 mod backtest;
+mod demo;
 mod replay;
 mod simulate;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Replay an NDJSON history through detector, triage and fixer (dry-run)
     /// in event time; write regressions/verdicts/actions NDJSON files.
     Backtest(backtest::BacktestArgs),
+    /// The closed loop, end to end: a demo service gets a bad deploy; selfheal
+    /// detects, attributes, rolls back, verifies and opens a fix branch.
+    Demo(demo::DemoArgs),
     /// Replay the input topics from a point in time through detector, triage
     /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
     Replay(replay::ReplayArgs),
@@ -69,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
         Command::Backtest(args) => backtest::command(&args),
+        Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
         Command::Simulate { out, truth, sim } => {
             let create =
@@ -98,22 +103,7 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
     selfheal_common::telemetry::init(args.log_json);
     let mut config = args.load_config()?;
     // Declared before the services so it is dropped after them.
-    let embedded = match &config.kafka.bootstrap {
-        Some(_) => None,
-        None => {
-            let cluster = EmbeddedKafka::start(1, &config.topics.all(), config.topics.partitions)
-                .context("starting the embedded Kafka")?;
-            config.kafka.bootstrap = Some(cluster.bootstrap().to_owned());
-            config.topics.create = false;
-            // The mock cluster's transactions are not faithful: at-least-once.
-            config.detector.exactly_once = false;
-            tracing::info!(
-                bootstrap = cluster.bootstrap(),
-                "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"
-            );
-            Some(cluster)
-        }
-    };
+    let embedded = embedded_unless_configured(&mut config)?;
     let config = Arc::new(config);
     let shutdown = service::signal_token();
     let handles = tokio::select! {
@@ -154,6 +144,25 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Starts librdkafka's mock cluster and points `config` at it when no Kafka
+/// is configured. Keep the returned cluster alive as long as the services.
+fn embedded_unless_configured(config: &mut Config) -> anyhow::Result<Option<EmbeddedKafka>> {
+    if config.kafka.bootstrap.is_some() {
+        return Ok(None);
+    }
+    let cluster = EmbeddedKafka::start(1, &config.topics.all(), config.topics.partitions)
+        .context("starting the embedded Kafka")?;
+    config.kafka.bootstrap = Some(cluster.bootstrap().to_owned());
+    config.topics.create = false;
+    // The mock cluster's transactions are not faithful: at-least-once.
+    config.detector.exactly_once = false;
+    tracing::info!(
+        bootstrap = cluster.bootstrap(),
+        "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"
+    );
+    Ok(Some(cluster))
 }
 
 async fn start_all(

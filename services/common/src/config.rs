@@ -647,7 +647,10 @@ impl Default for RollbackConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
-    /// Watching starts this long after the rollback decision (the rollout time).
+    /// Watching starts this long after the rollback completed (time for the
+    /// rollout): after the service's latest event time when the executor reported
+    /// success, which is later than the decision's event time by the detection
+    /// and execution delays.
     pub grace_ms: i64,
     /// Length of the verification window.
     pub window_ms: i64,
@@ -693,6 +696,10 @@ pub enum DispatcherKind {
 pub struct DispatchConfig {
     /// `none`, `github_issue`, `repository_dispatch`, `opencode`, `cli_agent`, `revert`.
     pub dispatcher: DispatcherKind,
+    /// Heal, then fix: once a rollback's recovery watch concludes, also dispatch
+    /// a fix-forward for the rolled-back revision (its change is still on the base
+    /// branch, so the next deploy would bring the bug back).
+    pub after_rollback: bool,
     /// Timeout of one HTTP request, ms.
     pub http_timeout_ms: u64,
     /// GitHub API base URL.
@@ -728,6 +735,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         Self {
             dispatcher: DispatcherKind::None,
+            after_rollback: true,
             http_timeout_ms: 30_000,
             github_api_url: "https://api.github.com".to_owned(),
             github_token_env: "GITHUB_TOKEN".to_owned(),

@@ -45,6 +45,9 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// How long a flagged signature whose template also exists in other services
 /// is held, waiting for fleet evidence, before it is emitted as attributable.
 const GUARD_HOLD_MS: i64 = 3 * MINUTE_MS;
+/// How long after a deploy the rate basis may wait for the revision's first
+/// traffic before falling back to per-time rates (its traffic is not reported).
+const BASIS_WAIT_MS: i64 = 5 * MINUTE_MS;
 
 /// Counters describing the detector's state and input quality.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -580,6 +583,18 @@ impl Detector {
             .map(|(_, s)| s.sum(base_from, t0))
             .sum();
         let rev_requests = svc.traffic.get(rev).map_or(0.0, |s| s.sum(t0, at));
+        // A deploy between minute boundaries has no complete minute of its own
+        // traffic (nor errors) at its first evaluation; deciding the basis then
+        // would lock it to per-time rates for good. With a traffic history, the
+        // decision waits (up to BASIS_WAIT_MS) for the revision's first requests.
+        if svc.deploys[idx].per_request.is_none()
+            && cfg.per_request
+            && hist_requests > 0.0
+            && rev_requests <= 0.0
+            && at - t0 < BASIS_WAIT_MS
+        {
+            return Vec::new();
+        }
         let per_request = *svc.deploys[idx]
             .per_request
             .get_or_insert(cfg.per_request && hist_requests > 0.0 && rev_requests > 0.0);
@@ -1030,6 +1045,40 @@ mod tests {
         );
         assert_eq!(r.rate_basis, RateBasis::PerRequest);
         assert!(r.observed >= 3);
+    }
+
+    /// Regression test: a deploy between minute boundaries was locked to
+    /// per-time rates at its first evaluation, before any minute of its own
+    /// traffic could exist, so per-request rates never applied to it.
+    #[test]
+    fn a_deploy_between_minute_boundaries_is_judged_per_request() {
+        let mut d = detector();
+        baseline(&mut d, "a", 2);
+        let t0 = T0 + 37_000;
+        d.on_event(&deploy("a", "b", "a", t0));
+        let mut out = Vec::new();
+        for m in 0..10 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+            out.extend(d.on_event(&sc("a", "b", "new", 5, t + 40_000)));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].rate_basis, RateBasis::PerRequest);
+        assert!(out[0].requests.is_some());
+        assert!(out[0].detected_at_ms - t0 <= 4 * MINUTE_MS);
+
+        // A revision whose traffic is never reported falls back to per-time.
+        let mut d = detector();
+        baseline(&mut d, "a", 2);
+        d.on_event(&deploy("a", "b", "a", t0));
+        let mut out = Vec::new();
+        for m in 0..12 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "a", 1000, t)));
+            out.extend(d.on_event(&sc("a", "b", "new", 5, t + 40_000)));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].rate_basis, RateBasis::PerTime);
     }
 
     #[test]

@@ -149,6 +149,10 @@ pub struct Policy {
     watermark: BTreeMap<String, i64>,
     /// Verdicts waiting for their deploy or regressions, by verdict id.
     held: BTreeMap<String, Verdict>,
+    /// Fix-forwards to dispatch once a rollback's recovery watch concludes, by
+    /// the rollback's action id (heal, then fix). Not restored after a restart:
+    /// a rollback watched across a restart gets no automatic follow-up.
+    follow_ups: BTreeMap<String, FixRequest>,
 }
 
 impl Policy {
@@ -360,8 +364,15 @@ impl Policy {
                     .reasons
                     .push("escalated: a human must look (notify)".to_owned());
             }
-            self.actions.insert(id, action.clone());
-            out.push(Decided { action, job: None });
+            self.actions.insert(id.clone(), action.clone());
+            let follow_up = self.follow_ups.remove(&id);
+            out.push(Decided {
+                action: action.clone(),
+                job: None,
+            });
+            if let Some(req) = follow_up {
+                out.extend(self.follow_up(req, &action, outcome.recovered));
+            }
         }
         released.extend(out);
         released
@@ -453,7 +464,8 @@ impl Policy {
                         && a.signatures.contains(&r.signature)
                 })
                 .collect();
-            let watch = Watch::start(a, &baseline, &self.config.recovery);
+            let completed = self.watermark.get(&a.service).copied();
+            let watch = Watch::start(a, &baseline, &self.config.recovery, completed);
             self.watches.insert(a.id.clone(), watch);
         }
         Vec::new()
@@ -606,30 +618,93 @@ impl Policy {
             verdict_id: Some(v.id.clone()),
             decided_at_ms: v.decided_at_ms,
         };
+        let request = FixRequest {
+            action_id: action.id.clone(),
+            service: v.service.clone(),
+            revision: v.revision.clone(),
+            previous_revision: previous,
+            blamed_revision: v.blamed_revision.clone(),
+            repo: deploy.as_ref().and_then(|d| d.repo.clone()),
+            commit_range: deploy.as_ref().and_then(|d| d.commit_range.clone()),
+            evidence: v.evidence.clone(),
+            regressions,
+            diff: deploy.as_ref().and_then(|d| d.diff.clone()),
+            reasoning: v.reasoning.clone(),
+            reasons: action.reasons.clone(),
+        };
         let job = match (job_executor, kind) {
-            (Some(_), ActionKind::Rollback) => Some(Job::Rollback(RollbackJob {
-                action_id: action.id.clone(),
-                service: v.service.clone(),
-                revision: v.revision.clone(),
-                target_revision: target.clone().unwrap_or_default(),
-            })),
-            (Some(_), ActionKind::FixForward) => Some(Job::FixForward(Box::new(FixRequest {
-                action_id: action.id.clone(),
-                service: v.service.clone(),
-                revision: v.revision.clone(),
-                previous_revision: previous,
-                blamed_revision: v.blamed_revision.clone(),
-                repo: deploy.as_ref().and_then(|d| d.repo.clone()),
-                commit_range: deploy.as_ref().and_then(|d| d.commit_range.clone()),
-                evidence: v.evidence.clone(),
-                regressions,
-                diff: deploy.as_ref().and_then(|d| d.diff.clone()),
-                reasoning: v.reasoning.clone(),
-                reasons: action.reasons.clone(),
-            }))),
+            (Some(_), ActionKind::Rollback) => {
+                if self.config.dispatch.after_rollback
+                    && self.executor_for(ActionKind::FixForward).is_some()
+                {
+                    self.follow_ups.insert(action.id.clone(), request);
+                }
+                Some(Job::Rollback(RollbackJob {
+                    action_id: action.id.clone(),
+                    service: v.service.clone(),
+                    revision: v.revision.clone(),
+                    target_revision: target.clone().unwrap_or_default(),
+                }))
+            }
+            (Some(_), ActionKind::FixForward) => Some(Job::FixForward(Box::new(request))),
             _ => None,
         };
         let _ = self.on_action(&action);
+        Some(Decided { action, job })
+    }
+
+    /// The fix-forward that follows a rollback whose recovery watch concluded
+    /// (heal, then fix): the rolled-back change is still on the base branch.
+    /// Cooldown does not apply (it is the same incident); the dispatch caps do.
+    fn follow_up(
+        &mut self,
+        mut req: FixRequest,
+        rollback: &Action,
+        recovered: bool,
+    ) -> Option<Decided> {
+        let id = stable_id(&[&req.service, &req.revision, "fix_after_rollback"]);
+        if self.actions.contains_key(&id) {
+            return None;
+        }
+        let at = rollback.decided_at_ms;
+        let mut reasons = vec![format!(
+            "rule fix_after_rollback matched: {} was rolled back to {} ({}), but its change is still on the base branch, so the next deploy would bring it back",
+            req.revision,
+            rollback.target_revision.as_deref().unwrap_or("the previous revision"),
+            if recovered { "recovery verified" } else { "recovery failed" }
+        )];
+        let (kind, status, executor, rule) = match self.dispatch_caps(at) {
+            Some((rail, why)) => {
+                reasons.push(why);
+                (ActionKind::Notify, ActionStatus::Succeeded, None, rail)
+            }
+            None => (
+                ActionKind::FixForward,
+                ActionStatus::Planned,
+                self.executor_for(ActionKind::FixForward),
+                "fix_after_rollback",
+            ),
+        };
+        let action = Action {
+            id,
+            service: req.service.clone(),
+            revision: req.revision.clone(),
+            action: kind,
+            status,
+            rule: rule.to_owned(),
+            reasons,
+            executor: executor.map(str::to_owned),
+            target_revision: None,
+            pr_url: None,
+            recovery_verified: None,
+            signatures: rollback.signatures.clone(),
+            verdict_id: rollback.verdict_id.clone(),
+            decided_at_ms: at,
+        };
+        let _ = self.on_action(&action);
+        req.action_id = action.id.clone();
+        req.reasons = action.reasons.clone();
+        let job = (kind == ActionKind::FixForward).then(|| Job::FixForward(Box::new(req)));
         Some(Decided { action, job })
     }
 
@@ -743,11 +818,13 @@ impl Policy {
                 ));
             }
         }
-        while self
-            .dispatches
-            .front()
-            .is_some_and(|t| *t <= v.decided_at_ms - HOUR_MS)
-        {
+        self.dispatch_caps(v.decided_at_ms)
+    }
+
+    /// Why no fix-forward may be dispatched at event time `at` (fleet-wide caps),
+    /// as (rail name, reason).
+    fn dispatch_caps(&mut self, at: i64) -> Option<(&'static str, String)> {
+        while self.dispatches.front().is_some_and(|t| *t <= at - HOUR_MS) {
             self.dispatches.pop_front();
         }
         if self.dispatches.len() >= self.config.max_dispatches_per_hour {

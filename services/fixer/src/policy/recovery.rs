@@ -1,7 +1,11 @@
 //! The recovery check after a rollback, in event time.
 //!
-//! A watch starts `grace_ms` after the rollback decision (time for the rollout)
-//! and lasts `window_ms`. It counts the regressed signatures' events on every
+//! A watch starts `grace_ms` (time for the rollout) after the rollback
+//! completed and lasts `window_ms`. "Completed" is the service's event-time
+//! watermark when the executor's success is read, not the decision's event
+//! time: a decision is made minutes of event time after the errors it answers
+//! (the detector waits for late events), so a window starting at the decision
+//! would count errors the bad revision logged before the rollback ran. It counts the regressed signatures' events on every
 //! revision of the service (if the rollback did not take, the bad revision keeps
 //! producing them) and compares them with what the baseline predicts for the
 //! window: the regressions' baseline rate times the requests served (per-request
@@ -48,8 +52,15 @@ pub struct Outcome {
 impl Watch {
     /// Starts watching the signatures of a succeeded rollback `action`, with the
     /// regressions that describe their baseline (may be empty after a restart:
-    /// then only `allowance` applies).
-    pub fn start(action: &Action, baseline: &[&Regression], config: &RecoveryConfig) -> Self {
+    /// then only `allowance` applies). `completed_ms` is the event time at which
+    /// the rollback was reported done, if known; the window starts `grace_ms`
+    /// after the later of it and the decision.
+    pub fn start(
+        action: &Action,
+        baseline: &[&Regression],
+        config: &RecoveryConfig,
+        completed_ms: Option<i64>,
+    ) -> Self {
         let mut per_request = 0.0;
         let mut per_ms = 0.0;
         for r in baseline {
@@ -64,7 +75,7 @@ impl Watch {
         Self {
             service: action.service.clone(),
             signatures: action.signatures.iter().cloned().collect(),
-            start_ms: action.decided_at_ms + config.grace_ms,
+            start_ms: action.decided_at_ms.max(completed_ms.unwrap_or(i64::MIN)) + config.grace_ms,
             window_ms: config.window_ms.max(1),
             per_request,
             per_ms,

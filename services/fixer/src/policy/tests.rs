@@ -604,14 +604,89 @@ fn recovery_verified_when_the_signatures_stop() {
     for m in 0..6 {
         out.extend(p.on_event(&traffic(start + m * 60_000)));
     }
-    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out.len(), 2, "recovery, then the fix: {out:?}");
     let a = &out[0].action;
     assert_eq!(a.status, ActionStatus::RecoveryVerified);
     assert_eq!(a.recovery_verified, Some(true));
     assert_eq!(a.id, ok.id);
     assert_eq!(a.decided_at_ms, start + 300_000);
-    // Nothing more afterwards.
+    // Heal, then fix: the rolled-back change is fixed forward (revert dispatcher).
+    let fix = &out[1];
+    assert_eq!(fix.action.action, ActionKind::FixForward);
+    assert_eq!(fix.action.status, ActionStatus::Planned);
+    assert_eq!(fix.action.rule, "fix_after_rollback");
+    assert_eq!(fix.action.executor.as_deref(), Some("revert"));
+    assert_ne!(fix.action.id, ok.id);
+    assert_eq!(fix.action.verdict_id, ok.verdict_id);
+    let Some(Job::FixForward(req)) = &fix.job else {
+        panic!("a fix-forward job: {fix:?}");
+    };
+    assert_eq!(req.action_id, fix.action.id);
+    assert_eq!(req.previous_revision.as_deref(), Some("a"));
+    assert_eq!(req.evidence[0].line, Some(216));
+    assert_eq!(req.repo.as_deref(), Some("/srv/checkout.git"));
+    // Nothing more afterwards, not even for a later verdict.
     assert!(p.on_event(&traffic(start + 600_000)).is_empty());
+    let mut later = verdict("b", Decision::Caused, 0.95, &["r1"]);
+    later.id = "v-later".into();
+    assert!(decide(&mut p, &later).is_none());
+}
+
+#[test]
+fn no_fix_after_rollback_when_disabled_or_without_a_dispatcher() {
+    for config in [
+        FixerConfig {
+            dispatch: selfheal_common::config::DispatchConfig {
+                after_rollback: false,
+                dispatcher: DispatcherKind::Revert,
+                ..Default::default()
+            },
+            ..live()
+        },
+        FixerConfig {
+            dispatch: Default::default(),
+            ..live()
+        },
+    ] {
+        let mut p = seeded(config);
+        let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+        let mut ok = d.action.clone();
+        ok.status = ActionStatus::Succeeded;
+        p.on_event(&AnyEvent::Action(ok.clone()));
+        let out = p.on_event(&traffic(ok.decided_at_ms + 400_000));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].action.status, ActionStatus::RecoveryVerified);
+    }
+}
+
+/// Regression test: the window used to start `grace_ms` after the *decision*,
+/// whose event time trails the stream by the detector's lateness; errors the
+/// bad revision logged before the rollback ran were counted as a failed recovery.
+#[test]
+fn recovery_window_starts_after_the_rollback_completed_not_at_the_decision() {
+    let mut p = seeded(live());
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    let decided = d.action.decided_at_ms;
+    // The stream is already 4 minutes past the decision when the executor's
+    // success is read; the bad revision erred until then.
+    p.on_event(&traffic(decided + 3 * 60_000));
+    p.on_event(&count("sig-r1", "b", decided + 90_000, 5));
+    p.on_event(&count("sig-r1", "b", decided + 200_000, 5));
+    let mut ok = d.action.clone();
+    ok.status = ActionStatus::Succeeded;
+    assert!(p.on_event(&AnyEvent::Action(ok)).is_empty());
+    let completed = decided + 4 * 60_000;
+    // Before the window (completed + grace + 5 min) ends, nothing is concluded.
+    assert!(p
+        .on_event(&traffic(completed + 60_000 + 240_000 - 60_000))
+        .is_empty());
+    let out = p.on_event(&traffic(completed + 60_000 + 240_000));
+    assert_eq!(
+        out[0].action.status,
+        ActionStatus::RecoveryVerified,
+        "{out:?}"
+    );
+    assert_eq!(out[0].action.decided_at_ms, completed + 60_000 + 300_000);
 }
 
 #[test]
@@ -622,7 +697,8 @@ fn recovery_failed_escalates_when_the_signatures_persist() {
     // A duplicate delivery of the same count is not counted twice.
     p.on_event(&count("sig-r1", "b", start + 10_000, 3));
     let out = p.on_event(&traffic(start + 300_000));
-    assert_eq!(out.len(), 1);
+    assert_eq!(out.len(), 2, "recovery failed, then the fix: {out:?}");
+    assert_eq!(out[1].action.action, ActionKind::FixForward);
     let a = &out[0].action;
     assert_eq!(a.status, ActionStatus::RecoveryFailed);
     assert_eq!(a.recovery_verified, Some(false));
