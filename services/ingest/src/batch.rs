@@ -261,10 +261,10 @@ async fn run(
             // submission is flushed as it arrives.
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
-                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight);
+                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
             }
             _ = ticker.tick() => {
-                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight);
+                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
             }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             sub = rx.recv() => {
@@ -273,7 +273,7 @@ async fn run(
                 waiters.push(sub);
                 // Draining: nothing waits for the interval any more.
                 if draining || acc.len() >= flush_at_events {
-                    flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight);
+                    flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
                 }
             }
         }
@@ -292,13 +292,17 @@ async fn run(
         &topics,
         &metrics,
         &mut in_flight,
-    );
+    )
+    .await;
     while in_flight.join_next().await.is_some() {}
 }
 
 /// Produces the accumulated events; a task reports the outcome to the waiters
-/// once every message is acknowledged (or one failed).
-fn flush(
+/// once every message is acknowledged (or one failed). While the producer's
+/// own queue is full this waits (its messages expire after the delivery
+/// timeout if Kafka stays away); meanwhile the bounded buffer fills and the
+/// intake answers 503.
+async fn flush(
     acc: &mut Accumulator,
     waiters: &mut Vec<Submission>,
     producer: &EventProducer,
@@ -324,7 +328,7 @@ fn flush(
     };
     let mut acks = Vec::with_capacity(outgoing.len());
     for msg in &outgoing {
-        match producer.enqueue(msg) {
+        match producer.enqueue_waiting(msg).await {
             Ok(ack) => acks.push(ack),
             Err(e) => {
                 // Whatever was enqueued may still be written: a resend can

@@ -237,7 +237,7 @@ fn read_chunks(
                 break;
             }
             if chunk.data.len() >= CHUNK_BYTES {
-                if let Some(last) = chunk.data.iter().rposition(|b| *b == b'\n') {
+                if let Some(last) = memchr::memrchr(b'\n', &chunk.data) {
                     carry.extend_from_slice(&chunk.data[last + 1..]);
                     chunk.data.truncate(last + 1);
                     break;
@@ -263,15 +263,17 @@ fn mask_chunk(config: &NormalizerConfig, chunk: &mut Chunk, scratch: &mut String
     let data = &chunk.data[..];
     let mut start = 0;
     while start < data.len() {
-        let end = data[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(data.len(), |p| start + p);
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
         let mut line = &data[start..end];
         while let [rest @ .., b'\r'] = line {
             line = rest;
         }
-        let text = String::from_utf8_lossy(line);
+        // Strict validation is much faster than the lossy decoder; the lossy
+        // one only runs on the rare invalid line.
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         Normalizer::mask_line(config, &text, scratch);
         chunk.masked.push_str(scratch);
         chunk.ends.push(chunk.masked.len());
