@@ -16,8 +16,12 @@ own producer benchmark (kafka-producer-perf-test) at the same record size.
 
 Never run in CI (it is a benchmark, not a test).
 
-Usage: intake.py [--selfheal BIN] [--lines 2000000] [--seconds 30]
-                 [--clients 16] [--lines-per-request 5000] [--perf-records 1000000]
+Throughput is concurrency x lines per request / latency, and the latency is
+about the flush interval (each request waits for the flush carrying its lines),
+so the load generator keeps --clients x --lines-per-request lines in flight.
+
+Usage: intake.py [--selfheal BIN] [--lines 2000000] [--seconds 25]
+                 [--clients 16] [--lines-per-request 10000] [--perf-records 1000000]
 """
 import argparse
 import http.client
@@ -97,6 +101,10 @@ def run(cmd, **kw):
 
 
 def perf_test(port, records, size):
+    # The broker does not auto-create topics; 6 partitions like selfheal's.
+    run([os.path.join(KAFKA, "kafka-class.sh"), "org.apache.kafka.tools.TopicCommand", "--bootstrap-server",
+         f"127.0.0.1:{port}", "--create", "--topic", "bench.perf", "--partitions", "6",
+         "--replication-factor", "1"], capture_output=True)
     out = run([os.path.join(KAFKA, "perf-test.sh"), "--topic", "bench.perf", "--num-records", str(records),
                "--record-size", str(size), "--throughput", "-1", "--producer-props",
                f"bootstrap.servers=127.0.0.1:{port}", "acks=all", "enable.idempotence=true",
@@ -162,9 +170,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--selfheal", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "selfheal"))
     ap.add_argument("--lines", type=int, default=2_000_000)
-    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--seconds", type=float, default=25)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--lines-per-request", type=int, default=5_000)
+    ap.add_argument("--lines-per-request", type=int, default=10_000)
     ap.add_argument("--perf-records", type=int, default=1_000_000)
     ap.add_argument("--flush-interval-ms", type=int, default=1_000)
     args = ap.parse_args()
@@ -178,8 +186,13 @@ def main():
     ingest = None
     tmp = tempfile.mkdtemp(prefix="selfheal-intake-bench-")
     try:
-        run([os.path.join(KAFKA, "start.sh")], env=env, capture_output=True)
+        # The broker inherits start.sh's stdout: a file, never a pipe we would
+        # wait on for EOF.
+        with open(os.path.join(tmp, "kafka-start.log"), "w") as klog:
+            run([os.path.join(KAFKA, "start.sh")], env=env, stdout=klog, stderr=klog)
+        print(f"broker on 127.0.0.1:{kport}", flush=True)
         perf_rate, perf_line = perf_test(kport, args.perf_records, size)
+        print(f"perf-test done: {perf_rate:,.0f} records/s", flush=True)
 
         hport = free_port()
         cfg = os.path.join(tmp, "bench.toml")
@@ -222,7 +235,8 @@ def main():
                 ingest.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 ingest.kill()
-        subprocess.run([os.path.join(KAFKA, "stop.sh"), "--clean"], env=env, capture_output=True)
+        subprocess.run([os.path.join(KAFKA, "stop.sh"), "--clean"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
