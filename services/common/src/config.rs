@@ -214,6 +214,39 @@ pub struct IngestConfig {
     /// Online grouping: most templates remembered; the least recently used are
     /// forgotten beyond it (bounded memory).
     pub max_groups: usize,
+    /// Pre-aggregation: log records of all requests (and of the raw topic) are
+    /// counted per (service, revision, signature) for this long, in
+    /// milliseconds, then written as one SignatureCount each. A request is
+    /// answered once the flush carrying its records is acknowledged, so this is
+    /// also the added latency.
+    pub flush_interval_ms: u64,
+    /// Records accepted but not yet acknowledged by Kafka, across requests. When
+    /// full (Kafka slow or unreachable) the intake answers 503 + `Retry-After`
+    /// at once, and the raw-topic consumer waits.
+    pub max_buffered_records: usize,
+    /// Consume `topics.logs_raw` (JSON lines from Vector, Fluent Bit …) as a
+    /// second input, at least once, bad lines to the DLQ.
+    pub consume_raw: bool,
+    /// Bearer-token auth of the HTTP intake, one entry per tenant. Empty: no
+    /// auth. When set, a request without a known token gets 401, and one with
+    /// a record of a service its tenant may not write gets 403.
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// One tenant of the HTTP intake (`[[ingest.tenants]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant name (logs and metrics).
+    pub name: String,
+    /// The bearer token, inline. Prefer `token_env`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
+    /// Environment variable holding the bearer token (read at start-up).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_env: String,
+    /// Services the tenant may write; `"*"` allows any.
+    pub services: Vec<String>,
 }
 
 impl Default for IngestConfig {
@@ -225,6 +258,10 @@ impl Default for IngestConfig {
             fingerprint_frames: 3,
             grouping_similarity: 0.65,
             max_groups: 100_000,
+            flush_interval_ms: 1_000,
+            max_buffered_records: 1_000_000,
+            consume_raw: true,
+            tenants: Vec::new(),
         }
     }
 }

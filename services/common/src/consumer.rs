@@ -177,7 +177,9 @@ pub async fn run<S: Stage>(
     outcome
 }
 
-fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamConsumer> {
+/// Creates a group consumer for `spec` with at-least-once settings: offsets are
+/// stored by hand ([`store_offset`]) and auto-committed, reads are `read_committed`.
+pub fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamConsumer> {
     let mut cc = rdkafka::ClientConfig::new();
     cc.set("group.id", &spec.group_id)
         .set("enable.auto.commit", "true")
@@ -196,7 +198,8 @@ fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamConsume
     })
 }
 
-fn meta_of(msg: &BorrowedMessage<'_>) -> MessageMeta {
+/// Where `msg` came from.
+pub fn meta_of(msg: &BorrowedMessage<'_>) -> MessageMeta {
     MessageMeta {
         topic: msg.topic().to_owned(),
         partition: msg.partition(),
@@ -274,7 +277,9 @@ async fn enqueue_all(
     Ok(acks)
 }
 
-fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
+/// Stores `meta`'s offset for the next commit (call only once its outputs are
+/// acknowledged, in consumption order).
+pub fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
     // Fails only when the partition was revoked meanwhile; its new owner re-reads
     // from the last commit, which is the at-least-once contract.
     if let Err(e) = consumer.store_offset(&meta.topic, meta.partition, meta.offset) {
@@ -289,7 +294,7 @@ fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
 /// seen to hang forever (rust-rdkafka #509). The process must still exit, and the
 /// offsets were committed synchronously before this point, so nothing is lost by
 /// walking away from a stuck close.
-async fn close_consumer(consumer: StreamConsumer, timeout: Duration, stage: &'static str) {
+pub async fn close_consumer(consumer: StreamConsumer, timeout: Duration, stage: &'static str) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name(format!("{stage}-consumer-close"))

@@ -145,6 +145,63 @@ fn to_events_with(
     out
 }
 
+/// Pre-aggregation across batches (pure): merges the events of many requests
+/// into what one flush writes. SignatureCounts with the same (service, revision,
+/// signature) become one (counts added, time bounds widened, the first sample
+/// kept); traffic, deploys and builds are kept as they are, in arrival order.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    events: Events,
+    index: HashMap<(String, String, String), usize>,
+}
+
+impl Accumulator {
+    /// Adds one batch's events.
+    pub fn add(&mut self, events: Events) {
+        for sc in events.signatures {
+            let key = (
+                sc.service.clone(),
+                sc.revision.clone(),
+                sc.signature.clone(),
+            );
+            match self.index.get(&key) {
+                Some(&i) => {
+                    let acc = &mut self.events.signatures[i];
+                    acc.count += sc.count;
+                    acc.first_seen_ms = acc.first_seen_ms.min(sc.first_seen_ms);
+                    acc.last_seen_ms = acc.last_seen_ms.max(sc.last_seen_ms);
+                    if acc.trace_id.is_none() {
+                        acc.trace_id = sc.trace_id;
+                    }
+                }
+                None => {
+                    self.index.insert(key, self.events.signatures.len());
+                    self.events.signatures.push(sc);
+                }
+            }
+        }
+        self.events.traffic.extend(events.traffic);
+        self.events.deploys.extend(events.deploys);
+        self.events.builds.extend(events.builds);
+    }
+
+    /// Events accumulated so far.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether nothing is accumulated.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Takes everything accumulated, leaving the accumulator empty.
+    pub fn take(&mut self) -> Events {
+        self.index.clear();
+        std::mem::take(&mut self.events)
+    }
+}
+
 fn scrub_lines(text: &str) -> String {
     scrub(text).into_owned()
 }
@@ -182,5 +239,42 @@ mod tests {
         assert_eq!(first.signature, ev.signatures[1].signature);
         assert!(!first.sample_message.contains("bob@example.com"));
         assert_eq!(ev.traffic.len(), 1);
+    }
+
+    #[test]
+    fn accumulator_merges_batches_per_service_revision_signature() {
+        let mut n = Normalizer::new(NormalizerConfig::default());
+        let batch = |n: &mut Normalizer, body: &str| {
+            let (records, errors) = parse_body(body, DefaultType::Log);
+            assert!(errors.is_empty());
+            to_events(n, records.into_iter().map(|(_, r)| r))
+        };
+        let mut acc = Accumulator::default();
+        acc.add(batch(
+            &mut n,
+            r#"{"ts":2000,"service":"a","revision":"r","message":"Timeout after 30ms"}"#,
+        ));
+        acc.add(batch(
+            &mut n,
+            "{\"ts\":500,\"service\":\"a\",\"revision\":\"r\",\"message\":\"Timeout after 31ms\"}\n{\"ts\":900,\"service\":\"a\",\"revision\":\"r2\",\"message\":\"Timeout after 31ms\"}\n{\"type\":\"deploy\",\"ts\":1,\"service\":\"a\",\"revision\":\"r2\"}",
+        ));
+        assert_eq!(acc.len(), 3);
+        let ev = acc.take();
+        assert!(acc.is_empty());
+        let sc = &ev.signatures[0];
+        assert_eq!((sc.revision.as_str(), sc.count), ("r", 2));
+        assert_eq!((sc.first_seen_ms, sc.last_seen_ms), (500, 2000));
+        assert_eq!(sc.sample_message, "Timeout after 30ms", "first sample kept");
+        assert_eq!(
+            (ev.signatures[1].revision.as_str(), ev.signatures[1].count),
+            ("r2", 1)
+        );
+        assert_eq!(ev.deploys.len(), 1);
+        // Taken means forgotten: the next flush starts from zero.
+        acc.add(batch(
+            &mut n,
+            r#"{"ts":3000,"service":"a","revision":"r","message":"Timeout after 32ms"}"#,
+        ));
+        assert_eq!(acc.take().signatures[0].count, 1);
     }
 }

@@ -1,14 +1,23 @@
-//! The HTTP intake (adapter): NDJSON in, events on Kafka, and a 2xx only after
-//! Kafka acknowledged every event.
+//! The HTTP intake (adapter): NDJSON or OTLP/HTTP JSON in, events on Kafka, and
+//! a 2xx only after Kafka acknowledged every event carrying the request's
+//! records.
+//!
+//! Log records are pre-aggregated across requests ([`crate::batch`]): each
+//! request waits for the flush that carries its records (at most
+//! `ingest.flush_interval_ms` plus the acknowledgement).
 //!
 //! Status codes: 200 all lines accepted; 400 some lines rejected (the body lists
 //! each with line, field and reason; the valid lines *were* written, so a client
-//! must not resend the whole body); 413 body too large; 415 unknown
-//! `Content-Encoding`; 503 + `Retry-After` when Kafka did not acknowledge (nothing
-//! is acknowledged that is not written; resending may duplicate, never lose).
+//! must not resend the whole body); 401 missing or unknown bearer token (when
+//! tenants are configured); 403 a record of a service the tenant may not write
+//! (nothing written); 413 body too large; 415 unknown `Content-Encoding` or an
+//! OTLP protobuf body; 503 + `Retry-After` when Kafka did not acknowledge or the
+//! buffer is full (nothing is acknowledged that is not written; resending may
+//! duplicate, never lose). OTLP follows its spec for partial success: 200 with
+//! `partialSuccess` (and the same `rejected` list).
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -17,37 +26,41 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use prometheus::{IntCounterVec, Opts, Registry};
-use selfheal_common::config::TopicsConfig;
-use selfheal_common::kafka::{EventProducer, Outgoing};
 use serde::Serialize;
 
-use crate::events::{to_events, Events};
-use crate::normalize::{Normalizer, NormalizerConfig};
-use crate::record::{parse_body, DefaultType, LineError};
+use crate::auth::Tenants;
+use crate::batch::{Batcher, FlushError};
+use crate::events::to_events;
+use crate::normalize::Normalizer;
+use crate::record::{parse_body, DefaultType, LineError, Parsed, Record};
+
+/// Seconds a client is asked to wait before resending after a 503.
+const RETRY_AFTER_S: &str = "5";
 
 /// Shared state of the intake handlers.
 #[derive(Clone)]
 pub struct Intake {
-    producer: EventProducer,
-    topics: Arc<TopicsConfig>,
-    normalizer: Arc<std::sync::Mutex<Normalizer>>,
+    batcher: Batcher,
+    tenants: Arc<Tenants>,
+    normalizer: Arc<Mutex<Normalizer>>,
     max_body_bytes: usize,
     metrics: IntakeMetrics,
 }
 
 impl Intake {
-    /// Creates the intake state.
+    /// Creates the intake state. `normalizer` is shared with the raw-topic
+    /// consumer, so both inputs group into the same signatures.
     pub fn new(
-        producer: EventProducer,
-        topics: TopicsConfig,
-        normalizer: NormalizerConfig,
+        batcher: Batcher,
+        tenants: Tenants,
+        normalizer: Arc<Mutex<Normalizer>>,
         max_body_bytes: usize,
         registry: &Registry,
     ) -> Self {
         Self {
-            producer,
-            topics: Arc::new(topics),
-            normalizer: Arc::new(std::sync::Mutex::new(Normalizer::new(normalizer))),
+            batcher,
+            tenants: Arc::new(tenants),
+            normalizer,
             max_body_bytes,
             metrics: IntakeMetrics::new(registry),
         }
@@ -58,6 +71,7 @@ impl Intake {
         let limit = self.max_body_bytes;
         Router::new()
             .route("/v1/logs", post(logs))
+            .route("/v1/otlp/logs", post(otlp_logs))
             .route("/v1/traffic", post(traffic))
             .route("/v1/deploys", post(deploys))
             .route("/v1/builds", post(builds))
@@ -103,40 +117,81 @@ impl IntakeMetrics {
 }
 
 /// The response body of every intake request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct IntakeResponse {
     /// Lines accepted (and, for 2xx/400, durably written).
     accepted: usize,
-    /// Events produced from them.
+    /// Events produced from them (before cross-request aggregation).
     events: usize,
     /// Rejected lines.
     rejected: Vec<LineError>,
     /// A human-readable summary when something went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// OTLP `ExportLogsServiceResponse.partial_success`, on the OTLP endpoint.
+    #[serde(rename = "partialSuccess", skip_serializing_if = "Option::is_none")]
+    partial_success: Option<PartialSuccess>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialSuccess {
+    rejected_log_records: usize,
+    error_message: String,
+}
+
+/// What an endpoint reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ndjson(DefaultType),
+    Otlp,
 }
 
 async fn logs(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, DefaultType::Log, "logs", &headers, body).await
+    handle(s, Format::Ndjson(DefaultType::Log), "logs", &headers, body).await
+}
+async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(s, Format::Otlp, "otlp_logs", &headers, body).await
 }
 async fn traffic(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, DefaultType::Traffic, "traffic", &headers, body).await
+    handle(
+        s,
+        Format::Ndjson(DefaultType::Traffic),
+        "traffic",
+        &headers,
+        body,
+    )
+    .await
 }
 async fn deploys(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, DefaultType::Deploy, "deploys", &headers, body).await
+    handle(
+        s,
+        Format::Ndjson(DefaultType::Deploy),
+        "deploys",
+        &headers,
+        body,
+    )
+    .await
 }
 async fn builds(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, DefaultType::Build, "builds", &headers, body).await
+    handle(
+        s,
+        Format::Ndjson(DefaultType::Build),
+        "builds",
+        &headers,
+        body,
+    )
+    .await
 }
 
 async fn handle(
     s: Intake,
-    default: DefaultType,
+    format: Format,
     endpoint: &'static str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = handle_inner(&s, default, endpoint, headers, body).await;
+    let response = handle_inner(&s, format, endpoint, headers, body).await;
     s.metrics
         .responses
         .with_label_values(&[response.status().as_str()])
@@ -144,111 +199,197 @@ async fn handle(
     response
 }
 
+fn service_of(r: &Record) -> &str {
+    match r {
+        Record::Log(l) => &l.service,
+        Record::Traffic(t) => &t.service,
+        Record::Deploy(d) => &d.service,
+        Record::Build(b) => &b.service,
+    }
+}
+
 async fn handle_inner(
     s: &Intake,
-    default: DefaultType,
+    format: Format,
     endpoint: &'static str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let tenant = match s.tenants.authenticate(authorization) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut resp = reply(
+                StatusCode::UNAUTHORIZED,
+                IntakeResponse::error(e.to_string()),
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+    };
     let body = match decode_body(headers, &body, s.max_body_bytes) {
         Ok(b) => b,
         Err(resp) => return *resp,
     };
-    let text = match std::str::from_utf8(&body) {
-        Ok(t) => t,
+    let (records, rejected) = match format {
+        Format::Ndjson(default) => match parse_ndjson(&body, default) {
+            Ok(parsed) => parsed,
+            Err(resp) => return *resp,
+        },
+        Format::Otlp => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if content_type.contains("protobuf") {
+                return reply(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    IntakeResponse::error(
+                        "OTLP protobuf is not supported; send OTLP/HTTP JSON (Content-Type: application/json)"
+                            .to_owned(),
+                    ),
+                );
+            }
+            match crate::otlp::parse_logs(&body) {
+                Ok(parsed) => parsed,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, IntakeResponse::error(e)),
+            }
+        }
+    };
+    for e in &rejected {
+        s.metrics.rejected.with_label_values(&[&e.field]).inc();
+    }
+    if let Some(tenant) = tenant {
+        let forbidden: Vec<LineError> = records
+            .iter()
+            .filter(|(_, r)| !tenant.allows(service_of(r)))
+            .map(|(line, r)| LineError {
+                line: *line,
+                field: "service".to_owned(),
+                reason: format!(
+                    "tenant `{}` may not write service `{}`",
+                    tenant.name,
+                    service_of(r)
+                ),
+            })
+            .collect();
+        if !forbidden.is_empty() {
+            return reply(
+                StatusCode::FORBIDDEN,
+                IntakeResponse {
+                    rejected: forbidden,
+                    error: Some("nothing written: the request has records of services this tenant may not write".to_owned()),
+                    ..IntakeResponse::default()
+                },
+            );
+        }
+    }
+    let accepted = records.len();
+    let mut n_events = 0;
+    if accepted > 0 {
+        // Room first, so a full buffer answers at once, before any work.
+        let reservation = match s.batcher.try_reserve(accepted) {
+            Ok(r) => r,
+            Err(e) => return unavailable(endpoint, &e, rejected),
+        };
+        let events = {
+            // A poisoned lock only means another request panicked mid-batch; the
+            // grouper's state is still consistent (every update is a single step).
+            let mut normalizer = s.normalizer.lock().unwrap_or_else(|p| p.into_inner());
+            to_events(&mut *normalizer, records.into_iter().map(|(_, r)| r))
+        };
+        n_events = events.len();
+        if let Err(e) = s.batcher.submit(events, reservation).await {
+            return unavailable(endpoint, &e, rejected);
+        }
+    }
+    s.metrics
+        .records
+        .with_label_values(&[endpoint])
+        .inc_by(accepted as u64);
+    let summary = (!rejected.is_empty()).then(|| {
+        format!(
+            "{} {} rejected; the {accepted} valid one(s) were written, resend only the rejected ones",
+            rejected.len(),
+            if format == Format::Otlp { "log record(s)" } else { "line(s)" },
+        )
+    });
+    let (status, partial_success) = match (format, &summary) {
+        (_, None) => (StatusCode::OK, None),
+        (Format::Otlp, Some(msg)) => (
+            StatusCode::OK,
+            Some(PartialSuccess {
+                rejected_log_records: rejected.len(),
+                error_message: msg.clone(),
+            }),
+        ),
+        (Format::Ndjson(_), Some(_)) => (StatusCode::BAD_REQUEST, None),
+    };
+    reply(
+        status,
+        IntakeResponse {
+            accepted,
+            events: n_events,
+            rejected,
+            error: summary,
+            partial_success,
+        },
+    )
+}
+
+impl IntakeResponse {
+    fn error(message: String) -> Self {
+        Self {
+            error: Some(message),
+            ..Self::default()
+        }
+    }
+}
+
+fn unavailable(endpoint: &str, e: &FlushError, rejected: Vec<LineError>) -> Response {
+    tracing::warn!(endpoint, error = %e, "intake write not acknowledged");
+    let mut resp = reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        IntakeResponse {
+            rejected,
+            error: Some(format!("not written, retry later: {e}")),
+            ..IntakeResponse::default()
+        },
+    );
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_S),
+    );
+    resp
+}
+
+fn parse_ndjson(body: &Bytes, default: DefaultType) -> Result<Parsed, Box<Response>> {
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(parse_body(text, default)),
         Err(e) => {
             let line = body[..e.valid_up_to()]
                 .iter()
                 .filter(|b| **b == b'\n')
                 .count()
                 + 1;
-            return reply(
+            Err(Box::new(reply(
                 StatusCode::BAD_REQUEST,
-                0,
-                0,
-                vec![LineError {
-                    line,
-                    field: "(body)".to_owned(),
-                    reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-                }],
-                None,
-            );
+                IntakeResponse {
+                    rejected: vec![LineError {
+                        line,
+                        field: "(body)".to_owned(),
+                        reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                    }],
+                    ..IntakeResponse::default()
+                },
+            )))
         }
-    };
-    let (records, rejected) = parse_body(text, default);
-    for e in &rejected {
-        s.metrics.rejected.with_label_values(&[&e.field]).inc();
     }
-    let accepted = records.len();
-    let events = {
-        // A poisoned lock only means another request panicked mid-batch; the
-        // grouper's state is still consistent (every update is a single step).
-        let mut normalizer = s.normalizer.lock().unwrap_or_else(|p| p.into_inner());
-        to_events(&mut *normalizer, records.into_iter().map(|(_, r)| r))
-    };
-    let n_events = events.len();
-    let outgoing = match encode(&s.topics, &events) {
-        Ok(o) => o,
-        Err(e) => {
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                0,
-                0,
-                rejected,
-                Some(format!("cannot encode events: {e}")),
-            )
-        }
-    };
-    if let Err(e) = s.producer.send_all(&outgoing).await {
-        tracing::warn!(endpoint, error = %e, "intake write not acknowledged");
-        let mut resp = reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            0,
-            0,
-            rejected,
-            Some(format!("not written, retry later: {e}")),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        return resp;
-    }
-    s.metrics
-        .records
-        .with_label_values(&[endpoint])
-        .inc_by(accepted as u64);
-    let status = if rejected.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    let summary = (!rejected.is_empty()).then(|| {
-        format!(
-            "{} line(s) rejected; the {accepted} valid line(s) were written, resend only the rejected ones",
-            rejected.len()
-        )
-    });
-    reply(status, accepted, n_events, rejected, summary)
-}
-
-fn encode(
-    topics: &TopicsConfig,
-    events: &Events,
-) -> Result<Vec<Outgoing>, selfheal_schemas::Error> {
-    let mut out = Vec::with_capacity(events.len());
-    for e in &events.deploys {
-        out.push(Outgoing::event(&topics.deploys, e)?);
-    }
-    for e in &events.builds {
-        out.push(Outgoing::event(&topics.builds, e)?);
-    }
-    for e in &events.traffic {
-        out.push(Outgoing::event(&topics.traffic, e)?);
-    }
-    for e in &events.signatures {
-        out.push(Outgoing::event(&topics.signatures, e)?);
-    }
-    Ok(out)
 }
 
 /// Undoes `Content-Encoding: gzip`, bounding the inflated size.
@@ -265,50 +406,26 @@ fn decode_body(headers: &HeaderMap, body: &Bytes, max: usize) -> Result<Bytes, B
             if let Err(e) = reader.read_to_end(&mut out) {
                 return Err(Box::new(reply(
                     StatusCode::BAD_REQUEST,
-                    0,
-                    0,
-                    vec![],
-                    Some(format!("invalid gzip body: {e}")),
+                    IntakeResponse::error(format!("invalid gzip body: {e}")),
                 )));
             }
             if out.len() > max {
                 return Err(Box::new(reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    0,
-                    0,
-                    vec![],
-                    Some(format!("inflated body exceeds {max} bytes")),
+                    IntakeResponse::error(format!("inflated body exceeds {max} bytes")),
                 )));
             }
             Ok(Bytes::from(out))
         }
         Some(other) => Err(Box::new(reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            0,
-            0,
-            vec![],
-            Some(format!(
+            IntakeResponse::error(format!(
                 "unsupported Content-Encoding `{other}` (use gzip or none)"
             )),
         ))),
     }
 }
 
-fn reply(
-    status: StatusCode,
-    accepted: usize,
-    events: usize,
-    rejected: Vec<LineError>,
-    error: Option<String>,
-) -> Response {
-    (
-        status,
-        Json(IntakeResponse {
-            accepted,
-            events,
-            rejected,
-            error,
-        }),
-    )
-        .into_response()
+fn reply(status: StatusCode, body: IntakeResponse) -> Response {
+    (status, Json(body)).into_response()
 }

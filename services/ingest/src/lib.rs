@@ -3,43 +3,86 @@
 //!
 //! # Layout
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
+//! - [`otlp`] (pure): OTLP/HTTP JSON logs → the same records.
 //! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
-//! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events.
-//! - [`intake`] (adapter): the axum HTTP intake with durable acknowledgement.
+//! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events,
+//!   and their pre-aggregation across batches.
+//! - [`batch`] (adapter): the shared flush loop: pre-aggregation, bounded buffer,
+//!   durable acknowledgement of every submitter.
+//! - [`intake`] (adapter): the axum HTTP intake; [`auth`]: its tenants.
+//! - [`raw`] (adapter): the raw Kafka topic of JSON lines, at least once.
 //! - [`spawn`] / [`run`]: wiring of config, Kafka, HTTP and shutdown.
 
+pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod events;
 pub mod intake;
 pub mod normalize;
+pub mod otlp;
+pub mod raw;
 pub mod record;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::Registry;
 use selfheal_common::http::{self, Readiness};
 use selfheal_common::kafka::{ensure_topics, EventProducer};
+use selfheal_common::metrics::StageMetrics;
 use selfheal_common::service::ServiceHandle;
 use selfheal_common::{CancellationToken, Config, Error, Result};
 
 /// The service name.
 pub const NAME: &str = "ingest";
 
-/// Starts ingest: topics, producer, and the HTTP server with the intake and the
-/// health/readiness/metrics routes. Stops on `shutdown`: the HTTP server stops
-/// accepting, finishes in-flight requests (each waits for its Kafka acks), then
-/// the producer flushes.
+/// Starts ingest: topics, producer, the batcher, the HTTP server with the
+/// intake and the health/readiness/metrics routes, and (with
+/// `ingest.consume_raw`) the raw-topic consumer.
+///
+/// Stops on `shutdown`, in order: the raw consumer stops fetching, the HTTP
+/// server stops accepting, while the batcher flushes every submission at once;
+/// when both inputs are done (each in-flight request has its answer, the
+/// consumer has committed), the batcher flushes the rest and waits for its
+/// acknowledgements, then the producer flushes. A failing raw consumer stops
+/// the whole service with its error.
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
     let ready = Readiness::default();
+    let tenants = auth::Tenants::from_config(&config.ingest.tenants, |k| std::env::var(k).ok())
+        .map_err(|e| Error::Config {
+            source_name: "ingest.tenants".to_owned(),
+            message: e.to_string(),
+        })?;
     let producer = EventProducer::new(&config.kafka)?;
     ensure_topics(&config).await?;
-    let normalizer = cli::normalizer_config(&config.ingest);
-    let intake = intake::Intake::new(
+    // Stopping is internal too: a failed raw consumer takes HTTP down with it.
+    let stop = shutdown.child_token();
+    let normalizer = Arc::new(Mutex::new(normalize::Normalizer::new(
+        cli::normalizer_config(&config.ingest),
+    )));
+    let (batcher, batcher_task) = batch::Batcher::spawn(
         producer.clone(),
-        config.topics.clone(),
+        Arc::new(config.topics.clone()),
+        Duration::from_millis(config.ingest.flush_interval_ms),
+        config.ingest.max_buffered_records,
+        stop.clone(),
+        &registry,
+    );
+    let raw_task = config.ingest.consume_raw.then(|| {
+        tokio::spawn(raw::run(
+            config.clone(),
+            batcher.clone(),
+            normalizer.clone(),
+            producer.clone(),
+            StageMetrics::new(&registry, NAME),
+            stop.clone(),
+        ))
+    });
+    let intake = intake::Intake::new(
+        batcher.clone(),
+        tenants,
         normalizer,
         config.ingest.max_body_bytes,
         &registry,
@@ -47,18 +90,41 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let router = http::ops_router(registry, ready.clone()).merge(intake.router());
     let listener = http::bind(config.http.ingest).await?;
     let addr = http::local_addr(&listener)?;
-    let server = http::serve(listener, router, shutdown.clone());
+    let server = http::serve(listener, router, stop.clone());
     ready.set(true);
     tracing::info!(service = NAME, http_addr = %addr, "started");
     let task = tokio::spawn(async move {
-        let served = server.await.map_err(|e| Error::Stage {
-            stage: NAME,
-            message: format!("http task: {e}"),
-        })?;
+        let raw = async {
+            match raw_task {
+                Some(t) => {
+                    let r = t.await.unwrap_or_else(|e| {
+                        Err(Error::Stage {
+                            stage: NAME,
+                            message: format!("raw consumer task: {e}"),
+                        })
+                    });
+                    if let Err(e) = &r {
+                        tracing::error!(service = NAME, error = %e, "raw consumer failed; stopping ingest");
+                    }
+                    stop.cancel();
+                    r
+                }
+                None => Ok(()),
+            }
+        };
+        let http = async {
+            server.await.map_err(|e| Error::Stage {
+                stage: NAME,
+                message: format!("http task: {e}"),
+            })?
+        };
+        let (raw, served) = tokio::join!(raw, http);
         ready.set(false);
+        batcher.close();
+        batcher_task.wait().await;
         producer.flush(Duration::from_millis(config.kafka.delivery_timeout_ms))?;
         tracing::info!(service = NAME, "stopped");
-        served
+        served.and(raw)
     });
     Ok(ServiceHandle::new(NAME, addr, task))
 }

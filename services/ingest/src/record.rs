@@ -135,9 +135,12 @@ impl DefaultType {
     }
 }
 
+/// Parsed records with their line numbers, and the rejected lines.
+pub type Parsed = (Vec<(usize, Record)>, Vec<LineError>);
+
 /// Parses an NDJSON body. Blank lines are skipped; every other line yields a
 /// record or an error, so nothing is silently dropped.
-pub fn parse_body(body: &str, default: DefaultType) -> (Vec<(usize, Record)>, Vec<LineError>) {
+pub fn parse_body(body: &str, default: DefaultType) -> Parsed {
     let mut records = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in body.lines().enumerate() {

@@ -149,11 +149,29 @@ impl Normalizer {
         (h.finish(), template)
     }
 
+    /// The masking half of [`Normalizer::normalize_line`], with no state, so it
+    /// can run on another thread: `line` → the masked, truncated template in
+    /// `out` (cleared first).
+    pub fn mask_line(config: &NormalizerConfig, line: &str, out: &mut String) {
+        let budget = config.max_template_chars.saturating_mul(4).max(64);
+        mask::mask_into(truncate_bytes(line, budget), out);
+        truncate_template(out, config.max_template_chars);
+    }
+
+    /// The grouping half of [`Normalizer::normalize_line`]: `masked` is what
+    /// [`Normalizer::mask_line`] made of the line. Calls must come in input
+    /// order (grouping is online).
+    pub fn group_masked_line(&mut self, service: &str, masked: &str) -> (u64, &str) {
+        let (group, template) = self.group_masked(service, "", masked);
+        let mut h = StableHasher::new();
+        h.write_u64(group);
+        (h.finish(), template)
+    }
+
     fn group_line(&mut self, service: &str, exception_type: &str, line: &str) -> (u64, &str) {
-        let budget = self.config.max_template_chars.saturating_mul(4).max(64);
-        let line = truncate_bytes(line, budget);
-        mask::mask_into(line, &mut self.masked);
-        truncate_template(&mut self.masked, self.config.max_template_chars);
+        let mut masked = std::mem::take(&mut self.masked);
+        Self::mask_line(&self.config, line, &mut masked);
+        self.masked = masked;
         let mut h = StableHasher::new();
         h.write_str(service);
         h.write_str(exception_type);
@@ -161,6 +179,15 @@ impl Normalizer {
         let assigned = self
             .grouper
             .group_with(scope, &self.masked, |t| scrub::scrub(t));
+        (assigned.group, assigned.template)
+    }
+
+    fn group_masked(&mut self, service: &str, exception_type: &str, masked: &str) -> (u64, &str) {
+        let mut h = StableHasher::new();
+        h.write_str(service);
+        h.write_str(exception_type);
+        let scope = h.finish();
+        let assigned = self.grouper.group_with(scope, masked, |t| scrub::scrub(t));
         (assigned.group, assigned.template)
     }
 }

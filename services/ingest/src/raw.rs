@@ -1,0 +1,267 @@
+//! The raw topic (`topics.logs_raw`) as a second input (adapter): JSON lines as
+//! Vector or Fluent Bit write them, one record per line (a message may hold
+//! several lines), in the interchange format of the HTTP intake.
+//!
+//! At least once, like [`selfheal_common::consumer`]: messages are gathered into
+//! batches (up to [`BATCH_MESSAGES`] or one flush interval), a batch's records go
+//! through the same pre-aggregation as HTTP requests, and its offsets are stored
+//! only when the flush carrying them *and* its dead letters are acknowledged,
+//! strictly in consumption order. Bad lines become DeadLetters (source topic,
+//! partition, offset, the line's bytes, `line N: field F: reason`) and the stream
+//! goes on. A failed delivery stops ingest (a restart re-reads from the last
+//! commit) rather than skip.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use selfheal_common::consumer::{
+    close_consumer, create_consumer, meta_of, store_offset, ConsumerSpec, MessageMeta,
+};
+use selfheal_common::kafka::{EventProducer, Outgoing};
+use selfheal_common::metrics::StageMetrics;
+use selfheal_common::{wall_clock_ms, CancellationToken, Config, Error, Result};
+use selfheal_schemas::DeadLetter;
+use tokio::time::Instant;
+
+use crate::batch::Batcher;
+use crate::events::to_events;
+use crate::normalize::Normalizer;
+use crate::record::{parse_line, DefaultType, Record};
+
+/// Most messages in one batch.
+pub const BATCH_MESSAGES: usize = 5_000;
+/// Most batches awaiting acknowledgement before fetching pauses.
+const MAX_PENDING_BATCHES: usize = 4;
+
+type Pending = Pin<Box<dyn Future<Output = Result<Vec<MessageMeta>>> + Send>>;
+
+#[derive(Default)]
+struct Batch {
+    metas: Vec<MessageMeta>,
+    records: Vec<Record>,
+    dead: Vec<Outgoing>,
+}
+
+/// Consumes the raw topic until `shutdown`; then stops fetching, submits what it
+/// holds, waits for the acknowledgements, commits and closes.
+pub async fn run(
+    config: Arc<Config>,
+    batcher: Batcher,
+    normalizer: Arc<Mutex<Normalizer>>,
+    producer: EventProducer,
+    metrics: StageMetrics,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let spec = ConsumerSpec {
+        group_id: format!("{}.{}.raw", config.kafka.group_prefix, crate::NAME),
+        topics: vec![config.topics.logs_raw.clone()],
+        dlq_topic: config.topics.dlq.clone(),
+    };
+    let consumer = create_consumer(&config, &spec)?;
+    consumer
+        .subscribe(&[config.topics.logs_raw.as_str()])
+        .map_err(|source| Error::Kafka {
+            operation: "subscribe",
+            source,
+        })?;
+    tracing::info!(service = crate::NAME, topic = %config.topics.logs_raw, group = %spec.group_id, "consuming raw lines");
+    let linger = Duration::from_millis(config.ingest.flush_interval_ms.max(1));
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut batch = Batch::default();
+    let mut deadline = Instant::now() + linger;
+    let mut outcome = Ok(());
+    let submit = |batch: Batch| {
+        let batcher = batcher.clone();
+        let normalizer = normalizer.clone();
+        let producer = producer.clone();
+        let metrics = metrics.clone();
+        async move { submit(batch, batcher, normalizer, producer, metrics).await }
+    };
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Ok(metas) => metas.iter().for_each(|m| store_offset(&consumer, m)),
+                Err(e) => { outcome = Err(e); break; }
+            },
+            _ = tokio::time::sleep_until(deadline), if !batch.metas.is_empty() => {
+                match submit(std::mem::take(&mut batch)).await {
+                    Ok(p) => pending.push_back(p),
+                    Err(e) => { outcome = Err(e); break; }
+                }
+            }
+            received = consumer.recv(), if pending.len() < MAX_PENDING_BATCHES => {
+                let msg = match received {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        // librdkafka retries transport errors by itself.
+                        tracing::warn!(service = crate::NAME, error = %e, "raw consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                if batch.metas.is_empty() {
+                    deadline = Instant::now() + linger;
+                }
+                if let Err(e) = add(&mut batch, &msg, &spec.dlq_topic, &metrics) {
+                    outcome = Err(e);
+                    break;
+                }
+                if batch.metas.len() >= BATCH_MESSAGES {
+                    match submit(std::mem::take(&mut batch)).await {
+                        Ok(p) => pending.push_back(p),
+                        Err(e) => { outcome = Err(e); break; }
+                    }
+                }
+            }
+        }
+    }
+
+    // What was read is still processed: fewer duplicates after the restart.
+    if outcome.is_ok() && !batch.metas.is_empty() {
+        match submit(std::mem::take(&mut batch)).await {
+            Ok(p) => pending.push_back(p),
+            Err(e) => outcome = Err(e),
+        }
+    }
+    let drain_deadline = Duration::from_millis(config.kafka.delivery_timeout_ms + 1_000);
+    let drained = tokio::time::timeout(drain_deadline, async {
+        while let Some(done) = pending.next().await {
+            match done {
+                Ok(metas) if outcome.is_ok() => {
+                    metas.iter().for_each(|m| store_offset(&consumer, m))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if outcome.is_ok() {
+                        outcome = Err(e);
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            service = crate::NAME,
+            "raw batches not acknowledged before the drain deadline; they will be re-read"
+        );
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(service = crate::NAME, error = %e, "final raw commit");
+    }
+    close_consumer(
+        consumer,
+        Duration::from_millis(config.kafka.close_timeout_ms),
+        crate::NAME,
+    )
+    .await;
+    outcome
+}
+
+/// Parses one message into the batch; bad lines become dead letters.
+fn add(
+    batch: &mut Batch,
+    msg: &BorrowedMessage<'_>,
+    dlq_topic: &str,
+    metrics: &StageMetrics,
+) -> Result<()> {
+    let meta = meta_of(msg);
+    metrics.consumed(&meta.topic);
+    let payload = msg.payload().unwrap_or_default();
+    let failed_at_ms = msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms);
+    let mut dead = |line: &[u8], reason: String, kind: &str| -> Result<()> {
+        tracing::warn!(service = crate::NAME, topic = %meta.topic, partition = meta.partition,
+            offset = meta.offset, %reason, "dead-lettering raw line");
+        metrics.dead_lettered(kind);
+        let letter = DeadLetter {
+            source_topic: meta.topic.clone(),
+            partition: meta.partition,
+            offset: meta.offset,
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: line.to_vec(),
+            reason,
+            error_kind: kind.to_owned(),
+            stage: crate::NAME.to_owned(),
+            failed_at_ms,
+        };
+        let out = Outgoing::event(dlq_topic, &letter).map_err(|e| Error::Stage {
+            stage: crate::NAME,
+            message: format!("cannot encode dead letter: {e}"),
+        })?;
+        batch.dead.push(out);
+        Ok(())
+    };
+    match std::str::from_utf8(payload) {
+        _ if payload.iter().all(u8::is_ascii_whitespace) => dead(
+            payload,
+            "empty payload (tombstone, null value or blank line)".to_owned(),
+            "poison",
+        )?,
+        Err(e) => dead(
+            payload,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            "poison",
+        )?,
+        Ok(text) => {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_line(line, i + 1, DefaultType::Log) {
+                    Ok(r) => batch.records.push(r),
+                    Err(e) => dead(line.as_bytes(), e.to_string(), "rejected")?,
+                }
+            }
+        }
+    }
+    batch.metas.push(meta);
+    Ok(())
+}
+
+/// Normalizes a batch, hands its dead letters to the producer and its events
+/// to the batcher; the returned future resolves with the batch's offsets once
+/// all of it is acknowledged.
+async fn submit(
+    batch: Batch,
+    batcher: Batcher,
+    normalizer: Arc<Mutex<Normalizer>>,
+    producer: EventProducer,
+    metrics: StageMetrics,
+) -> Result<Pending> {
+    let not_acked = |e: crate::batch::FlushError| Error::Stage {
+        stage: crate::NAME,
+        message: format!("raw batch not written: {e}"),
+    };
+    // Waits while the buffer is full: back-pressure, never a drop.
+    let reservation = batcher
+        .reserve(batch.records.len())
+        .await
+        .map_err(not_acked)?;
+    let events = {
+        let mut n = normalizer.lock().unwrap_or_else(|p| p.into_inner());
+        to_events(&mut *n, batch.records)
+    };
+    let mut dead_acks = Vec::with_capacity(batch.dead.len());
+    for out in &batch.dead {
+        dead_acks.push(producer.enqueue_waiting(out).await?);
+        metrics.produced(&out.topic);
+    }
+    let metas = batch.metas;
+    Ok(Box::pin(async move {
+        batcher
+            .submit(events, reservation)
+            .await
+            .map_err(not_acked)?;
+        try_join_all(dead_acks).await?;
+        Ok(metas)
+    }))
+}
