@@ -36,6 +36,10 @@ pub struct Watch {
     per_ms: f64,
     /// Events of the signatures seen in the window so far.
     observed: i64,
+    /// The revision rolled away from: it no longer serves, so its late-shipped
+    /// errors (logged before the rollback, delivered after) say nothing about
+    /// recovery and are not counted.
+    rolled_back: String,
     /// (signature, revision, first_seen) already counted: duplicates don't double.
     counted: BTreeSet<(String, String, i64, i64)>,
 }
@@ -80,6 +84,7 @@ impl Watch {
             per_request,
             per_ms,
             observed: 0,
+            rolled_back: action.revision.clone(),
             counted: BTreeSet::new(),
         }
     }
@@ -97,6 +102,7 @@ impl Watch {
     /// Counts a signature count if it is one of ours and inside the window.
     pub fn on_count(&mut self, c: &SignatureCount) {
         if c.service != self.service
+            || c.revision == self.rolled_back
             || !self.signatures.contains(&c.signature)
             || c.last_seen_ms < self.start_ms
             || c.first_seen_ms >= self.end_ms()

@@ -690,12 +690,23 @@ fn recovery_window_starts_after_the_rollback_completed_not_at_the_decision() {
 }
 
 #[test]
+fn late_shipped_errors_of_the_rolled_back_revision_do_not_fail_recovery() {
+    let (mut p, ok) = rolled_back();
+    let start = ok.decided_at_ms + 60_000;
+    // Logged by `b` before it was replaced, delivered with a later stamp.
+    p.on_event(&count("sig-r1", "b", start + 10_000, 6));
+    let out = p.on_event(&traffic(start + 300_000));
+    assert_eq!(out[0].action.status, ActionStatus::RecoveryVerified, "{out:?}");
+}
+
+#[test]
 fn recovery_failed_escalates_when_the_signatures_persist() {
     let (mut p, ok) = rolled_back();
     let start = ok.decided_at_ms + 60_000;
-    p.on_event(&count("sig-r1", "b", start + 10_000, 3));
+    // The error persists on the revision rolled back to (`a`).
+    p.on_event(&count("sig-r1", "a", start + 10_000, 3));
     // A duplicate delivery of the same count is not counted twice.
-    p.on_event(&count("sig-r1", "b", start + 10_000, 3));
+    p.on_event(&count("sig-r1", "a", start + 10_000, 3));
     let out = p.on_event(&traffic(start + 300_000));
     assert_eq!(out.len(), 2, "recovery failed, then the fix: {out:?}");
     assert_eq!(out[1].action.action, ActionKind::FixForward);
