@@ -249,7 +249,11 @@ async fn run(
     let mut waiters: Vec<Submission> = Vec::new();
     let mut in_flight = JoinSet::new();
     let mut draining = false;
-    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+    // The first tick one full interval from now: `interval` would fire at
+    // once, flushing whatever the first requests submitted before their time
+    // (and, under load, at a moment that depends on scheduling).
+    let period = interval.max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
