@@ -395,3 +395,101 @@ async fn undeliverable_output_leaves_the_input_uncommitted_until_a_restart_deliv
         Offset::Offset(1)
     );
 }
+
+/// Triage restarted after it consumed (and committed) a deploy still judges
+/// that deploy's regressions: its deploy table is rebuilt from the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_triage_still_knows_earlier_deploys() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let config = Arc::new(isolated_config(&bootstrap));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let send = |topic: String, payload: Vec<u8>| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key("checkout").payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("produced");
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let triage = selfheal_triage::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let deploy = selfheal_schemas::Deploy {
+        service: "checkout".into(),
+        revision: "b".into(),
+        previous_revision: Some("a".into()),
+        repo: None,
+        commit_range: None,
+        diff: Some(common::CULPRIT_DIFF.into()),
+        diff_url: None,
+        deployed_at_ms: 1_000,
+    };
+    send(
+        config.topics.deploys.clone(),
+        selfheal_schemas::encode(&deploy).unwrap(),
+    )
+    .await;
+    // Long enough for it to consume the deploy and commit its offset.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    shutdown.cancel();
+    triage.wait().await.unwrap();
+
+    let shutdown = CancellationToken::new();
+    let triage = selfheal_triage::spawn(config.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let regression = selfheal_schemas::Regression {
+        id: "r-restart".into(),
+        service: "checkout".into(),
+        revision: "b".into(),
+        previous_revision: Some("a".into()),
+        kind: RegressionKind::New,
+        signature: "s1".into(),
+        template: "KeyError: <*>".into(),
+        exception_type: Some("KeyError".into()),
+        detected_at_ms: 120_000,
+        deployed_at_ms: Some(1_000),
+        window_start_ms: 1_000,
+        window_end_ms: 120_000,
+        observed: 5,
+        expected: 0.1,
+        rate_ratio: 50.0,
+        p_value: 1e-6,
+        q_value: Some(1e-5),
+        requests: None,
+        baseline_requests: None,
+        rate_basis: selfheal_schemas::RateBasis::PerTime,
+        externally_correlated: false,
+        correlation_evidence: None,
+        sample_message: "KeyError: 'XC'".into(),
+        sample_stack: None,
+        frames: vec![selfheal_schemas::Frame {
+            file: "/app/src/checkout/pricing.py".into(),
+            line: Some(216),
+            function: "quote".into(),
+            in_app: true,
+        }],
+    };
+    send(
+        config.topics.regressions.clone(),
+        selfheal_schemas::encode(&regression).unwrap(),
+    )
+    .await;
+    let verdicts = read_until(&bootstrap, &config.topics.verdicts, WAIT, |e| !e.is_empty());
+    let verdicts = of(&verdicts, |e| match e {
+        AnyEvent::Verdict(v) => Some(v),
+        _ => None,
+    });
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0].decision, Decision::Caused);
+    shutdown.cancel();
+    triage.wait().await.unwrap();
+}

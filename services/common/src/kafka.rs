@@ -8,7 +8,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
-use selfheal_schemas::Event;
+use selfheal_schemas::{AnyEvent, Event};
 
 use crate::config::{Config, KafkaConfig};
 use crate::{Error, Result};
@@ -253,4 +253,90 @@ pub async fn create_topics_with(
         }
     }
     Ok(())
+}
+
+/// Reads `topic` from the beginning to its end as of the call (all
+/// partitions, no consumer group offsets), decoding every record; undecodable
+/// ones are skipped (the live consumers dead-letter them). For services that
+/// rebuild a table at start-up, like a Kafka Streams global table: triage's
+/// deploys, the fixer's deploys, regressions and actions.
+///
+/// Blocking: call it from `spawn_blocking`.
+pub fn read_to_end(
+    kafka: &KafkaConfig,
+    group_prefix: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<AnyEvent>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let err = |operation: &'static str| move |source| Error::Kafka { operation, source };
+    let mut cc = client_config(kafka)?;
+    cc.set("group.id", format!("{group_prefix}.bootstrap"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = cc.create().map_err(err("create bootstrap consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(err("fetch metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = std::collections::BTreeMap::new();
+    let started = std::time::Instant::now();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            // Right after topic creation a partition may lack a leader briefly.
+            let (low, high) = loop {
+                match consumer.fetch_watermarks(topic, p.id(), timeout) {
+                    Ok(w) => break w,
+                    Err(_) if started.elapsed() < timeout => {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => return Err(err("fetch watermarks")(e)),
+                }
+            };
+            if high > low {
+                ends.insert(p.id(), high);
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .map_err(err("assign"))?;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&tpl).map_err(err("assign"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Stage {
+                stage: "bootstrap",
+                message: format!("reading {topic} to its end did not finish within {timeout:?}"),
+            });
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            // Transactional topics end with a commit marker that takes an
+            // offset but is never delivered: done once the position is there.
+            let positions = consumer.position().map_err(err("position"))?;
+            for e in positions.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
+                        ends.remove(&e.partition());
+                    }
+                }
+            }
+            continue;
+        };
+        let msg = msg.map_err(err("bootstrap poll"))?;
+        if let Ok(event) = selfheal_schemas::decode_any(msg.payload().unwrap_or_default()) {
+            out.push(event);
+        }
+        if ends
+            .get(&msg.partition())
+            .is_some_and(|end| msg.offset() + 1 >= *end)
+        {
+            ends.remove(&msg.partition());
+        }
+    }
+    Ok(out)
 }

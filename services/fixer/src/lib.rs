@@ -55,6 +55,30 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     for a in &restored {
         policy.restore(a);
     }
+    // The deploys and regressions it already consumed (committed offsets) are
+    // re-read into its tables, or a verdict arriving after a restart would
+    // wait for context it will never see again.
+    let boot = config.clone();
+    let context = tokio::task::spawn_blocking(move || {
+        let mut events = Vec::new();
+        for topic in [&boot.topics.deploys, &boot.topics.regressions] {
+            events.extend(selfheal_common::kafka::read_to_end(
+                &boot.kafka,
+                &boot.kafka.group_prefix,
+                topic,
+                Duration::from_secs(60),
+            )?);
+        }
+        Ok::<_, selfheal_common::Error>(events)
+    })
+    .await
+    .map_err(|e| selfheal_common::Error::Stage {
+        stage: NAME,
+        message: format!("bootstrap task: {e}"),
+    })??;
+    for e in &context {
+        policy.remember(e);
+    }
     let updates = EventProducer::new(&config.kafka)?;
     let interrupted = policy.finish_restore();
     let msgs = interrupted

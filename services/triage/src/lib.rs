@@ -67,6 +67,34 @@ pub async fn spawn(
                 message: e.to_string(),
             }
         })?;
+    let mut stage = stage;
+    // Deploys consumed before a restart are behind the committed offsets:
+    // rebuild the table from the topic (it holds one small record per deploy),
+    // or their regressions would wait for a deploy that never comes again.
+    selfheal_common::kafka::ensure_topics(&config).await?;
+    let boot = config.clone();
+    let deploys = tokio::task::spawn_blocking(move || {
+        selfheal_common::kafka::read_to_end(
+            &boot.kafka,
+            &boot.kafka.group_prefix,
+            &boot.topics.deploys,
+            std::time::Duration::from_secs(60),
+        )
+    })
+    .await
+    .map_err(|e| selfheal_common::Error::Stage {
+        stage: NAME,
+        message: format!("bootstrap task: {e}"),
+    })??;
+    for e in &deploys {
+        if let AnyEvent::Deploy(d) = e {
+            stage.core.on_deploy(d);
+        }
+    }
+    tracing::info!(
+        deploys = deploys.len(),
+        "triage deploy table rebuilt from its topic"
+    );
     let addr = config.http.triage;
     spawn_stage(config, stage, addr, inputs, shutdown).await
 }

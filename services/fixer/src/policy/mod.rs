@@ -218,6 +218,16 @@ impl Policy {
         }
     }
 
+    /// Records a deploy or regression read at start-up (a table rebuilt from
+    /// its topic) without deciding anything or moving event time.
+    pub fn remember(&mut self, event: &AnyEvent) {
+        match event {
+            AnyEvent::Deploy(d) => self.on_deploy(d),
+            AnyEvent::Regression(r) => self.on_regression(r),
+            _ => {}
+        }
+    }
+
     /// Only the actions of [`Policy::on_event`]: what a backtest records.
     pub fn actions_for(&mut self, event: &AnyEvent) -> Vec<Action> {
         self.on_event(event).into_iter().map(|d| d.action).collect()

@@ -696,7 +696,11 @@ fn late_shipped_errors_of_the_rolled_back_revision_do_not_fail_recovery() {
     // Logged by `b` before it was replaced, delivered with a later stamp.
     p.on_event(&count("sig-r1", "b", start + 10_000, 6));
     let out = p.on_event(&traffic(start + 300_000));
-    assert_eq!(out[0].action.status, ActionStatus::RecoveryVerified, "{out:?}");
+    assert_eq!(
+        out[0].action.status,
+        ActionStatus::RecoveryVerified,
+        "{out:?}"
+    );
 }
 
 #[test]
