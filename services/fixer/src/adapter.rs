@@ -14,11 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use selfheal_common::config::{Config, RollbackExecutorKind};
 use selfheal_common::consumer::{MessageMeta, Stage, StageError};
-use selfheal_common::kafka::{client_config, EventProducer, Outgoing};
+use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_schemas::{Action, ActionStatus, AnyEvent};
 
 use crate::dispatch::{self, FixDispatcher, Target};
@@ -227,72 +225,16 @@ pub fn read_actions(
     topic: &str,
     timeout: Duration,
 ) -> selfheal_common::Result<Vec<Action>> {
-    let kafka = |operation, source| selfheal_common::Error::Kafka { operation, source };
-    let mut cc: ClientConfig = client_config(&config.kafka)?;
-    cc.set(
-        "group.id",
-        format!("{}.fixer-restore", config.kafka.group_prefix),
-    )
-    .set("enable.auto.commit", "false")
-    .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = cc
-        .create()
-        .map_err(|e| kafka("create restore consumer", e))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| kafka("fetch metadata", e))?;
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = std::collections::BTreeMap::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            // Right after topic creation the partition may not have a leader
-            // yet; that settles within moments.
-            let started = std::time::Instant::now();
-            let (low, high) = loop {
-                match consumer.fetch_watermarks(topic, p.id(), timeout) {
-                    Ok(w) => break w,
-                    Err(e) if started.elapsed() < timeout => {
-                        tracing::debug!(error = %e, partition = p.id(), "watermarks not available yet");
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                    Err(e) => return Err(kafka("fetch watermarks", e)),
-                }
-            };
-            if high > low {
-                ends.insert(p.id(), high);
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                    .map_err(|e| kafka("assign", e))?;
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if ends.is_empty() {
-        return Ok(out);
-    }
-    consumer.assign(&tpl).map_err(|e| kafka("assign", e))?;
-    let deadline = std::time::Instant::now() + timeout;
-    while !ends.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(selfheal_common::Error::Stage {
-                stage: crate::NAME,
-                message: format!("restoring from {topic} did not finish within {timeout:?}"),
-            });
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let msg = msg.map_err(|e| kafka("restore poll", e))?;
-        if let Ok(AnyEvent::Action(a)) =
-            selfheal_schemas::decode_any(msg.payload().unwrap_or_default())
-        {
-            out.push(a);
-        }
-        if ends
-            .get(&msg.partition())
-            .is_some_and(|end| msg.offset() + 1 >= *end)
-        {
-            ends.remove(&msg.partition());
-        }
-    }
-    Ok(out)
+    Ok(selfheal_common::kafka::read_to_end(
+        &config.kafka,
+        &format!("{}.fixer-restore", config.kafka.group_prefix),
+        topic,
+        timeout,
+    )?
+    .into_iter()
+    .filter_map(|e| match e {
+        AnyEvent::Action(a) => Some(a),
+        _ => None,
+    })
+    .collect())
 }
