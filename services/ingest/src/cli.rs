@@ -225,13 +225,11 @@ fn read_chunks(
         loop {
             let filled = chunk.data.len();
             let want = CHUNK_BYTES.max(filled + 64 * 1024);
-            chunk.data.resize(want, 0);
-            let n = match input.read(&mut chunk.data[filled..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => return Err(e),
-            };
-            chunk.data.truncate(filled + n);
+            // Reads into the spare capacity (no zero-filling first); retries
+            // interrupted reads.
+            let n = (&mut *input)
+                .take((want - filled) as u64)
+                .read_to_end(&mut chunk.data)?;
             if n == 0 {
                 eof = true;
                 break;
@@ -261,6 +259,20 @@ fn mask_chunk(config: &NormalizerConfig, chunk: &mut Chunk, scratch: &mut String
     chunk.masked.clear();
     chunk.ends.clear();
     let data = &chunk.data[..];
+    // One validation for the whole chunk (lines split at `\n`, an ASCII byte,
+    // so every line of a valid chunk is valid); line by line only when the
+    // chunk holds invalid UTF-8.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let mut start = 0;
+        while start < text.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+            let line = text[start..end].trim_end_matches('\r');
+            Normalizer::mask_line_append(config, line, &mut chunk.masked);
+            chunk.ends.push(chunk.masked.len());
+            start = end + 1;
+        }
+        return;
+    }
     let mut start = 0;
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);

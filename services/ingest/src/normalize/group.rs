@@ -57,8 +57,20 @@ struct Group {
     referenced: bool,
     /// Bumped when the slot is reused, invalidating cache entries.
     generation: u32,
+    /// Creation order: ties between equally similar groups go to the oldest.
+    created: u64,
     alive: bool,
 }
+
+/// Most groups of one leaf compared with a new message. A leaf (same scope,
+/// token count and first token) rarely holds more than a handful of groups;
+/// one that does is a service logging unstructured free text, and comparing
+/// each new message with all of them would make the grouper quadratic (a
+/// flood of distinct messages would stall ingest). Beyond this many, only the
+/// most recently used are candidates: a live group keeps its place, an old one
+/// may be split off anew, which costs a duplicate signature, not a stall.
+/// Leaves this small behave exactly as if unbounded.
+const LEAF_SCAN: usize = 64;
 
 /// What [`Grouper::group`] decided for one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +91,8 @@ pub struct Grouper {
     exact: HashMap<u64, (u32, u32), PreHashed>,
     hand: usize,
     scratch: Vec<usize>,
+    /// Groups created so far.
+    created: u64,
 }
 
 impl std::fmt::Debug for Grouper {
@@ -101,6 +115,7 @@ impl Grouper {
             exact: HashMap::default(),
             hand: 0,
             scratch: Vec::new(),
+            created: 0,
         }
     }
 
@@ -167,23 +182,41 @@ impl Grouper {
         };
         let leaf = leaf_key(scope, &tokens);
         let mut best: Option<(u32, f64, usize)> = None;
+        let mut best_at = 0;
         if let Some(members) = self.leaves.get(&leaf) {
-            for &slot in members {
+            // Bounded work per message: only the most recently used groups of
+            // a crowded leaf are candidates (see LEAF_SCAN).
+            let from = members.len().saturating_sub(LEAF_SCAN);
+            for (at, &slot) in members.iter().enumerate().skip(from) {
                 let g = &self.groups[slot as usize];
                 let Some((sim, wild)) = similarity(&g.tokens, &tokens) else {
                     continue;
                 };
                 let better = match best {
                     None => true,
-                    Some((_, s, w)) => sim > s || (sim == s && wild > w),
+                    Some((b, s, w)) => {
+                        sim > s
+                            || (sim == s && wild > w)
+                            || (sim == s
+                                && wild == w
+                                && g.created < self.groups[b as usize].created)
+                    }
                 };
                 if better {
                     best = Some((slot, sim, wild));
+                    best_at = at;
                 }
             }
         }
         if let Some((slot, sim, _)) = best {
             if sim >= self.config.similarity {
+                if let Some(members) = self.leaves.get_mut(&leaf) {
+                    // Most recently used last, so it stays a candidate.
+                    if best_at + 1 < members.len() {
+                        members.remove(best_at);
+                        members.push(slot);
+                    }
+                }
                 self.generalize(slot, &tokens);
                 let g = &mut self.groups[slot as usize];
                 g.referenced = true;
@@ -230,8 +263,10 @@ impl Grouper {
             leaf,
             referenced: true,
             generation: 0,
+            created: self.created,
             alive: true,
         };
+        self.created += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
                 let generation = self.groups[slot as usize].generation.wrapping_add(1);
@@ -547,6 +582,38 @@ mod tests {
             .template,
             "Timeout calling payments (request_id=<*>)"
         );
+    }
+
+    /// Letters only (no digits, so masking keeps them): word `i` of a family.
+    fn word(family: char, i: usize) -> String {
+        let l = |k: usize| (b'a' + (k % 26) as u8) as char;
+        format!("{family}{}{}{}", l(i / 676), l(i / 26), l(i))
+    }
+
+    #[test]
+    fn a_crowded_leaf_keeps_its_live_groups() {
+        // 300 unrelated messages share one leaf (same first token and length);
+        // a group that keeps being hit stays a candidate although only the
+        // most recently used LEAF_SCAN are compared.
+        let mut g = Grouper::new(GroupingConfig::default());
+        let live = g.group(7, "start live job failed on shard").group;
+        for i in 0..300 {
+            let line = format!(
+                "start {} {} {} {} {}",
+                word('p', i),
+                word('q', i),
+                word('r', i),
+                word('s', i),
+                word('t', i)
+            );
+            let id = g.group(7, &line).group;
+            assert_ne!(id, live);
+            if i % 20 == 0 {
+                let again = format!("start live job failed on {}", word('h', i));
+                assert_eq!(g.group(7, &again).group, live, "after {i} others");
+            }
+        }
+        assert!(g.leaves.values().any(|m| m.len() > LEAF_SCAN));
     }
 
     #[test]

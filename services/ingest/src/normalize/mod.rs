@@ -158,6 +158,14 @@ impl Normalizer {
         truncate_template(out, config.max_template_chars);
     }
 
+    /// Like [`Normalizer::mask_line`], appending to `out` instead of replacing it.
+    pub fn mask_line_append(config: &NormalizerConfig, line: &str, out: &mut String) {
+        let budget = config.max_template_chars.saturating_mul(4).max(64);
+        let start = out.len();
+        mask::mask_append(truncate_bytes(line, budget), out);
+        truncate_template_from(out, start, config.max_template_chars);
+    }
+
     /// The grouping half of [`Normalizer::normalize_line`]: `masked` is what
     /// [`Normalizer::mask_line`] made of the line. Calls must come in input
     /// order (grouping is online).
@@ -216,17 +224,23 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
 
 /// Truncates to `max_chars` characters, at a token boundary when there is one.
 fn truncate_template(t: &mut String, max_chars: usize) {
-    if t.len() <= max_chars {
+    truncate_template_from(t, 0, max_chars);
+}
+
+/// [`truncate_template`] of the part of `t` from byte `from` on.
+fn truncate_template_from(t: &mut String, from: usize, max_chars: usize) {
+    let part = &t[from..];
+    if part.len() <= max_chars {
         return;
     }
-    let Some((idx, _)) = t.char_indices().nth(max_chars) else {
+    let Some((idx, _)) = part.char_indices().nth(max_chars) else {
         return;
     };
-    let cut = match t[..idx].rfind(' ') {
+    let cut = match part[..idx].rfind(' ') {
         Some(sp) if sp > 0 => sp,
         _ => idx,
     };
-    t.truncate(cut);
+    t.truncate(from + cut);
 }
 
 /// Function name as it enters the fingerprint: compiler-generated numbering
