@@ -670,46 +670,44 @@ fn mask_url(core: &str, scheme_end: usize, out: &mut String) {
     }
 }
 
+/// Month and weekday names (English, any case): the three-letter forms,
+/// `sept`, the full names, and `utc`.
 fn is_date_name(w: &str) -> bool {
-    // Fast reject: most words are not 3–9 letters starting with one of these.
-    if w.len() < 3
-        || w.len() > 9
-        || !matches!(
-            w.as_bytes()[0] | 0x20,
-            b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd' | b't' | b'w' | b'u'
-        )
-    {
+    let b = w.as_bytes();
+    if b.len() < 3 || b.len() > 9 {
         return false;
     }
-    const NAMES: [&str; 19] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-        "mon", "tue", "wed", "thu", "fri", "sat",
-    ];
-    const FULL: [&str; 20] = [
-        "sun",
-        "january",
-        "february",
-        "march",
-        "april",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "utc",
-    ];
-    w.len() <= 9
-        && (NAMES.iter().any(|n| w.eq_ignore_ascii_case(n))
-            || FULL.iter().any(|n| w.eq_ignore_ascii_case(n)))
+    // `| 0x20` lowercases letters and maps nothing else onto a letter.
+    let full = match [b[0] | 0x20, b[1] | 0x20, b[2] | 0x20] {
+        [b'j', b'a', b'n'] => "january",
+        [b'f', b'e', b'b'] => "february",
+        [b'm', b'a', b'r'] => "march",
+        [b'a', b'p', b'r'] => "april",
+        [b'm', b'a', b'y'] => "may",
+        [b'j', b'u', b'n'] => "june",
+        [b'j', b'u', b'l'] => "july",
+        [b'a', b'u', b'g'] => "august",
+        [b's', b'e', b'p'] => {
+            if b.len() == 4 {
+                "sept"
+            } else {
+                "september"
+            }
+        }
+        [b'o', b'c', b't'] => "october",
+        [b'n', b'o', b'v'] => "november",
+        [b'd', b'e', b'c'] => "december",
+        [b'm', b'o', b'n'] => "monday",
+        [b't', b'u', b'e'] => "tuesday",
+        [b'w', b'e', b'd'] => "wednesday",
+        [b't', b'h', b'u'] => "thursday",
+        [b'f', b'r', b'i'] => "friday",
+        [b's', b'a', b't'] => "saturday",
+        [b's', b'u', b'n'] => "sunday",
+        [b'u', b't', b'c'] => "utc",
+        _ => return false,
+    };
+    b.len() == 3 || w.eq_ignore_ascii_case(full)
 }
 
 #[cfg(test)]
@@ -824,6 +822,34 @@ mod tests {
                     assert_eq!(tokens_simd(&b), tokens_scalar(&b), "len {len} ws {ws_at}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn date_names() {
+        for w in [
+            "Jan",
+            "january",
+            "FEB",
+            "Sept",
+            "sep",
+            "September",
+            "may",
+            "MAY",
+            "thu",
+            "Thursday",
+            "sun",
+            "Sunday",
+            "UTC",
+            "wed",
+            "Wednesday",
+        ] {
+            assert!(is_date_name(w), "{w}");
+        }
+        for w in [
+            "ja", "janu", "septe", "mayday", "thur", "utcx", "sundays", "`an", "j@n", "month", "",
+        ] {
+            assert!(!is_date_name(w), "{w}");
         }
     }
 
