@@ -172,7 +172,7 @@ impl Joiner {
 /// [`scalar_token`] (a property test checks it).
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{scalar_token, Token, COLON, DIGIT, EQ, NON_HEX, SEP, SPECIAL};
+    use super::{scalar_token, Token, CLASS, COLON, DIGIT, EQ, NON_HEX, SEP, SPECIAL};
     use std::arch::x86_64::*;
 
     /// Class masks of `b[base..base + 64]`; bytes past the end count as
@@ -317,7 +317,9 @@ mod simd {
                 return None;
             }
             let start = self.i;
-            let mut flags = 0u8;
+            // Plain words (most tokens) need only these two classes.
+            let (mut special, mut non_hex) = (false, false);
+            let (mut first_off, mut first_range, mut runs) = (0, 0, 0);
             loop {
                 let off = self.at(self.i);
                 let ws = self.block.ws >> off;
@@ -327,27 +329,37 @@ mod simd {
                     ws.trailing_zeros() as usize
                 };
                 let range = if run >= 64 { !0 } else { (1u64 << run) - 1 };
-                if (self.block.special >> off) & range != 0 {
-                    flags |= SPECIAL;
+                special |= (self.block.special >> off) & range != 0;
+                non_hex |= (self.block.non_hex >> off) & range != 0;
+                if runs == 0 {
+                    (first_off, first_range) = (off, range);
                 }
-                if (self.block.non_hex >> off) & range != 0 {
-                    flags |= NON_HEX;
-                }
-                if (self.block.eq >> off) & range != 0 {
-                    flags |= EQ;
-                }
-                if (self.block.colon >> off) & range != 0 {
-                    flags |= COLON;
-                }
-                if (self.block.digit >> off) & range != 0 {
-                    flags |= DIGIT;
-                }
-                if (self.block.sep >> off) & range != 0 {
-                    flags |= SEP;
-                }
+                runs += 1;
                 self.i += run;
                 if ws != 0 || self.i >= b.len() {
                     break;
+                }
+            }
+            let end = self.i.min(b.len());
+            let mut flags = if special { SPECIAL } else { 0 } | if non_hex { NON_HEX } else { 0 };
+            // The other classes only for tokens that get the full
+            // classification (see `Joiner::push`): from the masks when the
+            // token lies in one block, else byte by byte.
+            if special || (end - start >= 16 && !non_hex) {
+                if runs == 1 {
+                    let any = |m: u64| (m >> first_off) & first_range != 0;
+                    for (m, f) in [
+                        (self.block.eq, EQ),
+                        (self.block.colon, COLON),
+                        (self.block.digit, DIGIT),
+                        (self.block.sep, SEP),
+                    ] {
+                        if any(m) {
+                            flags |= f;
+                        }
+                    }
+                } else {
+                    flags |= b[start..end].iter().fold(0, |f, &c| f | CLASS[c as usize]);
                 }
             }
             let end = self.i.min(b.len());
@@ -770,24 +782,34 @@ mod tests {
     /// block edges, with quotes, `=`, `:` and non-ASCII.
     #[cfg(target_arch = "x86_64")]
     mod vectorized {
-        use super::super::{scalar_token, simd};
+        use super::super::{scalar_token, simd, Token, NON_HEX, SPECIAL};
         use proptest::prelude::*;
 
-        fn tokens_scalar(b: &[u8]) -> Vec<super::super::Token> {
+        /// The flags the masker reads: plain words (see `Joiner::push`) are
+        /// told apart by SPECIAL and NON_HEX alone, so only those are compared.
+        fn used(mut t: Token) -> Token {
+            let full = t.flags & SPECIAL != 0 || (t.end - t.start >= 16 && t.flags & NON_HEX == 0);
+            if !full {
+                t.flags &= SPECIAL | NON_HEX;
+            }
+            t
+        }
+
+        fn tokens_scalar(b: &[u8]) -> Vec<Token> {
             let mut out = Vec::new();
             let mut i = 0;
             while let Some(t) = scalar_token(b, i) {
                 i = t.end;
-                out.push(t);
+                out.push(used(t));
             }
             out
         }
 
-        fn tokens_simd(b: &[u8]) -> Vec<super::super::Token> {
+        fn tokens_simd(b: &[u8]) -> Vec<Token> {
             let mut out = Vec::new();
             let mut t = simd::Tokens::new(b);
             while let Some(tok) = t.next() {
-                out.push(tok);
+                out.push(used(tok));
             }
             out
         }
