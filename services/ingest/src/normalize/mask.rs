@@ -40,12 +40,13 @@ pub fn mask_append(line: &str, out: &mut String) {
         origin: out.len(),
         last: Last::None,
         names_start: 0,
+        pending: (0, 0),
     };
     #[cfg(target_arch = "x86_64")]
     {
         let mut tokens = simd::Tokens::new(line.as_bytes());
         while let Some(t) = tokens.next() {
-            state.push(&line[t.start..t.end], t.quoted, t.flags, out);
+            state.push(line, t, out);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -53,9 +54,10 @@ pub fn mask_append(line: &str, out: &mut String) {
         let mut i = 0;
         while let Some(t) = scalar_token(line.as_bytes(), i) {
             i = t.end;
-            state.push(&line[t.start..t.end], t.quoted, t.flags, out);
+            state.push(line, t, out);
         }
     }
+    state.flush(line, out);
 }
 
 /// One whitespace-separated token: `line[start..end]`, whether it holds a
@@ -114,26 +116,42 @@ struct Joiner {
     last: Last,
     /// Where the current run of month/weekday names began.
     names_start: usize,
+    /// A span of the line not yet copied to the output: plain words that are
+    /// kept as they are, separated by single spaces, are copied in one go.
+    pending: (usize, usize),
 }
 
 impl Joiner {
     #[inline]
-    fn push(&mut self, token: &str, quoted: bool, flags: u8, out: &mut String) {
+    fn push(&mut self, line: &str, t: Token, out: &mut String) {
+        let token = &line[t.start..t.end];
+        // Fast path for plain words (most tokens): no digit, `@`, `=`, `:`, `-`,
+        // `_` means no id, address, key or URL; a letter past `f` means no hex.
+        let plain = t.flags & SPECIAL == 0 && (token.len() < 16 || t.flags & NON_HEX != 0);
+        if plain && !is_date_name(token) {
+            let (start, end) = self.pending;
+            if start < end && end + 1 == t.start && line.as_bytes()[end] == b' ' {
+                self.pending.1 = t.end;
+            } else {
+                self.flush(line, out);
+                if self.last != Last::None {
+                    out.push(' ');
+                }
+                self.pending = (t.start, t.end);
+            }
+            self.last = Last::Other;
+            return;
+        }
+        self.flush(line, out);
         let before = out.len();
         if self.last != Last::None {
             out.push(' ');
         }
-        // Fast path for plain words (most tokens): no digit, `@`, `=`, `:`, `-`,
-        // `_` means no id, address, key or URL; a letter past `f` means no hex.
-        let kind = if flags & SPECIAL == 0 && (token.len() < 16 || flags & NON_HEX != 0) {
+        let kind = if plain {
             out.push_str(token);
-            if is_date_name(token) {
-                Kind::DateName
-            } else {
-                Kind::Other
-            }
+            Kind::DateName
         } else {
-            mask_token(token, quoted, flags, out)
+            mask_token(token, t.quoted, t.flags, out)
         };
         let wild = kind == Kind::Wild;
         // Collapse runs of whole-token wildcards, and fold month/weekday names
@@ -163,6 +181,16 @@ impl Joiner {
             Kind::DateName => Last::DateName,
             Kind::Other => Last::Other,
         };
+    }
+
+    /// Copies the pending span.
+    #[inline]
+    fn flush(&mut self, line: &str, out: &mut String) {
+        let (start, end) = self.pending;
+        if start < end {
+            out.push_str(&line[start..end]);
+            self.pending = (0, 0);
+        }
     }
 }
 
