@@ -9,13 +9,16 @@
 //! ARCHITECTURE.md; the same input and configuration give byte-identical files.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use selfheal_common::config::DetectorConfig;
 use selfheal_common::Config;
-use selfheal_ingest::record::{parse_line, DefaultType, Record};
+use selfheal_ingest::events::{prepare_log, EventBuilder, PreparedLog, StackCache};
+use selfheal_ingest::normalize::NormalizerConfig;
+use selfheal_ingest::record::{parse_line_ref, DefaultType, LineError, RecordRef};
 use selfheal_schemas::{Action, AnyEvent, Regression, RegressionKind, Verdict};
 use serde_json::json;
 
@@ -54,31 +57,143 @@ pub(crate) struct Outcome {
     pub(crate) actions: Vec<Action>,
 }
 
-/// Reads and parses the input; bad lines are reported, not fatal.
-pub(crate) fn read_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut records = Vec::new();
+/// One input record, parsed and (log lines) prepared ahead of the pipeline.
+pub(crate) enum Input<'a> {
+    /// A log line, parsed, its stack parsed and its message masked.
+    Log(PreparedLog<'a>),
+    /// Traffic, deploy or build.
+    Other(RecordRef<'a>),
+}
+
+impl Input<'_> {
+    fn ts_ms(&self) -> i64 {
+        match self {
+            Input::Log(l) => l.ts_ms(),
+            Input::Other(r) => r.ts_ms(),
+        }
+    }
+}
+
+/// Reads the whole input as text. Invalid UTF-8 is fatal, naming the line.
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        anyhow::Error::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+        .context(format!("reading {} line {line}", path.display()))
+    })
+}
+
+/// Lines as `BufRead::lines` splits them: at `\n`, a `\r` before it dropped.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match rest.find('\n') {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                Some(line.strip_suffix('\r').unwrap_or(line))
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
+}
+
+/// Parses (and prepares) `text`, in parallel chunks when it is large; bad
+/// lines are reported, not fatal. Records come back in file order, errors
+/// in line order, whatever the number of threads.
+pub(crate) fn parse_input<'a>(
+    text: &'a str,
+    config: &NormalizerConfig,
+) -> anyhow::Result<(Vec<Input<'a>>, Vec<String>)> {
+    const MIN_CHUNK: usize = 1 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    parse_input_in(text, config, (text.len() / MIN_CHUNK).clamp(1, threads))
+}
+
+/// [`parse_input`] in `n_chunks` chunks, one thread each.
+fn parse_input_in<'a>(
+    text: &'a str,
+    config: &NormalizerConfig,
+    n_chunks: usize,
+) -> anyhow::Result<(Vec<Input<'a>>, Vec<String>)> {
+    // Chunks end at a line end; each thread counts its own lines, and the
+    // line numbers of its errors are shifted once the chunks before are known.
+    let n_chunks = n_chunks.max(1);
+    let mut chunks = Vec::with_capacity(n_chunks);
+    let mut start = 0;
+    for k in 1..=n_chunks {
+        let mut end = if k == n_chunks {
+            text.len()
+        } else {
+            (text.len() * k / n_chunks).max(start)
+        };
+        end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+        chunks.push(&text[start..end]);
+        start = end;
+    }
+    let parsed: Vec<ChunkOut<'a>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .skip(1)
+            .map(|chunk| scope.spawn(move || parse_chunk(chunk, config)))
+            .collect();
+        let mut out = vec![parse_chunk(chunks[0], config)];
+        for h in handles {
+            out.push(h.join().expect("parser thread panicked"));
+        }
+        out
+    });
+    let mut records = Vec::with_capacity(parsed.iter().map(|c| c.records.len()).sum());
     let mut rejected = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {} line {}", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut line_offset = 0;
+    for chunk in parsed {
+        records.extend(chunk.records);
+        for mut e in chunk.rejected {
+            e.line += line_offset;
+            rejected.push(serde_json::to_string(&e)?);
         }
-        match parse_line(&line, i + 1, DefaultType::Log) {
-            Ok(r) => records.push(r),
-            Err(e) => rejected.push(serde_json::to_string(&e)?),
-        }
+        line_offset += chunk.lines;
     }
     Ok((records, rejected))
 }
 
-fn ts_of(r: &Record) -> i64 {
-    match r {
-        Record::Log(l) => l.ts_ms,
-        Record::Traffic(t) => t.ts_ms,
-        Record::Deploy(d) => d.ts_ms,
-        Record::Build(b) => b.ts_ms,
+struct ChunkOut<'a> {
+    records: Vec<Input<'a>>,
+    /// Line numbers relative to the chunk.
+    rejected: Vec<LineError>,
+    lines: usize,
+}
+
+fn parse_chunk<'a>(chunk: &'a str, config: &NormalizerConfig) -> ChunkOut<'a> {
+    let mut stacks = StackCache::default();
+    let mut out = ChunkOut {
+        records: Vec::with_capacity(chunk.len() / 200),
+        rejected: Vec::new(),
+        lines: 0,
+    };
+    for (i, line) in lines(chunk).enumerate() {
+        out.lines = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line_ref(line, i + 1, DefaultType::Log) {
+            Ok(RecordRef::Log(log)) => {
+                out.records
+                    .push(Input::Log(prepare_log(config, &mut stacks, log)));
+            }
+            Ok(other) => out.records.push(Input::Other(other)),
+            Err(e) => out.rejected.push(e),
+        }
     }
+    out
 }
 
 /// The detector, triage and fixer (dry-run) cores wired as the live topics
@@ -137,43 +252,106 @@ impl Cores {
     }
 }
 
-/// Runs the pipeline over parsed records with `config`.
-pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow::Result<Outcome> {
-    let mut out = Outcome {
-        records: records.len(),
-        ..Default::default()
+/// Runs the pipeline over parsed records, once per configuration in
+/// `configs` (which must share their ingest settings: the events are made
+/// once, by the first configuration's normalizer, and each set of cores runs
+/// on its own thread over the same events).
+pub(crate) fn run_pipeline(
+    configs: &[&Config],
+    inputs: Vec<Input<'_>>,
+) -> anyhow::Result<Vec<Outcome>> {
+    let Some(first) = configs.first() else {
+        return Ok(Vec::new());
     };
-    // Stable: file order within a millisecond.
-    records.sort_by_key(ts_of);
+    anyhow::ensure!(
+        configs.iter().all(|c| c.ingest == first.ingest),
+        "backtest configurations must share their ingest settings"
+    );
+    // Stable order by time, file order within a millisecond (sorting keys,
+    // not the records, which are large).
+    let mut order: Vec<(i64, u32)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r.ts_ms(),
+                u32::try_from(i).expect("fewer than 2^32 records"),
+            )
+        })
+        .collect();
+    order.sort_unstable();
+    let n = inputs.len();
+    let mut inputs: Vec<Option<Input<'_>>> = inputs.into_iter().map(Some).collect();
+    let all_cores = configs
+        .iter()
+        .map(|c| Cores::new(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // One long-lived normalizer, as in the live intake: online grouping must
     // see the whole stream for signature ids to stay consistent across batches.
     let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
-        selfheal_ingest::cli::normalizer_config(&config.ingest),
+        selfheal_ingest::cli::normalizer_config(&first.ingest),
     );
-    let mut cores = Cores::new(config)?;
-    let mut i = 0;
-    while i < records.len() {
-        let minute = ts_of(&records[i]).div_euclid(60_000);
-        let mut j = i;
-        while j < records.len() && ts_of(&records[j]).div_euclid(60_000) == minute {
-            j += 1;
-        }
-        let events =
-            selfheal_ingest::events::to_events(&mut normalizer, records[i..j].iter().cloned());
-        let ordered = events
-            .deploys
+    std::thread::scope(|scope| {
+        let (senders, handles): (Vec<_>, Vec<_>) = all_cores
             .into_iter()
-            .map(AnyEvent::Deploy)
-            .chain(events.builds.into_iter().map(AnyEvent::Build))
-            .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
-            .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount));
-        for e in ordered {
-            cores.feed(&e, &mut out);
+            .map(|mut cores| {
+                // Bounded: the events of a few minutes in flight at most.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<AnyEvent>>>(64);
+                let handle = scope.spawn(move || {
+                    let mut out = Outcome {
+                        records: n,
+                        ..Default::default()
+                    };
+                    for batch in rx {
+                        for e in batch.iter() {
+                            cores.feed(e, &mut out);
+                        }
+                    }
+                    cores.finish(&mut out);
+                    out
+                });
+                (tx, handle)
+            })
+            .unzip();
+        let mut stacks = StackCache::default();
+        let mut i = 0;
+        while i < order.len() {
+            let minute = order[i].0.div_euclid(60_000);
+            let mut builder = EventBuilder::default();
+            while i < order.len() && order[i].0.div_euclid(60_000) == minute {
+                match inputs[order[i].1 as usize]
+                    .take()
+                    .expect("each record once")
+                {
+                    Input::Log(l) => builder.add_prepared(&mut normalizer, l),
+                    Input::Other(r) => builder.add(&mut normalizer, &mut stacks, r),
+                }
+                i += 1;
+            }
+            let events = builder.finish();
+            let ordered: Vec<AnyEvent> = events
+                .deploys
+                .into_iter()
+                .map(AnyEvent::Deploy)
+                .chain(events.builds.into_iter().map(AnyEvent::Build))
+                .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
+                .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount))
+                .collect();
+            let batch = Arc::new(ordered);
+            for tx in &senders {
+                // A closed channel means its thread panicked: the join says so.
+                let _ = tx.send(batch.clone());
+            }
         }
-        i = j;
-    }
-    cores.finish(&mut out);
-    Ok(out)
+        drop(senders);
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("backtest cores thread panicked"))
+            })
+            .collect()
+    })
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -456,32 +634,42 @@ pub(crate) fn read_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
 pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let started = std::time::Instant::now();
-    let (records, rejected) = read_records(&args.input)?;
+    let text = read_input(&args.input)?;
+    let normalizer_config = selfheal_ingest::cli::normalizer_config(&config.ingest);
+    let (records, rejected) = parse_input(&text, &normalizer_config)?;
     let read_s = started.elapsed().as_secs_f64();
     let n = records.len();
     let truth = args.truth.as_deref().map(read_truth).transpose()?;
-    let simple_records = truth.as_ref().map(|_| records.clone());
-    let started = std::time::Instant::now();
-    let mut outcome = run_pipeline(&config, records)?;
-    let run_s = started.elapsed().as_secs_f64();
+    let simple_config = Config {
+        detector: DetectorConfig::simple_recipe(),
+        ..config.clone()
+    };
+    let configs: Vec<&Config> = if truth.is_some() {
+        vec![&config, &simple_config]
+    } else {
+        vec![&config]
+    };
+    let run_started = std::time::Instant::now();
+    let mut outcomes = run_pipeline(&configs, records)?.into_iter();
+    let mut outcome = outcomes.next().context("no backtest outcome")?;
+    let simple = outcomes.next();
+    let run_s = run_started.elapsed().as_secs_f64();
     outcome.rejected = rejected.len();
     write_outputs(&args.out, &outcome, &rejected)?;
+    drop(text);
+    let total_s = started.elapsed().as_secs_f64();
     eprintln!(
-        "backtest: {} records ({} rejected) → {} regressions, {} verdicts, {} actions; read {read_s:.2}s, pipeline {run_s:.2}s ({:.0} records/s)",
+        "backtest: {} records ({} rejected) → {} regressions, {} verdicts, {} actions; read+parse {read_s:.2}s, pipeline {run_s:.2}s{}, total {total_s:.2}s ({:.0} records/s)",
         outcome.records,
         rejected.len(),
         outcome.regressions.len(),
         outcome.verdicts.len(),
         outcome.actions.len(),
-        n as f64 / run_s.max(1e-9)
+        if simple.is_some() { " (with the simple recipe alongside)" } else { "" },
+        n as f64 / total_s.max(1e-9)
     );
-    if let (Some(truth), Some(records)) = (truth, simple_records) {
+    if let (Some(truth), Some(simple)) = (truth, simple) {
         let ours = score(&truth, &outcome.regressions);
-        let simple_config = Config {
-            detector: DetectorConfig::simple_recipe(),
-            ..config.clone()
-        };
-        let simple = run_pipeline(&simple_config, records)?;
         let theirs = score(&truth, &simple.regressions);
         let rem = score_remediation(&truth, &outcome.verdicts, &outcome.actions);
         println!(
@@ -516,7 +704,7 @@ mod tests {
     use super::*;
     use crate::simulate::{simulate, SimArgs};
 
-    fn small_history() -> (Vec<Record>, Vec<Truth>) {
+    fn small_history() -> (String, Vec<Truth>) {
         let args = SimArgs {
             services: 8,
             days: 1.75,
@@ -525,44 +713,97 @@ mod tests {
         };
         let (mut out, mut truth) = (Vec::new(), Vec::new());
         simulate(&args, &mut out, &mut truth).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("h.ndjson");
-        std::fs::write(&path, &out).unwrap();
-        let (records, rejected) = read_records(&path).unwrap();
-        assert!(rejected.is_empty(), "{rejected:?}");
         let truth = String::from_utf8(truth)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        (records, truth)
+        (String::from_utf8(out).unwrap(), truth)
+    }
+
+    fn run(configs: &[&Config], text: &str, n_chunks: usize) -> Vec<Outcome> {
+        let nc = selfheal_ingest::cli::normalizer_config(&configs[0].ingest);
+        let (inputs, rejected) = parse_input_in(text, &nc, n_chunks).unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
+        run_pipeline(configs, inputs).unwrap()
+    }
+
+    fn files(o: &Outcome) -> Vec<Vec<u8>> {
+        let d = tempfile::tempdir().unwrap();
+        write_outputs(d.path(), o, &[]).unwrap();
+        ["regressions.ndjson", "verdicts.ndjson", "actions.ndjson"]
+            .iter()
+            .map(|f| std::fs::read(d.path().join(f)).unwrap())
+            .collect()
+    }
+
+    /// The backtest as it was before parsing went parallel and events were
+    /// shared: owned records, parsed one by one, stably sorted, and
+    /// [`selfheal_ingest::events::to_events`] per minute, one set of cores.
+    fn reference(config: &Config, text: &str) -> Outcome {
+        let mut records: Vec<selfheal_ingest::record::Record> = lines(text)
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| selfheal_ingest::record::parse_line(l, i + 1, DefaultType::Log).unwrap())
+            .collect();
+        let ts = |r: &selfheal_ingest::record::Record| RecordRef::from(r.clone()).ts_ms();
+        records.sort_by_key(ts);
+        let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
+            selfheal_ingest::cli::normalizer_config(&config.ingest),
+        );
+        let mut cores = Cores::new(config).unwrap();
+        let mut out = Outcome {
+            records: records.len(),
+            ..Default::default()
+        };
+        for minute in records.chunk_by(|a, b| ts(a).div_euclid(60_000) == ts(b).div_euclid(60_000))
+        {
+            let events =
+                selfheal_ingest::events::to_events(&mut normalizer, minute.iter().cloned());
+            let ordered = events
+                .deploys
+                .into_iter()
+                .map(AnyEvent::Deploy)
+                .chain(events.builds.into_iter().map(AnyEvent::Build))
+                .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
+                .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount));
+            for e in ordered {
+                cores.feed(&e, &mut out);
+            }
+        }
+        cores.finish(&mut out);
+        out
     }
 
     #[test]
     fn backtest_is_byte_identical_across_runs_and_beats_the_simple_recipe() {
-        let (records, truth) = small_history();
+        let (text, truth) = small_history();
         let config = Config::default();
-        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let mut outcomes = Vec::new();
-        for d in &dirs {
-            let o = run_pipeline(&config, records.clone()).unwrap();
-            write_outputs(d.path(), &o, &[]).unwrap();
-            outcomes.push(o);
-        }
-        for f in ["regressions.ndjson", "verdicts.ndjson", "actions.ndjson"] {
-            let a = std::fs::read(dirs[0].path().join(f)).unwrap();
-            let b = std::fs::read(dirs[1].path().join(f)).unwrap();
-            assert_eq!(a, b, "{f} differs between runs");
-        }
-        let ours = score(&truth, &outcomes[0].regressions);
         let simple_cfg = Config {
             detector: DetectorConfig::simple_recipe(),
             ..Config::default()
         };
-        let theirs = score(
-            &truth,
-            &run_pipeline(&simple_cfg, records).unwrap().regressions,
-        );
+        // One chunk or several, alone or beside the simple recipe, against
+        // the one-record-at-a-time reference: the same bytes.
+        let reference_files = files(&reference(&config, &text));
+        let both = run(&[&config, &simple_cfg], &text, 2);
+        for o in [
+            &run(&[&config], &text, 1)[0],
+            &run(&[&config], &text, 3)[0],
+            &both[0],
+        ] {
+            assert_eq!(o.records, both[0].records);
+            for (f, (a, b)) in ["regressions", "verdicts", "actions"]
+                .iter()
+                .zip(files(o).iter().zip(&reference_files))
+            {
+                assert!(a == b, "{f} differs from the reference");
+            }
+        }
+        let theirs_alone = run(&[&simple_cfg], &text, 2);
+        assert_eq!(files(&both[1]), files(&theirs_alone[0]));
+        let ours = score(&truth, &both[0].regressions);
+        let theirs = score(&truth, &both[1].regressions);
         eprintln!("selfheal {ours:?}\nsimple   {theirs:?}");
         assert!(ours.culprits >= 3, "the history has culprits: {ours:?}");
         assert!(ours.precision >= 0.85, "{ours:?}");
@@ -587,7 +828,8 @@ mod tests {
             "{\"ts\":1,\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}\n{\"ts\":1}\n",
         )
         .unwrap();
-        let (records, rejected) = read_records(&path).unwrap();
+        let text = read_input(&path).unwrap();
+        let (records, rejected) = parse_input(&text, &NormalizerConfig::default()).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(rejected.len(), 1);
         assert!(
@@ -595,5 +837,43 @@ mod tests {
             "{}",
             rejected[0]
         );
+    }
+
+    #[test]
+    fn line_numbers_count_every_line_across_chunks() {
+        let good = "{\"ts\":1,\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}";
+        let mut text = String::new();
+        for i in 1..=40 {
+            text.push_str(match i {
+                7 => "{\"ts\":1}",
+                8 | 30 => "  ",
+                33 => "{not json",
+                _ => good,
+            });
+            text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+        }
+        text.push_str("{\"ts\":\"late\",\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}\r");
+        let config = NormalizerConfig::default();
+        let (one, rejected_one) = parse_input_in(&text, &config, 1).unwrap();
+        for n in [2, 3, 7, 64] {
+            let (records, rejected) = parse_input_in(&text, &config, n).unwrap();
+            assert_eq!(records.len(), one.len());
+            assert_eq!(rejected, rejected_one, "{n} chunks");
+        }
+        assert_eq!(one.len(), 36, "41 lines, 2 blank, 3 bad");
+        let lines: Vec<&str> = rejected_one
+            .iter()
+            .map(|r| &r[..r.find(',').unwrap()])
+            .collect();
+        assert_eq!(lines, ["{\"line\":7", "{\"line\":33", "{\"line\":41"]);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.ndjson");
+        std::fs::write(&path, b"{}\n{}\n\xff\n").unwrap();
+        let e = read_input(&path).unwrap_err();
+        assert!(e.to_string().ends_with("h.ndjson line 3"), "{e}");
     }
 }
