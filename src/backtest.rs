@@ -8,10 +8,12 @@
 //! the order the live topics would deliver them. Output files are described in
 //! ARCHITECTURE.md; the same input and configuration give byte-identical files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
 
 use anyhow::Context;
 use selfheal_common::config::DetectorConfig;
@@ -58,6 +60,7 @@ pub(crate) struct Outcome {
 }
 
 /// One input record, parsed and (log lines) prepared ahead of the pipeline.
+#[derive(Debug)]
 pub(crate) enum Input<'a> {
     /// A log line, parsed, its stack parsed and its message masked.
     Log(PreparedLog<'a>),
@@ -72,20 +75,70 @@ impl Input<'_> {
             Input::Other(r) => r.ts_ms(),
         }
     }
+
+    /// The same, owning its strings.
+    fn into_owned(self) -> Input<'static> {
+        match self {
+            Input::Log(l) => Input::Log(l.into_owned()),
+            Input::Other(r) => Input::Other(r.into_owned().into()),
+        }
+    }
 }
 
-/// Reads the whole input as text. Invalid UTF-8 is fatal, naming the line.
-pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("opening {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
-        anyhow::Error::new(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        ))
-        .context(format!("reading {} line {line}", path.display()))
-    })
+/// Reads the whole input, large files in parallel parts. (The parsers check
+/// that it is UTF-8, chunk by chunk.)
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    const PART: usize = 16 << 20;
+    let opening = || format!("opening {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(opening)?;
+    let len = usize::try_from(file.metadata().with_context(opening)?.len())?;
+    let mut bytes = vec![0u8; len];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = len.div_ceil(threads).max(PART);
+    let reading = || format!("reading {}", path.display());
+    std::thread::scope(|scope| {
+        let file = &file;
+        let parts: Vec<_> = bytes
+            .chunks_mut(part)
+            .enumerate()
+            .map(|(k, buf)| scope.spawn(move || file.read_exact_at(buf, (k * part) as u64)))
+            .collect();
+        parts.into_iter().try_for_each(|p| {
+            p.join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
+                .with_context(reading)
+        })
+    })?;
+    // A file that grew since its size was read: the rest too.
+    file.seek_to(len)
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .with_context(reading)?;
+    Ok(bytes)
+}
+
+/// `Seek` to an absolute offset.
+trait SeekTo {
+    fn seek_to(&mut self, offset: usize) -> std::io::Result<()>;
+}
+
+impl SeekTo for std::fs::File {
+    fn seek_to(&mut self, offset: usize) -> std::io::Result<()> {
+        use std::io::Seek;
+        self.seek(std::io::SeekFrom::Start(offset as u64))
+            .map(|_| ())
+    }
+}
+
+/// The error for input that is not UTF-8 (fatal, as when lines are read
+/// with `BufRead::lines`).
+fn not_utf8(path: &Path, line: usize) -> anyhow::Error {
+    anyhow::Error::new(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "stream did not contain valid UTF-8",
+    ))
+    .context(format!("reading {} line {line}", path.display()))
 }
 
 /// Lines as `BufRead::lines` splits them: at `\n`, a `\r` before it dropped.
@@ -106,46 +159,43 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Parses (and prepares) `text`, in parallel chunks when it is large; bad
+/// Parses (and prepares) `input`, in parallel chunks when it is large; bad
 /// lines are reported, not fatal. Records come back in file order, errors
 /// in line order, whatever the number of threads.
 pub(crate) fn parse_input<'a>(
-    text: &'a str,
+    input: &'a [u8],
     config: &NormalizerConfig,
+    path: &Path,
 ) -> anyhow::Result<(Vec<Input<'a>>, Vec<String>)> {
     const MIN_CHUNK: usize = 1 << 20;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    parse_input_in(text, config, (text.len() / MIN_CHUNK).clamp(1, threads))
+    parse_input_in(
+        input,
+        config,
+        (input.len() / MIN_CHUNK).clamp(1, threads),
+        path,
+    )
 }
 
 /// [`parse_input`] in `n_chunks` chunks, one thread each.
 fn parse_input_in<'a>(
-    text: &'a str,
+    input: &'a [u8],
     config: &NormalizerConfig,
     n_chunks: usize,
+    path: &Path,
 ) -> anyhow::Result<(Vec<Input<'a>>, Vec<String>)> {
-    // Chunks end at a line end; each thread counts its own lines, and the
-    // line numbers of its errors are shifted once the chunks before are known.
-    let n_chunks = n_chunks.max(1);
-    let mut chunks = Vec::with_capacity(n_chunks);
-    let mut start = 0;
-    for k in 1..=n_chunks {
-        let mut end = if k == n_chunks {
-            text.len()
-        } else {
-            (text.len() * k / n_chunks).max(start)
-        };
-        end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
-        chunks.push(&text[start..end]);
-        start = end;
-    }
+    // Each thread counts its own lines; the line numbers of its errors are
+    // shifted once the chunks before are known.
+    let chunks = split_chunks(input, n_chunks);
     let parsed: Vec<ChunkOut<'a>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .iter()
             .skip(1)
-            .map(|chunk| scope.spawn(move || parse_chunk(chunk, config)))
+            .map(|chunk| {
+                scope.spawn(move || parse_chunk(chunk, config, &mut StackCache::default()))
+            })
             .collect();
-        let mut out = vec![parse_chunk(chunks[0], config)];
+        let mut out = vec![parse_chunk(chunks[0], config, &mut StackCache::default())];
         for h in handles {
             out.push(h.join().expect("parser thread panicked"));
         }
@@ -155,6 +205,11 @@ fn parse_input_in<'a>(
     let mut rejected = Vec::new();
     let mut line_offset = 0;
     for chunk in parsed {
+        if let Some(line) = chunk.not_utf8 {
+            return Err(not_utf8(path, line_offset + line));
+        }
+        // Each chunk sorted by time, then all of them by time: file order
+        // within a millisecond all the same.
         records.extend(chunk.records);
         for mut e in chunk.rejected {
             e.line += line_offset;
@@ -165,33 +220,97 @@ fn parse_input_in<'a>(
     Ok((records, rejected))
 }
 
+/// `input` in `n` chunks of about equal size, each ending at a line end.
+fn split_chunks(input: &[u8], n: usize) -> Vec<&[u8]> {
+    let n = n.max(1);
+    let mut chunks = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..=n {
+        if start == input.len() {
+            break;
+        }
+        let end = if k == n {
+            input.len()
+        } else {
+            let at = (input.len() / n * k).max(start);
+            input[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(input.len(), |i| at + i + 1)
+        };
+        chunks.push(&input[start..end]);
+        start = end;
+    }
+    if chunks.is_empty() {
+        chunks.push(input);
+    }
+    chunks
+}
+
 struct ChunkOut<'a> {
-    records: Vec<Input<'a>>,
+    /// Stably sorted by time: file order within a millisecond.
+    records: VecDeque<Input<'a>>,
     /// Line numbers relative to the chunk.
     rejected: Vec<LineError>,
     lines: usize,
+    /// The line (relative to the chunk) of the first bytes that are not
+    /// UTF-8, if any: the chunk is not parsed.
+    not_utf8: Option<usize>,
 }
 
-fn parse_chunk<'a>(chunk: &'a str, config: &NormalizerConfig) -> ChunkOut<'a> {
-    let mut stacks = StackCache::default();
+/// Parses a chunk of whole lines and sorts its records by time (here, on a
+/// parser thread, so the pipeline thread only merges).
+fn parse_chunk<'a>(
+    chunk: &'a [u8],
+    config: &NormalizerConfig,
+    stacks: &mut StackCache,
+) -> ChunkOut<'a> {
     let mut out = ChunkOut {
-        records: Vec::with_capacity(chunk.len() / 200),
+        records: VecDeque::new(),
         rejected: Vec::new(),
         lines: 0,
+        not_utf8: None,
     };
-    for (i, line) in lines(chunk).enumerate() {
+    // A line end is never inside a UTF-8 sequence, so checking chunk by chunk
+    // is checking the whole.
+    let text = match std::str::from_utf8(chunk) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &chunk[..e.valid_up_to()];
+            out.not_utf8 = Some(1 + valid.iter().filter(|&&b| b == b'\n').count());
+            return out;
+        }
+    };
+    let mut records = Vec::with_capacity(chunk.len() / 200);
+    for (i, line) in lines(text).enumerate() {
         out.lines = i + 1;
         if line.trim().is_empty() {
             continue;
         }
         match parse_line_ref(line, i + 1, DefaultType::Log) {
             Ok(RecordRef::Log(log)) => {
-                out.records
-                    .push(Input::Log(prepare_log(config, &mut stacks, log)));
+                records.push(Input::Log(prepare_log(config, stacks, log)));
             }
-            Ok(other) => out.records.push(Input::Other(other)),
+            Ok(other) => records.push(Input::Other(other)),
             Err(e) => out.rejected.push(e),
         }
+    }
+    // Stable by time: the index breaks ties (keys are sorted, not records,
+    // which are large).
+    let mut keys: Vec<(i64, u32)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.ts_ms(), u32::try_from(i).expect("small chunk")))
+        .collect();
+    if keys.is_sorted() {
+        out.records = records.into();
+    } else {
+        keys.sort_unstable();
+        let mut slots: Vec<Option<Input<'a>>> = records.into_iter().map(Some).collect();
+        out.records = keys
+            .iter()
+            .map(|&(_, i)| slots[i as usize].take().expect("each record once"))
+            .collect();
     }
     out
 }
@@ -252,21 +371,106 @@ impl Cores {
     }
 }
 
+/// Minute batches → events → one set of cores per configuration, each set on
+/// its own thread. The events of a minute are made once (one long-lived
+/// normalizer, as in the live intake: online grouping must see the whole
+/// stream for signature ids to stay consistent across batches) and shared,
+/// so the configurations must share their ingest settings.
+struct Fanout<'scope> {
+    normalizer: selfheal_ingest::normalize::Normalizer,
+    stacks: StackCache,
+    senders: Vec<SyncSender<Arc<Vec<AnyEvent>>>>,
+    handles: Vec<ScopedJoinHandle<'scope, Outcome>>,
+}
+
+impl<'scope> Fanout<'scope> {
+    fn start(scope: &'scope Scope<'scope, '_>, configs: &[&Config]) -> anyhow::Result<Self> {
+        let first = configs.first().context("no configuration")?;
+        anyhow::ensure!(
+            configs.iter().all(|c| c.ingest == first.ingest),
+            "backtest configurations must share their ingest settings"
+        );
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for config in configs {
+            let mut cores = Cores::new(config)?;
+            // Bounded: the events of a few minutes in flight at most.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<AnyEvent>>>(64);
+            handles.push(scope.spawn(move || {
+                let mut out = Outcome::default();
+                for batch in rx {
+                    for e in batch.iter() {
+                        cores.feed(e, &mut out);
+                    }
+                }
+                cores.finish(&mut out);
+                out
+            }));
+            senders.push(tx);
+        }
+        Ok(Self {
+            normalizer: selfheal_ingest::normalize::Normalizer::new(
+                selfheal_ingest::cli::normalizer_config(&first.ingest),
+            ),
+            stacks: StackCache::default(),
+            senders,
+            handles,
+        })
+    }
+
+    /// One minute's records, in time order.
+    fn minute<'a>(&mut self, records: impl IntoIterator<Item = Input<'a>>) {
+        let mut builder = EventBuilder::default();
+        for r in records {
+            match r {
+                Input::Log(l) => builder.add_prepared(&mut self.normalizer, l),
+                Input::Other(r) => builder.add(&mut self.normalizer, &mut self.stacks, r),
+            }
+        }
+        let events = builder.finish();
+        // The order the live topics deliver a flush in.
+        let ordered: Vec<AnyEvent> = events
+            .deploys
+            .into_iter()
+            .map(AnyEvent::Deploy)
+            .chain(events.builds.into_iter().map(AnyEvent::Build))
+            .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
+            .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount))
+            .collect();
+        let batch = Arc::new(ordered);
+        for tx in &self.senders {
+            // A closed channel means its thread panicked: `finish` says so.
+            let _ = tx.send(batch.clone());
+        }
+    }
+
+    /// End of input: every configuration's outcome.
+    fn finish(self, records: usize) -> anyhow::Result<Vec<Outcome>> {
+        drop(self.senders);
+        self.handles
+            .into_iter()
+            .map(|h| {
+                let mut out = h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("backtest cores thread panicked"))?;
+                out.records = records;
+                Ok(out)
+            })
+            .collect()
+    }
+}
+
+fn minute_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(60_000)
+}
+
 /// Runs the pipeline over parsed records, once per configuration in
-/// `configs` (which must share their ingest settings: the events are made
-/// once, by the first configuration's normalizer, and each set of cores runs
-/// on its own thread over the same events).
+/// `configs` (see [`Fanout`]): records stably sorted by time, fed minute by
+/// minute.
 pub(crate) fn run_pipeline(
     configs: &[&Config],
     inputs: Vec<Input<'_>>,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let Some(first) = configs.first() else {
-        return Ok(Vec::new());
-    };
-    anyhow::ensure!(
-        configs.iter().all(|c| c.ingest == first.ingest),
-        "backtest configurations must share their ingest settings"
-    );
     // Stable order by time, file order within a millisecond (sorting keys,
     // not the records, which are large).
     let mut order: Vec<(i64, u32)> = inputs
@@ -282,76 +486,261 @@ pub(crate) fn run_pipeline(
     order.sort_unstable();
     let n = inputs.len();
     let mut inputs: Vec<Option<Input<'_>>> = inputs.into_iter().map(Some).collect();
-    let all_cores = configs
-        .iter()
-        .map(|c| Cores::new(c))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    // One long-lived normalizer, as in the live intake: online grouping must
-    // see the whole stream for signature ids to stay consistent across batches.
-    let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
-        selfheal_ingest::cli::normalizer_config(&first.ingest),
-    );
     std::thread::scope(|scope| {
-        let (senders, handles): (Vec<_>, Vec<_>) = all_cores
-            .into_iter()
-            .map(|mut cores| {
-                // Bounded: the events of a few minutes in flight at most.
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<AnyEvent>>>(64);
-                let handle = scope.spawn(move || {
-                    let mut out = Outcome {
-                        records: n,
-                        ..Default::default()
-                    };
-                    for batch in rx {
-                        for e in batch.iter() {
-                            cores.feed(e, &mut out);
-                        }
+        let mut fanout = Fanout::start(scope, configs)?;
+        for minute in order.chunk_by(|a, b| minute_of(a.0) == minute_of(b.0)) {
+            fanout.minute(
+                minute
+                    .iter()
+                    .map(|&(_, i)| inputs[i as usize].take().expect("each record once")),
+            );
+        }
+        fanout.finish(n)
+    })
+}
+
+/// How many minutes a record may come after later ones and still be run in
+/// one pass (minute `m` is run once a record of minute `m + LAG` is seen).
+const STREAM_LAG_MINUTES: i64 = 5;
+
+/// Parses and runs in one pass, reading `input` block by block (`block`
+/// bytes) into one reused buffer and parsing each block on `threads` threads
+/// while the
+/// pipeline runs, when the input is in time order at minute grain give or
+/// take [`STREAM_LAG_MINUTES`] (histories usually are). The result is the
+/// sorted run's: each minute's records are stably sorted and the minutes run
+/// in order, and a minute runs only once no record of it can follow.
+/// `None` if a record does come after its minute ran: the caller then sorts
+/// the whole input.
+fn run_streaming(
+    configs: &[&Config],
+    input: impl std::io::Read,
+    normalizer: &NormalizerConfig,
+    threads: usize,
+    block: usize,
+    path: &Path,
+) -> anyhow::Result<Option<(Vec<Outcome>, Vec<String>)>> {
+    const CHUNK: usize = 1 << 20;
+    let parsers = threads.max(1);
+    let mut blocks = Blocks::new(input, block);
+    let mut stacks: Vec<StackCache> = (0..parsers).map(|_| StackCache::default()).collect();
+    std::thread::scope(|scope| {
+        let mut fanout = Fanout::start(scope, configs)?;
+        // Records of minutes not run yet when their block ended, owned.
+        let mut carried: VecDeque<VecDeque<Input<'static>>> = VecDeque::new();
+        let mut ran_up_to: Option<i64> = None;
+        let mut newest = i64::MIN;
+        let (mut records, mut rejected, mut line_offset) = (0, Vec::new(), 0);
+        while let Some(block) = blocks
+            .next_block()
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            let chunks = split_chunks(block, block.len().div_ceil(CHUNK));
+            let in_order = std::thread::scope(|inner| -> anyhow::Result<bool> {
+                let chunks = &chunks;
+                let receivers: Vec<_> = stacks
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(p, stacks)| {
+                        // Parser `p` takes chunks p, p + parsers, …; a little
+                        // ahead only.
+                        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                        inner.spawn(move || {
+                            for chunk in chunks.iter().skip(p).step_by(parsers) {
+                                if tx.send(parse_chunk(chunk, normalizer, stacks)).is_err() {
+                                    break; // out of order: the run was abandoned
+                                }
+                            }
+                        });
+                        rx
+                    })
+                    .collect();
+                let mut live: VecDeque<VecDeque<Input<'_>>> = std::mem::take(&mut carried);
+                for k in 0..chunks.len() {
+                    let chunk = receivers[k % parsers]
+                        .recv()
+                        .map_err(|_| anyhow::anyhow!("backtest parser thread panicked"))?;
+                    if let Some(line) = chunk.not_utf8 {
+                        return Err(not_utf8(path, line_offset + line));
                     }
-                    cores.finish(&mut out);
-                    out
-                });
-                (tx, handle)
-            })
-            .unzip();
-        let mut stacks = StackCache::default();
-        let mut i = 0;
-        while i < order.len() {
-            let minute = order[i].0.div_euclid(60_000);
-            let mut builder = EventBuilder::default();
-            while i < order.len() && order[i].0.div_euclid(60_000) == minute {
-                match inputs[order[i].1 as usize]
-                    .take()
-                    .expect("each record once")
-                {
-                    Input::Log(l) => builder.add_prepared(&mut normalizer, l),
-                    Input::Other(r) => builder.add(&mut normalizer, &mut stacks, r),
+                    for mut e in chunk.rejected {
+                        e.line += line_offset;
+                        rejected.push(serde_json::to_string(&e)?);
+                    }
+                    line_offset += chunk.lines;
+                    records += chunk.records.len();
+                    let (Some(first), Some(last)) = (chunk.records.front(), chunk.records.back())
+                    else {
+                        continue;
+                    };
+                    if ran_up_to.is_some_and(|done| minute_of(first.ts_ms()) <= done) {
+                        return Ok(false);
+                    }
+                    newest = newest.max(minute_of(last.ts_ms()));
+                    live.push_back(chunk.records);
+                    run_minutes(
+                        &mut live,
+                        &mut fanout,
+                        newest - STREAM_LAG_MINUTES,
+                        &mut ran_up_to,
+                    );
                 }
-                i += 1;
-            }
-            let events = builder.finish();
-            let ordered: Vec<AnyEvent> = events
-                .deploys
-                .into_iter()
-                .map(AnyEvent::Deploy)
-                .chain(events.builds.into_iter().map(AnyEvent::Build))
-                .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
-                .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount))
-                .collect();
-            let batch = Arc::new(ordered);
-            for tx in &senders {
-                // A closed channel means its thread panicked: the join says so.
-                let _ = tx.send(batch.clone());
+                // The buffer is about to be reused: what waits for later
+                // records takes its strings along.
+                carried = live
+                    .into_iter()
+                    .map(|c| c.into_iter().map(Input::into_owned).collect())
+                    .collect();
+                Ok(true)
+            })?;
+            if !in_order {
+                return Ok(None);
             }
         }
-        drop(senders);
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("backtest cores thread panicked"))
-            })
-            .collect()
+        run_minutes(&mut carried, &mut fanout, i64::MAX, &mut ran_up_to);
+        Ok(Some((fanout.finish(records)?, rejected)))
     })
+}
+
+/// Whole lines of a reader, a block at a time, in one buffer reused from
+/// block to block (fresh memory is costly: the kernel zeroes every page).
+struct Blocks<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Bytes read into `buf`.
+    filled: usize,
+    /// Start of the bytes not handed out yet (a line's beginning).
+    start: usize,
+    eof: bool,
+}
+
+impl<R: std::io::Read> Blocks<R> {
+    fn new(reader: R, block: usize) -> Self {
+        Self {
+            reader,
+            buf: vec![0; block.max(1)],
+            filled: 0,
+            start: 0,
+            eof: false,
+        }
+    }
+
+    /// The next run of whole lines (the last one may lack its `\n` at the
+    /// end of input); `None` at the end.
+    fn next_block(&mut self) -> std::io::Result<Option<&[u8]>> {
+        // The unfinished line last time goes first.
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
+        self.start = 0;
+        let mut searched = 0;
+        loop {
+            while !self.eof && self.filled < self.buf.len() {
+                match self.reader.read(&mut self.buf[self.filled..]) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => self.filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let end = match self.buf[searched..self.filled]
+                .iter()
+                .rposition(|&b| b == b'\n')
+            {
+                Some(i) => searched + i + 1,
+                None if self.eof => self.filled,
+                None => {
+                    // One line longer than the buffer: a bigger buffer.
+                    searched = self.filled;
+                    self.buf.resize(self.buf.len() * 2, 0);
+                    continue;
+                }
+            };
+            if end == 0 {
+                return Ok(None);
+            }
+            self.start = end;
+            return Ok(Some(&self.buf[..end]));
+        }
+    }
+}
+
+/// Runs every minute up to `up_to` that the live chunks hold, oldest first.
+/// A minute's records are the front of each chunk that has it; two chunks
+/// (a minute across a chunk end) are merged by time, the earlier chunk
+/// first on ties, which is file order.
+fn run_minutes<'a>(
+    live: &mut VecDeque<VecDeque<Input<'a>>>,
+    fanout: &mut Fanout<'_>,
+    up_to: i64,
+    ran_up_to: &mut Option<i64>,
+) {
+    loop {
+        live.retain(|c| !c.is_empty());
+        let front_minute = |c: &VecDeque<Input<'_>>| c.front().map(|r| minute_of(r.ts_ms()));
+        let Some(m) = live.iter().filter_map(front_minute).min() else {
+            return;
+        };
+        if m > up_to {
+            return;
+        }
+        *ran_up_to = Some(m);
+        let holders: Vec<usize> = (0..live.len())
+            .filter(|&i| front_minute(&live[i]) == Some(m))
+            .collect();
+        if let [only] = holders[..] {
+            let n = minute_len(&live[only], m);
+            fanout.minute(live[only].drain(..n));
+            continue;
+        }
+        let runs: Vec<Vec<Input<'a>>> = holders
+            .iter()
+            .map(|&i| {
+                let n = minute_len(&live[i], m);
+                live[i].drain(..n).collect()
+            })
+            .collect();
+        let mut keys: Vec<(i64, usize, usize)> = runs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, run)| run.iter().enumerate().map(move |(i, r)| (r.ts_ms(), k, i)))
+            .collect();
+        keys.sort_unstable();
+        let mut slots: Vec<Vec<Option<Input<'a>>>> = runs
+            .into_iter()
+            .map(|run| run.into_iter().map(Some).collect())
+            .collect();
+        fanout.minute(
+            keys.iter()
+                .map(|&(_, k, i)| slots[k][i].take().expect("each record once")),
+        );
+    }
+}
+
+/// How many records at the front of `chunk` are of minute `m`.
+fn minute_len(chunk: &VecDeque<Input<'_>>, m: i64) -> usize {
+    chunk
+        .iter()
+        .position(|r| minute_of(r.ts_ms()) != m)
+        .unwrap_or(chunk.len())
+}
+
+/// Reads and parses the input at `path` and runs the pipeline once per
+/// configuration (see [`Fanout`]): in one streaming pass when the file is in
+/// time order, else read whole and sorted. Returns the outcomes and the
+/// rejected lines.
+pub(crate) fn run(configs: &[&Config], path: &Path) -> anyhow::Result<(Vec<Outcome>, Vec<String>)> {
+    let first = configs.first().context("no configuration")?;
+    let normalizer = selfheal_ingest::cli::normalizer_config(&first.ingest);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // 16 MiB blocks: large enough that both cores parse most of the time,
+    // small enough to stay in memory the kernel has already handed out.
+    if let Some(done) = run_streaming(configs, file, &normalizer, threads, 16 << 20, path)? {
+        return Ok(done);
+    }
+    let input = read_input(path)?;
+    let (inputs, rejected) = parse_input(&input, &normalizer, path)?;
+    Ok((run_pipeline(configs, inputs)?, rejected))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -633,12 +1022,6 @@ pub(crate) fn read_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
 #[allow(clippy::print_stdout)]
 pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
-    let started = std::time::Instant::now();
-    let text = read_input(&args.input)?;
-    let normalizer_config = selfheal_ingest::cli::normalizer_config(&config.ingest);
-    let (records, rejected) = parse_input(&text, &normalizer_config)?;
-    let read_s = started.elapsed().as_secs_f64();
-    let n = records.len();
     let truth = args.truth.as_deref().map(read_truth).transpose()?;
     let simple_config = Config {
         detector: DetectorConfig::simple_recipe(),
@@ -649,24 +1032,30 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     } else {
         vec![&config]
     };
-    let run_started = std::time::Instant::now();
-    let mut outcomes = run_pipeline(&configs, records)?.into_iter();
+    let started = std::time::Instant::now();
+    let (outcomes, rejected) = run(&configs, &args.input)?;
+    let mut outcomes = outcomes.into_iter();
     let mut outcome = outcomes.next().context("no backtest outcome")?;
     let simple = outcomes.next();
-    let run_s = run_started.elapsed().as_secs_f64();
+    let run_s = started.elapsed().as_secs_f64();
     outcome.rejected = rejected.len();
     write_outputs(&args.out, &outcome, &rejected)?;
-    drop(text);
     let total_s = started.elapsed().as_secs_f64();
+    // Records per second end to end: reading, parsing, the pipeline and
+    // writing the outputs (what `deploy/bench-backtest.sh` reports too).
     eprintln!(
-        "backtest: {} records ({} rejected) → {} regressions, {} verdicts, {} actions; read+parse {read_s:.2}s, pipeline {run_s:.2}s{}, total {total_s:.2}s ({:.0} records/s)",
+        "backtest: {} records ({} rejected) → {} regressions, {} verdicts, {} actions; read, parse and pipeline {run_s:.2}s{}, total {total_s:.2}s ({:.0} records/s)",
         outcome.records,
         rejected.len(),
         outcome.regressions.len(),
         outcome.verdicts.len(),
         outcome.actions.len(),
-        if simple.is_some() { " (with the simple recipe alongside)" } else { "" },
-        n as f64 / total_s.max(1e-9)
+        if simple.is_some() {
+            " (with the simple recipe alongside)"
+        } else {
+            ""
+        },
+        outcome.records as f64 / total_s.max(1e-9)
     );
     if let (Some(truth), Some(simple)) = (truth, simple) {
         let ours = score(&truth, &outcome.regressions);
@@ -721,11 +1110,32 @@ mod tests {
         (String::from_utf8(out).unwrap(), truth)
     }
 
-    fn run(configs: &[&Config], text: &str, n_chunks: usize) -> Vec<Outcome> {
+    fn run_sorted(configs: &[&Config], text: &str, n_chunks: usize) -> Vec<Outcome> {
         let nc = selfheal_ingest::cli::normalizer_config(&configs[0].ingest);
-        let (inputs, rejected) = parse_input_in(text, &nc, n_chunks).unwrap();
+        let (inputs, rejected) =
+            parse_input_in(text.as_bytes(), &nc, n_chunks, Path::new("h")).unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
         run_pipeline(configs, inputs).unwrap()
+    }
+
+    fn run_streamed(
+        configs: &[&Config],
+        text: &str,
+        threads: usize,
+        block: usize,
+    ) -> Option<Vec<Outcome>> {
+        let nc = selfheal_ingest::cli::normalizer_config(&configs[0].ingest);
+        let (outcomes, rejected) = run_streaming(
+            configs,
+            text.as_bytes(),
+            &nc,
+            threads,
+            block,
+            Path::new("h"),
+        )
+        .unwrap()?;
+        assert!(rejected.is_empty(), "{rejected:?}");
+        Some(outcomes)
     }
 
     fn files(o: &Outcome) -> Vec<Vec<u8>> {
@@ -783,14 +1193,25 @@ mod tests {
             detector: DetectorConfig::simple_recipe(),
             ..Config::default()
         };
-        // One chunk or several, alone or beside the simple recipe, against
-        // the one-record-at-a-time reference: the same bytes.
+        // Sorted or streamed, in one chunk or several, alone or beside the
+        // simple recipe, against the one-record-at-a-time reference: the
+        // same bytes.
         let reference_files = files(&reference(&config, &text));
-        let both = run(&[&config, &simple_cfg], &text, 2);
+        let both = run_sorted(&[&config, &simple_cfg], &text, 2);
+        let streamed_both = run_streamed(&[&config, &simple_cfg], &text, 2, 16 << 20).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.ndjson");
+        std::fs::write(&path, &text).unwrap();
         for o in [
-            &run(&[&config], &text, 1)[0],
-            &run(&[&config], &text, 3)[0],
+            &run_sorted(&[&config], &text, 1)[0],
+            &run_sorted(&[&config], &text, 3)[0],
             &both[0],
+            &run_streamed(&[&config], &text, 1, 16 << 20).unwrap()[0],
+            // Blocks that end mid-line and mid-minute, chunks split across threads.
+            &run_streamed(&[&config], &text, 3, 100_000).unwrap()[0],
+            &run_streamed(&[&config], &text, 2, 1_500_000).unwrap()[0],
+            &streamed_both[0],
+            &run(&[&config], &path).unwrap().0[0],
         ] {
             assert_eq!(o.records, both[0].records);
             for (f, (a, b)) in ["regressions", "verdicts", "actions"]
@@ -800,8 +1221,9 @@ mod tests {
                 assert!(a == b, "{f} differs from the reference");
             }
         }
-        let theirs_alone = run(&[&simple_cfg], &text, 2);
+        let theirs_alone = run_sorted(&[&simple_cfg], &text, 2);
         assert_eq!(files(&both[1]), files(&theirs_alone[0]));
+        assert_eq!(files(&streamed_both[1]), files(&theirs_alone[0]));
         let ours = score(&truth, &both[0].regressions);
         let theirs = score(&truth, &both[1].regressions);
         eprintln!("selfheal {ours:?}\nsimple   {theirs:?}");
@@ -820,6 +1242,44 @@ mod tests {
     }
 
     #[test]
+    fn out_of_order_files_stream_within_the_lag_and_are_sorted_beyond_it() {
+        let (text, _) = small_history();
+        let config = Config::default();
+        let lines: Vec<&str> = text.lines().collect();
+        // Every 50th line a little late (a minute or two): still one pass.
+        let mut late: Vec<&str> = Vec::new();
+        let mut held: Vec<(usize, &str)> = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if i % 50 == 0 {
+                held.push((i + 40, l));
+            } else {
+                late.push(l);
+            }
+            while held.first().is_some_and(|(at, _)| *at <= i) {
+                late.push(held.remove(0).1);
+            }
+        }
+        late.extend(held.iter().map(|(_, l)| *l));
+        let late = late.join("\n");
+        // The second half first: a record comes after its minute ran.
+        let half = lines.len() / 2;
+        let swapped = [&lines[half..], &lines[..half]].concat().join("\n");
+        for (input, streams) in [(&late, true), (&swapped, false)] {
+            let reference_files = files(&reference(&config, input));
+            assert_eq!(
+                run_streamed(&[&config], input, 2, 300_000).is_some(),
+                streams
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("h.ndjson");
+            std::fs::write(&path, input).unwrap();
+            let (outcomes, rejected) = run(&[&config], &path).unwrap();
+            assert!(rejected.is_empty());
+            assert!(files(&outcomes[0]) == reference_files, "streams: {streams}");
+        }
+    }
+
+    #[test]
     fn bad_lines_are_reported_with_line_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.ndjson");
@@ -828,8 +1288,8 @@ mod tests {
             "{\"ts\":1,\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}\n{\"ts\":1}\n",
         )
         .unwrap();
-        let text = read_input(&path).unwrap();
-        let (records, rejected) = parse_input(&text, &NormalizerConfig::default()).unwrap();
+        let input = read_input(&path).unwrap();
+        let (records, rejected) = parse_input(&input, &NormalizerConfig::default(), &path).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(rejected.len(), 1);
         assert!(
@@ -854,9 +1314,10 @@ mod tests {
         }
         text.push_str("{\"ts\":\"late\",\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}\r");
         let config = NormalizerConfig::default();
-        let (one, rejected_one) = parse_input_in(&text, &config, 1).unwrap();
+        let path = Path::new("h");
+        let (one, rejected_one) = parse_input_in(text.as_bytes(), &config, 1, path).unwrap();
         for n in [2, 3, 7, 64] {
-            let (records, rejected) = parse_input_in(&text, &config, n).unwrap();
+            let (records, rejected) = parse_input_in(text.as_bytes(), &config, n, path).unwrap();
             assert_eq!(records.len(), one.len());
             assert_eq!(rejected, rejected_one, "{n} chunks");
         }
@@ -872,8 +1333,48 @@ mod tests {
     fn invalid_utf8_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.ndjson");
-        std::fs::write(&path, b"{}\n{}\n\xff\n").unwrap();
-        let e = read_input(&path).unwrap_err();
-        assert!(e.to_string().ends_with("h.ndjson line 3"), "{e}");
+        let good = "{\"ts\":1,\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\"}\n";
+        let mut input = good.repeat(3).into_bytes();
+        input.extend_from_slice(b"{\"ts\":1,\"bad\":\"\xff\"}\n");
+        input.extend_from_slice(good.as_bytes());
+        std::fs::write(&path, &input).unwrap();
+        let input = read_input(&path).unwrap();
+        let config = Config::default();
+        let e = run(&[&config], &path).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "reading {} line 4: stream did not contain valid UTF-8",
+                path.display()
+            )
+        );
+        let nc = NormalizerConfig::default();
+        for n in [1, 2, 5] {
+            let e = parse_input_in(&input, &nc, n, &path).unwrap_err();
+            assert!(e.to_string().ends_with("h.ndjson line 4"), "{e}");
+        }
+    }
+
+    #[test]
+    fn blocks_are_whole_lines_whatever_their_size() {
+        let text = "a\nbb\n\nccc\r\ndddddddddd\ne";
+        for block in [1, 2, 3, 5, 8, 64] {
+            let mut blocks = Blocks::new(text.as_bytes(), block);
+            let mut got = Vec::new();
+            while let Some(b) = blocks.next_block().unwrap() {
+                assert!(b.ends_with(b"\n") || b.ends_with(b"e"), "{block}: {b:?}");
+                got.extend_from_slice(b);
+            }
+            assert_eq!(got, text.as_bytes(), "{block}");
+        }
+    }
+
+    #[test]
+    fn large_files_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let data: Vec<u8> = (0..40_000_037u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        assert!(read_input(&path).unwrap() == data);
     }
 }

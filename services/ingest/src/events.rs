@@ -162,6 +162,15 @@ impl PreparedLog<'_> {
     pub fn ts_ms(&self) -> i64 {
         self.log.ts_ms
     }
+
+    /// The same, owning its strings (to outlive the input it borrowed from).
+    pub fn into_owned(self) -> PreparedLog<'static> {
+        PreparedLog {
+            log: self.log.into_owned().into(),
+            stack: self.stack,
+            prepared: self.prepared,
+        }
+    }
 }
 
 /// The stateless part of turning a log record into events: stack parsing
