@@ -507,7 +507,30 @@ mod fast {
 
     /// Parses `line`; `None` when the precise parser must decide.
     pub(super) fn parse(line: &str, default: DefaultType) -> Option<RecordRef<'_>> {
-        let f: Fields<'_> = serde_json::from_str(line).ok()?;
+        match scan(line) {
+            Scanned::Fields(f) => build(f, default),
+            Scanned::Unusual => build(serde_json::from_str(line).ok()?, default),
+            Scanned::Invalid => None,
+        }
+    }
+
+    /// The serde half alone (tests compare each half with the precise parser).
+    #[cfg(test)]
+    pub(super) fn parse_serde(line: &str, default: DefaultType) -> Option<RecordRef<'_>> {
+        build(serde_json::from_str(line).ok()?, default)
+    }
+
+    /// The scanner half alone.
+    #[cfg(test)]
+    pub(super) fn parse_scan(line: &str, default: DefaultType) -> Option<RecordRef<'_>> {
+        match scan(line) {
+            Scanned::Fields(f) => build(f, default),
+            Scanned::Unusual | Scanned::Invalid => None,
+        }
+    }
+
+    /// The record `f` describes, if the precise parser would take it as is.
+    fn build(f: Fields<'_>, default: DefaultType) -> Option<RecordRef<'_>> {
         let kind = match f.kind {
             None => Cow::Borrowed(default.name()),
             Some(Val::Str(s)) => s,
@@ -604,6 +627,245 @@ mod fast {
         }
     }
 
+    impl<'a> Fields<'a> {
+        /// Where the value of `key` goes; `None` for a key no record reads.
+        fn slot(&mut self, key: Key) -> Option<&mut Option<Val<'a>>> {
+            Some(match key {
+                Key::Type => &mut self.kind,
+                Key::Ts => &mut self.ts,
+                Key::Service => &mut self.service,
+                Key::Revision => &mut self.revision,
+                Key::Level => &mut self.level,
+                Key::Message => &mut self.message,
+                Key::Stack => &mut self.stack,
+                Key::ExceptionType => &mut self.exception_type,
+                Key::TraceId => &mut self.trace_id,
+                Key::Requests => &mut self.requests,
+                Key::WindowS => &mut self.window_s,
+                Key::PreviousRevision => &mut self.previous_revision,
+                Key::Repo => &mut self.repo,
+                Key::CommitRange => &mut self.commit_range,
+                Key::Diff => &mut self.diff,
+                Key::DiffUrl => &mut self.diff_url,
+                Key::Status => &mut self.status,
+                Key::Log => &mut self.log,
+                Key::Unknown => return None,
+            })
+        }
+    }
+
+    /// What [`scan`] made of a line.
+    // Returned by value once per line and matched at once: boxing the fields
+    // would cost an allocation per line for nothing.
+    #[allow(clippy::large_enum_variant)]
+    enum Scanned<'a> {
+        /// A flat object of strings, integers, booleans and nulls: its fields.
+        Fields(Fields<'a>),
+        /// Valid or not, something the scanner leaves to serde (nesting,
+        /// floats, negative numbers, surrogate escapes, escaped keys …).
+        Unusual,
+        /// Certainly not what the precise parser accepts.
+        Invalid,
+    }
+
+    /// The common shape of a line, read byte by byte: a flat object whose
+    /// values are strings, non-negative integers, booleans or null. It
+    /// accepts exactly what `serde_json` accepts of that shape (the same
+    /// whitespace, escapes, integer syntax, no control characters in
+    /// strings), and leaves anything else to serde.
+    fn scan(line: &str) -> Scanned<'_> {
+        let b = line.as_bytes();
+        let ws = |mut i: usize| {
+            while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t' | b'\r') {
+                i += 1;
+            }
+            i
+        };
+        let mut f = Fields::default();
+        let mut i = ws(0);
+        if b.get(i) != Some(&b'{') {
+            return Scanned::Unusual;
+        }
+        i = ws(i + 1);
+        if b.get(i) == Some(&b'}') {
+            return if ws(i + 1) == b.len() {
+                Scanned::Fields(f)
+            } else {
+                Scanned::Unusual
+            };
+        }
+        loop {
+            // A key: a string without escapes.
+            if b.get(i) != Some(&b'"') {
+                return Scanned::Unusual;
+            }
+            let start = i + 1;
+            let Some(len) = special(&b[start..]) else {
+                return Scanned::Unusual;
+            };
+            if b[start + len] != b'"' {
+                return Scanned::Unusual;
+            }
+            let key = key_of(&line[start..start + len]);
+            i = ws(start + len + 1);
+            if b.get(i) != Some(&b':') {
+                return Scanned::Unusual;
+            }
+            i = ws(i + 1);
+            let (value, end) = match b.get(i) {
+                Some(b'"') => match string(line, i + 1) {
+                    Some((s, end)) => (Some(Val::Str(s)), end),
+                    None => return Scanned::Unusual,
+                },
+                Some(b'0'..=b'9') => {
+                    let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    let end = i + digits;
+                    // Leading zeros, floats and long numbers: serde decides.
+                    if (digits > 1 && b[i] == b'0')
+                        || digits > 18
+                        || matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+                    {
+                        return Scanned::Unusual;
+                    }
+                    let n = line[i..end].parse::<i64>().ok();
+                    match n {
+                        Some(n) => (Some(Val::Int(n)), end),
+                        None => return Scanned::Unusual,
+                    }
+                }
+                Some(b'n') if b[i..].starts_with(b"null") => (None, i + 4),
+                Some(b't') if b[i..].starts_with(b"true") => (Some(Val::Other), i + 4),
+                Some(b'f') if b[i..].starts_with(b"false") => (Some(Val::Other), i + 5),
+                _ => return Scanned::Unusual,
+            };
+            if let Some(slot) = f.slot(key) {
+                // A repeated key keeps its last value, as a `Value` map does.
+                *slot = value;
+            }
+            i = ws(end);
+            match b.get(i) {
+                Some(b',') => i = ws(i + 1),
+                Some(b'}') => {
+                    return if ws(i + 1) == b.len() {
+                        Scanned::Fields(f)
+                    } else {
+                        Scanned::Invalid
+                    };
+                }
+                _ => return Scanned::Unusual,
+            }
+        }
+    }
+
+    /// The string whose body starts at `start` (after the opening quote) and
+    /// the position after its closing quote; borrowed when it has no escapes.
+    /// `None` for what serde must judge (surrogate escapes) or reject
+    /// (control characters, bad escapes, no closing quote).
+    fn string(line: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
+        let b = line.as_bytes();
+        let plain = special(&b[start..])?;
+        let mut i = start + plain;
+        if b[i] == b'"' {
+            return Some((Cow::Borrowed(&line[start..i]), i + 1));
+        }
+        let mut out = String::with_capacity(line.len() - start);
+        out.push_str(&line[start..i]);
+        loop {
+            match b.get(i)? {
+                b'"' => return Some((Cow::Owned(out), i + 1)),
+                b'\\' => {
+                    let c = match b.get(i + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = line.get(i + 2..i + 6)?;
+                            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                                return None;
+                            }
+                            // Surrogates (pairs or lone) are serde's to judge.
+                            let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                            out.push(c);
+                            i += 6;
+                            continue;
+                        }
+                        _ => return None,
+                    };
+                    out.push(c);
+                    i += 2;
+                }
+                c if *c < 0x20 => return None,
+                _ => {
+                    let run = special(&b[i..])?;
+                    out.push_str(&line[i..i + run]);
+                    i += run;
+                }
+            }
+        }
+    }
+
+    /// The first `"`, `\\` or control character in `b`: where a string's
+    /// plain run ends. Eight bytes at a time (the lowest flagged byte of each
+    /// word is exact; flags above it may be borrows, and are not used).
+    fn special(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let mut words = b.chunks_exact(8);
+        let mut at = 0;
+        for w in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(w);
+            let x = u64::from_le_bytes(bytes);
+            let flags = zero_byte(x ^ (ONES * u64::from(b'"')))
+                | zero_byte(x ^ (ONES * u64::from(b'\\')))
+                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+            if flags != 0 {
+                return Some(at + (flags.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        words
+            .remainder()
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|p| at + p)
+    }
+
+    #[cfg(test)]
+    pub(super) fn special_for_test(b: &[u8]) -> Option<usize> {
+        special(b)
+    }
+
+    fn key_of(k: &str) -> Key {
+        match k {
+            "type" => Key::Type,
+            "ts" => Key::Ts,
+            "service" => Key::Service,
+            "revision" => Key::Revision,
+            "level" => Key::Level,
+            "message" => Key::Message,
+            "stack" => Key::Stack,
+            "exception_type" => Key::ExceptionType,
+            "trace_id" => Key::TraceId,
+            "requests" => Key::Requests,
+            "window_s" => Key::WindowS,
+            "previous_revision" => Key::PreviousRevision,
+            "repo" => Key::Repo,
+            "commit_range" => Key::CommitRange,
+            "diff" => Key::Diff,
+            "diff_url" => Key::DiffUrl,
+            "status" => Key::Status,
+            "log" => Key::Log,
+            _ => Key::Unknown,
+        }
+    }
+
     impl<'de> Deserialize<'de> for Fields<'de> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             d.deserialize_map(FieldsVisitor)
@@ -622,31 +884,12 @@ mod fast {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut f = Fields::default();
             while let Some(key) = map.next_key::<Key>()? {
-                let slot = match key {
-                    Key::Type => &mut f.kind,
-                    Key::Ts => &mut f.ts,
-                    Key::Service => &mut f.service,
-                    Key::Revision => &mut f.revision,
-                    Key::Level => &mut f.level,
-                    Key::Message => &mut f.message,
-                    Key::Stack => &mut f.stack,
-                    Key::ExceptionType => &mut f.exception_type,
-                    Key::TraceId => &mut f.trace_id,
-                    Key::Requests => &mut f.requests,
-                    Key::WindowS => &mut f.window_s,
-                    Key::PreviousRevision => &mut f.previous_revision,
-                    Key::Repo => &mut f.repo,
-                    Key::CommitRange => &mut f.commit_range,
-                    Key::Diff => &mut f.diff,
-                    Key::DiffUrl => &mut f.diff_url,
-                    Key::Status => &mut f.status,
-                    Key::Log => &mut f.log,
-                    Key::Unknown => {
+                match f.slot(key) {
+                    Some(slot) => *slot = map.next_value::<Nullable<'de>>()?.0,
+                    None => {
                         map.next_value::<Skip>()?;
-                        continue;
                     }
-                };
-                *slot = map.next_value::<Nullable<'de>>()?.0;
+                }
             }
             Ok(f)
         }
@@ -690,27 +933,7 @@ mod fast {
         }
 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
-            Ok(match v {
-                "type" => Key::Type,
-                "ts" => Key::Ts,
-                "service" => Key::Service,
-                "revision" => Key::Revision,
-                "level" => Key::Level,
-                "message" => Key::Message,
-                "stack" => Key::Stack,
-                "exception_type" => Key::ExceptionType,
-                "trace_id" => Key::TraceId,
-                "requests" => Key::Requests,
-                "window_s" => Key::WindowS,
-                "previous_revision" => Key::PreviousRevision,
-                "repo" => Key::Repo,
-                "commit_range" => Key::CommitRange,
-                "diff" => Key::Diff,
-                "diff_url" => Key::DiffUrl,
-                "status" => Key::Status,
-                "log" => Key::Log,
-                _ => Key::Unknown,
-            })
+            Ok(key_of(v))
         }
     }
 
@@ -939,6 +1162,24 @@ mod tests {
         r#"{"type":"Log","ts":1,"service":"a","revision":"r","message":"m"}"#,
         r#"{"type":null,"ts":1,"service":"a","revision":"r","message":"m"}"#,
         r#"{"type":5,"ts":1,"service":"a","revision":"r","message":"m"}"#,
+        " {\t\"ts\" :\r1 ,\n\"service\":\"a\",\"revision\":\"r\",\"message\":\"m\" } ",
+        r#"{"ts":01,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":1e3,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"a\u0041\u00e9\u20ac\/\b\f\n\r\t"}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"\ud83d\ude00 pair"}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"\ud83d lone"}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"bad \x escape"}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"short \u12"}"#,
+        "{\"ts\":1,\"service\":\"a\",\"revision\":\"r\",\"message\":\"raw\ttab\"}",
+        r#"{"ts":1,"service":"a","revision":"r","message":"unterminated}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"m","flag":true,"off":false,"n":null}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"m","level":nul}"#,
+        r#"{"ts":1,"service":"a","revision":"r","message":"m"}}"#,
+        r#"{"ts":1 2,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":123456789012345678901,"service":"a","revision":"r","message":"m"}"#,
+        r#"{}"#,
+        r#"{"#,
+        "",
     ];
 
     #[test]
@@ -946,7 +1187,14 @@ mod tests {
         for default in [DefaultType::Log, DefaultType::Traffic] {
             for (i, line) in EDGE_LINES.iter().enumerate() {
                 let precise = parse_line_precise(line, i + 1, default);
-                if let Some(fast) = fast::parse(line, default) {
+                for fast in [
+                    fast::parse(line, default),
+                    fast::parse_serde(line, default),
+                    fast::parse_scan(line, default),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     assert_eq!(Ok(fast.into_owned()), precise, "{line}");
                 }
                 assert_eq!(parse_line(line, i + 1, default), precise, "{line}");
@@ -958,10 +1206,30 @@ mod tests {
         };
         assert!(matches!(l.service, Cow::Borrowed("a")));
         assert!(fast::parse(EDGE_LINES[4], DefaultType::Log).is_some());
+        // The scanner takes the common shapes itself, whitespace and escapes too.
+        for i in [0, 1, 4, 26, 32, 39, 42, 49] {
+            assert!(
+                fast::parse_scan(EDGE_LINES[i], DefaultType::Log).is_some(),
+                "{}",
+                EDGE_LINES[i]
+            );
+        }
         assert!(fast::parse(EDGE_LINES[26], DefaultType::Log).is_some());
     }
 
     proptest::proptest! {
+        /// The word-at-a-time search finds what a byte loop finds.
+        #[test]
+        fn special_bytes_are_found_like_a_byte_loop(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'!']),
+                0..40,
+            )
+        ) {
+            let want = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            proptest::prop_assert_eq!(fast::special_for_test(&bytes), want);
+        }
+
         /// Lines built from the format's keys with values of every JSON type.
         #[test]
         fn fast_parser_agrees_on_generated_lines(
@@ -975,7 +1243,9 @@ mod tests {
                         "null", "true", "0", "-3", "17", "1.5", "1e400", "18446744073709551615",
                         "\"\"", "\" \"", "\"a\"", "\"Err\\u00e9\"", "\"log\"", "\"traffic\"",
                         "\"deploy\"", "\"build\"", "\"failed\"", "\"2026-03-09T10:00:00Z\"",
-                        "[1,{}]", "{\"a\":[]}", "\"\\udc00\"",
+                        "[1,{}]", "{\"a\":[]}", "\"\\udc00\"", "false", "01", "-0", "1e2",
+                        "\"a\\nb\\\"c\"", "\"\\u0041\"", "\"\\ud83d\\ude00\"", "\"tab\there\"",
+                        "\"\\q\"", " \"spaced\" ", "\"WARN\"", "nul", "\"é€\"",
                     ]),
                 ),
                 0..10,
@@ -987,7 +1257,14 @@ mod tests {
             );
             for default in [DefaultType::Log, DefaultType::Traffic, DefaultType::Build] {
                 let precise = parse_line_precise(&line, 1, default);
-                if let Some(fast) = fast::parse(&line, default) {
+                for fast in [
+                    fast::parse(&line, default),
+                    fast::parse_serde(&line, default),
+                    fast::parse_scan(&line, default),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     proptest::prop_assert_eq!(Ok(fast.into_owned()), precise.clone(), "{}", line);
                 }
                 proptest::prop_assert_eq!(parse_line(&line, 1, default), precise, "{}", line);
