@@ -302,17 +302,30 @@ fn parse_chunk<'a>(
         .enumerate()
         .map(|(i, r)| (r.ts_ms(), u32::try_from(i).expect("small chunk")))
         .collect();
-    if keys.is_sorted() {
-        out.records = records.into();
-    } else {
+    if !keys.is_sorted() {
         keys.sort_unstable();
-        let mut slots: Vec<Option<Input<'a>>> = records.into_iter().map(Some).collect();
-        out.records = keys
-            .iter()
-            .map(|&(_, i)| slots[i as usize].take().expect("each record once"))
-            .collect();
+        permute(&mut records, &mut keys);
     }
+    // No copy: a deque over the same allocation (fresh memory is costly).
+    out.records = records.into();
     out
+}
+
+/// Puts `items[keys[j].1]` at `j`, in place, by following each cycle of the
+/// permutation (`keys[..].1` is a permutation of the indices; it is used up).
+fn permute<T>(items: &mut [T], keys: &mut [(i64, u32)]) {
+    for start in 0..items.len() {
+        let mut j = start;
+        loop {
+            let from = keys[j].1 as usize;
+            keys[j].1 = j as u32; // in place now
+            if from == start || from == j {
+                break;
+            }
+            items.swap(j, from);
+            j = from;
+        }
+    }
 }
 
 /// The detector, triage and fixer (dry-run) cores wired as the live topics
@@ -1366,6 +1379,28 @@ mod tests {
                 got.extend_from_slice(b);
             }
             assert_eq!(got, text.as_bytes(), "{block}");
+        }
+    }
+
+    #[test]
+    fn permute_puts_each_item_where_its_key_says() {
+        let items: Vec<u32> = (0..200).collect();
+        for seed in 1..50u64 {
+            // A pseudo-random permutation.
+            let mut keys: Vec<(i64, u32)> = items
+                .iter()
+                .map(|&i| {
+                    (
+                        ((u64::from(i) * 2_654_435_761 * seed) % 1_000_003) as i64,
+                        i,
+                    )
+                })
+                .collect();
+            keys.sort_unstable();
+            let want: Vec<u32> = keys.iter().map(|k| items[k.1 as usize]).collect();
+            let mut got = items.clone();
+            permute(&mut got, &mut keys);
+            assert_eq!(got, want);
         }
     }
 
