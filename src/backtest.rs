@@ -1035,22 +1035,23 @@ pub(crate) fn read_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
 #[allow(clippy::print_stdout)]
 pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
-    let truth = args.truth.as_deref().map(read_truth).transpose()?;
     let simple_config = Config {
         detector: DetectorConfig::simple_recipe(),
         ..config.clone()
     };
-    let configs: Vec<&Config> = if truth.is_some() {
+    let configs: Vec<&Config> = if args.truth.is_some() {
         vec![&config, &simple_config]
     } else {
         vec![&config]
     };
     let started = std::time::Instant::now();
     let (outcomes, rejected) = run(&configs, &args.input)?;
+    let run_s = started.elapsed().as_secs_f64();
+    // After the input, as before: a bad input is reported first.
+    let truth = args.truth.as_deref().map(read_truth).transpose()?;
     let mut outcomes = outcomes.into_iter();
     let mut outcome = outcomes.next().context("no backtest outcome")?;
     let simple = outcomes.next();
-    let run_s = started.elapsed().as_secs_f64();
     outcome.rejected = rejected.len();
     write_outputs(&args.out, &outcome, &rejected)?;
     let total_s = started.elapsed().as_secs_f64();
