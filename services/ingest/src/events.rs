@@ -422,6 +422,126 @@ mod tests {
         assert_eq!(ev.traffic.len(), 1);
     }
 
+    /// `to_events` as it was before the builder: one `normalize` call per
+    /// record and a string-keyed index. The builder must give the same events.
+    fn oracle(normalizer: &mut Normalizer, records: Vec<Record>) -> Events {
+        let mut out = Events::default();
+        let mut index: HashMap<(String, String, u64), usize> = HashMap::new();
+        for record in records {
+            match record {
+                Record::Log(log) => {
+                    let n = normalizer.normalize(
+                        &log.service,
+                        &log.message,
+                        log.stack.as_deref(),
+                        log.exception_type.as_deref(),
+                    );
+                    let key = (log.service.clone(), log.revision.clone(), n.signature);
+                    if let Some(&i) = index.get(&key) {
+                        let sc = &mut out.signatures[i];
+                        sc.count += 1;
+                        sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
+                        sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
+                        continue;
+                    }
+                    index.insert(key, out.signatures.len());
+                    out.signatures.push(SignatureCount {
+                        service: log.service,
+                        revision: log.revision,
+                        signature: format!("{:016x}", n.signature),
+                        template: n.template,
+                        exception_type: n.exception_type,
+                        level: log.level,
+                        count: 1,
+                        first_seen_ms: log.ts_ms,
+                        last_seen_ms: log.ts_ms,
+                        sample_message: truncate(&scrub(&log.message), MAX_SAMPLE_CHARS),
+                        sample_stack: log
+                            .stack
+                            .map(|s| truncate(&scrub_lines(&s), MAX_STACK_CHARS)),
+                        frames: n.frames,
+                        trace_id: log.trace_id,
+                    });
+                }
+                other => {
+                    let ev = to_events(&NormalizerConfig::default(), [other]);
+                    out.traffic.extend(ev.traffic);
+                    out.deploys.extend(ev.deploys);
+                    out.builds.extend(ev.builds);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn builder_gives_the_events_one_normalize_call_per_record_gave() {
+        let py = |f: &str| {
+            format!(
+                "Traceback (most recent call last):\\n  File \\\"/app/{f}.py\\\", line 3, in {f}\\nKeyError: 'k'"
+            )
+        };
+        let jvm = "java.lang.IllegalStateException: pool\\n\\tat com.shop.Pool.get(Pool.java:42)\\nCaused by: java.sql.SQLException: lost\\n\\tat com.shop.Db.q(Db.java:7)";
+        let mut body = String::new();
+        for i in 0..300 {
+            let (svc, rev) = (["a", "b", "c"][i % 3], ["r1", "r2"][i % 2]);
+            let (msg, stack, exc) = match i % 7 {
+                0 => (
+                    format!("Timeout after {i}ms calling pay (request_id={i:x})"),
+                    None,
+                    None,
+                ),
+                1 => (format!("KeyError: 'k{i}'"), Some(py("quote")), None),
+                2 => (format!("KeyError: 'k{i}'"), Some(py("price")), None),
+                // An empty first line: named by the stack's message.
+                3 => (format!("\nmore {i}"), Some(jvm.to_owned()), None),
+                4 => (
+                    format!("login password=hunter{i} for bob{i}@example.com"),
+                    None,
+                    None,
+                ),
+                5 => (
+                    format!("user {} not found", ["ann", "bob", "cy"][i % 3]),
+                    None,
+                    Some("NotFound"),
+                ),
+                _ => (format!("cache miss {i}"), Some(String::new()), Some(" ")),
+            };
+            let mut line = format!(
+                "{{\"ts\":{},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"message\":{},\"trace_id\":\"t{i}\"",
+                1000 + (i * 7919) % 500,
+                serde_json::to_string(&msg).unwrap()
+            );
+            if let Some(s) = stack {
+                line.push_str(&format!(",\"stack\":\"{s}\""));
+            }
+            if let Some(e) = exc {
+                line.push_str(&format!(",\"exception_type\":\"{e}\""));
+            }
+            line.push_str("}\n");
+            body.push_str(&line);
+            if i % 50 == 0 {
+                body.push_str(&format!(
+                    "{{\"type\":\"traffic\",\"ts\":{i},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"requests\":{i}}}\n{{\"type\":\"build\",\"ts\":{i},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"status\":\"failed\",\"log\":\"token=abcDEF123 x\"}}\n"
+                ));
+            }
+        }
+        let (records, errors) = parse_body(&body, DefaultType::Log);
+        assert!(errors.is_empty(), "{errors:?}");
+        let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+        let (mut n1, mut n2) = (
+            Normalizer::new(NormalizerConfig::default()),
+            Normalizer::new(NormalizerConfig::default()),
+        );
+        // Two batches through the same normalizers: grouping carries over.
+        for batch in [&records[..160], &records[160..]] {
+            let want = oracle(&mut n1, batch.to_vec());
+            let got = to_events(&mut n2, batch.iter().cloned());
+            assert!(want.signatures.len() > 10, "{}", want.signatures.len());
+            assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn accumulator_merges_batches_per_service_revision_signature() {
         let mut n = Normalizer::new(NormalizerConfig::default());
