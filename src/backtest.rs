@@ -7,6 +7,18 @@
 //! shorter flushes, with far fewer events), turned into events, and fed through the cores in
 //! the order the live topics would deliver them. Output files are described in
 //! ARCHITECTURE.md; the same input and configuration give byte-identical files.
+//!
+//! # Layout (threads)
+//! - [`run`]: the file streams through one reused buffer, a block at a time
+//!   ([`Blocks`]); parser threads turn each block's lines into records and do
+//!   the stateless part of normalization ([`parse_chunk`]: parsing, stack
+//!   parsing, masking) and sort each chunk by time; the calling thread merges
+//!   chunks into minutes, runs each minute's online grouping and counting in
+//!   input order ([`Fanout::minute`]) and hands the events to one thread of
+//!   cores per configuration ([`Cores`]). Minutes run in order, each once no
+//!   record of it can follow, so the result is the sorted run's.
+//! - A file more than [`STREAM_LAG_MINUTES`] out of time order is read whole,
+//!   parsed in parallel and sorted instead ([`parse_input`], [`run_pipeline`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
