@@ -17,6 +17,13 @@ use selfheal_common::service::{self, ServiceArgs, ServiceHandle};
 use selfheal_common::{CancellationToken, Config};
 use tokio::task::JoinSet;
 
+// mimalloc rather than the system allocator: the backtest makes and drops
+// millions of small strings across threads (events are built on one thread
+// and dropped on another), where glibc's malloc cost it ~30% more CPU
+// (deploy/bench-backtest.sh, README "Backtest throughput").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// selfheal: after every deploy, detect what broke, prove which change caused it,
 /// and roll back or fix forward.
 #[derive(Parser)]

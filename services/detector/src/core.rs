@@ -331,41 +331,58 @@ impl Detector {
     }
 
     fn on_signature(&mut self, sc: &SignatureCount) {
-        self.touched.insert(sc.service.clone());
+        self.touch(&sc.service);
         if self.is_too_old(sc.first_seen_ms) {
             tracing::warn!(service = %sc.service, signature = %sc.signature, ts = sc.first_seen_ms,
                 "signature count older than the baseline horizon; not counted");
             return;
         }
-        let svc = self.services.entry(sc.service.clone()).or_default();
+        // Counts arrive by the hundred thousand in a backtest: keys are cloned
+        // only when they are new.
+        let svc = service_state(&mut self.services, &sc.service);
         svc.first_seen_ms = Some(
             svc.first_seen_ms
                 .map_or(sc.first_seen_ms, |f| f.min(sc.first_seen_ms)),
         );
-        let template_key = format!(
-            "{}\u{0}{}",
-            sc.exception_type.as_deref().unwrap_or_default(),
-            sc.template
-        );
-        let sig = svc
-            .sigs
-            .entry(sc.signature.clone())
-            .or_insert_with(|| SigState {
-                sample: sc.clone(),
-                template_key: template_key.clone(),
-                last_seen_ms: sc.last_seen_ms,
-                by_revision: BTreeMap::new(),
-                regressed: BTreeSet::new(),
-            });
+        let exception_type = sc.exception_type.as_deref().unwrap_or_default();
+        let template_key = || format!("{exception_type}\u{0}{}", sc.template);
+        let (sig, new_key) = match svc.sigs.get_mut(&sc.signature) {
+            // The pair is in the index under the signature's own key for as
+            // long as the signature lives; another template of it is added.
+            Some(sig) => {
+                let same = is_template_key(&sig.template_key, exception_type, &sc.template);
+                (sig, (!same).then(template_key))
+            }
+            None => {
+                let key = template_key();
+                let sig = svc
+                    .sigs
+                    .entry(sc.signature.clone())
+                    .or_insert_with(|| SigState {
+                        sample: sc.clone(),
+                        template_key: key.clone(),
+                        last_seen_ms: sc.last_seen_ms,
+                        by_revision: BTreeMap::new(),
+                        regressed: BTreeSet::new(),
+                    });
+                (sig, Some(key))
+            }
+        };
         sig.last_seen_ms = sig.last_seen_ms.max(sc.last_seen_ms);
-        sig.by_revision
-            .entry(sc.revision.clone())
-            .or_default()
-            .add(sc.first_seen_ms, sc.count as f64);
-        self.by_template
-            .entry(template_key)
-            .or_default()
-            .insert((sc.service.clone(), sc.signature.clone()));
+        match sig.by_revision.get_mut(&sc.revision) {
+            Some(series) => series.add(sc.first_seen_ms, sc.count as f64),
+            None => sig
+                .by_revision
+                .entry(sc.revision.clone())
+                .or_default()
+                .add(sc.first_seen_ms, sc.count as f64),
+        }
+        if let Some(key) = new_key {
+            self.by_template
+                .entry(key)
+                .or_default()
+                .insert((sc.service.clone(), sc.signature.clone()));
+        }
         let cap = self.config.max_signatures_per_service.max(1);
         if svc.sigs.len() > cap {
             // Evict the least recently seen signature that no open deploy needs.
@@ -387,29 +404,37 @@ impl Detector {
     }
 
     fn on_traffic(&mut self, t: &Traffic) {
-        self.touched.insert(t.service.clone());
+        self.touch(&t.service);
         if self.is_too_old(t.window_start_ms) {
             tracing::warn!(service = %t.service, ts = t.window_start_ms,
                 "traffic older than the baseline horizon; not counted");
             return;
         }
-        let svc = self.services.entry(t.service.clone()).or_default();
+        let svc = service_state(&mut self.services, &t.service);
         svc.first_seen_ms = Some(
             svc.first_seen_ms
                 .map_or(t.window_start_ms, |f| f.min(t.window_start_ms)),
         );
-        svc.traffic
-            .entry(t.revision.clone())
-            .or_default()
-            .add_spread(
-                t.window_start_ms,
-                i64::from(t.window_s) * 1_000,
-                t.requests as f64,
-            );
+        let series = match svc.traffic.get_mut(&t.revision) {
+            Some(series) => series,
+            None => svc.traffic.entry(t.revision.clone()).or_default(),
+        };
+        series.add_spread(
+            t.window_start_ms,
+            i64::from(t.window_s) * 1_000,
+            t.requests as f64,
+        );
+    }
+
+    /// Marks `service` changed (see [`Detector::take_touched`]).
+    fn touch(&mut self, service: &str) {
+        if !self.touched.contains(service) {
+            self.touched.insert(service.to_owned());
+        }
     }
 
     fn on_deploy(&mut self, d: &Deploy) {
-        self.touched.insert(d.service.clone());
+        self.touch(&d.service);
         let svc = self.services.entry(d.service.clone()).or_default();
         if svc
             .deploys
@@ -434,7 +459,7 @@ impl Detector {
         }
         let signature = "build_failure".to_owned();
         let id = stable_id(&[&b.service, &b.revision, &signature, "build_failure"]);
-        self.touched.insert(b.service.clone());
+        self.touch(&b.service);
         if !self
             .services
             .entry(b.service.clone())
@@ -489,10 +514,12 @@ impl Detector {
                         .iter()
                         .enumerate()
                         .filter(|(_, d)| !d.done)
-                        .map(move |(i, d)| (d.next_eval_ms, name.clone(), i))
+                        .map(move |(i, d)| (d.next_eval_ms, name, i))
                 })
                 .filter(|(t, _, _)| *t <= wm)
-                .min();
+                .min()
+                // Cloned for the winner only: this runs on every event.
+                .map(|(t, name, i)| (t, name.clone(), i));
             let Some((at, service, idx)) = next else {
                 break;
             };
@@ -501,7 +528,7 @@ impl Detector {
                 d.deploy.deployed_at_ms + window
             };
             let at = at.min(end);
-            self.touched.insert(service.clone());
+            self.touch(&service);
             let evaluate_now = self.config.sequential || at >= end;
             if evaluate_now {
                 out.extend(self.evaluate(&service, idx, at));
@@ -937,6 +964,25 @@ fn historical_baseline(
             .map(|(h, e)| (counts.get(h).copied().unwrap_or(0.0), e * rate)),
     );
     (count, exposure, shape)
+}
+
+/// The state of `name`, created empty if new (the name cloned only then).
+fn service_state<'a>(
+    services: &'a mut BTreeMap<String, ServiceState>,
+    name: &str,
+) -> &'a mut ServiceState {
+    if !services.contains_key(name) {
+        services.insert(name.to_owned(), ServiceState::default());
+    }
+    services.get_mut(name).expect("just inserted")
+}
+
+/// Whether `key` is the template key `{exception_type}\0{template}`.
+fn is_template_key(key: &str, exception_type: &str, template: &str) -> bool {
+    key.len() == exception_type.len() + 1 + template.len()
+        && key.starts_with(exception_type)
+        && key.as_bytes()[exception_type.len()] == 0
+        && key.ends_with(template)
 }
 
 #[cfg(test)]

@@ -1,12 +1,21 @@
 //! Records → events: normalization, scrubbing and per-request pre-aggregation of
 //! log lines into SignatureCount events. Pure.
+//!
+//! [`to_events`] does it all in one call. Replays that want the second core
+//! split it: [`prepare_log`] does the stateless part of a log line (stack
+//! parsing, exception type, masking) on any thread, ahead of time, and
+//! [`EventBuilder::add_prepared`] the part that must follow input order
+//! (online grouping, counting). Both paths run the same code.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use selfheal_schemas::{Build, BuildStatus, Deploy, SignatureCount, Traffic};
 
-use crate::normalize::{scrub, Normalizer, NormalizerConfig};
-use crate::record::Record;
+use crate::normalize::hash::{PreHashed, StableHasher};
+use crate::normalize::stack::{self, Parsed};
+use crate::normalize::{scrub, Normalizer, NormalizerConfig, Prepared};
+use crate::record::{LogRef, Record, RecordRef};
 
 /// Longest scrubbed sample message kept on an event, in characters.
 const MAX_SAMPLE_CHARS: usize = 2_000;
@@ -65,61 +74,161 @@ pub fn to_events(
     normalizer: impl WithNormalizer,
     records: impl IntoIterator<Item = Record>,
 ) -> Events {
-    normalizer.with(|n| to_events_with(n, records))
+    normalizer.with(|n| {
+        let mut stacks = StackCache::default();
+        let mut builder = EventBuilder::default();
+        for record in records {
+            builder.add(n, &mut stacks, RecordRef::from(record));
+        }
+        builder.finish()
+    })
 }
 
-fn to_events_with(
-    normalizer: &mut Normalizer,
-    records: impl IntoIterator<Item = Record>,
-) -> Events {
-    let mut out = Events::default();
-    let mut index: HashMap<(String, String, u64), usize> = HashMap::new();
-    for record in records {
-        match record {
-            Record::Log(log) => {
-                let n = normalizer.normalize(
-                    &log.service,
-                    &log.message,
-                    log.stack.as_deref(),
-                    log.exception_type.as_deref(),
-                );
-                let key = (log.service.clone(), log.revision.clone(), n.signature);
-                if let Some(&i) = index.get(&key) {
-                    let sc = &mut out.signatures[i];
-                    sc.count += 1;
-                    sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
-                    sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
-                    continue;
-                }
-                index.insert(key, out.signatures.len());
-                out.signatures.push(SignatureCount {
-                    service: log.service,
-                    revision: log.revision,
-                    signature: format!("{:016x}", n.signature),
-                    // Templates come from raw text too: scrub them as well.
-                    // The normalizer already scrubbed the template.
-                    template: n.template,
-                    exception_type: n.exception_type,
-                    level: log.level,
-                    count: 1,
-                    first_seen_ms: log.ts_ms,
-                    last_seen_ms: log.ts_ms,
-                    sample_message: truncate(&scrub(&log.message), MAX_SAMPLE_CHARS),
-                    sample_stack: log
-                        .stack
-                        .map(|s| truncate(&scrub_lines(&s), MAX_STACK_CHARS)),
-                    frames: n.frames,
-                    trace_id: log.trace_id,
-                });
+/// One distinct stack trace, parsed once: what every log line carrying it needs.
+#[derive(Debug)]
+pub struct PreparedStack {
+    text: Box<str>,
+    parsed: Parsed,
+    fingerprint: Vec<String>,
+    /// The scrubbed, truncated stack for samples, made when first needed.
+    sample: OnceLock<String>,
+}
+
+impl PreparedStack {
+    fn new(config: &NormalizerConfig, text: &str) -> Self {
+        let parsed = stack::parse(text, &config.in_app);
+        Self {
+            text: text.into(),
+            fingerprint: Normalizer::fingerprint(config, &parsed.frames),
+            parsed,
+            sample: OnceLock::new(),
+        }
+    }
+
+    fn sample(&self) -> &str {
+        self.sample
+            .get_or_init(|| truncate(&scrub_lines(&self.text), MAX_STACK_CHARS))
+    }
+}
+
+/// Parsed stacks by their text. Services print the same few traces over and
+/// over while their messages carry ids, so stacks, unlike messages, are worth
+/// remembering. Bounded; what it returns is a pure function of the text and
+/// the configuration, so forgetting never changes a result.
+#[derive(Debug, Default)]
+pub struct StackCache {
+    by_hash: HashMap<u64, Arc<PreparedStack>, PreHashed>,
+    bytes: usize,
+}
+
+impl StackCache {
+    /// Most stack text held before the cache starts over.
+    const MAX_BYTES: usize = 32 << 20;
+
+    /// The prepared form of `text`.
+    pub fn get(&mut self, config: &NormalizerConfig, text: &str) -> Arc<PreparedStack> {
+        let mut h = StableHasher::new();
+        h.write_str(text);
+        let key = h.finish();
+        if let Some(p) = self.by_hash.get(&key) {
+            if *p.text == *text {
+                return p.clone();
             }
-            Record::Traffic(t) => out.traffic.push(Traffic {
+            // A hash collision: correct, just not cached.
+            return Arc::new(PreparedStack::new(config, text));
+        }
+        if self.bytes + text.len() > Self::MAX_BYTES {
+            self.by_hash.clear();
+            self.bytes = 0;
+        }
+        let p = Arc::new(PreparedStack::new(config, text));
+        self.bytes += text.len();
+        self.by_hash.insert(key, p.clone());
+        p
+    }
+}
+
+/// A log record made ready by [`prepare_log`]: everything but the grouping.
+#[derive(Debug)]
+pub struct PreparedLog<'a> {
+    /// The record, its stack moved into `stack`.
+    log: LogRef<'a>,
+    stack: Option<Arc<PreparedStack>>,
+    prepared: Prepared,
+}
+
+impl PreparedLog<'_> {
+    /// Event time, epoch milliseconds.
+    pub fn ts_ms(&self) -> i64 {
+        self.log.ts_ms
+    }
+
+    /// The same, owning its strings (to outlive the input it borrowed from).
+    pub fn into_owned(self) -> PreparedLog<'static> {
+        PreparedLog {
+            log: self.log.into_owned().into(),
+            stack: self.stack,
+            prepared: self.prepared,
+        }
+    }
+}
+
+/// The stateless part of turning a log record into events: stack parsing
+/// (through `stacks`), exception type and masking. Pure; any thread.
+pub fn prepare_log<'a>(
+    config: &NormalizerConfig,
+    stacks: &mut StackCache,
+    mut log: LogRef<'a>,
+) -> PreparedLog<'a> {
+    let stack = log.stack.take().map(|s| stacks.get(config, &s));
+    let mut prepared = Prepared::default();
+    Normalizer::prepare_into(
+        config,
+        &log.message,
+        stack.as_deref().map(|s| &s.parsed),
+        log.exception_type.as_deref(),
+        &mut prepared,
+    );
+    PreparedLog {
+        log,
+        stack,
+        prepared,
+    }
+}
+
+/// Builds one batch's [`Events`] record by record, in input order.
+#[derive(Debug, Default)]
+pub struct EventBuilder {
+    out: Events,
+    /// Hash of (service, revision, signature) → index in `out.signatures`.
+    index: HashMap<u64, usize, PreHashed>,
+    /// Signatures whose hash was taken by another key (checked one by one).
+    collided: Vec<usize>,
+    /// Numeric signature of each of `out.signatures`.
+    ids: Vec<u64>,
+}
+
+impl EventBuilder {
+    /// Adds one record of any type (log lines prepared on the spot).
+    pub fn add(
+        &mut self,
+        normalizer: &mut Normalizer,
+        stacks: &mut StackCache,
+        record: RecordRef<'_>,
+    ) {
+        match record {
+            RecordRef::Log(log) => {
+                let p = prepare_log(normalizer.config(), stacks, log);
+                self.add_prepared(normalizer, p);
+            }
+            RecordRef::Traffic(t) => self.out.traffic.push(Traffic {
                 service: t.service,
                 revision: t.revision,
                 window_start_ms: t.ts_ms,
                 window_s: t.window_s,
                 requests: t.requests,
             }),
-            Record::Deploy(d) => out.deploys.push(Deploy {
+            RecordRef::Deploy(d) => self.out.deploys.push(Deploy {
                 service: d.service,
                 revision: d.revision,
                 previous_revision: d.previous_revision,
@@ -129,7 +238,7 @@ fn to_events_with(
                 diff_url: d.diff_url,
                 deployed_at_ms: d.ts_ms,
             }),
-            Record::Build(b) => out.builds.push(Build {
+            RecordRef::Build(b) => self.out.builds.push(Build {
                 service: b.service,
                 revision: b.revision,
                 status: if b.failed {
@@ -142,7 +251,79 @@ fn to_events_with(
             }),
         }
     }
-    out
+
+    /// Adds a log record made ready by [`prepare_log`]. Calls must come in
+    /// input order (grouping is online).
+    pub fn add_prepared(&mut self, normalizer: &mut Normalizer, p: PreparedLog<'_>) {
+        let no_fingerprint: &[String] = &[];
+        let fingerprint = p
+            .stack
+            .as_deref()
+            .map_or(no_fingerprint, |s| &s.fingerprint);
+        let (signature, template) =
+            normalizer.group_prepared(&p.log.service, &p.prepared, fingerprint);
+        let log = p.log;
+        let mut h = StableHasher::new();
+        h.write_str(&log.service);
+        h.write_str(&log.revision);
+        h.write_u64(signature);
+        let key = h.finish();
+        let found = match self.index.get(&key) {
+            Some(&i) if self.is(i, &log.service, &log.revision, signature) => Some(i),
+            Some(_) => self
+                .collided
+                .iter()
+                .copied()
+                .find(|&i| self.is(i, &log.service, &log.revision, signature)),
+            None => None,
+        };
+        if let Some(i) = found {
+            let sc = &mut self.out.signatures[i];
+            sc.count += 1;
+            sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
+            sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
+            return;
+        }
+        let i = self.out.signatures.len();
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(i),
+        }
+        self.ids.push(signature);
+        self.out.signatures.push(SignatureCount {
+            service: log.service.into_owned(),
+            revision: log.revision.into_owned(),
+            signature: format!("{signature:016x}"),
+            // Templates come from raw text too: the normalizer already
+            // scrubbed the template.
+            template: template.to_owned(),
+            exception_type: p.prepared.exception_type,
+            level: log.level.into_owned(),
+            count: 1,
+            first_seen_ms: log.ts_ms,
+            last_seen_ms: log.ts_ms,
+            sample_message: truncate(&scrub(&log.message), MAX_SAMPLE_CHARS),
+            sample_stack: p.stack.as_deref().map(|s| s.sample().to_owned()),
+            frames: p
+                .stack
+                .as_deref()
+                .map(|s| s.parsed.frames.clone())
+                .unwrap_or_default(),
+            trace_id: log.trace_id.map(|t| t.into_owned()),
+        });
+    }
+
+    fn is(&self, i: usize, service: &str, revision: &str, signature: u64) -> bool {
+        let sc = &self.out.signatures[i];
+        self.ids[i] == signature && sc.service == service && sc.revision == revision
+    }
+
+    /// The batch's events.
+    pub fn finish(self) -> Events {
+        self.out
+    }
 }
 
 /// Pre-aggregation across batches (pure): merges the events of many requests
@@ -239,6 +420,126 @@ mod tests {
         assert_eq!(first.signature, ev.signatures[1].signature);
         assert!(!first.sample_message.contains("bob@example.com"));
         assert_eq!(ev.traffic.len(), 1);
+    }
+
+    /// `to_events` as it was before the builder: one `normalize` call per
+    /// record and a string-keyed index. The builder must give the same events.
+    fn oracle(normalizer: &mut Normalizer, records: Vec<Record>) -> Events {
+        let mut out = Events::default();
+        let mut index: HashMap<(String, String, u64), usize> = HashMap::new();
+        for record in records {
+            match record {
+                Record::Log(log) => {
+                    let n = normalizer.normalize(
+                        &log.service,
+                        &log.message,
+                        log.stack.as_deref(),
+                        log.exception_type.as_deref(),
+                    );
+                    let key = (log.service.clone(), log.revision.clone(), n.signature);
+                    if let Some(&i) = index.get(&key) {
+                        let sc = &mut out.signatures[i];
+                        sc.count += 1;
+                        sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
+                        sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
+                        continue;
+                    }
+                    index.insert(key, out.signatures.len());
+                    out.signatures.push(SignatureCount {
+                        service: log.service,
+                        revision: log.revision,
+                        signature: format!("{:016x}", n.signature),
+                        template: n.template,
+                        exception_type: n.exception_type,
+                        level: log.level,
+                        count: 1,
+                        first_seen_ms: log.ts_ms,
+                        last_seen_ms: log.ts_ms,
+                        sample_message: truncate(&scrub(&log.message), MAX_SAMPLE_CHARS),
+                        sample_stack: log
+                            .stack
+                            .map(|s| truncate(&scrub_lines(&s), MAX_STACK_CHARS)),
+                        frames: n.frames,
+                        trace_id: log.trace_id,
+                    });
+                }
+                other => {
+                    let ev = to_events(&NormalizerConfig::default(), [other]);
+                    out.traffic.extend(ev.traffic);
+                    out.deploys.extend(ev.deploys);
+                    out.builds.extend(ev.builds);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn builder_gives_the_events_one_normalize_call_per_record_gave() {
+        let py = |f: &str| {
+            format!(
+                "Traceback (most recent call last):\\n  File \\\"/app/{f}.py\\\", line 3, in {f}\\nKeyError: 'k'"
+            )
+        };
+        let jvm = "java.lang.IllegalStateException: pool\\n\\tat com.shop.Pool.get(Pool.java:42)\\nCaused by: java.sql.SQLException: lost\\n\\tat com.shop.Db.q(Db.java:7)";
+        let mut body = String::new();
+        for i in 0..300 {
+            let (svc, rev) = (["a", "b", "c"][i % 3], ["r1", "r2"][i % 2]);
+            let (msg, stack, exc) = match i % 7 {
+                0 => (
+                    format!("Timeout after {i}ms calling pay (request_id={i:x})"),
+                    None,
+                    None,
+                ),
+                1 => (format!("KeyError: 'k{i}'"), Some(py("quote")), None),
+                2 => (format!("KeyError: 'k{i}'"), Some(py("price")), None),
+                // An empty first line: named by the stack's message.
+                3 => (format!("\nmore {i}"), Some(jvm.to_owned()), None),
+                4 => (
+                    format!("login password=hunter{i} for bob{i}@example.com"),
+                    None,
+                    None,
+                ),
+                5 => (
+                    format!("user {} not found", ["ann", "bob", "cy"][i % 3]),
+                    None,
+                    Some("NotFound"),
+                ),
+                _ => (format!("cache miss {i}"), Some(String::new()), Some(" ")),
+            };
+            let mut line = format!(
+                "{{\"ts\":{},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"message\":{},\"trace_id\":\"t{i}\"",
+                1000 + (i * 7919) % 500,
+                serde_json::to_string(&msg).unwrap()
+            );
+            if let Some(s) = stack {
+                line.push_str(&format!(",\"stack\":\"{s}\""));
+            }
+            if let Some(e) = exc {
+                line.push_str(&format!(",\"exception_type\":\"{e}\""));
+            }
+            line.push_str("}\n");
+            body.push_str(&line);
+            if i % 50 == 0 {
+                body.push_str(&format!(
+                    "{{\"type\":\"traffic\",\"ts\":{i},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"requests\":{i}}}\n{{\"type\":\"build\",\"ts\":{i},\"service\":\"{svc}\",\"revision\":\"{rev}\",\"status\":\"failed\",\"log\":\"token=abcDEF123 x\"}}\n"
+                ));
+            }
+        }
+        let (records, errors) = parse_body(&body, DefaultType::Log);
+        assert!(errors.is_empty(), "{errors:?}");
+        let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+        let (mut n1, mut n2) = (
+            Normalizer::new(NormalizerConfig::default()),
+            Normalizer::new(NormalizerConfig::default()),
+        );
+        // Two batches through the same normalizers: grouping carries over.
+        for batch in [&records[..160], &records[160..]] {
+            let want = oracle(&mut n1, batch.to_vec());
+            let got = to_events(&mut n2, batch.iter().cloned());
+            assert!(want.signatures.len() > 10, "{}", want.signatures.len());
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

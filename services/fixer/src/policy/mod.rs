@@ -179,11 +179,11 @@ impl Policy {
         match event {
             AnyEvent::Deploy(d) => {
                 self.on_deploy(d);
-                self.advance(&d.service.clone(), d.deployed_at_ms)
+                self.advance(&d.service, d.deployed_at_ms)
             }
             AnyEvent::Regression(r) => {
                 self.on_regression(r);
-                self.advance(&r.service.clone(), r.detected_at_ms)
+                self.advance(&r.service, r.detected_at_ms)
             }
             AnyEvent::Verdict(v) => {
                 let mut out = self.advance(&v.service, v.decided_at_ms);
@@ -207,11 +207,11 @@ impl Policy {
             AnyEvent::Traffic(t) => {
                 self.on_traffic(t);
                 let end = t.window_start_ms + i64::from(t.window_s) * 1000;
-                self.advance(&t.service.clone(), end)
+                self.advance(&t.service, end)
             }
             AnyEvent::SignatureCount(c) => {
                 self.on_signature_count(c);
-                self.advance(&c.service.clone(), c.last_seen_ms)
+                self.advance(&c.service, c.last_seen_ms)
             }
             AnyEvent::Action(a) => self.on_action(a),
             _ => Vec::new(),
@@ -329,9 +329,14 @@ impl Policy {
     /// Moves a service's event-time watermark and closes the recovery watches
     /// whose window has passed.
     fn advance(&mut self, service: &str, at_ms: i64) -> Vec<Decided> {
-        let mark = self.watermark.entry(service.to_owned()).or_insert(at_ms);
-        *mark = (*mark).max(at_ms);
-        let mark = *mark;
+        // Runs on every event: the key is cloned only for a new service.
+        let mark = match self.watermark.get_mut(service) {
+            Some(mark) => {
+                *mark = (*mark).max(at_ms);
+                *mark
+            }
+            None => *self.watermark.entry(service.to_owned()).or_insert(at_ms),
+        };
         let mut released = Vec::new();
         let ready: Vec<String> = self
             .held

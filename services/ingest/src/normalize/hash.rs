@@ -42,9 +42,13 @@ impl StableHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.step(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+            // The tail, zero-padded, little-endian; byte by byte, as a
+            // variable-length copy would be a `memcpy` call per string.
+            let w = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.step(w ^ ((rest.len() as u64) << 59));
         }
     }
 
@@ -117,6 +121,29 @@ mod tests {
         assert_eq!(hash_str(""), hash_str(""));
         let a = hash_str("Timeout after <*> calling payments-api");
         assert_eq!(a, 16_895_841_517_255_160_542);
+    }
+
+    #[test]
+    fn every_tail_length_hashes_as_zero_padded_words() {
+        let text = b"0123456789abcdefXYZ";
+        for n in 0..text.len() {
+            let mut h = StableHasher::new();
+            h.write_bytes(&text[..n]);
+            // The definition: little-endian words, the tail zero-padded and
+            // tagged with its length.
+            let mut r = StableHasher::new();
+            for c in text[..n].chunks(8) {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                let tag = if c.len() < 8 {
+                    (c.len() as u64) << 59
+                } else {
+                    0
+                };
+                r.step(u64::from_le_bytes(w) ^ tag);
+            }
+            assert_eq!(h.finish(), r.finish(), "{n} bytes");
+        }
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub struct Normalized {
     pub frames: Vec<Frame>,
 }
 
+/// A message made ready for grouping by [`Normalizer::prepare_into`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    /// Exception type: given, parsed from the stack, or from the message.
+    pub exception_type: Option<String>,
+    /// The message's first line, masked and truncated.
+    pub masked: String,
+}
+
 /// Normalizer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormalizerConfig {
@@ -102,42 +111,90 @@ impl Normalizer {
         let parsed = stack
             .map(|s| stack::parse(s, &self.config.in_app))
             .unwrap_or_default();
+        let fingerprint = Self::fingerprint(&self.config, &parsed.frames);
+        let mut prepared = Prepared {
+            exception_type: None,
+            masked: std::mem::take(&mut self.masked),
+        };
+        Self::prepare_into(
+            &self.config,
+            message,
+            Some(&parsed),
+            exception_type,
+            &mut prepared,
+        );
+        let (signature, template) = self.group_prepared(service, &prepared, &fingerprint);
+        let template = template.to_owned();
+        self.masked = prepared.masked;
+        Normalized {
+            signature,
+            template,
+            exception_type: prepared.exception_type,
+            frames: parsed.frames,
+        }
+    }
+
+    /// The pure half of [`Normalizer::normalize`] (no state, so it can run
+    /// ahead on another thread): the exception type and the masked template
+    /// of `message`, given its parsed stack, into `out`.
+    pub fn prepare_into(
+        config: &NormalizerConfig,
+        message: &str,
+        stack: Option<&stack::Parsed>,
+        exception_type: Option<&str>,
+        out: &mut Prepared,
+    ) {
         let first_line = first_line(message);
         // A message-less event (e.g. only a stack) is named by the stack's message.
         let text = if first_line.trim().is_empty() {
-            parsed
-                .message
-                .as_deref()
+            stack
+                .and_then(|p| p.message.as_deref())
                 .map(first_line_of)
                 .unwrap_or_default()
         } else {
             first_line
         };
-        let exception_type = exception_type
+        out.exception_type = exception_type
             .filter(|t| !t.trim().is_empty())
             .map(|t| t.trim().to_owned())
-            .or(parsed.exception_type)
+            .or_else(|| stack.and_then(|p| p.exception_type.clone()))
             .or_else(|| stack::exception_head(text).map(|(t, _)| t));
-        let (group, template) =
-            self.group_line(service, exception_type.as_deref().unwrap_or_default(), text);
-        let template = template.to_owned();
-        let mut h = StableHasher::new();
-        h.write_u64(group);
+        Self::mask_line(config, text, &mut out.masked);
+    }
+
+    /// What of a stack enters the signature: the function names of the first
+    /// in-app frames. Pure, so it can be computed once per distinct stack.
+    pub fn fingerprint(config: &NormalizerConfig, frames: &[Frame]) -> Vec<String> {
         // Function names, not line numbers: lines move on every deploy.
-        for f in parsed
-            .frames
+        frames
             .iter()
             .filter(|f| f.in_app)
-            .take(self.config.fingerprint_frames)
-        {
-            h.write_str(&fingerprint_function(&f.function));
+            .take(config.fingerprint_frames)
+            .map(|f| fingerprint_function(&f.function))
+            .collect()
+    }
+
+    /// The stateful half of [`Normalizer::normalize`]: groups what
+    /// [`Normalizer::prepare_into`] made of a message of `service` and returns
+    /// the signature and the group's current template (borrowed until the next
+    /// call). Calls must come in input order (grouping is online).
+    pub fn group_prepared(
+        &mut self,
+        service: &str,
+        prepared: &Prepared,
+        fingerprint: &[String],
+    ) -> (u64, &str) {
+        let (group, template) = self.group_masked(
+            service,
+            prepared.exception_type.as_deref().unwrap_or_default(),
+            &prepared.masked,
+        );
+        let mut h = StableHasher::new();
+        h.write_u64(group);
+        for f in fingerprint {
+            h.write_str(f);
         }
-        Normalized {
-            signature: h.finish(),
-            template,
-            exception_type,
-            frames: parsed.frames,
-        }
+        (h.finish(), template)
     }
 
     /// The fast path for a bare message line (no stack, no exception type given):
