@@ -338,121 +338,41 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Replaces likely secrets with `<redacted>`: `key=value` pairs whose key names a
-/// secret, bearer tokens, PEM blocks, and well-known token shapes (cloud keys,
-/// GitHub/Slack/OpenAI tokens, JWTs, long high-entropy strings).
+/// Replaces secrets with `[REDACTED:<class>]`: the scrubber every service
+/// uses ([`selfheal_common::scrub`]), plus, because this text goes to a third
+/// party, long strings mixing upper case, lower case and digits the way keys
+/// do (`[REDACTED:high_entropy]`). Code stays readable: identifiers with dots
+/// or slashes, and words shorter than 32 characters, are kept.
 pub fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_pem = false;
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        if line.contains("-----BEGIN ") && line.contains("PRIVATE KEY") {
-            in_pem = true;
-            out.push_str("<redacted private key>");
-            continue;
-        }
-        if in_pem {
-            if line.contains("-----END ") {
-                in_pem = false;
-            }
-            continue;
-        }
-        out.push_str(&scrub_line(line));
-    }
-    out
-}
-
-fn scrub_line(line: &str) -> String {
-    const SECRET_KEYS: &[&str] = &[
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "api-key",
-        "access_key",
-        "private_key",
-        "authorization",
-        "credential",
-        "auth",
-    ];
-    let mut out = String::with_capacity(line.len());
-    let mut redact_next = false;
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String, redact_next: &mut bool| {
-        if word.is_empty() {
-            return;
-        }
-        if *redact_next || looks_like_token(word) {
-            out.push_str("<redacted>");
-        } else {
-            out.push_str(word);
-        }
-        *redact_next = false;
-        word.clear();
-    };
+    let common = selfheal_common::scrub::scrub(text);
+    let mut out = String::with_capacity(common.len());
+    let mut word_start = None;
     let is_word = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '+' | '/' | '.' | '~');
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if is_word(c)
-            || (c == '='
-                && !word.is_empty()
-                && chars.peek().is_some_and(|n| *n == '=' || !is_word(*n)))
-        {
-            word.push(c);
-            continue;
-        }
-        let key = word.to_ascii_lowercase();
-        let names_secret = SECRET_KEYS
-            .iter()
-            .any(|k| key.ends_with(k) || key.contains(&format!("{k}_")));
-        let bearer = key == "bearer" || key == "basic";
-        flush(&mut word, &mut out, &mut redact_next);
-        out.push(c);
-        if (names_secret && matches!(c, '=' | ':')) || (bearer && c == ' ') {
-            // Skip spaces/quotes after the separator, then redact the value.
-            while let Some(&n) = chars.peek() {
-                if n == ' ' || n == '"' || n == '\'' {
-                    out.push(n);
-                    chars.next();
-                } else {
-                    break;
+    for (i, c) in common.char_indices().chain([(common.len(), ' ')]) {
+        match (is_word(c) && i < common.len(), word_start) {
+            (true, None) => word_start = Some(i),
+            (true, Some(_)) => {}
+            (false, start) => {
+                if let Some(s) = start {
+                    let w = &common[s..i];
+                    out.push_str(if high_entropy(w) {
+                        "[REDACTED:high_entropy]"
+                    } else {
+                        w
+                    });
+                    word_start = None;
+                }
+                if i < common.len() {
+                    out.push(c);
                 }
             }
-            redact_next = true;
         }
     }
-    flush(&mut word, &mut out, &mut redact_next);
     out
 }
 
-fn looks_like_token(w: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "AKIA",
-        "ASIA",
-        "ghp_",
-        "gho_",
-        "ghs_",
-        "ghu_",
-        "github_pat_",
-        "xoxb-",
-        "xoxp-",
-        "xoxa-",
-        "sk-",
-        "sk_live_",
-        "rk_live_",
-        "AIza",
-        "glpat-",
-        "eyJ",
-    ];
-    if w.len() >= 16 && PREFIXES.iter().any(|p| w.starts_with(p)) {
-        return true;
-    }
-    // Long strings mixing upper, lower and digits look like keys, not code.
+/// Long strings mixing upper, lower and digits look like keys, not code.
+fn high_entropy(w: &str) -> bool {
     w.len() >= 32
         && w.chars().any(|c| c.is_ascii_uppercase())
         && w.chars().any(|c| c.is_ascii_lowercase())
@@ -478,7 +398,21 @@ mod tests {
             assert!(!s.contains(leaked), "{leaked} leaked: {s}");
         }
         assert!(s.contains("rate = rates[item.currency]"), "{s}");
-        assert!(s.contains("password="), "{s}");
+        assert!(s.contains("password=[REDACTED:"), "{s}");
+        let key = "Zx9QmL2vTr8KpW4nYs6BdF1hJc3GaE5u";
+        let s = scrub(&format!(
+            "headers['X-Key'] = \"{key}\"\nconfig.load_from_path/with/a/long/Path123abcDEF"
+        ));
+        assert!(!s.contains(key), "{s}");
+        assert!(s.contains("[REDACTED:high_entropy]"), "{s}");
+        assert!(
+            s.contains("config.load_from_path/with/a/long/Path123abcDEF"),
+            "{s}"
+        );
+        assert_eq!(
+            scrub("fn total(items) -> u64 { 0 }"),
+            "fn total(items) -> u64 { 0 }"
+        );
     }
 
     #[test]

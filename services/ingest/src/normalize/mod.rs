@@ -16,7 +16,7 @@
 pub mod group;
 pub mod hash;
 pub mod mask;
-pub mod scrub;
+pub use selfheal_common::scrub;
 pub mod stack;
 
 use selfheal_schemas::Frame;

@@ -1,5 +1,7 @@
-//! Secret and personal-data scrubbing: everything that leaves ingest (templates,
-//! sample messages, stacks, build logs) goes through [`scrub`].
+//! Secret and personal-data scrubbing, one implementation for every service:
+//! everything that leaves ingest (templates, sample messages, stacks, build
+//! logs), the fixer's command output and agent prompts, and what triage sends
+//! to a language model go through [`scrub`].
 //!
 //! Detectors each find byte ranges; overlapping ranges merge and each becomes
 //! `[REDACTED:<class>]`. Classes: private-key blocks, bearer/basic credentials,
@@ -386,6 +388,9 @@ fn dotted(c: u8) -> bool {
     key_chars(c) || c == b'.'
 }
 
+/// `min`: characters after the prefix. GitHub's classic tokens carry 36; 16
+/// already makes `ghp_…` a token rather than a word, and redacting a
+/// truncated or test token costs nothing.
 const VENDORS: &[Vendor] = &[
     Vendor {
         prefix: b"AKIA",
@@ -401,31 +406,31 @@ const VENDORS: &[Vendor] = &[
     },
     Vendor {
         prefix: b"ghp_",
-        min: 30,
+        min: 16,
         class: "github_token",
         alphabet: alnum,
     },
     Vendor {
         prefix: b"gho_",
-        min: 30,
+        min: 16,
         class: "github_token",
         alphabet: alnum,
     },
     Vendor {
         prefix: b"ghu_",
-        min: 30,
+        min: 16,
         class: "github_token",
         alphabet: alnum,
     },
     Vendor {
         prefix: b"ghs_",
-        min: 30,
+        min: 16,
         class: "github_token",
         alphabet: alnum,
     },
     Vendor {
         prefix: b"ghr_",
-        min: 30,
+        min: 16,
         class: "github_token",
         alphabet: alnum,
     },
