@@ -22,7 +22,6 @@
 //! and the restart restores from the changelog, which is exactly right.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,12 +73,10 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         http_stop.clone(),
     );
     ensure_topics(&config).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stop_flag.store(true, Ordering::SeqCst);
-    });
+    // The blocking loop checks the token itself: a task relaying it would
+    // not run once the runtime shuts down (e.g. a test that panicked), and
+    // the loop would then never stop.
+    let stop = shutdown;
     tracing::info!(service = NAME, %http_addr, "started (exactly-once)");
     let task = tokio::spawn(async move {
         ready.set(true);
@@ -103,7 +100,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     Ok(ServiceHandle::new(NAME, http_addr, task))
 }
 
-fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Result<()> {
+fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -> Result<()> {
     let t = &config.topics;
     let inputs = [
         t.signatures.as_str(),
@@ -147,7 +144,7 @@ fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Resul
     let mut owned: BTreeSet<i32> = BTreeSet::new();
     let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
     let result = loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             break Ok(());
         }
         // Fill a batch; rebalances happen inside poll.
