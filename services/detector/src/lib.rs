@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`core`] (pure): windows, baselines, the sequential test, the fleet guard.
+//! - [`fleet`] (pure): fleet summaries exchanged between detector instances,
+//!   and the bounded view of the other instances' services.
 //! - [`series`] (pure): compact minute/hour event-time count series.
 //! - [`stats`] (pure): p-values, e-values, e-BH, dispersion.
 //! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
@@ -9,6 +11,7 @@
 
 pub mod core;
 pub mod exactly_once;
+pub mod fleet;
 pub mod series;
 pub mod stats;
 
