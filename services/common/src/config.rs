@@ -312,12 +312,12 @@ pub struct DetectorConfig {
     /// instances (exactly-once mode), each publishes per-template summaries to
     /// `topics.detector_fleet` and reads all the others'.
     pub fleet_guard: bool,
-    /// Longest a flagged regression is held, in event-time seconds, for other
-    /// detector instances whose fleet summaries have not reached the time it
-    /// was flagged (they may yet report the same error rising). An instance
-    /// further behind than this is taken for down and not waited for, so a
-    /// dead instance delays detection at most this long, once. Irrelevant
-    /// with a single instance.
+    /// Longest a flagged regression is held, in event-time seconds beyond the
+    /// guard's own hold, for other detector instances whose fleet summaries
+    /// have not reached its evaluation yet (they may still report the same
+    /// error rising). An instance further behind than this is taken for down
+    /// and not waited for, so a dead instance delays detection at most this
+    /// long, once. Irrelevant with a single instance.
     pub fleet_wait_s: u32,
     /// Signatures tracked per service before the least recently seen are
     /// evicted (bounds memory under a signature explosion).

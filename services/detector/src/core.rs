@@ -821,7 +821,8 @@ impl Detector {
                 // The same error exists elsewhere: give an outage that started
                 // with this deploy a few minutes to show up there too. Other
                 // detector instances that have not reported up to this
-                // evaluation may still show it: wait for them, within a bound.
+                // evaluation may still show it: wait for them, at most
+                // `fleet_wait_s` beyond that hold.
                 let shared = self.template_is_shared(service, &c.signature);
                 let lagging = self.fleet_lagging(at);
                 if shared || lagging {
@@ -832,8 +833,9 @@ impl Detector {
                         .held
                         .entry(id.clone())
                         .or_insert(at);
+                    let local_hold = if shared { GUARD_HOLD_MS } else { 0 };
                     let hold = (shared && at - first < GUARD_HOLD_MS)
-                        || (lagging && at - first < fleet_wait_ms(&cfg));
+                        || (lagging && at - first < local_hold + fleet_wait_ms(&cfg));
                     if hold && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS {
                         continue;
                     }
@@ -911,7 +913,8 @@ impl Detector {
     /// streams, and the summary that arrives re-judges it at once. The wait is
     /// bounded: an instance more than `fleet_wait_s` of event time behind is
     /// taken for down (or far behind in a catch-up) and not waited for, and no
-    /// regression waits longer than that after it was first flagged. A dead
+    /// regression waits longer than that beyond its own hold (none, or 3
+    /// minutes for a shared template) after it was first flagged. A dead
     /// instance thus delays detection once, by at most the bound, and never
     /// blocks it (its partitions move to the survivors, which then see those
     /// services locally); what it reported is still used, up to its last
