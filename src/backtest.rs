@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use selfheal_common::config::DetectorConfig;
 use selfheal_common::Config;
+use selfheal_detector::core::Detector;
 use selfheal_ingest::record::{parse_line, DefaultType, Record};
 use selfheal_schemas::{Action, AnyEvent, Regression, RegressionKind, Verdict};
 use serde_json::json;
@@ -37,6 +38,12 @@ pub(crate) struct BacktestArgs {
     /// with the simple recipe on the same input.
     #[arg(long)]
     pub(crate) truth: Option<PathBuf>,
+    /// Run this many detector instances, the services split among them by a
+    /// hash of their name (as input partitions split them), exchanging fleet
+    /// summaries after every event (a fleet topic without lag). Measures the
+    /// fleet guard across instances; 1 is one detector over all services.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) detector_instances: u16,
 }
 
 /// What one backtest produced.
@@ -84,7 +91,8 @@ fn ts_of(r: &Record) -> i64 {
 /// The detector, triage and fixer (dry-run) cores wired as the live topics
 /// wire them, fed one event at a time in event-time order.
 pub(crate) struct Cores {
-    detector: selfheal_detector::core::Detector,
+    /// One detector, or one per simulated detector instance.
+    detectors: Vec<Detector>,
     triage: selfheal_triage::core::Triage,
     fixer: selfheal_fixer::policy::Policy,
 }
@@ -92,19 +100,65 @@ pub(crate) struct Cores {
 impl Cores {
     /// The cores for `config`, the fixer forced to dry-run.
     pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
+        Self::with_instances(config, 1)
+    }
+
+    /// [`Cores::new`] with `instances` detector instances exchanging fleet
+    /// summaries (one: a single detector, the fleet left off).
+    pub(crate) fn with_instances(config: &Config, instances: u16) -> anyhow::Result<Self> {
         let mut fixer_config = config.fixer.clone();
         fixer_config.dry_run = true;
+        let detectors = (0..instances.max(1))
+            .map(|i| {
+                let mut d = Detector::new(config.detector.clone());
+                if instances > 1 {
+                    d.enable_fleet(&format!("backtest-{i}"));
+                }
+                d
+            })
+            .collect();
         Ok(Self {
-            detector: selfheal_detector::core::Detector::new(config.detector.clone()),
+            detectors,
             triage: selfheal_triage::core::Triage::new(config.triage.clone())
                 .context("triage configuration")?,
             fixer: selfheal_fixer::policy::Policy::new(fixer_config),
         })
     }
 
+    /// The detector stage: the event goes to the instance owning its service;
+    /// then every summary reaches every instance, as the fleet topic would
+    /// deliver it (at once here).
+    fn detect(&mut self, event: &AnyEvent) -> Vec<Regression> {
+        if self.detectors.len() == 1 {
+            return self.detectors[0].on_event(event);
+        }
+        let service = match event {
+            AnyEvent::SignatureCount(x) => &x.service,
+            AnyEvent::Traffic(x) => &x.service,
+            AnyEvent::Deploy(x) => &x.service,
+            AnyEvent::Build(x) => &x.service,
+            _ => return Vec::new(),
+        };
+        let hash = selfheal_common::ids::stable_id(&[service]);
+        let owner =
+            u64::from_str_radix(&hash, 16).unwrap_or_default() % self.detectors.len() as u64;
+        let mut out = self.detectors[owner as usize].on_event(event);
+        let summaries: Vec<_> = self
+            .detectors
+            .iter_mut()
+            .flat_map(|d| d.take_fleet_summaries(true))
+            .collect();
+        for s in &summaries {
+            for d in &mut self.detectors {
+                out.extend(d.on_fleet(s));
+            }
+        }
+        out
+    }
+
     /// Feeds one input event through all three stages.
     pub(crate) fn feed(&mut self, event: &AnyEvent, out: &mut Outcome) {
-        let regressions = self.detector.on_event(event);
+        let regressions = self.detect(event);
         // Every input reaches triage and the fixer too (deploys for diffs and
         // rollback targets, counts and traffic for the recovery check).
         out.actions.extend(self.fixer.actions_for(event));
@@ -119,7 +173,11 @@ impl Cores {
 
     /// End of input: closes every open window.
     pub(crate) fn finish(&mut self, out: &mut Outcome) {
-        let regressions = self.detector.flush();
+        let regressions: Vec<Regression> = self
+            .detectors
+            .iter_mut()
+            .flat_map(Detector::flush)
+            .collect();
         self.downstream(regressions, out);
     }
 
@@ -138,7 +196,16 @@ impl Cores {
 }
 
 /// Runs the pipeline over parsed records with `config`.
-pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow::Result<Outcome> {
+pub(crate) fn run_pipeline(config: &Config, records: Vec<Record>) -> anyhow::Result<Outcome> {
+    run_pipeline_with(config, records, 1)
+}
+
+/// [`run_pipeline`] with `instances` detector instances.
+pub(crate) fn run_pipeline_with(
+    config: &Config,
+    mut records: Vec<Record>,
+    instances: u16,
+) -> anyhow::Result<Outcome> {
     let mut out = Outcome {
         records: records.len(),
         ..Default::default()
@@ -150,7 +217,7 @@ pub(crate) fn run_pipeline(config: &Config, mut records: Vec<Record>) -> anyhow:
     let mut normalizer = selfheal_ingest::normalize::Normalizer::new(
         selfheal_ingest::cli::normalizer_config(&config.ingest),
     );
-    let mut cores = Cores::new(config)?;
+    let mut cores = Cores::with_instances(config, instances)?;
     let mut i = 0;
     while i < records.len() {
         let minute = ts_of(&records[i]).div_euclid(60_000);
@@ -462,7 +529,7 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let truth = args.truth.as_deref().map(read_truth).transpose()?;
     let simple_records = truth.as_ref().map(|_| records.clone());
     let started = std::time::Instant::now();
-    let mut outcome = run_pipeline(&config, records)?;
+    let mut outcome = run_pipeline_with(&config, records, args.detector_instances)?;
     let run_s = started.elapsed().as_secs_f64();
     outcome.rejected = rejected.len();
     write_outputs(&args.out, &outcome, &rejected)?;
@@ -576,6 +643,40 @@ mod tests {
             ours.precision > theirs.precision
                 || ours.median_latency_min < theirs.median_latency_min
         );
+    }
+
+    /// Several detector instances exchanging fleet summaries decide like one
+    /// detector over all services: same regressions, same event times, same
+    /// external correlations (only the evidence of remote witnesses may be
+    /// shorter: they count up to their instance's watermark).
+    #[test]
+    fn detector_instances_exchanging_summaries_decide_like_one() {
+        let (records, _) = small_history();
+        let config = Config::default();
+        let key = |o: &Outcome| {
+            let mut k: Vec<_> = o
+                .regressions
+                .iter()
+                .map(|r| {
+                    let kind = kind_name(r.kind);
+                    let (service, revision) = (r.service.clone(), r.revision.clone());
+                    (
+                        service,
+                        revision,
+                        r.signature.clone(),
+                        kind,
+                        r.detected_at_ms,
+                        r.externally_correlated,
+                    )
+                })
+                .collect();
+            k.sort();
+            k
+        };
+        let one = run_pipeline(&config, records.clone()).unwrap();
+        let three = run_pipeline_with(&config, records, 3).unwrap();
+        assert!(one.regressions.iter().any(|r| r.externally_correlated));
+        assert_eq!(key(&one), key(&three));
     }
 
     #[test]
