@@ -30,6 +30,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use anyhow::Context;
 use selfheal_common::config::DetectorConfig;
 use selfheal_common::Config;
+use selfheal_detector::core::Detector;
 use selfheal_ingest::events::{prepare_log, EventBuilder, PreparedLog, StackCache};
 use selfheal_ingest::normalize::NormalizerConfig;
 use selfheal_ingest::record::{parse_line_ref, DefaultType, LineError, RecordRef};
@@ -54,6 +55,12 @@ pub(crate) struct BacktestArgs {
     /// with the simple recipe on the same input.
     #[arg(long)]
     pub(crate) truth: Option<PathBuf>,
+    /// Run this many detector instances, the services split among them by a
+    /// hash of their name (as input partitions split them), exchanging fleet
+    /// summaries after every event (a fleet topic without lag). Measures the
+    /// fleet guard across instances; 1 is one detector over all services.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) detector_instances: u16,
 }
 
 /// What one backtest produced.
@@ -343,7 +350,8 @@ fn permute<T>(items: &mut [T], keys: &mut [(i64, u32)]) {
 /// The detector, triage and fixer (dry-run) cores wired as the live topics
 /// wire them, fed one event at a time in event-time order.
 pub(crate) struct Cores {
-    detector: selfheal_detector::core::Detector,
+    /// One detector, or one per simulated detector instance.
+    detectors: Vec<Detector>,
     triage: selfheal_triage::core::Triage,
     fixer: selfheal_fixer::policy::Policy,
 }
@@ -351,19 +359,65 @@ pub(crate) struct Cores {
 impl Cores {
     /// The cores for `config`, the fixer forced to dry-run.
     pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
+        Self::with_instances(config, 1)
+    }
+
+    /// [`Cores::new`] with `instances` detector instances exchanging fleet
+    /// summaries (one: a single detector, the fleet left off).
+    pub(crate) fn with_instances(config: &Config, instances: u16) -> anyhow::Result<Self> {
         let mut fixer_config = config.fixer.clone();
         fixer_config.dry_run = true;
+        let detectors = (0..instances.max(1))
+            .map(|i| {
+                let mut d = Detector::new(config.detector.clone());
+                if instances > 1 {
+                    d.enable_fleet(&format!("backtest-{i}"));
+                }
+                d
+            })
+            .collect();
         Ok(Self {
-            detector: selfheal_detector::core::Detector::new(config.detector.clone()),
+            detectors,
             triage: selfheal_triage::core::Triage::new(config.triage.clone())
                 .context("triage configuration")?,
             fixer: selfheal_fixer::policy::Policy::new(fixer_config),
         })
     }
 
+    /// The detector stage: the event goes to the instance owning its service;
+    /// then every summary reaches every instance, as the fleet topic would
+    /// deliver it (at once here).
+    fn detect(&mut self, event: &AnyEvent) -> Vec<Regression> {
+        if self.detectors.len() == 1 {
+            return self.detectors[0].on_event(event);
+        }
+        let service = match event {
+            AnyEvent::SignatureCount(x) => &x.service,
+            AnyEvent::Traffic(x) => &x.service,
+            AnyEvent::Deploy(x) => &x.service,
+            AnyEvent::Build(x) => &x.service,
+            _ => return Vec::new(),
+        };
+        let hash = selfheal_common::ids::stable_id(&[service]);
+        let owner =
+            u64::from_str_radix(&hash, 16).unwrap_or_default() % self.detectors.len() as u64;
+        let mut out = self.detectors[owner as usize].on_event(event);
+        let summaries: Vec<_> = self
+            .detectors
+            .iter_mut()
+            .flat_map(|d| d.take_fleet_summaries(true))
+            .collect();
+        for s in &summaries {
+            for d in &mut self.detectors {
+                out.extend(d.on_fleet(s));
+            }
+        }
+        out
+    }
+
     /// Feeds one input event through all three stages.
     pub(crate) fn feed(&mut self, event: &AnyEvent, out: &mut Outcome) {
-        let regressions = self.detector.on_event(event);
+        let regressions = self.detect(event);
         // Every input reaches triage and the fixer too (deploys for diffs and
         // rollback targets, counts and traffic for the recovery check).
         out.actions.extend(self.fixer.actions_for(event));
@@ -378,7 +432,11 @@ impl Cores {
 
     /// End of input: closes every open window.
     pub(crate) fn finish(&mut self, out: &mut Outcome) {
-        let regressions = self.detector.flush();
+        let regressions: Vec<Regression> = self
+            .detectors
+            .iter_mut()
+            .flat_map(Detector::flush)
+            .collect();
         self.downstream(regressions, out);
     }
 
@@ -409,7 +467,13 @@ struct Fanout<'scope> {
 }
 
 impl<'scope> Fanout<'scope> {
-    fn start(scope: &'scope Scope<'scope, '_>, configs: &[&Config]) -> anyhow::Result<Self> {
+    /// `instances`: detector instances of the first configuration (the
+    /// others, the simple recipe, run one).
+    fn start(
+        scope: &'scope Scope<'scope, '_>,
+        configs: &[&Config],
+        instances: u16,
+    ) -> anyhow::Result<Self> {
         let first = configs.first().context("no configuration")?;
         anyhow::ensure!(
             configs.iter().all(|c| c.ingest == first.ingest),
@@ -417,8 +481,8 @@ impl<'scope> Fanout<'scope> {
         );
         let mut senders = Vec::new();
         let mut handles = Vec::new();
-        for config in configs {
-            let mut cores = Cores::new(config)?;
+        for (i, config) in configs.iter().enumerate() {
+            let mut cores = Cores::with_instances(config, if i == 0 { instances } else { 1 })?;
             // Bounded: the events of a few minutes in flight at most.
             let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<AnyEvent>>>(64);
             handles.push(scope.spawn(move || {
@@ -495,6 +559,7 @@ fn minute_of(ts_ms: i64) -> i64 {
 pub(crate) fn run_pipeline(
     configs: &[&Config],
     inputs: Vec<Input<'_>>,
+    instances: u16,
 ) -> anyhow::Result<Vec<Outcome>> {
     // Stable order by time, file order within a millisecond (sorting keys,
     // not the records, which are large).
@@ -512,7 +577,7 @@ pub(crate) fn run_pipeline(
     let n = inputs.len();
     let mut inputs: Vec<Option<Input<'_>>> = inputs.into_iter().map(Some).collect();
     std::thread::scope(|scope| {
-        let mut fanout = Fanout::start(scope, configs)?;
+        let mut fanout = Fanout::start(scope, configs, instances)?;
         for minute in order.chunk_by(|a, b| minute_of(a.0) == minute_of(b.0)) {
             fanout.minute(
                 minute
@@ -539,6 +604,7 @@ const STREAM_LAG_MINUTES: i64 = 5;
 /// the whole input.
 fn run_streaming(
     configs: &[&Config],
+    instances: u16,
     input: impl std::io::Read,
     normalizer: &NormalizerConfig,
     threads: usize,
@@ -553,7 +619,7 @@ fn run_streaming(
     let mut blocks = Blocks::new(input, block);
     let mut stacks: Vec<StackCache> = (0..parsers).map(|_| StackCache::default()).collect();
     std::thread::scope(|scope| {
-        let mut fanout = Fanout::start(scope, configs)?;
+        let mut fanout = Fanout::start(scope, configs, instances)?;
         // Records of minutes not run yet when their block ended, owned.
         let mut carried: VecDeque<VecDeque<Input<'static>>> = VecDeque::new();
         let mut ran_up_to: Option<i64> = None;
@@ -756,7 +822,11 @@ fn minute_len(chunk: &VecDeque<Input<'_>>, m: i64) -> usize {
 /// configuration (see [`Fanout`]): in one streaming pass when the file is in
 /// time order, else read whole and sorted. Returns the outcomes and the
 /// rejected lines.
-pub(crate) fn run(configs: &[&Config], path: &Path) -> anyhow::Result<(Vec<Outcome>, Vec<String>)> {
+pub(crate) fn run(
+    configs: &[&Config],
+    instances: u16,
+    path: &Path,
+) -> anyhow::Result<(Vec<Outcome>, Vec<String>)> {
     let first = configs.first().context("no configuration")?;
     let normalizer = selfheal_ingest::cli::normalizer_config(&first.ingest);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -764,12 +834,20 @@ pub(crate) fn run(configs: &[&Config], path: &Path) -> anyhow::Result<(Vec<Outco
     // 4 MiB blocks: as fast as larger ones on the simulator history (each
     // block boundary costs a thread start and a few minutes of records made
     // owned) and half the peak memory of 16 MiB.
-    if let Some(done) = run_streaming(configs, file, &normalizer, threads, 4 << 20, path)? {
+    if let Some(done) = run_streaming(
+        configs,
+        instances,
+        file,
+        &normalizer,
+        threads,
+        4 << 20,
+        path,
+    )? {
         return Ok(done);
     }
     let input = read_input(path)?;
     let (inputs, rejected) = parse_input(&input, &normalizer, path)?;
-    Ok((run_pipeline(configs, inputs)?, rejected))
+    Ok((run_pipeline(configs, inputs, instances)?, rejected))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -1061,7 +1139,7 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         vec![&config]
     };
     let started = std::time::Instant::now();
-    let (outcomes, rejected) = run(&configs, &args.input)?;
+    let (outcomes, rejected) = run(&configs, args.detector_instances, &args.input)?;
     let run_s = started.elapsed().as_secs_f64();
     // After the input, as before: a bad input is reported first.
     let truth = args.truth.as_deref().map(read_truth).transpose()?;
@@ -1145,7 +1223,7 @@ mod tests {
         let (inputs, rejected) =
             parse_input_in(text.as_bytes(), &nc, n_chunks, Path::new("h")).unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
-        run_pipeline(configs, inputs).unwrap()
+        run_pipeline(configs, inputs, 1).unwrap()
     }
 
     fn run_streamed(
@@ -1157,6 +1235,7 @@ mod tests {
         let nc = selfheal_ingest::cli::normalizer_config(&configs[0].ingest);
         let (outcomes, rejected) = run_streaming(
             configs,
+            1,
             text.as_bytes(),
             &nc,
             threads,
@@ -1241,7 +1320,7 @@ mod tests {
             &run_streamed(&[&config], &text, 3, 100_000).unwrap()[0],
             &run_streamed(&[&config], &text, 2, 1_500_000).unwrap()[0],
             &streamed_both[0],
-            &run(&[&config], &path).unwrap().0[0],
+            &run(&[&config], 1, &path).unwrap().0[0],
         ] {
             assert_eq!(o.records, both[0].records);
             for (f, (a, b)) in ["regressions", "verdicts", "actions"]
@@ -1269,6 +1348,43 @@ mod tests {
             ours.precision > theirs.precision
                 || ours.median_latency_min < theirs.median_latency_min
         );
+    }
+
+    /// Several detector instances exchanging fleet summaries decide like one
+    /// detector over all services: same regressions, same event times, same
+    /// external correlations (only the evidence of remote witnesses may be
+    /// shorter: they count up to their instance's watermark).
+    #[test]
+    fn detector_instances_exchanging_summaries_decide_like_one() {
+        let (text, _) = small_history();
+        let config = Config::default();
+        let key = |o: &Outcome| {
+            let mut k: Vec<_> = o
+                .regressions
+                .iter()
+                .map(|r| {
+                    (
+                        r.service.clone(),
+                        r.revision.clone(),
+                        r.signature.clone(),
+                        kind_name(r.kind),
+                        r.detected_at_ms,
+                        r.externally_correlated,
+                    )
+                })
+                .collect();
+            k.sort();
+            k
+        };
+        let nc = selfheal_ingest::cli::normalizer_config(&config.ingest);
+        let run_with = |instances| {
+            let (inputs, _) = parse_input_in(text.as_bytes(), &nc, 1, Path::new("h")).unwrap();
+            run_pipeline(&[&config], inputs, instances).unwrap().remove(0)
+        };
+        let one = run_with(1);
+        let three = run_with(3);
+        assert!(one.regressions.iter().any(|r| r.externally_correlated));
+        assert_eq!(key(&one), key(&three));
     }
 
     #[test]
@@ -1303,7 +1419,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("h.ndjson");
             std::fs::write(&path, input).unwrap();
-            let (outcomes, rejected) = run(&[&config], &path).unwrap();
+            let (outcomes, rejected) = run(&[&config], 1, &path).unwrap();
             assert!(rejected.is_empty());
             assert!(files(&outcomes[0]) == reference_files, "streams: {streams}");
         }
@@ -1370,7 +1486,7 @@ mod tests {
         std::fs::write(&path, &input).unwrap();
         let input = read_input(&path).unwrap();
         let config = Config::default();
-        let e = run(&[&config], &path).unwrap_err();
+        let e = run(&[&config], 1, &path).unwrap_err();
         assert_eq!(
             format!("{e:#}"),
             format!(

@@ -49,6 +49,7 @@ fn detector(config: &Config) -> Killed {
                 "SELFHEAL__TOPICS__DETECTOR_CHANGELOG",
                 &t.detector_changelog,
             )
+            .env("SELFHEAL__TOPICS__DETECTOR_FLEET", &t.detector_fleet)
             .env("SELFHEAL__TOPICS__PARTITIONS", t.partitions.to_string())
             .stdout(Stdio::null())
             .spawn()

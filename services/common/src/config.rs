@@ -101,6 +101,10 @@ pub struct TopicsConfig {
     /// The detector's state changelog (compacted, keyed by service): what a
     /// restarted detector restores instead of re-reading the baseline days.
     pub detector_changelog: String,
+    /// The detectors' fleet summaries (per-template counts, deploys and
+    /// watermarks, keyed by instance), read by every detector instance so the
+    /// fleet guard spans the services of all of them.
+    pub detector_fleet: String,
     /// Create missing topics at start-up.
     pub create: bool,
     /// Partitions of created topics. Keys are service names, so this bounds how many
@@ -123,6 +127,7 @@ impl Default for TopicsConfig {
             actions: "selfheal.actions".to_owned(),
             dlq: "selfheal.dlq".to_owned(),
             detector_changelog: "selfheal.detector.changelog".to_owned(),
+            detector_fleet: "selfheal.detector.fleet".to_owned(),
             create: true,
             partitions: 6,
             replication_factor: -1,
@@ -132,7 +137,7 @@ impl Default for TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic name, in a fixed order.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.logs_raw,
             &self.signatures,
@@ -144,6 +149,7 @@ impl TopicsConfig {
             &self.actions,
             &self.dlq,
             &self.detector_changelog,
+            &self.detector_fleet,
         ]
     }
 
@@ -162,6 +168,7 @@ impl TopicsConfig {
             actions: s(&self.actions),
             dlq: s(&self.dlq),
             detector_changelog: s(&self.detector_changelog),
+            detector_fleet: s(&self.detector_fleet),
             ..self.clone()
         }
     }
@@ -301,8 +308,17 @@ pub struct DetectorConfig {
     /// Normalize by request counts when Traffic events exist.
     pub per_request: bool,
     /// Mark regressions whose template rose at the same time in services or
-    /// revisions that did not deploy as externally correlated.
+    /// revisions that did not deploy as externally correlated. With several
+    /// instances (exactly-once mode), each publishes per-template summaries to
+    /// `topics.detector_fleet` and reads all the others'.
     pub fleet_guard: bool,
+    /// Longest a flagged regression is held, in event-time seconds beyond the
+    /// guard's own hold, for other detector instances whose fleet summaries
+    /// have not reached its evaluation yet (they may still report the same
+    /// error rising). An instance further behind than this is taken for down
+    /// and not waited for, so a dead instance delays detection at most this
+    /// long, once. Irrelevant with a single instance.
+    pub fleet_wait_s: u32,
     /// Signatures tracked per service before the least recently seen are
     /// evicted (bounds memory under a signature explosion).
     pub max_signatures_per_service: usize,
@@ -329,6 +345,7 @@ impl Default for DetectorConfig {
             dispersion: true,
             per_request: true,
             fleet_guard: true,
+            fleet_wait_s: 180,
             max_signatures_per_service: 5_000,
             exactly_once: true,
         }

@@ -172,11 +172,12 @@ pub async fn ensure_topics(config: &Config) -> Result<()> {
         return Ok(());
     }
     let changelog = config.topics.detector_changelog.as_str();
+    let fleet = config.topics.detector_fleet.as_str();
     let names: Vec<&str> = config
         .topics
         .all()
         .into_iter()
-        .filter(|t| *t != changelog)
+        .filter(|t| *t != changelog && *t != fleet)
         .collect();
     create_topics(
         &config.kafka,
@@ -192,8 +193,21 @@ pub async fn ensure_topics(config: &Config) -> Result<()> {
         config.topics.replication_factor,
         &[("cleanup.policy", "compact")],
     )
+    .await?;
+    // Every detector instance reads the fleet topic from its beginning at
+    // start; the fleet guard needs hours of it, so a day bounds that read.
+    create_topics_with(
+        &config.kafka,
+        &[fleet],
+        config.topics.partitions,
+        config.topics.replication_factor,
+        &[("retention.ms", FLEET_RETENTION_MS)],
+    )
     .await
 }
+
+/// Retention of `topics.detector_fleet` when selfheal creates it (one day).
+pub const FLEET_RETENTION_MS: &str = "86400000";
 
 /// Creates `names` with the given partitions and replication factor (`-1`: the
 /// broker's default), treating "already exists" as success.

@@ -27,7 +27,9 @@
 //! Before emitting, the fleet guard looks for the same template rising in the
 //! same window in services that did not deploy, or in other revisions of the
 //! same service; if found, the regression is marked externally correlated with
-//! that evidence.
+//! that evidence. With several detector instances, the services of the others
+//! are seen through their fleet summaries ([`crate::fleet`], enabled with
+//! [`Detector::enable_fleet`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +40,7 @@ use selfheal_schemas::{
     Traffic,
 };
 
+use crate::fleet::{template_hash, FleetSummary, FleetView, Outbox};
 use crate::series::{Series, HOUR_MS, MINUTE_MS};
 use crate::stats;
 
@@ -45,6 +48,10 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// How long a flagged signature whose template also exists in other services
 /// is held, waiting for fleet evidence, before it is emitted as attributable.
 const GUARD_HOLD_MS: i64 = 3 * MINUTE_MS;
+/// Most counts in one fleet summary (a message of roughly 200 KB of JSON).
+const FLEET_MAX_COUNTS: usize = 2_000;
+/// How far before a deploy the fleet guard looks for a series' own normal rate.
+const GUARD_LOOKBACK: i64 = 6 * HOUR_MS;
 /// How long after a deploy the rate basis may wait for the revision's first
 /// traffic before falling back to per-time rates (its traffic is not reported).
 const BASIS_WAIT_MS: i64 = 5 * MINUTE_MS;
@@ -62,6 +69,10 @@ pub struct DetectorStats {
     pub signatures: usize,
     /// Buckets currently held across all series.
     pub buckets: usize,
+    /// Buckets held for other instances' services (the fleet view).
+    pub fleet_buckets: usize,
+    /// Other detector instances currently reporting to the fleet topic.
+    pub fleet_instances: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -126,6 +137,16 @@ pub struct Detector {
     /// Services changed since the last [`Detector::take_touched`].
     touched: BTreeSet<String>,
     stats: DetectorStats,
+    /// Several instances: what this one publishes, and what the others report.
+    fleet: Option<Fleet>,
+}
+
+/// The fleet side of one instance (see [`crate::fleet`]).
+#[derive(Debug)]
+struct Fleet {
+    instance: String,
+    outbox: Outbox,
+    view: FleetView,
 }
 
 /// One candidate signature at one evaluation.
@@ -167,7 +188,83 @@ impl Detector {
                     .sum::<usize>()
             })
             .sum();
+        if let Some(f) = &self.fleet {
+            s.fleet_buckets = f.view.buckets();
+            s.fleet_instances = f.view.instances().count();
+        }
         s
+    }
+
+    /// Joins a fleet of detector instances as `instance` (unique per process
+    /// start): from now on the inputs' per-template counts and deploys are
+    /// collected for [`Detector::take_fleet_summaries`], and summaries given to
+    /// [`Detector::on_fleet`] extend the fleet guard to other instances'
+    /// services. Without it (one instance, the backtest) nothing changes.
+    pub fn enable_fleet(&mut self, instance: &str) {
+        self.fleet = Some(Fleet {
+            instance: instance.to_owned(),
+            outbox: Outbox::default(),
+            view: FleetView::default(),
+        });
+    }
+
+    /// What to publish to the fleet topic after a batch, in order: the count
+    /// deltas and deploys read since the last call and the watermark (`None`
+    /// when `reporting` is false: the instance owns no input partition or is
+    /// leaving, and nobody should wait for it). Empty when nothing is new.
+    pub fn take_fleet_summaries(&mut self, reporting: bool) -> Vec<FleetSummary> {
+        let wm = self.watermark();
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let horizon = fleet_horizon(&self.config);
+        let Some(f) = self.fleet.as_mut() else {
+            return Vec::new();
+        };
+        if let Some(w) = wm {
+            f.view.advance_clock(w);
+        }
+        f.view.maybe_compact(window, horizon);
+        f.outbox
+            .take(&f.instance, wm.filter(|_| reporting), FLEET_MAX_COUNTS)
+    }
+
+    /// Applies a summary read from the fleet topic (any instance's, this
+    /// one's own echo included). Regressions held for the fleet guard are
+    /// re-judged at their latest evaluation: this can release them, with the
+    /// other instance's evidence or because it has now reported far enough.
+    /// Remote data never moves this instance's watermark.
+    pub fn on_fleet(&mut self, summary: &FleetSummary) -> Vec<Regression> {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let horizon = fleet_horizon(&self.config);
+        let max_templates = self.config.max_signatures_per_service;
+        let Some(f) = self.fleet.as_mut() else {
+            return Vec::new();
+        };
+        let own = summary.instance == f.instance;
+        f.view.apply(summary, own, max_templates);
+        f.view.maybe_compact(window, horizon);
+        if own || !self.config.sequential || !self.config.fleet_guard {
+            return Vec::new();
+        }
+        let due: Vec<(String, usize, i64)> = self
+            .services
+            .iter()
+            .filter(|(_, s)| !s.held.is_empty())
+            .flat_map(|(name, s)| {
+                s.deploys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        !d.done && d.next_eval_ms - MINUTE_MS > d.deploy.deployed_at_ms
+                    })
+                    .map(move |(i, d)| (name.clone(), i, d.next_eval_ms - MINUTE_MS))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (service, idx, at) in due {
+            self.touched.insert(service.clone());
+            out.extend(self.evaluate(&service, idx, at));
+        }
+        out
     }
 
     /// The services whose state changed since the last call (to checkpoint).
@@ -377,6 +474,17 @@ impl Detector {
                 .or_default()
                 .add(sc.first_seen_ms, sc.count as f64),
         }
+        if let Some(f) = self.fleet.as_mut() {
+            // This event's template key: the new one, else the signature's own.
+            let key = new_key.as_deref().unwrap_or(&sig.template_key);
+            f.outbox.count(
+                template_hash(key),
+                &sc.service,
+                &sc.revision,
+                sc.first_seen_ms,
+                sc.count,
+            );
+        }
         if let Some(key) = new_key {
             self.by_template
                 .entry(key)
@@ -442,6 +550,9 @@ impl Detector {
             .any(|s| s.deploy.revision == d.revision && s.deploy.deployed_at_ms == d.deployed_at_ms)
         {
             return; // duplicate input
+        }
+        if let Some(f) = self.fleet.as_mut() {
+            f.outbox.deploy(&d.service, d.deployed_at_ms);
         }
         let first_boundary = (d.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
         svc.deploys.push(DeployState {
@@ -735,22 +846,28 @@ impl Detector {
             } else {
                 None
             };
-            if cfg.fleet_guard
-                && correlation.is_none()
-                && self.template_is_shared(service, &c.signature)
-            {
+            if cfg.fleet_guard && correlation.is_none() {
                 // The same error exists elsewhere: give an outage that started
-                // with this deploy a few minutes to show up there too.
-                let first = *self
-                    .services
-                    .get_mut(service)
-                    .expect("exists")
-                    .held
-                    .entry(id.clone())
-                    .or_insert(at);
-                if at - first < GUARD_HOLD_MS && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS
-                {
-                    continue;
+                // with this deploy a few minutes to show up there too. Other
+                // detector instances that have not reported up to this
+                // evaluation may still show it: wait for them, at most
+                // `fleet_wait_s` beyond that hold.
+                let shared = self.template_is_shared(service, &c.signature);
+                let lagging = self.fleet_lagging(at);
+                if shared || lagging {
+                    let first = *self
+                        .services
+                        .get_mut(service)
+                        .expect("exists")
+                        .held
+                        .entry(id.clone())
+                        .or_insert(at);
+                    let local_hold = if shared { GUARD_HOLD_MS } else { 0 };
+                    let hold = (shared && at - first < GUARD_HOLD_MS)
+                        || (lagging && at - first < local_hold + fleet_wait_ms(&cfg));
+                    if hold && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS {
+                        continue;
+                    }
                 }
             }
             {
@@ -807,11 +924,43 @@ impl Detector {
         let key = &self.services[service].sigs[signature].template_key;
         self.by_template.get(key).is_some_and(|set| set.len() > 1)
             || self.services[service].sigs[signature].by_revision.len() > 1
+            || self.fleet.as_ref().is_some_and(|f| {
+                f.view
+                    .services_with(&template_hash(key))
+                    .any(|s| !self.services.contains_key(s))
+            })
+    }
+
+    /// Whether another instance that has not reported up to `at` (this
+    /// evaluation) may still report the same error rising there.
+    ///
+    /// Trade-off: an instance cannot know whether another is about to report
+    /// the same error (an outage that started with this deploy may be new
+    /// everywhere), so with several instances every flagged regression waits
+    /// until the others' watermarks reach its evaluation: normally their
+    /// reporting lag of a batch or two, since the instances read the same live
+    /// streams, and the summary that arrives re-judges it at once. The wait is
+    /// bounded: an instance more than `fleet_wait_s` of event time behind is
+    /// taken for down (or far behind in a catch-up) and not waited for, and no
+    /// regression waits longer than that beyond its own hold (none, or 3
+    /// minutes for a shared template) after it was first flagged. A dead
+    /// instance thus delays detection once, by at most the bound, and never
+    /// blocks it (its partitions move to the survivors, which then see those
+    /// services locally); what it reported is still used, up to its last
+    /// watermark.
+    fn fleet_lagging(&self, at: i64) -> bool {
+        self.fleet.as_ref().is_some_and(|f| {
+            f.view
+                .lagging(at, fleet_wait_ms(&self.config))
+                .next()
+                .is_some()
+        })
     }
 
     /// Evidence that the template of `signature` rose in [t0, at) where this
     /// deploy cannot be the cause: other services that did not deploy in the
-    /// last `GUARD_LOOKBACK`, or other revisions of the same service.
+    /// window (this instance's, then other instances' through the fleet
+    /// view), or other revisions of the same service.
     ///
     /// "Rose" is judged against that series' own rate over the lookback before
     /// t0, and must be strong on its own (ratio ≥ 3 and p ≤ 0.001 with a
@@ -826,11 +975,20 @@ impl Detector {
         t0: i64,
         at: i64,
     ) -> Option<String> {
-        const GUARD_LOOKBACK: i64 = 6 * HOUR_MS;
         let key = &self.services[service].sigs[signature].template_key;
         let mut evidence = Vec::new();
         let mut strong = false;
-        for (other_service, other_sig) in self.by_template.get(key)? {
+        // A witness series judged over [t0, until).
+        let mut witness =
+            |other_service: &str, other_rev: &str, series: &Series, base_from: i64, until: i64| {
+                if let Some((x, mu, is_strong)) = self.rise(series, t0, until, base_from) {
+                    strong |= is_strong;
+                    evidence.push(format!(
+                        "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
+                    ));
+                }
+            };
+        for (other_service, other_sig) in self.by_template.get(key).into_iter().flatten() {
             let Some(svc) = self.services.get(other_service) else {
                 continue;
             };
@@ -838,45 +996,39 @@ impl Detector {
                 continue;
             };
             let same_service = other_service == service;
-            // Its baseline starts after its own latest deploy before t0, so an
-            // older culprit's steady errors do not look like a rise; a deploy
-            // inside the window makes its rise prove nothing.
-            let mut base_from = t0 - GUARD_LOOKBACK;
-            if !same_service {
-                if svc.deploys.iter().any(|d| {
-                    d.deploy.deployed_at_ms >= t0 - 5 * MINUTE_MS && d.deploy.deployed_at_ms < at
-                }) {
+            let base_from = if same_service {
+                t0 - GUARD_LOOKBACK
+            } else {
+                let deploys = svc.deploys.iter().map(|d| d.deploy.deployed_at_ms);
+                let Some(from) = witness_base_from(deploys, t0, at) else {
                     continue;
-                }
-                if let Some(last) = svc
-                    .deploys
-                    .iter()
-                    .map(|d| d.deploy.deployed_at_ms)
-                    .filter(|t| *t < t0)
-                    .max()
-                {
-                    base_from = base_from.max(last);
-                }
-                if t0 - base_from < 30 * MINUTE_MS {
-                    continue;
-                }
-            }
+                };
+                from
+            };
             for (other_rev, series) in &sig.by_revision {
                 if same_service && other_rev == rev {
                     continue;
                 }
-                let x = series.sum(t0, at);
-                if x < self.config.min_count as f64 {
+                witness(other_service, other_rev, series, base_from, at);
+            }
+        }
+        // Other instances' services (never one held here: local state is
+        // authoritative, and this instance's own summaries echo back).
+        if let Some(f) = &self.fleet {
+            let hash = template_hash(key);
+            for other_service in f.view.services_with(&hash) {
+                if self.services.contains_key(other_service) {
                     continue;
                 }
-                let base = series.sum(base_from, t0);
-                let mu = (at - t0) as f64 * (base + 1.0) / (t0 - base_from) as f64;
-                let p = stats::quasi_poisson_sf(x, mu, 2.0);
-                if x / mu >= 3.0 && p <= 1e-3 {
-                    strong |= x / mu >= 5.0 && p <= 1e-6;
-                    evidence.push(format!(
-                        "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
-                    ));
+                let Some(base_from) = witness_base_from(f.view.deploys(other_service), t0, at)
+                else {
+                    continue;
+                };
+                // Judged over what its instance has reported (event time).
+                let until = f.view.reported_until(other_service, at);
+                for (other_rev, series) in f.view.series(other_service, &hash).into_iter().flatten()
+                {
+                    witness(other_service, other_rev, series, base_from, until);
                 }
             }
         }
@@ -897,6 +1049,52 @@ impl Detector {
             )
         })
     }
+
+    /// Whether `series` rose in [t0, at) against its own rate over
+    /// [base_from, t0): `(observed, expected, overwhelming)` if so.
+    fn rise(&self, series: &Series, t0: i64, at: i64, base_from: i64) -> Option<(f64, f64, bool)> {
+        if at <= t0 {
+            return None;
+        }
+        let x = series.sum(t0, at);
+        if x < self.config.min_count as f64 {
+            return None;
+        }
+        let base = series.sum(base_from, t0);
+        let mu = (at - t0) as f64 * (base + 1.0) / (t0 - base_from) as f64;
+        let p = stats::quasi_poisson_sf(x, mu, 2.0);
+        (x / mu >= 3.0 && p <= 1e-3).then_some((x, mu, x / mu >= 5.0 && p <= 1e-6))
+    }
+}
+
+/// Where another service's baseline for the fleet guard starts, or `None`
+/// when it is no witness for a deploy at `t0` judged at `at`. Its baseline
+/// starts after its own latest deploy before t0, so an older culprit's steady
+/// errors do not look like a rise; a deploy inside the window makes its rise
+/// prove nothing.
+fn witness_base_from(deploys: impl Iterator<Item = i64>, t0: i64, at: i64) -> Option<i64> {
+    let mut last_before = None;
+    for t in deploys {
+        if t >= t0 - 5 * MINUTE_MS && t < at {
+            return None;
+        }
+        if t < t0 {
+            last_before = Some(last_before.map_or(t, |l: i64| l.max(t)));
+        }
+    }
+    let base_from = last_before.map_or(t0 - GUARD_LOOKBACK, |l| (t0 - GUARD_LOOKBACK).max(l));
+    (t0 - base_from >= 30 * MINUTE_MS).then_some(base_from)
+}
+
+/// How long a flagged regression may wait for lagging instances (event time).
+fn fleet_wait_ms(config: &DetectorConfig) -> i64 {
+    i64::from(config.fleet_wait_s) * 1_000
+}
+
+/// How far back the fleet view keeps other instances' counts: the guard's
+/// lookback before a deploy, the deploy's window, and an hour of slack.
+fn fleet_horizon(config: &DetectorConfig) -> i64 {
+    GUARD_LOOKBACK + i64::from(config.window_minutes) * MINUTE_MS + HOUR_MS
 }
 
 /// Historical baseline of one signature: (count, exposure, NB shape) over
@@ -986,12 +1184,12 @@ fn is_template_key(key: &str, exception_type: &str, template: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const T0: i64 = 10 * DAY_MS;
+    pub(super) const T0: i64 = 10 * DAY_MS;
 
-    fn sc(service: &str, rev: &str, sig: &str, count: i64, ts: i64) -> AnyEvent {
+    pub(super) fn sc(service: &str, rev: &str, sig: &str, count: i64, ts: i64) -> AnyEvent {
         AnyEvent::SignatureCount(SignatureCount {
             service: service.into(),
             revision: rev.into(),
@@ -1009,7 +1207,7 @@ mod tests {
         })
     }
 
-    fn traffic(service: &str, rev: &str, requests: i64, ts: i64) -> AnyEvent {
+    pub(super) fn traffic(service: &str, rev: &str, requests: i64, ts: i64) -> AnyEvent {
         AnyEvent::Traffic(Traffic {
             service: service.into(),
             revision: rev.into(),
@@ -1019,7 +1217,7 @@ mod tests {
         })
     }
 
-    fn deploy(service: &str, rev: &str, prev: &str, ts: i64) -> AnyEvent {
+    pub(super) fn deploy(service: &str, rev: &str, prev: &str, ts: i64) -> AnyEvent {
         AnyEvent::Deploy(Deploy {
             service: service.into(),
             revision: rev.into(),
@@ -1034,7 +1232,7 @@ mod tests {
 
     /// A day of baseline for `service` at revision `a`: 1000 requests and
     /// `rate` errors of signature `old` per minute.
-    fn baseline(d: &mut Detector, service: &str, rate: i64) -> Vec<Regression> {
+    pub(super) fn baseline(d: &mut Detector, service: &str, rate: i64) -> Vec<Regression> {
         let mut out = Vec::new();
         for m in 0..(24 * 60) {
             let t = T0 - DAY_MS + m * MINUTE_MS;
@@ -1442,5 +1640,287 @@ mod topic_order {
             let got: Vec<i64> = out.iter().map(|r| (r.detected_at_ms - t0) / m).collect();
             assert_eq!(got, vec![2], "topic order {perm:?}");
         }
+    }
+}
+
+/// Several detector instances, each owning part of the services, exchanging
+/// fleet summaries (what the fleet topic carries between them).
+#[cfg(test)]
+mod fleet_instances {
+    use super::tests::{baseline, deploy, sc, traffic, T0};
+    use super::*;
+
+    /// Instances fed their own services' events minute by minute; after each
+    /// minute every instance's summaries reach every instance (its own echo
+    /// included), in the order the fleet topic would deliver them.
+    struct Fleet {
+        cores: Vec<Detector>,
+        owner: BTreeMap<&'static str, usize>,
+        /// Regressions, with whether a fleet summary released them.
+        out: Vec<(Regression, bool)>,
+        /// Instances that stopped publishing (crashed).
+        silent: BTreeSet<usize>,
+    }
+
+    impl Fleet {
+        fn new(owners: &[&[&'static str]]) -> Self {
+            let mut cores = Vec::new();
+            let mut owner = BTreeMap::new();
+            for (i, services) in owners.iter().enumerate() {
+                let mut d = Detector::new(DetectorConfig::default());
+                d.enable_fleet(&format!("instance-{i}"));
+                cores.push(d);
+                for s in *services {
+                    owner.insert(*s, i);
+                }
+            }
+            Self {
+                cores,
+                owner,
+                out: Vec::new(),
+                silent: BTreeSet::new(),
+            }
+        }
+
+        fn feed(&mut self, service: &str, e: AnyEvent) {
+            let i = self.owner[service];
+            let out = self.cores[i].on_event(&e);
+            self.out.extend(out.into_iter().map(|r| (r, false)));
+        }
+
+        fn exchange(&mut self) {
+            let mut published = Vec::new();
+            for (i, c) in self.cores.iter_mut().enumerate() {
+                let s = c.take_fleet_summaries(true);
+                if !self.silent.contains(&i) {
+                    published.extend(s);
+                }
+            }
+            for s in &published {
+                for c in &mut self.cores {
+                    let out = c.on_fleet(s);
+                    self.out.extend(out.into_iter().map(|r| (r, true)));
+                }
+            }
+        }
+
+        /// A day of baseline for every service, exchanged hour by hour.
+        fn history(&mut self, services: &[&str]) {
+            for s in services {
+                let i = self.owner[s];
+                baseline(&mut self.cores[i], s, 1);
+                self.exchange();
+            }
+        }
+
+        fn of(&self, service: &str) -> Vec<&Regression> {
+            self.out
+                .iter()
+                .map(|(r, _)| r)
+                .filter(|r| r.service == service)
+                .collect()
+        }
+    }
+
+    /// The upstream error, known before the outage in the quiet services
+    /// (3 a minute for 6 hours), so that its rise there is clear but moderate
+    /// (4x, 12 a minute): one such witness alone is not an outage, two are.
+    fn quiet_history(f: &mut Fleet, quiet: &[&str]) {
+        for m in 0..(6 * 60) {
+            let t = T0 - 6 * HOUR_MS + m * MINUTE_MS;
+            for s in quiet {
+                f.feed(s, sc(s, "a", "upstream", 3, t + 1));
+            }
+            if m % 30 == 0 {
+                f.exchange();
+            }
+        }
+        f.exchange();
+    }
+
+    /// An upstream outage from T0: 5 a minute in the deployed services (a
+    /// new error there), 4x its usual rate in the quiet ones (12 a minute).
+    fn outage(f: &mut Fleet, deployed: &[&str], quiet: &[&str], minutes: i64) {
+        for s in deployed {
+            f.feed(s, deploy(s, "b", "a", T0));
+        }
+        for m in 0..minutes {
+            let t = T0 + m * MINUTE_MS;
+            // Instance by instance, as if the second one read a bit later.
+            for s in deployed.iter().chain(quiet) {
+                let rev = if deployed.contains(s) { "b" } else { "a" };
+                f.feed(s, traffic(s, rev, 1000, t));
+                let n = if deployed.contains(s) { 5 } else { 12 };
+                f.feed(s, sc(s, rev, "upstream", n, t + 1));
+            }
+            f.exchange();
+        }
+    }
+
+    const ALL: [&str; 4] = ["a1", "a2", "b1", "b2"];
+
+    #[test]
+    fn an_outage_across_two_instances_is_external_on_both_sides() {
+        // Control: one instance owning everything sees the outage.
+        let mut one = Fleet::new(&[&ALL]);
+        one.history(&ALL);
+        quiet_history(&mut one, &["a2", "b2"]);
+        outage(&mut one, &["a1", "b1"], &["a2", "b2"], 20);
+        for s in ["a1", "b1"] {
+            let r = one.of(s);
+            assert_eq!(r.len(), 1, "{r:?}");
+            assert!(r[0].externally_correlated, "{r:?}");
+        }
+
+        // Two instances that do not exchange summaries blame both deploys:
+        // each sees one moderate witness, which is not an outage.
+        let mut deaf = Fleet::new(&[&["a1", "a2"], &["b1", "b2"]]);
+        deaf.silent = BTreeSet::from([0, 1]);
+        deaf.history(&ALL);
+        quiet_history(&mut deaf, &["a2", "b2"]);
+        outage(&mut deaf, &["a1", "b1"], &["a2", "b2"], 20);
+        for s in ["a1", "b1"] {
+            let r = deaf.of(s);
+            assert_eq!(r.len(), 1, "{r:?}");
+            assert!(!r[0].externally_correlated, "{r:?}");
+        }
+
+        // Exchanging summaries, each instance sees the other's witness.
+        let mut two = Fleet::new(&[&["a1", "a2"], &["b1", "b2"]]);
+        two.history(&ALL);
+        quiet_history(&mut two, &["a2", "b2"]);
+        outage(&mut two, &["a1", "b1"], &["a2", "b2"], 20);
+        for s in ["a1", "b1"] {
+            let r = two.of(s);
+            assert_eq!(r.len(), 1, "{r:?}");
+            assert!(r[0].externally_correlated, "{r:?}");
+            let evidence = r[0].correlation_evidence.as_deref().unwrap();
+            assert!(
+                evidence.contains("a2@a") && evidence.contains("b2@a"),
+                "{evidence}"
+            );
+            // Same decision, same time as the single instance.
+            assert_eq!(r[0].detected_at_ms, one.of(s)[0].detected_at_ms);
+        }
+    }
+
+    #[test]
+    fn own_summaries_echoed_back_are_not_counted_twice() {
+        // One instance reading its own summaries must decide exactly as
+        // without the fleet topic: a single moderate witness stays one.
+        let run = |fleet: bool| {
+            let mut f = Fleet::new(&[&["a1", "a2"]]);
+            if !fleet {
+                f.cores[0] = Detector::new(DetectorConfig::default());
+            }
+            f.history(&["a1", "a2"]);
+            quiet_history(&mut f, &["a2"]);
+            outage(&mut f, &["a1"], &["a2"], 20);
+            f.out.into_iter().map(|(r, _)| r).collect::<Vec<_>>()
+        };
+        let with_echo = run(true);
+        assert_eq!(with_echo, run(false));
+        assert_eq!(with_echo.len(), 1);
+        assert!(!with_echo[0].externally_correlated);
+    }
+
+    #[test]
+    fn a_lagging_instance_is_waited_for_and_its_evidence_releases_the_regression() {
+        // An outage whose error is new everywhere: when a's instance flags it
+        // in a1, b's instance has not reported the minute yet, and nothing
+        // tells a's that the error exists elsewhere: only waiting helps.
+        let run = |owners: &[&[&'static str]], deaf: bool| {
+            let mut f = Fleet::new(owners);
+            if deaf {
+                f.silent = (0..owners.len()).collect();
+            }
+            f.history(&["a1", "b1"]);
+            f.feed("a1", deploy("a1", "b", "a", T0));
+            for m in 0..12 {
+                let t = T0 + m * MINUTE_MS;
+                // a's instance reads each minute first; b's summaries of it
+                // arrive after a's instance evaluated.
+                f.feed("a1", traffic("a1", "b", 1000, t));
+                f.feed("a1", sc("a1", "b", "upstream", 5, t + 1));
+                f.feed("b1", traffic("b1", "a", 1000, t));
+                f.feed("b1", sc("b1", "a", "upstream", 5, t + 1));
+                f.exchange();
+            }
+            f
+        };
+        let two = run(&[&["a1"], &["b1"]], false);
+        let r = two.of("a1");
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(r[0].externally_correlated, "{r:?}");
+        assert!(
+            two.out
+                .iter()
+                .any(|(r, released)| r.service == "a1" && *released),
+            "released by the lagging instance's summary"
+        );
+        // Same decision, same event time as one instance owning both.
+        let one = run(&[&["a1", "b1"]], false);
+        assert_eq!(r[0].detected_at_ms, one.of("a1")[0].detected_at_ms);
+        // Without the summaries, a1's deploy is blamed.
+        let deaf = run(&[&["a1"], &["b1"]], true);
+        assert!(!deaf.of("a1")[0].externally_correlated);
+    }
+
+    #[test]
+    fn a_real_regression_is_not_held_forever_when_the_other_instance_is_silent() {
+        let mut two = Fleet::new(&[&["a1"], &["b1"]]);
+        two.history(&["a1", "b1"]);
+        for d in [T0, T0 + 2 * HOUR_MS] {
+            two.feed("a1", deploy("a1", &format!("r{d}"), "a", d));
+            for m in 0..30 {
+                if d == T0 && m == 2 {
+                    // b's instance crashes: it never publishes again.
+                    two.silent.insert(1);
+                }
+                let t = d + m * MINUTE_MS;
+                two.feed("a1", traffic("a1", &format!("r{d}"), 1000, t));
+                two.feed(
+                    "a1",
+                    sc("a1", &format!("r{d}"), &format!("bug{d}"), 5, t + 1),
+                );
+                two.feed("b1", traffic("b1", "a", 1000, t));
+                two.exchange();
+            }
+        }
+        let r = two.of("a1");
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r.iter().all(|r| !r.externally_correlated));
+        // The first waited for the silent instance, at most fleet_wait_s.
+        let wait = i64::from(DetectorConfig::default().fleet_wait_s) * 1_000;
+        let first = r[0].detected_at_ms - T0;
+        assert!(
+            first > MINUTE_MS && first <= 2 * MINUTE_MS + wait,
+            "{first}"
+        );
+        // By the second, it is known to be down: not waited for.
+        assert!(
+            r[1].detected_at_ms - (T0 + 2 * HOUR_MS) <= MINUTE_MS,
+            "{:?}",
+            r[1]
+        );
+    }
+
+    #[test]
+    fn other_instances_data_is_bounded_in_memory() {
+        let mut two = Fleet::new(&[&["a1"], &["b1"]]);
+        for m in 0..(3 * 24 * 60) {
+            let t = m * MINUTE_MS;
+            two.feed("a1", traffic("a1", "a", 1000, t));
+            two.feed("b1", sc("b1", "a", &format!("e{}", m % 7), 1, t + 1));
+            if m % 10 == 0 {
+                two.exchange();
+            }
+        }
+        let s = two.cores[0].stats();
+        // 7 series: ≤ the guard's horizon (6 h + 1 h window + 1 h) in hours
+        // plus the minutes of the last ~3 hours.
+        assert!(s.fleet_buckets <= 7 * (8 + 3 * 60), "{s:?}");
+        assert!(s.fleet_buckets > 0);
+        assert_eq!(s.fleet_instances, 1);
     }
 }

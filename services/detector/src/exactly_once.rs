@@ -20,9 +20,17 @@
 //! Any transaction error (broker failure, fencing after a rebalance) aborts
 //! and stops the service: in-memory state may be ahead of what was committed,
 //! and the restart restores from the changelog, which is exactly right.
+//!
+//! Several instances (with `detector.fleet_guard`): each transaction also
+//! carries this instance's fleet summaries (per-template count deltas,
+//! deploys, watermark) to `topics.detector_fleet`, so they are exactly-once
+//! with the inputs they count. Before consuming, the instance reads that topic
+//! from its beginning, then keeps reading it between batches (all partitions,
+//! not through the group); summaries that release a held regression are
+//! processed inside the next transaction, like inputs. On a clean stop it
+//! publishes that it reports nothing any more, so nobody waits for it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +48,8 @@ use selfheal_schemas::{AnyEvent, DeadLetter};
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Detector, ServiceSnapshot};
+use crate::fleet::FleetSummary;
+use crate::fleet_topic::{self, FleetReader};
 use crate::NAME;
 
 /// Most records per transaction.
@@ -48,6 +58,8 @@ const BATCH_MAX: usize = 1_000;
 const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// Timeout of transactional calls.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most fleet summaries applied between two batches.
+const FLEET_MAX: usize = 10_000;
 
 /// A changelog record: a service's snapshot and the input partition it lives on.
 #[derive(Serialize, Deserialize)]
@@ -74,12 +86,10 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         http_stop.clone(),
     );
     ensure_topics(&config).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stop_flag.store(true, Ordering::SeqCst);
-    });
+    // The blocking loop checks the token itself: a task relaying it would
+    // not run once the runtime shuts down (e.g. a test that panicked), and
+    // the loop would then never stop.
+    let stop = shutdown;
     tracing::info!(service = NAME, %http_addr, "started (exactly-once)");
     let task = tokio::spawn(async move {
         ready.set(true);
@@ -103,7 +113,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     Ok(ServiceHandle::new(NAME, http_addr, task))
 }
 
-fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Result<()> {
+fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -> Result<()> {
     let t = &config.topics;
     let inputs = [
         t.signatures.as_str(),
@@ -112,21 +122,19 @@ fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Resul
         t.builds.as_str(),
     ];
     let group = format!("{}.{}", config.kafka.group_prefix, NAME);
+    let instance = fleet_topic::instance_id(&group);
 
     let mut pc = client_config(&config.kafka)?;
-    pc.set(
-        "transactional.id",
-        format!("{group}.{}", std::process::id()),
-    )
-    .set("enable.idempotence", "true")
-    .set("acks", "all")
-    .set("linger.ms", "5")
-    // A write that cannot be acknowledged fails the transaction within the
-    // configured delivery timeout (transactions allow at most 60 s).
-    .set(
-        "message.timeout.ms",
-        config.kafka.delivery_timeout_ms.min(55_000).to_string(),
-    );
+    pc.set("transactional.id", &instance)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // A write that cannot be acknowledged fails the transaction within the
+        // configured delivery timeout (transactions allow at most 60 s).
+        .set(
+            "message.timeout.ms",
+            config.kafka.delivery_timeout_ms.min(55_000).to_string(),
+        );
     let producer: BaseProducer = pc.create().map_err(kafka_err("create producer"))?;
     producer
         .init_transactions(TXN_TIMEOUT)
@@ -139,15 +147,29 @@ fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Resul
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = cc.create().map_err(kafka_err("create consumer"))?;
+
+    let mut detector = Detector::new(config.detector.clone());
+    // The other instances' summaries are read before any input, so the guard
+    // knows their services (and whom to wait for) from the first evaluation.
+    let mut fleet = if config.detector.fleet_guard {
+        detector.enable_fleet(&instance);
+        let mut reader = FleetReader::open(config, &instance)?;
+        let read = reader.catch_up(TXN_TIMEOUT, |s| {
+            // Nothing is held before any input: no regression can come out.
+            let _ = detector.on_fleet(&s);
+        })?;
+        tracing::info!(%instance, summaries = read, topic = reader.topic(), "read the fleet topic");
+        Some(reader)
+    } else {
+        None
+    };
     consumer
         .subscribe(&inputs)
         .map_err(kafka_err("subscribe"))?;
-
-    let mut detector = Detector::new(config.detector.clone());
     let mut owned: BTreeSet<i32> = BTreeSet::new();
     let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
     let result = loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             break Ok(());
         }
         // Fill a batch; rebalances happen inside poll.
@@ -191,22 +213,34 @@ fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Resul
             }
             owned = assigned;
         }
-        if batch.is_empty() {
-            continue;
-        }
+        let remote = fleet
+            .as_mut()
+            .map(|f| f.poll_ready(FLEET_MAX))
+            .unwrap_or_default();
         if let Err(e) = process_batch(
             config,
             &producer,
             &consumer,
             &mut detector,
             &mut partition_of,
-            &batch,
+            Batch {
+                inputs: &batch,
+                remote: &remote,
+                reporting: !owned.is_empty(),
+            },
             metrics,
         ) {
             let _ = producer.abort_transaction(TXN_TIMEOUT);
             break Err(e);
         }
     };
+    if result.is_ok() && fleet.is_some() {
+        // Leaving: nobody should wait for this instance's reports any more.
+        if let Err(e) = leave(config, &producer, &mut detector) {
+            let _ = producer.abort_transaction(TXN_TIMEOUT);
+            tracing::warn!(error = %e, "could not tell the fleet this instance is leaving; others wait for it at most detector.fleet_wait_s");
+        }
+    }
     // The consumer is closed off-thread with a bound (rust-rdkafka #509).
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -218,21 +252,39 @@ fn run_loop(config: &Config, stop: &AtomicBool, metrics: &StageMetrics) -> Resul
     result
 }
 
+/// What one transaction processes.
+struct Batch<'a> {
+    /// Input records (may be empty).
+    inputs: &'a [OwnedMessage],
+    /// Fleet summaries read since the last batch (any instance's, own too).
+    remote: &'a [FleetSummary],
+    /// Whether this instance owns input partitions (reports a watermark).
+    reporting: bool,
+}
+
 fn process_batch(
     config: &Config,
     producer: &BaseProducer,
     consumer: &BaseConsumer,
     detector: &mut Detector,
     partition_of: &mut BTreeMap<String, i32>,
-    batch: &[OwnedMessage],
+    batch: Batch<'_>,
     metrics: &StageMetrics,
 ) -> Result<()> {
     let t = &config.topics;
-    producer
-        .begin_transaction()
-        .map_err(kafka_err("begin transaction"))?;
     let mut outgoing: Vec<Outgoing> = Vec::new();
-    for m in batch {
+    // Other instances' news first: it can release held regressions, and the
+    // inputs below are then judged with it.
+    for s in batch.remote {
+        metrics.consumed(&t.detector_fleet);
+        for r in detector.on_fleet(s) {
+            tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
+                observed = r.observed, externally_correlated = r.externally_correlated,
+                "regression (released by a fleet summary)");
+            outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
+        }
+    }
+    for m in batch.inputs {
         metrics.consumed(m.topic());
         let payload = m.payload().unwrap_or_default();
         match selfheal_schemas::decode_any(payload) {
@@ -242,7 +294,8 @@ fn process_batch(
                 }
                 for r in detector.on_event(&event) {
                     tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
-                        observed = r.observed, "regression");
+                        observed = r.observed, externally_correlated = r.externally_correlated,
+                        "regression");
                     outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
                 }
             }
@@ -266,11 +319,29 @@ fn process_batch(
             }
         }
     }
+    let summaries = detector.take_fleet_summaries(batch.reporting);
+    let touched = detector.take_touched();
+    if batch.inputs.is_empty() && outgoing.is_empty() && summaries.is_empty() && touched.is_empty()
+    {
+        return Ok(());
+    }
+    producer
+        .begin_transaction()
+        .map_err(kafka_err("begin transaction"))?;
     for out in &outgoing {
         send(producer, &out.topic, &out.key, Some(&out.payload))?;
         metrics.produced(&out.topic);
     }
-    for service in detector.take_touched() {
+    for s in &summaries {
+        send(
+            producer,
+            &t.detector_fleet,
+            s.instance.as_bytes(),
+            Some(&fleet_topic::encode(s)?),
+        )?;
+        metrics.produced(&t.detector_fleet);
+    }
+    for service in touched {
         let payload = match detector.snapshot(&service) {
             Some(snapshot) => {
                 let partition = partition_of.get(&service).copied().unwrap_or(-1);
@@ -307,6 +378,29 @@ fn process_batch(
         .commit_transaction(TXN_TIMEOUT)
         .map_err(kafka_err("commit transaction"))?;
     Ok(())
+}
+
+/// Publishes, in its own transaction, that this instance reports nothing any
+/// more (a clean stop).
+fn leave(config: &Config, producer: &BaseProducer, detector: &mut Detector) -> Result<()> {
+    let summaries = detector.take_fleet_summaries(false);
+    if summaries.is_empty() {
+        return Ok(());
+    }
+    producer
+        .begin_transaction()
+        .map_err(kafka_err("begin transaction"))?;
+    for s in &summaries {
+        send(
+            producer,
+            &config.topics.detector_fleet,
+            s.instance.as_bytes(),
+            Some(&fleet_topic::encode(s)?),
+        )?;
+    }
+    producer
+        .commit_transaction(TXN_TIMEOUT)
+        .map_err(kafka_err("commit transaction"))
 }
 
 fn encode(o: Result<Outgoing, selfheal_schemas::Error>) -> Result<Outgoing> {

@@ -2,13 +2,19 @@
 //!
 //! # Layout
 //! - [`core`] (pure): windows, baselines, the sequential test, the fleet guard.
+//! - [`fleet`] (pure): fleet summaries exchanged between detector instances,
+//!   and the bounded view of the other instances' services.
 //! - [`series`] (pure): compact minute/hour event-time count series.
 //! - [`stats`] (pure): p-values, e-values, e-BH, dispersion.
 //! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
 //!   core over signatures, traffic, deploys and builds, publishing regressions.
+//! - [`exactly_once`] (adapter): the transactional loop for real brokers, with
+//!   the state changelog and the fleet topic ([`fleet_topic`]).
 
 pub mod core;
 pub mod exactly_once;
+pub mod fleet;
+pub mod fleet_topic;
 pub mod series;
 pub mod stats;
 
@@ -27,6 +33,12 @@ pub const NAME: &str = "detector";
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     if config.detector.exactly_once {
         return exactly_once::spawn(config, shutdown).await;
+    }
+    if config.detector.fleet_guard {
+        tracing::info!(
+            "at-least-once mode: the fleet guard sees this instance's services only \
+             (the fleet topic is exchanged by the exactly-once mode)"
+        );
     }
     let t = &config.topics;
     let inputs = vec![
