@@ -688,6 +688,10 @@ impl Detector {
             // whether a service deployed recently.
             svc.deploys
                 .retain(|d| !d.done || d.deploy.deployed_at_ms >= evict_before);
+            // A candidate held for the guard is emitted by its window's end at
+            // the latest; one flagged before the recent past never will be
+            // (it fell back below the thresholds).
+            svc.held.retain(|_, first| *first >= recent_from);
         }
         self.by_template.retain(|_, set| !set.is_empty());
         self.services.retain(|_, s| {

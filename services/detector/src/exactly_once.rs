@@ -58,6 +58,13 @@ const BATCH_MAX: usize = 1_000;
 const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// Timeout of transactional calls.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the changelog and fleet topics take to read at start. An
+/// instance that crashed mid-transaction leaves it open, and `read_committed`
+/// readers stop at it until the broker aborts it: after the transaction
+/// timeout (librdkafka's default, 60 s) plus the broker's cleanup interval
+/// (10 s). A shorter deadline would stop the restarted detector before that
+/// and restart-loop it until the transaction expires.
+const RESTORE_DEADLINE: Duration = Duration::from_secs(90);
 /// Most fleet summaries applied between two batches.
 const FLEET_MAX: usize = 10_000;
 
@@ -154,7 +161,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -
     let mut fleet = if config.detector.fleet_guard {
         detector.enable_fleet(&instance);
         let mut reader = FleetReader::open(config, &instance)?;
-        let read = reader.catch_up(TXN_TIMEOUT, |s| {
+        let read = reader.catch_up(RESTORE_DEADLINE, |s| {
             // Nothing is held before any input: no regression can come out.
             let _ = detector.on_fleet(&s);
         })?;
@@ -485,12 +492,12 @@ fn restore(
     let mut latest: BTreeMap<String, Option<ChangelogRecord>> = BTreeMap::new();
     if !ends.is_empty() {
         reader.assign(&tpl).map_err(kafka_err("assign changelog"))?;
-        let deadline = Instant::now() + TXN_TIMEOUT;
+        let deadline = Instant::now() + RESTORE_DEADLINE;
         while !ends.is_empty() {
             if Instant::now() > deadline {
                 return Err(Error::Stage {
                     stage: NAME,
-                    message: format!("reading {topic} did not finish within {TXN_TIMEOUT:?}"),
+                    message: format!("reading {topic} did not finish within {RESTORE_DEADLINE:?}"),
                 });
             }
             let Some(m) = reader.poll(Duration::from_millis(500)) else {
