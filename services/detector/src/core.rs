@@ -139,6 +139,11 @@ pub struct Detector {
     stats: DetectorStats,
     /// Several instances: what this one publishes, and what the others report.
     fleet: Option<Fleet>,
+    /// No open deploy has an evaluation due before this (a lower bound; `None`
+    /// when unknown), so most events skip the scan over every service's
+    /// deploys. Reset where an evaluation may come due earlier: a new deploy,
+    /// a restored service.
+    next_due_ms: Option<i64>,
 }
 
 /// The fleet side of one instance (see [`crate::fleet`]).
@@ -296,6 +301,7 @@ impl Detector {
             self.max_event_ms = Some(self.max_event_ms.map_or(m, |x| x.max(m)));
         }
         self.services.insert(snapshot.service, snapshot.state);
+        self.next_due_ms = None;
     }
 
     /// Drops a service's state (its partition moved to another instance).
@@ -562,6 +568,7 @@ impl Detector {
             per_request: None,
             done: false,
         });
+        self.next_due_ms = None;
     }
 
     fn on_build(&mut self, b: &Build) -> Option<Regression> {
@@ -615,6 +622,27 @@ impl Detector {
     fn advance(&mut self, wm: i64) -> Vec<Regression> {
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let mut out = Vec::new();
+        if self.next_due_ms.is_none_or(|t| t <= wm) {
+            out = self.run_due(wm, window);
+            self.next_due_ms = Some(
+                self.services
+                    .values()
+                    .flat_map(|s| s.deploys.iter().filter(|d| !d.done))
+                    .map(|d| d.next_eval_ms)
+                    .min()
+                    .unwrap_or(i64::MAX),
+            );
+        }
+        if wm < i64::MAX / 4 && wm.saturating_sub(self.last_compaction_ms) >= HOUR_MS {
+            self.compact(wm);
+            self.last_compaction_ms = wm;
+        }
+        out
+    }
+
+    /// The evaluations due at or before `wm`, earliest first.
+    fn run_due(&mut self, wm: i64, window: i64) -> Vec<Regression> {
+        let mut out = Vec::new();
         loop {
             // The earliest due evaluation across services (ties by service name).
             let next = self
@@ -651,10 +679,6 @@ impl Detector {
             } else {
                 d.next_eval_ms = (at + MINUTE_MS).min(end);
             }
-        }
-        if wm < i64::MAX / 4 && wm.saturating_sub(self.last_compaction_ms) >= HOUR_MS {
-            self.compact(wm);
-            self.last_compaction_ms = wm;
         }
         out
     }
