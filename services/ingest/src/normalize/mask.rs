@@ -712,6 +712,7 @@ fn mask_url(core: &str, scheme_end: usize, out: &mut String) {
 
 /// Month and weekday names (English, any case): the three-letter forms,
 /// `sept`, the full names, and `utc`.
+#[inline]
 fn is_date_name(w: &str) -> bool {
     let b = w.as_bytes();
     if b.len() < 3 || b.len() > 9 {
