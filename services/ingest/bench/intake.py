@@ -20,7 +20,7 @@ Throughput is concurrency x lines per request / latency, and the latency is
 about the flush interval (each request waits for the flush carrying its lines),
 so the load generator keeps --clients x --lines-per-request lines in flight.
 
-Usage: intake.py [--selfheal BIN] [--lines 2000000] [--seconds 25]
+Usage: intake.py [--selfheal BIN] [--lines 4000000] [--seconds 25]
                  [--clients 16] [--lines-per-request 10000] [--perf-records 1000000]
 """
 import argparse
@@ -169,7 +169,7 @@ def load(http_port, bodies, lines_per_request, total_lines, seconds, clients):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--selfheal", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "selfheal"))
-    ap.add_argument("--lines", type=int, default=2_000_000)
+    ap.add_argument("--lines", type=int, default=4_000_000)
     ap.add_argument("--seconds", type=float, default=25)
     # Each request is acknowledged at the flush that carries its lines (1 s by
     # default), so clients x lines-per-request per flush interval bounds the
