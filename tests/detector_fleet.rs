@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use common::{bootstrap, isolated_config, of, read_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use selfheal_common::{CancellationToken, Config};
-use selfheal_schemas::{AnyEvent, Deploy, Event, Regression, SignatureCount, Traffic};
+use selfheal_schemas::{AnyEvent, Event, Regression, SignatureCount, Traffic};
 
 const MINUTE: i64 = 60_000;
 /// 2026-03-09T10:00:00Z.
@@ -105,24 +105,8 @@ struct FleetWatch {
 
 impl FleetWatch {
     fn new(bootstrap: &str, topic: &str) -> Self {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", format!("fleet-watch-{}", uuid::Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .unwrap();
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
         Self {
-            consumer,
+            consumer: common::assign_from_beginning(bootstrap, topic, true),
             watermarks: BTreeMap::new(),
             services: BTreeMap::new(),
         }
@@ -251,16 +235,7 @@ async fn an_outage_across_detector_instances_is_externally_correlated_on_both() 
     // each one read by both instances before the next (live streams).
     let mut deploys = Vec::new();
     for s in ["a1", "b1"] {
-        deploys.push(AnyEvent::Deploy(Deploy {
-            service: s.into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
-            repo: None,
-            commit_range: None,
-            diff: None,
-            diff_url: None,
-            deployed_at_ms: T0,
-        }));
+        deploys.push(AnyEvent::Deploy(common::deploy(s, T0)));
     }
     produce(&producer, &config, &deploys).await;
     let mut fleet = fleet;

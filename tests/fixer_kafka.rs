@@ -10,25 +10,12 @@ use common::{bootstrap, isolated_config, of, read_until};
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::{CancellationToken, Config};
 use selfheal_schemas::{
-    Action, ActionKind, ActionStatus, AnyEvent, Decision, Deploy, Event, RateBasis, Regression,
+    Action, ActionKind, ActionStatus, AnyEvent, Decision, Event, RateBasis, Regression,
     RegressionKind, Traffic, Verdict,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
 const T0: i64 = 1_773_050_400_000;
-
-fn deploy(service: &str) -> Deploy {
-    Deploy {
-        service: service.into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
-        diff: None,
-        diff_url: None,
-        deployed_at_ms: T0,
-    }
-}
 
 fn regression(service: &str) -> Regression {
     Regression {
@@ -89,7 +76,7 @@ async fn send<E: Event>(config: &Config, topic: &str, events: &[E]) {
 
 async fn incident(config: &Config, service: &str) {
     let t = &config.topics;
-    send(config, &t.deploys, &[deploy(service)]).await;
+    send(config, &t.deploys, &[common::deploy(service, T0)]).await;
     send(config, &t.regressions, &[regression(service)]).await;
     send(config, &t.verdicts, &[verdict(service)]).await;
 }

@@ -8,7 +8,51 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use selfheal_common::Config;
-use selfheal_schemas::{AnyEvent, Event};
+use selfheal_schemas::{AnyEvent, Deploy, Event};
+
+/// A deploy of revision `b` over `a` of `service` at `at_ms`, without a diff.
+pub fn deploy(service: &str, at_ms: i64) -> Deploy {
+    Deploy {
+        service: service.into(),
+        revision: "b".into(),
+        previous_revision: Some("a".into()),
+        repo: None,
+        commit_range: None,
+        diff: None,
+        diff_url: None,
+        deployed_at_ms: at_ms,
+    }
+}
+
+/// A consumer of its own (fresh group, nothing committed) assigned every
+/// partition of `topic` from the beginning; `read_committed` skips records of
+/// aborted and open transactions.
+pub fn assign_from_beginning(bootstrap: &str, topic: &str, read_committed: bool) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
 
 /// The real broker's bootstrap address from `SELFHEAL_TEST_BOOTSTRAP` (set by
 /// `deploy/test.sh`). Without it the test is skipped locally, but fails under
