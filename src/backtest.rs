@@ -1379,7 +1379,9 @@ mod tests {
         let nc = selfheal_ingest::cli::normalizer_config(&config.ingest);
         let run_with = |instances| {
             let (inputs, _) = parse_input_in(text.as_bytes(), &nc, 1, Path::new("h")).unwrap();
-            run_pipeline(&[&config], inputs, instances).unwrap().remove(0)
+            run_pipeline(&[&config], inputs, instances)
+                .unwrap()
+                .remove(0)
         };
         let one = run_with(1);
         let three = run_with(3);
