@@ -1579,6 +1579,23 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn held_candidates_that_can_no_longer_be_emitted_are_forgotten() {
+        let mut d = detector();
+        baseline(&mut d, "a", 1);
+        let svc = d.services.get_mut("a").unwrap();
+        // Flagged and held for the guard a day ago, then back below the
+        // thresholds: its window is long closed. And one held just now.
+        svc.held.insert("stale".into(), T0 - DAY_MS);
+        svc.held.insert("recent".into(), T0);
+        for m in 0..90 {
+            d.on_event(&traffic("a", "a", 1000, T0 + m * MINUTE_MS));
+        }
+        let held = &d.services["a"].held;
+        assert!(!held.contains_key("stale"), "{held:?}");
+        assert!(held.contains_key("recent"), "{held:?}");
+    }
+
+    #[test]
     fn state_stays_bounded_over_weeks() {
         let mut d = detector();
         for m in 0..(14 * 24 * 60) {
