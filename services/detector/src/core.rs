@@ -785,7 +785,7 @@ impl Detector {
             if x <= 0.0 {
                 continue;
             }
-            let (hist_count, hist_exposure, shape) = *svc.deploys[idx]
+            let mut base = *svc.deploys[idx]
                 .baseline
                 .entry(sig_id.clone())
                 .or_insert_with(|| {
@@ -799,6 +799,36 @@ impl Detector {
                         cfg.dispersion,
                     )
                 });
+            if base.0 == 0.0 {
+                // Ingest names a group after the message that founded it, so
+                // an ingest restart (or another ingest instance) can found the
+                // same group under another id. Such a signature is not new:
+                // it is judged against the baseline of the group it matches.
+                for (alias_id, alias) in &svc.sigs {
+                    if alias_id == sig_id || !same_group(alias, sig) {
+                        continue;
+                    }
+                    let alias_base = *svc.deploys[idx]
+                        .baseline
+                        .entry(alias_id.clone())
+                        .or_insert_with(|| {
+                            historical_baseline(
+                                alias,
+                                &svc.traffic,
+                                rev,
+                                base_from,
+                                t0,
+                                per_request,
+                                cfg.dispersion,
+                            )
+                        });
+                    if alias_base.0 > 0.0 {
+                        base = alias_base;
+                        break;
+                    }
+                }
+            }
+            let (hist_count, hist_exposure, shape) = base;
             let (conc_count, conc_exposure) = match (&prev, concurrent) {
                 (Some(p), true) => (
                     sig.by_revision.get(p).map_or(0.0, |s| s.sum(t0, at)),
@@ -1192,6 +1222,44 @@ fn historical_baseline(
     (count, exposure, shape)
 }
 
+/// Whether two signatures of a service are one group of ingest's under two
+/// ids: same exception type, same in-app stack functions, and templates that
+/// agree token by token wherever neither has a wildcard (the grouper would
+/// have merged them, since every constant agrees). A new code path raising an
+/// old message differs in its stack and stays a new signature.
+fn same_group(a: &SigState, b: &SigState) -> bool {
+    let (Some((ea, ta)), Some((eb, tb))) = (
+        a.template_key.split_once('\u{0}'),
+        b.template_key.split_once('\u{0}'),
+    ) else {
+        return false;
+    };
+    // The functions ingest fingerprints (its default: the top three in-app).
+    fn in_app(s: &SigState) -> Vec<&str> {
+        s.sample
+            .frames
+            .iter()
+            .filter(|f| f.in_app)
+            .take(3)
+            .map(|f| f.function.as_str())
+            .collect()
+    }
+    if ea != eb || ta.split(' ').count() != tb.split(' ').count() || in_app(a) != in_app(b) {
+        return false;
+    }
+    let mut constants = 0;
+    for (x, y) in ta.split(' ').zip(tb.split(' ')) {
+        if x == "<*>" || y == "<*>" {
+            continue;
+        }
+        if x != y {
+            return false;
+        }
+        constants += 1;
+    }
+    constants > 0
+}
+
 /// The state of `name`, created empty if new (the name cloned only then).
 fn service_state<'a>(
     services: &'a mut BTreeMap<String, ServiceState>,
@@ -1576,6 +1644,62 @@ pub(super) mod tests {
         assert_eq!(out[0].kind, RegressionKind::BuildFailure);
         assert_eq!(out[0].sample_message, "error[E0425]: cannot find value `x`");
         assert!(d.on_event(&b).is_empty());
+    }
+
+    /// A count of signature `sig` with `template` and in-app `function`.
+    fn sc_t(sig: &str, template: &str, function: &str, rev: &str, count: i64, ts: i64) -> AnyEvent {
+        let AnyEvent::SignatureCount(mut c) = sc("a", rev, sig, count, ts) else {
+            unreachable!()
+        };
+        c.template = template.into();
+        c.frames = vec![selfheal_schemas::Frame {
+            file: "app/auth.py".into(),
+            line: Some(10),
+            function: function.into(),
+            in_app: true,
+        }];
+        AnyEvent::SignatureCount(c)
+    }
+
+    #[test]
+    fn a_group_renamed_by_ingest_is_not_a_new_signature() {
+        // Before the deploy ingest called the group `g1` ("Invalid user <*>
+        // from <*>"); after a restart it founded it again from "carol" as
+        // `g2`, at the same rate. Not new. A same-looking message from
+        // another function, or another message, is new.
+        let mut d = detector();
+        for m in 0..(24 * 60) {
+            let t = T0 - DAY_MS + m * MINUTE_MS;
+            d.on_event(&traffic("a", "a", 1000, t));
+            d.on_event(&sc_t(
+                "g1",
+                "Invalid user <*> from <*>",
+                "login",
+                "a",
+                4,
+                t + 1,
+            ));
+        }
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..30 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+            let renamed = sc_t("g2", "Invalid user carol from <*>", "login", "b", 4, t + 1);
+            out.extend(d.on_event(&renamed));
+            let elsewhere = sc_t("g3", "Invalid user carol from <*>", "signup", "b", 4, t + 1);
+            out.extend(d.on_event(&elsewhere));
+            out.extend(d.on_event(&sc_t(
+                "g4",
+                "Invalid token from <*>",
+                "login",
+                "b",
+                4,
+                t + 1,
+            )));
+        }
+        let flagged: BTreeSet<&str> = out.iter().map(|r| r.signature.as_str()).collect();
+        assert_eq!(flagged, BTreeSet::from(["g3", "g4"]), "{out:?}");
     }
 
     #[test]
