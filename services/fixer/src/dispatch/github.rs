@@ -61,28 +61,7 @@ impl GitHub {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|source| {
-            if source.is_timeout() {
-                Error::Timeout {
-                    what: what.to_owned(),
-                    ms: 0,
-                }
-            } else {
-                Error::Transport {
-                    what: what.to_owned(),
-                    source,
-                }
-            }
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::Status {
-                what: what.to_owned(),
-                status: status.as_u16(),
-                body: crate::executors::command::tail(&crate::text::scrub(&text), 300),
-            });
-        }
+        let (_, text) = crate::executors::send(req, what, 0).await?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }

@@ -42,35 +42,12 @@ impl OpenCodeDispatcher {
     }
 
     async fn post(&self, path: &str, body: &Value, timeout: Duration, what: &str) -> Result<Value> {
-        let resp = self
+        let req = self
             .client
             .post(format!("{}{path}", self.url))
             .timeout(timeout)
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| {
-                if source.is_timeout() {
-                    Error::Timeout {
-                        what: what.to_owned(),
-                        ms: timeout.as_millis() as u64,
-                    }
-                } else {
-                    Error::Transport {
-                        what: what.to_owned(),
-                        source,
-                    }
-                }
-            })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::Status {
-                what: what.to_owned(),
-                status: status.as_u16(),
-                body: crate::executors::command::tail(&crate::text::scrub(&text), 300),
-            });
-        }
+            .json(body);
+        let (_, text) = crate::executors::send(req, what, timeout.as_millis() as u64).await?;
         serde_json::from_str(&text).map_err(|e| Error::Response {
             what: what.to_owned(),
             why: e.to_string(),

@@ -18,8 +18,42 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::policy::RollbackJob;
+
+/// Sends an HTTP request for the fixer (webhook, GitHub, OpenCode): a
+/// transport failure, a timeout (reported as `timeout_ms`) or a non-2xx
+/// status is an error naming `what`, a bad status with the scrubbed tail of
+/// the body. Returns the status and the body text.
+pub(crate) async fn send(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    timeout_ms: u64,
+) -> Result<(reqwest::StatusCode, String)> {
+    let resp = req.send().await.map_err(|source| {
+        if source.is_timeout() {
+            Error::Timeout {
+                what: what.to_owned(),
+                ms: timeout_ms,
+            }
+        } else {
+            Error::Transport {
+                what: what.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(Error::Status {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            body: command::tail(&crate::text::scrub(&text), 300),
+        });
+    }
+    Ok((status, text))
+}
 
 /// Carries out rollbacks.
 #[async_trait]

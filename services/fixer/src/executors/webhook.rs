@@ -90,36 +90,13 @@ impl RollbackExecutor for WebhookExecutor {
         }))
         .expect("a JSON object serializes");
         let what = format!("rollback webhook {}", self.url);
-        let resp = self
+        let req = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature(&self.secret, &body))
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| {
-                if source.is_timeout() {
-                    Error::Timeout {
-                        what: what.clone(),
-                        ms: 0,
-                    }
-                } else {
-                    Error::Transport {
-                        what: what.clone(),
-                        source,
-                    }
-                }
-            })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::Status {
-                what,
-                status: status.as_u16(),
-                body: super::command::tail(&crate::text::scrub(&text), 300),
-            });
-        }
+            .body(body);
+        let (status, _) = super::send(req, &what, 0).await?;
         Ok(format!("webhook answered {status}"))
     }
 }
