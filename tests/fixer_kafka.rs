@@ -62,6 +62,9 @@ fn verdict(service: &str) -> Verdict {
         file_classes: vec![],
         decided_at_ms: T0 + 120_000,
         adjudicator: "rules".into(),
+        incident_id: None,
+        incident_seq: 0,
+        localization: None,
     }
 }
 

@@ -49,6 +49,16 @@ static SCHEMA_FILES: [(&str, &str); 8] = [
     ("DeadLetter.avsc", include_str!("../DeadLetter.avsc")),
 ];
 
+/// Earlier versions of the schemas, still decoded (resolved into today's
+/// types: the fields added since take their defaults), as `(event, file
+/// contents)`. A schema grows only by fields with defaults; each time one
+/// does, the version it replaces is kept here, so messages written by an
+/// older selfheal (or still on a topic) stay readable.
+static HISTORY_FILES: [(Kind, &str); 2] = [
+    (Kind::Verdict, include_str!("../history/Verdict.v1.avsc")),
+    (Kind::Action, include_str!("../history/Action.v1.avsc")),
+];
+
 /// The `.avsc` files this crate embeds, as `(file name, contents)`, e.g.
 /// `("Deploy.avsc", "{ \"type\": \"record\", … }")`. Handy for publishing them
 /// to a registry or writing them next to a backtest's output.
@@ -157,10 +167,14 @@ pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>> {
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<E> {
     let (fingerprint, body) = split_header(bytes)?;
     if fingerprint != E::fingerprint() {
-        return Err(match registry().by_fingerprint(&fingerprint) {
-            Some(entry) => Error::WrongEvent {
+        return Err(match registry().reader_for(&fingerprint) {
+            Some((kind, reader)) if kind.name() == E::NAME => {
+                // An earlier version of this event: resolve it into today's.
+                return decode_body(reader, E::NAME, body);
+            }
+            Some((kind, _)) => Error::WrongEvent {
                 expected: E::NAME,
-                found: entry.name,
+                found: kind.name(),
             },
             None => Error::UnknownFingerprint {
                 fingerprint: hex(&fingerprint),
@@ -184,15 +198,15 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<E> {
 /// schema fingerprint. Never panics, whatever the bytes.
 pub fn decode_any(bytes: &[u8]) -> Result<AnyEvent> {
     let (fingerprint, body) = split_header(bytes)?;
-    let entry =
+    let (kind, reader) =
         registry()
-            .by_fingerprint(&fingerprint)
+            .reader_for(&fingerprint)
             .ok_or_else(|| Error::UnknownFingerprint {
                 fingerprint: hex(&fingerprint),
                 expected: ANY_EVENT,
             })?;
-    let (reader, name) = (&entry.reader, entry.name);
-    Ok(match entry.kind {
+    let name = kind.name();
+    Ok(match kind {
         Kind::SignatureCount => AnyEvent::SignatureCount(decode_body(reader, name, body)?),
         Kind::Traffic => AnyEvent::Traffic(decode_body(reader, name, body)?),
         Kind::Deploy => AnyEvent::Deploy(decode_body(reader, name, body)?),
@@ -346,6 +360,9 @@ struct Entry {
 struct Registry {
     /// Indexed by `Kind as usize`.
     entries: Vec<Entry>,
+    /// Readers of earlier writer schemas ([`HISTORY_FILES`]), resolving into
+    /// the current schema of their kind.
+    history: Vec<(Kind, [u8; 8], GenericDatumReader<'static>)>,
 }
 
 impl Registry {
@@ -382,8 +399,23 @@ impl Registry {
                     writer,
                 }
             })
+            .collect::<Vec<Entry>>();
+        let history = HISTORY_FILES
+            .iter()
+            .map(|&(kind, text)| {
+                let parsed = Schema::parse_str(text)
+                    .unwrap_or_else(|err| panic!("embedded old {kind:?} schema is invalid: {err}"));
+                let writer: &'static Schema = Box::leak(Box::new(parsed));
+                let mut fingerprint = [0u8; 8];
+                fingerprint.copy_from_slice(&writer.fingerprint::<Rabin>().bytes);
+                let reader = GenericDatumReader::builder(writer)
+                    .reader_schema(entries[kind as usize].schema)
+                    .build()
+                    .unwrap_or_else(|err| panic!("old {kind:?} schema does not resolve: {err}"));
+                (kind, fingerprint, reader)
+            })
             .collect();
-        Registry { entries }
+        Registry { entries, history }
     }
 
     fn entry(&self, kind: Kind) -> &Entry {
@@ -394,6 +426,17 @@ impl Registry {
         self.entries
             .iter()
             .find(|entry| &entry.fingerprint == fingerprint)
+    }
+
+    /// The kind and reader for a fingerprint, current or earlier.
+    fn reader_for(&self, fingerprint: &[u8; 8]) -> Option<(Kind, &GenericDatumReader<'static>)> {
+        if let Some(e) = self.by_fingerprint(fingerprint) {
+            return Some((e.kind, &e.reader));
+        }
+        self.history
+            .iter()
+            .find(|(_, fp, _)| fp == fingerprint)
+            .map(|(kind, _, reader)| (*kind, reader))
     }
 }
 
@@ -469,6 +512,56 @@ mod tests {
         fps.sort();
         fps.dedup();
         assert_eq!(fps.len(), Kind::ALL.len());
+    }
+
+    #[test]
+    fn earlier_versions_are_distinct_and_resolve() {
+        let current: Vec<_> = registry().entries.iter().map(|e| e.fingerprint).collect();
+        for (kind, fp, _) in &registry().history {
+            assert!(!current.contains(fp), "{kind:?}: history equals current");
+        }
+    }
+
+    #[test]
+    fn an_earlier_verdict_decodes_with_the_new_fields_defaulted() {
+        let (_, text) = HISTORY_FILES[0];
+        let old = Schema::parse_str(text).expect("old schema");
+        let value = apache_avro::types::Value::Record(
+            [
+                ("id", "v1".into()),
+                ("service", "checkout".into()),
+                ("revision", "b".into()),
+                (
+                    "blamed_revision",
+                    apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null)),
+                ),
+                (
+                    "decision",
+                    apache_avro::types::Value::Enum(0, "caused".into()),
+                ),
+                ("confidence", 0.9f64.into()),
+                ("reasoning", "why".into()),
+                ("evidence", apache_avro::types::Value::Array(vec![])),
+                ("signatures", apache_avro::types::Value::Array(vec![])),
+                ("regression_ids", apache_avro::types::Value::Array(vec![])),
+                ("file_classes", apache_avro::types::Value::Array(vec![])),
+                ("decided_at_ms", 7i64.into()),
+                ("adjudicator", "rules".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        let body = apache_avro::to_avro_datum(&old, value).expect("encode old");
+        let mut bytes = MARKER.to_vec();
+        bytes.extend_from_slice(&old.fingerprint::<Rabin>().bytes);
+        bytes.extend_from_slice(&body);
+        let v: Verdict = decode(&bytes).expect("old verdict decodes");
+        assert_eq!(v.id, "v1");
+        assert_eq!(v.incident_id, None);
+        assert_eq!(v.incident_seq, 0);
+        assert_eq!(v.localization, None);
+        assert!(matches!(decode_any(&bytes), Ok(AnyEvent::Verdict(_))));
     }
 
     #[test]

@@ -291,6 +291,50 @@ pub struct Verdict {
     pub decided_at_ms: i64,
     /// What made the decision (rules or an LLM's name).
     pub adjudicator: String,
+    /// The deploy's incident (service + revision); updates supersede earlier ones.
+    #[serde(default)]
+    pub incident_id: Option<String>,
+    /// Update number within the incident, 0 first.
+    #[serde(default)]
+    pub incident_seq: i32,
+    /// How precisely the cause is located in the code (apart from `decision`).
+    #[serde(default)]
+    pub localization: Option<Localization>,
+}
+
+/// How precisely a verdict locates the cause in the code (Avro enum
+/// `selfheal.Localization`).
+///
+/// Variants, with their Avro symbols:
+/// - [`Line`](Self::Line): a stack frame on or within a few lines of a changed line (`line`).
+/// - [`Function`](Self::Function): a frame inside a changed function (`function`).
+/// - [`File`](Self::File): a frame in a changed file, or an identifier of the error on a changed line (`file`).
+/// - [`None`](Self::None): nothing in the code points at the change (`none`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, AvroSchema,
+)]
+#[avro(namespace = "selfheal")]
+#[serde(rename_all = "snake_case")]
+// apache-avro's derive rejects doc comments on unit variants, so the
+// variants are documented in the list above.
+#[allow(missing_docs)]
+pub enum Localization {
+    Line,
+    Function,
+    File,
+    None,
+}
+
+impl Localization {
+    /// The Avro symbol, e.g. `"line"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Localization::Line => "line",
+            Localization::Function => "function",
+            Localization::File => "file",
+            Localization::None => "none",
+        }
+    }
 }
 
 /// What remediation was chosen (Avro enum `selfheal.ActionKind`).
@@ -372,6 +416,9 @@ pub struct Action {
     pub verdict_id: Option<String>,
     /// Event time of this status change, epoch ms.
     pub decided_at_ms: i64,
+    /// The incident (`Verdict::incident_id`) the action answers.
+    #[serde(default)]
+    pub incident_id: Option<String>,
 }
 
 /// A Kafka message that could not be decoded or was refused, kept whole

@@ -58,5 +58,5 @@ pub use codec::{decode, decode_any, encode, schema_files, AnyEvent, Event};
 pub use error::{Error, Result};
 pub use events::{
     Action, ActionKind, ActionStatus, Build, BuildStatus, DeadLetter, Decision, Deploy, Evidence,
-    Frame, RateBasis, Regression, RegressionKind, SignatureCount, Traffic, Verdict,
+    Frame, Localization, RateBasis, Regression, RegressionKind, SignatureCount, Traffic, Verdict,
 };

@@ -9,8 +9,8 @@ use apache_avro::rabin::Rabin;
 use apache_avro::Schema;
 use selfheal_schemas::{
     decode, decode_any, encode, schema_files, Action, ActionKind, ActionStatus, AnyEvent, Build,
-    BuildStatus, DeadLetter, Decision, Deploy, Error, Event, Evidence, Frame, RateBasis,
-    Regression, RegressionKind, SignatureCount, Traffic, Verdict,
+    BuildStatus, DeadLetter, Decision, Deploy, Error, Event, Evidence, Frame, Localization,
+    RateBasis, Regression, RegressionKind, SignatureCount, Traffic, Verdict,
 };
 use serde_json::Value as Json;
 
@@ -179,6 +179,9 @@ fn verdict(full: bool) -> Verdict {
         },
         decided_at_ms: 1_773_050_700_000,
         adjudicator: "rules".into(),
+        incident_id: full.then(|| "inc-1".into()),
+        incident_seq: if full { 2 } else { 0 },
+        localization: full.then_some(Localization::Function),
     }
 }
 
@@ -214,6 +217,7 @@ fn action(full: bool) -> Action {
         },
         verdict_id: full.then(|| "ver-1".into()),
         decided_at_ms: 1_773_050_760_000,
+        incident_id: full.then(|| "inc-1".into()),
     }
 }
 
@@ -319,6 +323,17 @@ fn every_enum_symbol_round_trips() {
     ] {
         round_trip(&Verdict {
             decision,
+            ..verdict(true)
+        });
+    }
+    for localization in [
+        Localization::Line,
+        Localization::Function,
+        Localization::File,
+        Localization::None,
+    ] {
+        round_trip(&Verdict {
+            localization: Some(localization),
             ..verdict(true)
         });
     }
@@ -482,8 +497,8 @@ const PINNED_FINGERPRINTS: [(&str, u64); 8] = [
     ("Deploy", 0x753d_cc87_03db_6895),
     ("Build", 0x6f81_4b2c_e52d_f79c),
     ("Regression", 0xc8ab_69b0_2013_f268),
-    ("Verdict", 0xef04_660d_a484_2ebf),
-    ("Action", 0x6efa_b14f_020e_a5b0),
+    ("Verdict", 0x8ce0_c2b8_d2a4_941b),
+    ("Action", 0x2d8f_046b_9943_1265),
     ("DeadLetter", 0x1c7f_cc4c_ca7f_615d),
 ];
 
@@ -820,6 +835,7 @@ fn messages_from_other_avro_libraries_decode() {
             signatures: vec![],
             verdict_id: Some("v".into()),
             decided_at_ms: 5,
+            incident_id: None,
         }
     );
     assert_eq!(

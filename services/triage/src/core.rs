@@ -287,6 +287,9 @@ impl Triage {
                     file_classes: class_names.clone(),
                     decided_at_ms: r.detected_at_ms,
                     adjudicator: "rules".to_owned(),
+                    incident_id: None,
+                    incident_seq: 0,
+                    localization: None,
                 }
             };
 

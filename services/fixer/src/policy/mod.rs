@@ -632,6 +632,7 @@ impl Policy {
             signatures: v.signatures.clone(),
             verdict_id: Some(v.id.clone()),
             decided_at_ms: v.decided_at_ms,
+            incident_id: v.incident_id.clone(),
         };
         let request = FixRequest {
             action_id: action.id.clone(),
@@ -715,6 +716,7 @@ impl Policy {
             signatures: rollback.signatures.clone(),
             verdict_id: rollback.verdict_id.clone(),
             decided_at_ms: at,
+            incident_id: rollback.incident_id.clone(),
         };
         let _ = self.on_action(&action);
         req.action_id = action.id.clone();

@@ -71,6 +71,9 @@ fn verdict(rev: &str, decision: Decision, confidence: f64, regs: &[&str]) -> Ver
         file_classes: vec![],
         decided_at_ms: T0 + 120_000,
         adjudicator: "rules".into(),
+        incident_id: None,
+        incident_seq: 0,
+        localization: None,
     }
 }
 
