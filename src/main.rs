@@ -5,6 +5,7 @@
 
 mod backtest;
 mod demo;
+mod realbugs;
 mod replay;
 mod simulate;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Replay the input topics from a point in time through detector, triage
     /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
     Replay(replay::ReplayArgs),
+    /// Replay real Java bugs (Defects4J) as deploys through the backtest
+    /// cores and score attribution by linkability class, with negative controls.
+    Realbugs(realbugs::RealBugsArgs),
     /// Generate a labeled fleet history (NDJSON) and its ground truth.
     Simulate {
         /// Where to write the history.
@@ -82,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::command(&args),
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
+        Command::Realbugs(args) => realbugs::command(&args),
         Command::Simulate { out, truth, sim } => {
             let create =
                 |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
