@@ -142,7 +142,10 @@ mod tests {
             (BEFORE_MIN + AFTER_MIN) as usize
         );
         let bug = rows.iter().filter(|r| r["stack"].is_string()).count();
-        assert!((150..=330).contains(&bug), "{bug} bug lines (2% of 60 × 200)");
+        assert!(
+            (150..=330).contains(&bug),
+            "{bug} bug lines (2% of 60 × 200)"
+        );
         assert!(rows
             .iter()
             .filter(|r| r["stack"].is_string())

@@ -198,10 +198,16 @@ impl Triage {
                 && has_in_app
                 && !files.is_empty()
                 && current_link.is_none_or(|l| !l.frame_in_changed_file && l.weak == 0.0),
-            dependency_cue: runtime.iter().find_map(|x| {
-                decide::dependency_cue(&x.template)
-                    .or_else(|| decide::dependency_cue(&x.sample_message))
-            }),
+            // The incident is the deploy's if any of its errors is: a
+            // dependency cue counts only when every error carries one.
+            dependency_cue: runtime
+                .iter()
+                .map(|x| {
+                    decide::dependency_cue(&x.template)
+                        .or_else(|| decide::dependency_cue(&x.sample_message))
+                })
+                .collect::<Option<Vec<String>>>()
+                .and_then(|cues| cues.into_iter().next()),
             late_onset_min: None,
             persisted_after_rollback: persisted,
             diff_unavailable: match current.map(|c| &c.diff) {
