@@ -189,8 +189,11 @@ pub(crate) struct Slice {
     pub(crate) localization_right: usize,
     /// Culprits judged `caused` citing the culprit file within ±3 lines.
     pub(crate) cited_right: usize,
-    /// Culprits judged `caused`.
+    /// Culprits judged `caused` (latest verdict).
     pub(crate) caused: usize,
+    /// Culprits with `caused` in *any* of their verdicts (the rule before
+    /// incidents: one verdict per regression, any of them may say it).
+    pub(crate) any_caused: usize,
     /// Culprits rolled back or fixed forward.
     pub(crate) remediated: usize,
     /// Clean deploys rolled back.
@@ -286,6 +289,11 @@ fn report(
             .or_insert(i);
         *e = (*e).max(i);
     }
+    let any_caused: std::collections::BTreeSet<(&str, &str)> = verdicts
+        .iter()
+        .filter(|v| v.decision == "caused")
+        .map(|v| (v.service.as_str(), v.revision.as_str()))
+        .collect();
     let mut acted: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for a in actions {
         acted
@@ -318,6 +326,7 @@ fn report(
             clean_flagged: usize::from(!culprit && first.contains_key(&key)),
             ..Slice::default()
         };
+        one.any_caused = usize::from(culprit && any_caused.contains(&key));
         if let Some(&i) = latest.get(&key) {
             let v = &verdicts[i];
             one.judged = 1;
@@ -384,6 +393,7 @@ fn add(to: &mut Slice, one: &Slice) {
     to.localization_right += one.localization_right;
     to.cited_right += one.cited_right;
     to.caused += one.caused;
+    to.any_caused += one.any_caused;
     to.remediated += one.remediated;
     to.clean_rolled_back += one.clean_rolled_back;
     to.clean_fixed_forward += one.clean_fixed_forward;
@@ -485,8 +495,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  verdict rows {} (with incident_id {}, with localization {})",
-            self.verdict_rows, self.rows_with_incident_id, self.rows_with_localization
+            "  culprits with `caused` in any verdict (the rule before incidents) {}/{}; verdict rows {} (with incident_id {}, with localization {})",
+            self.culprit.any_caused,
+            self.culprit.judged,
+            self.verdict_rows,
+            self.rows_with_incident_id,
+            self.rows_with_localization
         );
         let _ = writeln!(
             s,
