@@ -77,8 +77,14 @@ struct Rev {
     call_frames: Vec<Option<Vec<Frame>>>,
 }
 
-fn rev(name: String, svc: &topology::Service, code: &Code, rng: &mut Rng) -> Rev {
-    let frames_at = |site: usize, deep: usize, rng: &mut Rng| {
+fn rev(name: String, svc: &topology::Service, code: &Code) -> Rev {
+    // The same code path prints the same library frames (and Go argument
+    // words) at every revision: only app frames' lines move with edits, so a
+    // background error stays one signature across deploys. Each site draws
+    // from its own stream, seeded by the service and the site.
+    let frames_at = |site: usize, deep: usize| {
+        let mut rng = Rng(site_seed(&svc.name, site));
+        let rng = &mut rng;
         let s = code.sites[site];
         let f = &code.files[s.file];
         let mut v = lang::lib_frames(svc.lang, deep, true, rng);
@@ -92,14 +98,24 @@ fn rev(name: String, svc: &topology::Service, code: &Code, rng: &mut Rng) -> Rev
         sig_frames: svc
             .sigs
             .iter()
-            .map(|s| s.stacked.then(|| frames_at(s.site, 0, rng)))
+            .map(|s| s.stacked.then(|| frames_at(s.site, 0)))
             .collect(),
         call_frames: svc
             .calls
             .iter()
-            .map(|c| (c.stacked && svc.lang != Lang::Go).then(|| frames_at(c.site, 1, rng)))
+            .map(|c| (c.stacked && svc.lang != Lang::Go).then(|| frames_at(c.site, 1)))
             .collect(),
     }
+}
+
+/// FNV-1a of the service name and a site index.
+fn site_seed(service: &str, site: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in service.bytes().chain(site.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 struct Deploy {
@@ -139,7 +155,7 @@ pub(super) fn simulate(
     let every = args.deploy_every_hours * HOUR as f64;
     for (si, svc) in services.iter().enumerate() {
         let mut code = svc.code.clone();
-        let mut rv = vec![rev(rng.hex(7), svc, &code, &mut rng)];
+        let mut rv = vec![rev(rng.hex(7), svc, &code)];
         let mut t = start + DAY + (rng.uniform() * every) as i64;
         while t < end - 20 * MIN {
             let ts = t - t.rem_euclid(MIN) + rng.int(0, 59) * 1000;
@@ -227,7 +243,7 @@ pub(super) fn simulate(
                 surges.push(Surge::draw(&mut rng, si, s0));
             }
             let prev = rv.len() - 1;
-            rv.push(rev(rng.hex(7), svc, &code, &mut rng));
+            rv.push(rev(rng.hex(7), svc, &code));
             deploys.push(Deploy {
                 svc: si,
                 ts,
@@ -610,6 +626,54 @@ mod tests {
                 "{file} not in {diff}"
             );
             assert!(c.linkability.is_some() && c.language.is_some() && c.bug_kind.is_some());
+        }
+    }
+
+    #[test]
+    fn background_stacks_keep_their_library_frames_across_revisions() {
+        // Per service and message type, the stacks' non-app lines are the
+        // same at every revision (otherwise every deploy would look like a
+        // new signature).
+        let (text, _) = run(5);
+        let mut seen: std::collections::BTreeMap<
+            (String, String),
+            std::collections::BTreeSet<String>,
+        > = Default::default();
+        for l in text
+            .lines()
+            .filter(|l| l.contains("Failed to acquire lock"))
+        {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let Some(st) = v["stack"].as_str() else {
+                continue;
+            };
+            let lib: String = st
+                .lines()
+                .filter(|x| {
+                    x.contains("site-packages")
+                        || x.contains("node_modules")
+                        || x.contains("springframework")
+                        || x.contains("AspNetCore")
+                        || x.contains("/usr/local/go/")
+                        || x.contains("bundle/gems")
+                })
+                .collect();
+            let svc = v["service"].as_str().unwrap().to_owned();
+            seen.entry((svc, v["revision"].as_str().unwrap().to_owned()))
+                .or_default()
+                .insert(lib);
+        }
+        let mut per_service: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeSet<String>,
+        > = Default::default();
+        for ((svc, _), libs) in seen {
+            per_service.entry(svc).or_default().extend(libs);
+        }
+        assert!(!per_service.is_empty());
+        for (svc, libs) in per_service {
+            // One library-frame set per signature site (a service may have two lock signatures).
+            assert!(libs.len() <= 2, "{svc}: {libs:?}");
         }
     }
 
