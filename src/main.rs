@@ -61,7 +61,8 @@ enum Command {
     /// Score a backtest's output directory against simulator truth (prints
     /// the table, writes DIR/score.json).
     Score {
-        /// The backtest's output directory (regressions/verdicts/actions.ndjson).
+        /// The backtest's output directory (regressions/verdicts/actions.ndjson;
+        /// the simple recipe's row is kept from an earlier score.json there).
         #[arg(long)]
         dir: std::path::PathBuf,
         /// The truth file from `selfheal simulate`.
@@ -96,7 +97,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay::command(args).await,
         Command::Score { dir, truth } => {
             let truth = score::read_truth(&truth)?;
-            let report = score::score_dir(&truth, &dir, None)?;
+            let simple = score::previous_simple_recipe(&dir);
+            let report = score::score_dir(&truth, &dir, simple)?;
             #[allow(clippy::print_stdout)]
             {
                 print!("{}", report.table());

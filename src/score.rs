@@ -69,18 +69,28 @@ struct EvidenceRow {
     line: Option<u32>,
 }
 
-/// A verdict row; `incident_id` and `localization` are optional.
+/// A verdict row; `incident_id` and `localization` are optional (absent,
+/// null, a string, or for the id a number: whatever a writer gives).
 #[derive(Debug, Clone, Deserialize)]
 struct VerdictRow {
     service: String,
     revision: String,
     decision: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     incident_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     localization: Option<String>,
     #[serde(default)]
     evidence: Vec<EvidenceRow>,
+}
+
+/// A string, a number (as its text), or nothing (null, other types).
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,7 +101,7 @@ struct ActionRow {
 }
 
 /// Detection quality.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Detection {
     /// Culprit deploys.
     pub(crate) culprits: usize,
@@ -103,10 +113,25 @@ pub(crate) struct Detection {
     pub(crate) precision: f64,
     /// TP / culprits (1 when there are none).
     pub(crate) recall: f64,
-    /// Median minutes from deploy to first detection, over true positives.
+    /// Median minutes from deploy to first detection, over true positives
+    /// (null in JSON when there are none).
+    #[serde(deserialize_with = "nan_if_null")]
     pub(crate) median_latency_min: f64,
     /// 90th percentile of the same.
+    #[serde(deserialize_with = "nan_if_null")]
     pub(crate) p90_latency_min: f64,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// The simple recipe's detection from an earlier `score.json` in `dir`, if
+/// any (`selfheal score` re-scores the rows but cannot re-run the recipe).
+pub(crate) fn previous_simple_recipe(dir: &Path) -> Option<Detection> {
+    let text = std::fs::read_to_string(dir.join("score.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(v.get("simple_recipe")?.clone()).ok()
 }
 
 /// Scores regressions: a deploy counts as flagged when a `new` or `spike`
@@ -624,10 +649,12 @@ mod tests {
             // Old rows: no incident id, no localization.
             r#"{"service":"a","revision":"r2","decision":"not_caused","evidence":[]}"#,
             r#"{"service":"a","revision":"r2","decision":"caused","evidence":[{"file":"src/a.py","line":12}],"localization":"function","incident_id":"i1"}"#,
-            r#"{"service":"b","revision":"r2","decision":"not_caused"}"#,
+            r#"{"service":"b","revision":"r2","decision":"not_caused","localization":null,"incident_id":null}"#,
             r#"{"service":"c","revision":"r2","decision":"inconclusive","evidence":[{"file":null,"line":null}]}"#,
             r#"{"service":"d","revision":"r2","decision":"caused","incident_id":"i2","evidence":[{"file":"src/a.py","line":30}]}"#,
             r#"{"service":"d","revision":"r2","decision":"not_caused","incident_id":"i2"}"#,
+            // A numeric id, an unexpected localization shape: read, not fatal.
+            r#"{"service":"e","revision":"r2","decision":"caused","incident_id":7,"localization":{"x":1}}"#,
         ]);
         let actions: Vec<ActionRow> = rows(&[
             r#"{"service":"a","revision":"r2","action":"rollback"}"#,
@@ -650,9 +677,11 @@ mod tests {
         // Classic truth (no linkability) counts as `line`.
         assert_eq!(r.by_linkability["line"].culprits, 1);
         assert_eq!((r.culprit.remediated, r.clean.clean_rolled_back), (1, 1));
-        assert_eq!((r.rows_with_incident_id, r.rows_with_localization), (3, 1));
+        assert_eq!((r.rows_with_incident_id, r.rows_with_localization), (4, 1));
         let j = r.to_json();
         assert!(j["detection"]["p90_latency_min"].is_number());
+        let back: Detection = serde_json::from_value(j["detection"].clone()).unwrap();
+        assert_eq!(back, r.detection);
         assert!(r.table().contains("clean deploys rolled back 1"));
     }
 
