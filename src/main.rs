@@ -7,6 +7,7 @@ mod backtest;
 mod demo;
 mod realbugs;
 mod replay;
+mod score;
 mod simulate;
 
 use std::sync::Arc;
@@ -61,7 +62,19 @@ enum Command {
     /// Replay real Java bugs (Defects4J) as deploys through the backtest
     /// cores and score attribution by linkability class, with negative controls.
     Realbugs(realbugs::RealBugsArgs),
-    /// Generate a labeled fleet history (NDJSON) and its ground truth.
+    /// Score a backtest's output directory against simulator truth (prints
+    /// the table, writes DIR/score.json).
+    Score {
+        /// The backtest's output directory (regressions/verdicts/actions.ndjson;
+        /// the simple recipe's row is kept from an earlier score.json there).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The truth file from `selfheal simulate`.
+        #[arg(long)]
+        truth: std::path::PathBuf,
+    },
+    /// Generate a labeled fleet history (NDJSON) and its ground truth
+    /// (`--profile adversarial`, the default, or `classic`).
     Simulate {
         /// Where to write the history.
         #[arg(long)]
@@ -87,6 +100,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
         Command::Realbugs(args) => realbugs::command(&args),
+        Command::Score { dir, truth } => {
+            let truth = score::read_truth(&truth)?;
+            let simple = score::previous_simple_recipe(&dir);
+            let report = score::score_dir(&truth, &dir, simple)?;
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", report.table());
+            }
+            score::write_json(&dir, &report)
+        }
         Command::Simulate { out, truth, sim } => {
             let create =
                 |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
