@@ -19,7 +19,9 @@
 //!    combination, in log-odds, of a prior and likelihood ratios
 //!    ([`Evidence`] below):
 //!    - prior: a new signature on the revision 0.85; only spikes of existing
-//!      errors 0.75 (an existing error rising has more outside causes);
+//!      errors 0.5 (an existing error rising after a deploy has as many
+//!      outside causes — load, a degrading dependency — as inside ones, so a
+//!      spike needs the code to point at the change before it is `caused`);
 //!    - localization: `line` ×10, `function` ×5, `file` ×2, `none` ×1;
 //!    - a complete in-app stack that avoids every changed file of a code-only
 //!      deploy, and no identifier of the error in the diff: ×0.5 (weak: in
@@ -107,7 +109,7 @@ impl Evidence {
     fn odds(&self) -> f64 {
         match self {
             Evidence::NewOnRevision => 0.85 / 0.15,
-            Evidence::SpikeOnRevision => 0.75 / 0.25,
+            Evidence::SpikeOnRevision => 1.0,
             Evidence::Localized(Localization::Line) => 10.0,
             Evidence::Localized(Localization::Function) => 5.0,
             Evidence::Localized(Localization::File) => 2.0,
