@@ -403,6 +403,11 @@ pub struct TriageConfig {
     pub github_token_env: String,
     /// Timeout of one diff fetch (git or GitHub), in milliseconds.
     pub fetch_timeout_ms: u64,
+    /// Lines of context around each change in diffs fetched from a local git
+    /// mirror (`git diff -U<n>`). More than git's 3 lets triage see the
+    /// declaration of the function a change (and a frame) is in: Java's hunk
+    /// headers name the class, not the method.
+    pub diff_context_lines: u32,
     /// Diffs larger than this many bytes are truncated before parsing.
     pub max_diff_bytes: usize,
     /// Deploys (with their parsed diffs) remembered per service.
@@ -455,6 +460,7 @@ impl Default for TriageConfig {
             github_api_url: "https://api.github.com".to_owned(),
             github_token_env: "GITHUB_TOKEN".to_owned(),
             fetch_timeout_ms: 10_000,
+            diff_context_lines: 25,
             max_diff_bytes: 4 * 1024 * 1024,
             deploys_per_service: 8,
             llm_base_url: String::new(),

@@ -143,6 +143,7 @@ impl TriageStage {
             github_api_url: config.github_api_url.clone(),
             github_token: env(&config.github_token_env),
             timeout: Duration::from_millis(config.fetch_timeout_ms.max(1)),
+            context_lines: config.diff_context_lines,
             cache_size: 256,
         });
         let llm = if config.llm_base_url.is_empty() {

@@ -39,6 +39,8 @@ pub struct SourceConfig {
     pub github_token: Option<String>,
     /// Timeout of one fetch.
     pub timeout: Duration,
+    /// `git diff -U<n>` for local mirrors.
+    pub context_lines: u32,
     /// Deploys whose result is cached.
     pub cache_size: usize,
 }
@@ -146,7 +148,7 @@ impl DiffSource {
             .get(&d.service)
             .or_else(|| d.repo.as_ref().and_then(|r| self.config.git_repos.get(r)));
         if let Some(path) = git {
-            return git_diff(path, &previous, &revision, self.config.timeout).await;
+            return git_diff(path, &previous, &revision, &self.config).await;
         }
         if let Some(repo) = self.config.github_repos.get(&d.service) {
             return self.github_compare(repo, &previous, &revision).await;
@@ -212,8 +214,10 @@ fn checked_rev(rev: &str) -> Result<String, String> {
     }
 }
 
-/// `git -C path diff --no-color --no-ext-diff -M previous revision --`.
-async fn git_diff(path: &str, previous: &str, revision: &str, timeout: Duration) -> Fetched {
+/// `git -C path diff --no-color --no-ext-diff -M -U<n> previous revision --`.
+async fn git_diff(path: &str, previous: &str, revision: &str, config: &SourceConfig) -> Fetched {
+    let timeout = config.timeout;
+    let context = format!("-U{}", config.context_lines.max(3));
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("-C")
         .arg(path)
@@ -222,6 +226,7 @@ async fn git_diff(path: &str, previous: &str, revision: &str, timeout: Duration)
             "--no-color",
             "--no-ext-diff",
             "-M",
+            &context,
             previous,
             revision,
             "--",
@@ -278,6 +283,51 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    #[tokio::test]
+    async fn git_mirror_diffs_carry_the_enclosing_function_in_their_context() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let body: Vec<String> = (0..12)
+            .map(|i| format!("        int v{i} = a + {i};"))
+            .collect();
+        let file = |last: &str| {
+            format!(
+                "public class Pricing extends Base {{\n    public int quote(int a) {{\n{}\n        return {last};\n    }}\n}}\n",
+                body.join("\n")
+            )
+        };
+        std::fs::write(dir.path().join("Pricing.java"), file("v11")).unwrap();
+        git(dir.path(), &["add", "."]);
+        git(dir.path(), &["commit", "-qm", "one"]);
+        let a = git(dir.path(), &["rev-parse", "HEAD"]);
+        std::fs::write(dir.path().join("Pricing.java"), file("v10")).unwrap();
+        git(dir.path(), &["commit", "-qam", "two"]);
+        let b = git(dir.path(), &["rev-parse", "HEAD"]);
+        let fetch = |context_lines| {
+            DiffSource::new(SourceConfig {
+                git_repos: [("checkout".to_owned(), dir.path().display().to_string())].into(),
+                timeout: Duration::from_secs(10),
+                cache_size: 4,
+                context_lines,
+                ..SourceConfig::default()
+            })
+            .unwrap()
+        };
+        let d = deploy(Some(&a), &b);
+        let wide = crate::diff::parse(&fetch(25).get(&d).await.unwrap());
+        let names: Vec<String> = crate::functions::changed_functions(&wide[0])
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            !names.is_empty() && names.iter().all(|n| n == "quote"),
+            "{names:?}"
+        );
+        // git's default 3 lines show neither the method nor a useful header.
+        let narrow = crate::diff::parse(&fetch(3).get(&d).await.unwrap());
+        assert!(crate::functions::changed_functions(&narrow[0]).is_empty());
     }
 
     #[tokio::test]
