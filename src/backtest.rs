@@ -442,11 +442,26 @@ impl Cores {
         for r in regressions {
             let ev = AnyEvent::Regression(r.clone());
             out.regressions.push(r);
-            out.actions.extend(self.fixer.actions_for(&ev));
+            let actions = self.fixer.actions_for(&ev);
+            self.feed_triage(&actions, out);
+            out.actions.extend(actions);
             for v in self.triage.on_event(&ev) {
                 let vev = AnyEvent::Verdict(v.clone());
                 out.verdicts.push(v);
-                out.actions.extend(self.fixer.actions_for(&vev));
+                let actions = self.fixer.actions_for(&vev);
+                self.feed_triage(&actions, out);
+                out.actions.extend(actions);
+            }
+        }
+    }
+
+    /// The fixer's actions reach triage as the actions topic would deliver
+    /// them (a failed recovery revises an incident; in a dry-run backtest no
+    /// rollback runs, so none does).
+    fn feed_triage(&mut self, actions: &[Action], out: &mut Outcome) {
+        for a in actions {
+            for v in self.triage.on_event(&AnyEvent::Action(a.clone())) {
+                out.verdicts.push(v);
             }
         }
     }
@@ -919,6 +934,8 @@ pub(crate) fn write_outputs(
                     "evidence": v.evidence.iter().map(|e| json!({"file": e.file, "line": e.line, "hunk": e.hunk_header, "frame": e.frame, "strength": e.strength})).collect::<Vec<_>>(),
                     "reasoning": v.reasoning, "blamed_revision": v.blamed_revision,
                     "decided_at_ms": v.decided_at_ms,
+                    "localization": v.localization.map(|l| l.as_str()),
+                    "incident_id": v.incident_id, "incident_seq": v.incident_seq,
                 })
                 .to_string()
             })

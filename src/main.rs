@@ -5,6 +5,7 @@
 
 mod backtest;
 mod demo;
+mod realbugs;
 mod replay;
 mod score;
 mod simulate;
@@ -58,6 +59,9 @@ enum Command {
     /// Replay the input topics from a point in time through detector, triage
     /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
     Replay(replay::ReplayArgs),
+    /// Replay real Java bugs (Defects4J) as deploys through the backtest
+    /// cores and score attribution by linkability class, with negative controls.
+    Realbugs(realbugs::RealBugsArgs),
     /// Score a backtest's output directory against simulator truth (prints
     /// the table, writes DIR/score.json).
     Score {
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::command(&args),
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
+        Command::Realbugs(args) => realbugs::command(&args),
         Command::Score { dir, truth } => {
             let truth = score::read_truth(&truth)?;
             let simple = score::previous_simple_recipe(&dir);

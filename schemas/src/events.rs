@@ -325,6 +325,13 @@ pub enum Localization {
     None,
 }
 
+impl Default for Localization {
+    /// Nothing located.
+    fn default() -> Self {
+        Localization::None
+    }
+}
+
 impl Localization {
     /// The Avro symbol, e.g. `"line"`.
     pub fn as_str(self) -> &'static str {

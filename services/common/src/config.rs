@@ -387,7 +387,8 @@ pub struct TriageConfig {
     pub lookback_deploys: usize,
     /// Score multiplier per deploy further back (the most recent is favoured).
     pub recency_decay: f64,
-    /// Smallest link score (0–1) that makes a verdict `caused`.
+    /// Smallest probability (0–1) that the deploy caused its incident at which
+    /// the verdict is `caused` (below it: `inconclusive`; see triage `decide`).
     pub caused_threshold: f64,
     /// File-class rules tried before the defaults, first match wins.
     pub class_overrides: Vec<ClassOverride>,
@@ -509,6 +510,11 @@ pub struct FixerConfig {
     pub dispatch: DispatchConfig,
     /// Per-service settings, keyed by service name.
     pub services: BTreeMap<String, FixerServiceConfig>,
+    /// When a rollback's recovery check fails (the errors go on on the previous
+    /// revision) and triage revises the incident to `not_caused`, roll the
+    /// service forward again to the revision it was rolled back from. Off by
+    /// default: a notification says so instead, once.
+    pub restore_after_failed_rollback: bool,
 }
 
 impl Default for FixerConfig {
@@ -538,6 +544,7 @@ impl Default for FixerConfig {
             recovery: RecoveryConfig::default(),
             dispatch: DispatchConfig::default(),
             services: BTreeMap::new(),
+            restore_after_failed_rollback: false,
         }
     }
 }
@@ -616,8 +623,14 @@ impl FixerRule {
                 decisions: vec![D::NotCaused],
                 ..Self::named("not_caused_never_rolls_back", A::None)
             },
+            // The deploy is to blame (triage's deploy-level decision), even
+            // when no line is located: at a fast burn, roll back first. An
+            // `inconclusive` incident (an outage-like error nothing ties to
+            // the change) pages a human instead: rolling back a healthy
+            // revision during an upstream outage costs a deploy and fixes
+            // nothing.
             Self {
-                decisions: vec![D::Caused, D::Inconclusive],
+                decisions: vec![D::Caused],
                 severities: vec![Severity::High],
                 externally_correlated: Some(false),
                 max_since_deploy_ms: Some(24 * 3_600_000),

@@ -282,6 +282,16 @@ impl EventBuilder {
             sc.count += 1;
             sc.first_seen_ms = sc.first_seen_ms.min(log.ts_ms);
             sc.last_seen_ms = sc.last_seen_ms.max(log.ts_ms);
+            // Keep a sample *with* a stack once one arrives: the first line
+            // of a signature may have come from a shipper that cut the trace,
+            // and triage links errors to code through the frames.
+            if sc.sample_stack.is_none() {
+                if let Some(stack) = p.stack.as_deref() {
+                    sc.sample_message = truncate(&scrub(&log.message), MAX_SAMPLE_CHARS);
+                    sc.sample_stack = Some(stack.sample().to_owned());
+                    sc.frames = stack.parsed.frames.clone();
+                }
+            }
             return;
         }
         let i = self.out.signatures.len();
@@ -353,6 +363,11 @@ impl Accumulator {
                     acc.last_seen_ms = acc.last_seen_ms.max(sc.last_seen_ms);
                     if acc.trace_id.is_none() {
                         acc.trace_id = sc.trace_id;
+                    }
+                    if acc.sample_stack.is_none() && sc.sample_stack.is_some() {
+                        acc.sample_message = sc.sample_message;
+                        acc.sample_stack = sc.sample_stack;
+                        acc.frames = sc.frames;
                     }
                 }
                 None => {
@@ -540,6 +555,25 @@ mod tests {
             assert!(want.signatures.len() > 10, "{}", want.signatures.len());
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_sample_with_a_stack_replaces_a_stackless_one() {
+        let mut n = Normalizer::new(NormalizerConfig::default());
+        let stack = "Traceback (most recent call last):\n  File \"/usr/lib/python3.12/site-packages/requests/api.py\", line 59, in request\nValueError: bad";
+        let body = format!(
+            "{}\n{}",
+            r#"{"ts":1,"service":"a","revision":"r","message":"ValueError: bad"}"#,
+            serde_json::json!({"ts": 2, "service": "a", "revision": "r", "message": "ValueError: bad", "stack": stack})
+        );
+        let (records, errors) = parse_body(&body, DefaultType::Log);
+        assert!(errors.is_empty(), "{errors:?}");
+        let ev = to_events(&mut n, records.into_iter().map(|(_, r)| r));
+        // No in-app frame: one signature, whose sample now has the stack.
+        assert_eq!(ev.signatures.len(), 1, "{:?}", ev.signatures);
+        let sc = &ev.signatures[0];
+        assert_eq!(sc.count, 2);
+        assert!(sc.sample_stack.is_some(), "the stacked sample is kept");
     }
 
     #[test]

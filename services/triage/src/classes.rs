@@ -175,6 +175,12 @@ const DEFAULTS: &[(&str, FileClass)] = &[
     ("composer.lock", FileClass::Dependency),
     ("*.csproj", FileClass::Dependency),
     ("packages.lock.json", FileClass::Dependency),
+    // Maven/Gradle production sources are code whatever their name
+    // (`MannWhitneyUTest.java` is a statistical test, not a unit test).
+    ("src/main/**/*.java", FileClass::Runtime),
+    ("**/src/main/**/*.java", FileClass::Runtime),
+    ("src/main/**/*.kt", FileClass::Runtime),
+    ("**/src/main/**/*.kt", FileClass::Runtime),
     // tests
     ("test/**", FileClass::Test),
     ("tests/**", FileClass::Test),
@@ -389,6 +395,21 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maven_production_sources_named_like_tests_are_runtime() {
+        let c = Classifier::new(&[]).unwrap();
+        for p in [
+            "src/main/java/org/apache/commons/math3/stat/inference/MannWhitneyUTest.java",
+            "services/api/src/main/kotlin/com/shop/ChiSquareTest.kt",
+        ] {
+            assert_eq!(c.classify(None, p), FileClass::Runtime, "{p}");
+        }
+        assert_eq!(
+            c.classify(None, "src/test/java/org/x/FooTest.java"),
+            FileClass::Test
+        );
+    }
 
     fn class(path: &str) -> FileClass {
         default_class(path)

@@ -2,39 +2,23 @@
 //! changed line, or say why they cannot. Sync, no IO, deterministic: the
 //! decision time is the regression's event time, never the clock.
 //!
-//! Rules, in order (scores and confidences are explained in [`crate::link`]):
-//! 1. externally correlated (the detector saw the rise where nothing deployed)
-//!    → `not_caused`, with the detector's evidence as the reason;
-//! 2. a failed build → `caused`, citing changed files/lines the build log names
-//!    (`inconclusive` when the deploy changed only docs: likely infrastructure);
-//! 3. no known deploy or no diff → `inconclusive`;
-//! 4. lookback: the regressed revision's deploy and the `lookback_deploys − 1`
-//!    before it are linked (frames are mapped back through newer diffs), each
-//!    score multiplied by `recency_decay^age`; the best at or above
-//!    `caused_threshold` is blamed → `caused`;
-//! 5. a deploy that changed only tests, docs or CI → `not_caused`;
-//! 6. code-only changes that no in-app frame and no identifier touch →
-//!    `not_caused` (config, dependency, build, migration and unknown files can
-//!    break code the stack never names, so they block this rule);
-//! 7. otherwise `inconclusive` (what the optional LLM adjudicator looks at).
+//! The state is the recent deploys per service (with their parsed diffs),
+//! the regressions held for a deploy not read yet, and the incidents
+//! ([`crate::incident`]). Judging is in [`crate::judge`]: every regression
+//! is judged with its deploy's whole incident, `decision` (is the *deploy* to
+//! blame, [`crate::decide`]) apart from `localization` (which changed line,
+//! function or file the errors point at, [`crate::link`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use selfheal_common::config::TriageConfig;
-use selfheal_common::ids::stable_id;
-use selfheal_schemas::{AnyEvent, Decision, Deploy, Evidence, Regression, RegressionKind, Verdict};
+use selfheal_schemas::{AnyEvent, Deploy, Evidence, Regression, RegressionKind, Verdict};
 
 use crate::classes::{Classifier, FileClass};
 use crate::diff::{self, FileDiff};
-use crate::link::{self, Link};
+use crate::incident::Incidents;
+use crate::link;
 use crate::{Error, Result};
-
-/// Confidence of `not_caused` when only tests/docs/CI changed.
-const NON_RUNTIME_CONFIDENCE: f64 = 0.95;
-/// Confidence of `not_caused` when the stack avoids every changed code file.
-const STACK_AVOIDS_CONFIDENCE: f64 = 0.75;
-/// Confidence of `not_caused` for externally correlated regressions.
-const EXTERNAL_CONFIDENCE: f64 = 0.9;
 
 /// Where a deploy's diff stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,12 +50,14 @@ pub struct DeployRecord {
 /// The triage state: recent deploys per service with their parsed diffs.
 #[derive(Debug)]
 pub struct Triage {
-    config: TriageConfig,
+    pub(crate) config: TriageConfig,
     classifier: Classifier,
     /// Per service, ordered by deploy time (event time), oldest first.
     deploys: BTreeMap<String, Vec<DeployRecord>>,
     /// Regressions read before their deploy, by (service, revision).
     held: BTreeMap<(String, String), Vec<Regression>>,
+    /// Every judged regression, by its deploy's incident.
+    pub(crate) incidents: Incidents,
 }
 
 /// Most regressions held for deploys not yet read; beyond it the oldest is
@@ -96,6 +82,7 @@ impl Triage {
             classifier,
             deploys: BTreeMap::new(),
             held: BTreeMap::new(),
+            incidents: Incidents::default(),
         })
     }
 
@@ -116,6 +103,7 @@ impl Triage {
                 Admitted::Judge(list) => list.iter().map(|r| self.judge(r)).collect(),
                 Admitted::Held => Vec::new(),
             },
+            AnyEvent::Action(a) => self.on_action(a).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -133,6 +121,7 @@ impl Triage {
             .get(&r.service)
             .is_some_and(|l| l.iter().any(|d| d.deploy.revision == r.revision));
         if !needs_deploy || known {
+            self.incidents.add(r);
             return Admitted::Judge(vec![r.clone()]);
         }
         self.held
@@ -157,6 +146,7 @@ impl Triage {
                 if list.is_empty() {
                     self.held.remove(&key);
                 }
+                self.incidents.add(&r);
                 return Admitted::Judge(vec![r]);
             }
         }
@@ -165,9 +155,14 @@ impl Triage {
 
     /// The held regressions a newly read deploy unblocks.
     pub fn release(&mut self, d: &Deploy) -> Vec<Regression> {
-        self.held
+        let released = self
+            .held
             .remove(&(d.service.clone(), d.revision.clone()))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for r in &released {
+            self.incidents.add(r);
+        }
+        released
     }
 
     /// Remembers a deploy (parsing its inline diff, if any). A re-delivered
@@ -243,10 +238,15 @@ impl Triage {
     /// The deploys a regression is judged against, newest first: the regressed
     /// revision's deploy and up to `lookback_deploys − 1` before it.
     pub fn lookback(&self, r: &Regression) -> Vec<&DeployRecord> {
-        let Some(list) = self.deploys.get(&r.service) else {
+        self.lookback_of(&r.service, &r.revision)
+    }
+
+    /// [`Triage::lookback`] of a deploy.
+    pub(crate) fn lookback_of(&self, service: &str, revision: &str) -> Vec<&DeployRecord> {
+        let Some(list) = self.deploys.get(service) else {
             return Vec::new();
         };
-        let Some(pos) = list.iter().rposition(|d| d.deploy.revision == r.revision) else {
+        let Some(pos) = list.iter().rposition(|d| d.deploy.revision == revision) else {
             return Vec::new();
         };
         let n = self.config.lookback_deploys.max(1);
@@ -260,228 +260,6 @@ impl Triage {
             .filter(|d| d.diff == DiffState::Absent)
             .map(|d| d.deploy.clone())
             .collect()
-    }
-
-    /// Judges one regression.
-    pub fn judge(&self, r: &Regression) -> Verdict {
-        let candidates = self.lookback(r);
-        let current = candidates.first().copied();
-        let (files, classes): (&[FileDiff], &[FileClass]) = match current.map(|c| &c.diff) {
-            Some(DiffState::Parsed { files, classes, .. }) => (files, classes),
-            _ => (&[], &[]),
-        };
-        let class_names = class_names(classes);
-        let verdict =
-            |decision, confidence: f64, reasoning: String, evidence, blamed: Option<&str>| {
-                Verdict {
-                    id: stable_id(&[&r.service, &r.revision, &r.id]),
-                    service: r.service.clone(),
-                    revision: r.revision.clone(),
-                    blamed_revision: blamed.map(str::to_owned),
-                    decision,
-                    confidence: round3(confidence.clamp(0.0, 1.0)),
-                    reasoning,
-                    evidence,
-                    signatures: vec![r.signature.clone()],
-                    regression_ids: vec![r.id.clone()],
-                    file_classes: class_names.clone(),
-                    decided_at_ms: r.detected_at_ms,
-                    adjudicator: "rules".to_owned(),
-                    incident_id: None,
-                    incident_seq: 0,
-                    localization: None,
-                }
-            };
-
-        if r.externally_correlated {
-            let why = r.correlation_evidence.clone().unwrap_or_else(|| {
-                "the same signature rose in services that did not deploy".into()
-            });
-            return verdict(
-                Decision::NotCaused,
-                EXTERNAL_CONFIDENCE,
-                format!("externally correlated: {why}"),
-                vec![],
-                None,
-            );
-        }
-        let Some(current) = current else {
-            return verdict(
-                Decision::Inconclusive,
-                0.0,
-                format!(
-                    "no deploy of {} {} is known, so there is no diff to check",
-                    r.service, r.revision
-                ),
-                vec![],
-                None,
-            );
-        };
-        let DiffState::Parsed { .. } = &current.diff else {
-            let why = match &current.diff {
-                DiffState::Unavailable(reason) => {
-                    format!("the diff could not be obtained: {reason}")
-                }
-                _ => "the deploy carries no diff and no diff source is configured".to_owned(),
-            };
-            return verdict(Decision::Inconclusive, 0.0, why, vec![], None);
-        };
-
-        if r.kind == RegressionKind::BuildFailure {
-            let log = match &r.sample_stack {
-                Some(s) if !s.is_empty() => format!("{}\n{s}", r.sample_message),
-                _ => r.sample_message.clone(),
-            };
-            let l = link::link_build(&log, files, self.config.line_slack);
-            if !classes.iter().any(|c| c.can_break_build()) {
-                return verdict(
-                    Decision::Inconclusive,
-                    0.3,
-                    format!(
-                        "the build of {} failed, but the deploy changed only documentation: likely infrastructure or a flaky step",
-                        r.revision
-                    ),
-                    vec![],
-                    None,
-                );
-            }
-            let (confidence, why) = if l.evidence.is_empty() {
-                (0.7, "the log names no changed file".to_owned())
-            } else {
-                (l.strong, l.reasons.join("; "))
-            };
-            return verdict(
-                Decision::Caused,
-                confidence,
-                format!("the build of {} failed; {why}", r.revision),
-                l.evidence,
-                Some(&r.revision),
-            );
-        }
-
-        // Runtime error: link against every deploy of the lookback.
-        let located = link::locate(&r.frames, &r.service);
-        let texts: Vec<&str> = [
-            Some(r.template.as_str()),
-            Some(r.sample_message.as_str()),
-            r.exception_type.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let tokens = link::tokens(&texts);
-        let mut frames_here = located.clone();
-        let mut best: Option<(f64, usize, Link)> = None;
-        let mut current_link = Link::default();
-        for (age, cand) in candidates.iter().enumerate() {
-            if age > 0 {
-                // Map frames from the numbering after deploy `age − 1` to before it.
-                if let DiffState::Parsed { files, .. } = &candidates[age - 1].diff {
-                    frames_here = link::map_back(&frames_here, files);
-                }
-            }
-            let DiffState::Parsed { files, classes, .. } = &cand.diff else {
-                continue;
-            };
-            let l = link::link_runtime(
-                &frames_here,
-                &tokens,
-                files,
-                classes,
-                self.config.line_slack,
-            );
-            let adjusted = l.score() * self.config.recency_decay.powi(age as i32);
-            if age == 0 {
-                current_link = l.clone();
-            }
-            if best.as_ref().is_none_or(|(s, _, _)| adjusted > *s) {
-                best = Some((adjusted, age, l));
-            }
-        }
-        if let Some((score, age, l)) = best.filter(|(s, _, _)| *s >= self.config.caused_threshold) {
-            let blamed = &candidates[age].deploy.revision;
-            let mut reasoning = l
-                .reasons
-                .iter()
-                .take(2)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ");
-            if age > 0 {
-                reasoning.push_str(&format!(
-                    " — blamed on {blamed}, deployed {age} deploy(s) before {} (the change surfaced later)",
-                    r.revision
-                ));
-            }
-            return verdict(Decision::Caused, score, reasoning, l.evidence, Some(blamed));
-        }
-
-        let runtime_relevant: Vec<FileClass> = classes
-            .iter()
-            .copied()
-            .filter(|c| c.is_runtime_relevant())
-            .collect();
-        if runtime_relevant.is_empty() {
-            return verdict(
-                Decision::NotCaused,
-                NON_RUNTIME_CONFIDENCE,
-                format!(
-                    "the deploy changed only {} files, which do not run in production",
-                    class_names.join("/")
-                ),
-                vec![],
-                None,
-            );
-        }
-        let at_a_distance: BTreeSet<&str> = runtime_relevant
-            .iter()
-            .filter(|c| c.acts_at_a_distance())
-            .map(|c| c.as_str())
-            .collect();
-        let has_in_app_frames = located.iter().any(|f| f.in_app && !f.path.is_empty());
-        let score = current_link.score();
-        if at_a_distance.is_empty()
-            && has_in_app_frames
-            && !current_link.frame_in_changed_file
-            && current_link.weak == 0.0
-        {
-            return verdict(
-                Decision::NotCaused,
-                STACK_AVOIDS_CONFIDENCE,
-                format!(
-                    "none of the error's {} stack frames is in a file this deploy changed, and no identifier of the error appears in the diff",
-                    located.len()
-                ),
-                vec![],
-                None,
-            );
-        }
-        let mut why = Vec::new();
-        if !current_link.reasons.is_empty() {
-            why.push(format!(
-                "partial evidence (score {:.2} < {:.2}): {}",
-                score,
-                self.config.caused_threshold,
-                current_link.reasons.join("; ")
-            ));
-        } else if !has_in_app_frames {
-            why.push("the error has no in-app stack frame to link".to_owned());
-        } else {
-            why.push("no stack frame points at a changed line".to_owned());
-        }
-        if !at_a_distance.is_empty() {
-            why.push(format!(
-                "the deploy changed {} files, which can break code the stack does not name",
-                at_a_distance.into_iter().collect::<Vec<_>>().join("/")
-            ));
-        }
-        verdict(
-            Decision::Inconclusive,
-            1.0 - score,
-            why.join("; "),
-            current_link.evidence,
-            None,
-        )
     }
 
     /// The narrowed evidence an adjudicator may see for a regression: the
@@ -608,19 +386,10 @@ pub struct BriefHunk {
     pub text: String,
 }
 
-fn class_names(classes: &[FileClass]) -> Vec<String> {
-    let set: BTreeSet<&str> = classes.iter().map(|c| c.as_str()).collect();
-    set.into_iter().map(str::to_owned).collect()
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{Frame, RateBasis};
+    use selfheal_schemas::{Decision, Frame, Localization, RateBasis};
 
     const DIFF: &str = "diff --git a/src/checkout/pricing.py b/src/checkout/pricing.py\n--- a/src/checkout/pricing.py\n+++ b/src/checkout/pricing.py\n@@ -214,7 +214,7 @@ def quote(cart):\n     total = 0\n     for item in cart:\n-        rate = rates.get(item.currency, 1.0)\n+        rate = rates[item.currency]\n         total += item.price * rate\n";
 
@@ -714,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn frame_far_from_the_change_in_the_same_file_is_inconclusive() {
+    fn frame_far_from_the_change_is_caused_but_localized_to_the_file_only() {
         let mut t = triage();
         t.on_event(&deploy(DIFF));
         let v = t.judge(&regression(vec![frame(
@@ -722,7 +491,8 @@ mod tests {
             400,
             "render",
         )]));
-        assert_eq!(v.decision, Decision::Inconclusive, "{}", v.reasoning);
+        assert_eq!(v.decision, Decision::Caused, "{}", v.reasoning);
+        assert_eq!(v.localization, Some(Localization::File));
     }
 
     #[test]
@@ -735,6 +505,7 @@ mod tests {
             "quote",
         )]));
         assert_eq!(v.decision, Decision::Caused, "{}", v.reasoning);
+        assert_eq!(v.localization, Some(Localization::Function));
         assert!(v.reasoning.contains("function `quote`"), "{}", v.reasoning);
     }
 
@@ -785,7 +556,14 @@ mod tests {
             "diff --git a/src/a.py b/src/b.py\nsimilarity index 100%\nrename from src/a.py\nrename to src/b.py\n",
         ));
         let v = t.judge(&regression(vec![frame("/app/src/b.py", 3, "f")]));
-        assert_ne!(v.decision, Decision::Caused, "{}", v.reasoning);
+        assert!(
+            !matches!(
+                v.localization,
+                Some(Localization::Line | Localization::Function)
+            ),
+            "{}",
+            v.reasoning
+        );
     }
 
     #[test]
@@ -810,14 +588,19 @@ mod tests {
     }
 
     #[test]
-    fn unrelated_code_change_with_a_full_stack_elsewhere_is_not_caused() {
+    fn unrelated_code_change_with_a_full_stack_elsewhere_is_caused_unlocalized() {
         let mut t = triage();
         t.on_event(&deploy(
             "--- a/src/checkout/emails.py\n+++ b/src/checkout/emails.py\n@@ -5,3 +5,3 @@ def send(msg):\n     a = 1\n-    b = 2\n+    b = 3\n     c = 4\n",
         ));
         let v = t.judge(&regression(pricing_frame(216)));
-        assert_eq!(v.decision, Decision::NotCaused, "{}", v.reasoning);
-        assert_eq!(v.confidence, STACK_AVOIDS_CONFIDENCE);
+        // A stack that avoids the change is weak evidence against the deploy:
+        // the error is new on this revision and nothing outside explains it.
+        assert_eq!(v.decision, Decision::Caused, "{}", v.reasoning);
+        assert_eq!(v.localization, Some(Localization::None));
+        assert!(v.evidence.is_empty());
+        assert!(v.confidence < 0.8, "{}", v.confidence);
+        assert!(v.reasoning.contains("stack avoids"), "{}", v.reasoning);
     }
 
     #[test]
@@ -827,9 +610,59 @@ mod tests {
             "--- a/config/production.yaml\n+++ b/config/production.yaml\n@@ -5,3 +5,3 @@\n a: 1\n-currencies: [EUR, USD]\n+currencies: [USD]\n c: 4\n",
         ));
         let v = t.judge(&regression(pricing_frame(216)));
-        assert_eq!(v.decision, Decision::Inconclusive, "{}", v.reasoning);
+        assert_eq!(v.decision, Decision::Caused, "{}", v.reasoning);
         assert!(v.reasoning.contains("config"), "{}", v.reasoning);
         assert_eq!(v.evidence[0].token.as_deref(), Some("EUR"), "{v:?}");
+    }
+
+    #[test]
+    fn one_incident_per_deploy_pools_evidence_and_a_failed_rollback_revises_it() {
+        let mut t = triage();
+        t.on_event(&deploy(DIFF));
+        // A stackless sibling first: nothing to localize with yet.
+        let mut bare = regression(vec![]);
+        bare.id = "r0".into();
+        bare.signature = "s0".into();
+        let v0 = t.on_event(&AnyEvent::Regression(bare)).remove(0);
+        assert_eq!(v0.localization, Some(Localization::None));
+        // Its stacked sibling arrives: the incident's verdict cites the line.
+        let v1 = t
+            .on_event(&AnyEvent::Regression(regression(pricing_frame(216))))
+            .remove(0);
+        assert_eq!(v1.incident_id, v0.incident_id);
+        assert_eq!((v0.incident_seq, v1.incident_seq), (0, 1));
+        assert_ne!(v0.id, v1.id);
+        assert_eq!(v1.localization, Some(Localization::Line));
+        assert_eq!(v1.regression_ids, vec!["r0".to_owned(), "r1".to_owned()]);
+        assert_eq!(v1.signatures, vec!["s0".to_owned(), "s".to_owned()]);
+        // The fixer rolled back and the errors went on: not the deploy.
+        let failed = selfheal_schemas::Action {
+            id: "act".into(),
+            service: "checkout".into(),
+            revision: "b".into(),
+            action: selfheal_schemas::ActionKind::Rollback,
+            status: selfheal_schemas::ActionStatus::RecoveryFailed,
+            rule: "fast_burn_rollback".into(),
+            reasons: vec!["not recovered: 9 event(s)".into()],
+            executor: None,
+            target_revision: Some("a".into()),
+            pr_url: None,
+            recovery_verified: Some(false),
+            signatures: vec![],
+            verdict_id: Some(v1.id.clone()),
+            decided_at_ms: 900,
+            incident_id: v1.incident_id.clone(),
+        };
+        let v2 = t.on_event(&AnyEvent::Action(failed)).remove(0);
+        assert_eq!(v2.decision, Decision::NotCaused);
+        assert_eq!(v2.incident_id, v1.incident_id);
+        assert_eq!(v2.incident_seq, 2);
+        assert_eq!(v2.decided_at_ms, 900);
+        assert!(
+            v2.reasoning.contains("persisted after rollback"),
+            "{}",
+            v2.reasoning
+        );
     }
 
     #[test]
@@ -856,11 +689,7 @@ mod tests {
         assert_eq!(v.decision, Decision::Caused, "{}", v.reasoning);
         assert_eq!(v.blamed_revision.as_deref(), Some("a"));
         assert_eq!(v.evidence[0].line, Some(216), "cited in a's numbering");
-        assert!(
-            v.confidence < 0.92 * 0.9,
-            "older deploys are discounted: {}",
-            v.confidence
-        );
+        assert_eq!(v.localization, Some(Localization::Line));
         // With lookback 1 the old deploy is not considered.
         let mut t1 = Triage::new(TriageConfig {
             lookback_deploys: 1,
@@ -870,7 +699,9 @@ mod tests {
         for d in t.deploys["checkout"].iter() {
             t1.on_deploy(&d.deploy);
         }
-        assert_ne!(t1.judge(&r).decision, Decision::Caused);
+        let v1 = t1.judge(&r);
+        assert_ne!(v1.blamed_revision.as_deref(), Some("a"));
+        assert_ne!(v1.localization, Some(Localization::Line));
     }
 
     #[test]
@@ -925,14 +756,16 @@ mod tests {
     }
 
     #[test]
-    fn absent_diff_is_reported_missing_then_inconclusive() {
+    fn absent_diff_is_reported_missing_and_the_deploy_judged_without_it() {
         let mut t = triage();
         let mut d = deploy_at("b", "a", 0, "");
         d.diff = None;
         t.on_deploy(&d);
         let r = regression(pricing_frame(216));
         assert_eq!(t.missing_diffs(&r).len(), 1);
-        assert_eq!(t.judge(&r).decision, Decision::Inconclusive);
+        let v = t.judge(&r);
+        assert_eq!(v.localization, Some(Localization::None));
+        assert!(v.reasoning.contains("no diff"), "{}", v.reasoning);
         t.set_diff("checkout", "b", Ok(DIFF.to_owned()));
         assert!(t.missing_diffs(&r).is_empty());
         assert_eq!(t.judge(&r).decision, Decision::Caused);

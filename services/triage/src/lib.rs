@@ -20,8 +20,12 @@
 
 pub mod classes;
 pub mod core;
+pub mod decide;
 pub mod diff;
 pub mod frames;
+pub mod functions;
+pub mod incident;
+pub mod judge;
 pub mod link;
 pub mod llm;
 pub mod source;
@@ -56,9 +60,11 @@ pub async fn spawn(
     config: Arc<Config>,
     shutdown: CancellationToken,
 ) -> selfheal_common::Result<ServiceHandle> {
+    // Actions too: a rollback whose recovery failed revises its incident.
     let inputs = vec![
         config.topics.deploys.clone(),
         config.topics.regressions.clone(),
+        config.topics.actions.clone(),
     ];
     let stage =
         TriageStage::from_config(&config.triage, config.topics.verdicts.clone()).map_err(|e| {
@@ -189,6 +195,7 @@ impl TriageStage {
                     Vec::new()
                 }
             },
+            AnyEvent::Action(a) => self.core.on_action(a).into_iter().collect(),
             _ => Vec::new(),
         }
     }

@@ -40,11 +40,11 @@
 
 use std::collections::BTreeSet;
 
-use selfheal_schemas::{Evidence, Frame};
+use selfheal_schemas::{Evidence, Frame, Localization};
 
 use crate::classes::FileClass;
 use crate::diff::{FileDiff, FileStatus, LineKind};
-use crate::frames;
+use crate::{frames, functions};
 
 /// p of a frame on a changed line.
 const P_LINE: f64 = 0.92;
@@ -84,6 +84,10 @@ pub struct Located {
     pub in_app: bool,
     /// The frame as the error reported it, for the evidence text.
     pub display: String,
+    /// The frame named its file without directories (`Pricing.java` on the
+    /// JVM): its path was rebuilt from the package, which need not mirror
+    /// the repository's directories.
+    pub bare_file: bool,
 }
 
 /// Locates the regression's frames in the revision that produced them.
@@ -110,6 +114,7 @@ pub fn locate(frames_in: &[Frame], service: &str) -> Vec<Located> {
                 Some(l) => format!("{} ({}:{l})", f.function, f.file),
                 None => format!("{} ({})", f.function, f.file),
             },
+            bare_file: !f.file.contains(['/', '\\']),
         })
         .collect()
 }
@@ -179,6 +184,8 @@ pub struct Link {
     pub reasons: Vec<String>,
     /// Whether any frame landed in a changed (runtime-relevant) file.
     pub frame_in_changed_file: bool,
+    /// How precisely the evidence locates the change (`None` when nothing links).
+    pub localization: Option<Localization>,
 }
 
 impl Link {
@@ -186,9 +193,58 @@ impl Link {
     pub fn score(&self) -> f64 {
         1.0 - (1.0 - self.strong) * (1.0 - self.weak)
     }
+
+    /// The localization, `none` when nothing links.
+    pub fn class(&self) -> Localization {
+        self.localization.unwrap_or(Localization::None)
+    }
+}
+
+/// One frame's link to one changed file.
+struct Hit {
+    p: f64,
+    class: Localization,
+    evidence: Evidence,
+    reason: String,
+}
+
+/// p of a frame matched to a changed file by its file name alone (its package
+/// or directories do not mirror the repository path), relative to a full match.
+const BASENAME_ONLY: f64 = 0.85;
+
+/// The changed file a frame is in: by path suffix, else (weaker) by file name
+/// when exactly one changed file has it and the frame named no directory. Returns (index into `relevant`,
+/// match length, matched by name only).
+fn frame_file(f: &Located, files: &[FileDiff], relevant: &[usize]) -> Option<(usize, usize, bool)> {
+    if let Some((ri, len)) = best_file(f, relevant.iter().map(|&i| files[i].path())) {
+        return Some((ri, len, false));
+    }
+    // Only a bare file name may match by name: a frame that names its
+    // directories and does not match is another file (`legacy/pricing.py`).
+    if !f.in_app || f.line.is_none() || !f.bare_file {
+        return None;
+    }
+    let base = f.path.rsplit('/').next().filter(|b| b.contains('.'))?;
+    // A repository whose paths hold the frame's package root (`org/apache/…`)
+    // mirrors packages: a same-named file elsewhere in it is another class.
+    let root: Vec<&str> = f.path.split('/').take(2).collect();
+    let mirrors = |p: &str| root.len() == 2 && p.contains(&format!("{}/{}/", root[0], root[1]));
+    let mut same = relevant
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| files[i].path().rsplit('/').next() == Some(base))
+        .filter(|(_, &i)| !mirrors(files[i].path()));
+    let (ri, _) = same.next()?;
+    same.next().is_none().then_some((ri, 1, true))
 }
 
 /// Links a runtime error (frames + message tokens) to a diff.
+///
+/// A frame on (or within `slack` of) a changed line is strong wherever it
+/// sits in the stack: a wrong line deep in the call chain is as much the
+/// cause as the innermost one. Function and file links lose `DEPTH_DECAY` per
+/// in-app frame outwards (an outer call site in a changed function is a
+/// weaker link than the failing function itself).
 pub fn link_runtime(
     located: &[Located],
     tokens: &BTreeSet<String>,
@@ -200,8 +256,7 @@ pub fn link_runtime(
         .filter(|&i| classes[i].is_runtime_relevant() && !files[i].binary)
         .collect();
     let mut link = Link::default();
-    // (p, evidence, reason) per frame hit.
-    let mut hits: Vec<(f64, Evidence, String)> = Vec::new();
+    let mut hits: Vec<Hit> = Vec::new();
     let in_app_depth = |f: &Located| {
         located
             .iter()
@@ -210,7 +265,7 @@ pub fn link_runtime(
             .count()
     };
     for f in located {
-        let Some((ri, len)) = best_file(f, relevant.iter().map(|&i| files[i].path())) else {
+        let Some((ri, len, by_name)) = frame_file(f, files, &relevant) else {
             continue;
         };
         if !f.in_app && len < 2 {
@@ -218,28 +273,49 @@ pub fn link_runtime(
         }
         let file = &files[relevant[ri]];
         link.frame_in_changed_file = true;
-        let weight =
-            DEPTH_DECAY.powi(in_app_depth(f) as i32) * if f.in_app { 1.0 } else { NOT_IN_APP };
-        let hit = frame_hit(f, file, slack);
-        if let Some((p, mut ev, reason)) = hit {
-            ev.frame = Some(f.display.clone());
-            hits.push((p * weight, ev, reason));
+        let Some(mut hit) = frame_hit(f, file, slack) else {
+            continue;
+        };
+        let depth = if hit.class == Localization::Line {
+            1.0
+        } else {
+            DEPTH_DECAY.powi(in_app_depth(f) as i32)
+        };
+        hit.p *= depth * if f.in_app { 1.0 } else { NOT_IN_APP };
+        if by_name {
+            hit.p *= BASENAME_ONLY;
+            hit.reason
+                .push_str(" (matched by file name: the frame's package does not mirror the path)");
         }
+        hit.evidence.frame = Some(f.display.clone());
+        hits.push(hit);
     }
-    hits.sort_by(|a, b| b.0.total_cmp(&a.0));
-    link.strong = hits.first().map(|h| h.0).unwrap_or(0.0);
+    hits.sort_by(|a, b| a.class.cmp(&b.class).then(b.p.total_cmp(&a.p)));
+    link.localization = hits.first().map(|h| h.class);
+    link.strong = hits.iter().map(|h| h.p).fold(0.0, f64::max);
     let mut seen = BTreeSet::new();
-    for (_, ev, reason) in hits {
+    for h in hits {
         if link.evidence.len() >= 3 {
             break;
         }
-        if seen.insert((ev.file.clone(), ev.line)) {
-            link.evidence.push(ev);
-            link.reasons.push(reason);
+        if seen.insert((h.evidence.file.clone(), h.evidence.line)) {
+            link.evidence.push(h.evidence);
+            link.reasons.push(h.reason);
         }
     }
+    link_tokens(&mut link, &mut seen, tokens, files, classes, &relevant);
+    link
+}
 
-    // Identifier evidence, one p per distinct token (its best line).
+/// Identifier evidence, one p per distinct token (its best line).
+fn link_tokens(
+    link: &mut Link,
+    seen: &mut BTreeSet<(String, Option<i32>)>,
+    tokens: &BTreeSet<String>,
+    files: &[FileDiff],
+    classes: &[FileClass],
+    relevant: &[usize],
+) {
     let mut miss = 1.0;
     let mut token_hits = 0;
     for token in tokens {
@@ -281,11 +357,13 @@ pub fn link_runtime(
         }
     }
     link.weak = (1.0 - miss).min(WEAK_CAP);
-    link
+    if link.weak > 0.0 && link.localization.is_none() {
+        link.localization = Some(Localization::File);
+    }
 }
 
 /// The evidence one frame gives against one changed file.
-fn frame_hit(f: &Located, file: &FileDiff, slack: u32) -> Option<(f64, Evidence, String)> {
+fn frame_hit(f: &Located, file: &FileDiff, slack: u32) -> Option<Hit> {
     let ev = |line: u32, hunk: usize, strength: &str| Evidence {
         file: file.path().to_owned(),
         line: i32::try_from(line).ok(),
@@ -301,67 +379,72 @@ fn frame_hit(f: &Located, file: &FileDiff, slack: u32) -> Option<(f64, Evidence,
             .map(|(h, l)| (l.at.abs_diff(line), l.kind != LineKind::Added, h, l.at))
             .min();
         if let Some((d, _, h, at)) = nearest.filter(|n| n.0 <= slack) {
-            let p = P_LINE - P_LINE_STEP * f64::from(d);
             let how = if d == 0 {
                 "is a line this deploy changed".to_owned()
             } else {
                 format!("is {d} line(s) from a line this deploy changed")
             };
-            return Some((
-                p,
-                ev(at, h, "strong"),
-                format!("stack frame {} {how} ({}:{at})", f.display, file.path()),
-            ));
+            return Some(Hit {
+                p: P_LINE - P_LINE_STEP * f64::from(d),
+                class: Localization::Line,
+                evidence: ev(at, h, "strong"),
+                reason: format!("stack frame {} {how} ({}:{at})", f.display, file.path()),
+            });
         }
     }
-    if !f.function.is_empty() {
-        for (h, hunk) in file.hunks.iter().enumerate() {
-            let in_context = contains_word(&hunk.context, &f.function);
-            let defined = hunk
-                .lines
-                .iter()
-                .find(|l| l.kind != LineKind::Context && defines(&l.text, &f.function));
-            if in_context || defined.is_some() {
-                // Cite the changed line closest to the frame (or the definition).
-                let at = match (defined, f.line) {
-                    (Some(l), _) => l.at,
-                    (None, Some(line)) => hunk
-                        .lines
-                        .iter()
-                        .filter(|l| l.kind != LineKind::Context)
-                        .min_by_key(|l| l.at.abs_diff(line))
-                        .map(|l| l.at)
-                        .unwrap_or(hunk.new_start),
-                    (None, None) => hunk
-                        .lines
-                        .iter()
-                        .find(|l| l.kind != LineKind::Context)
-                        .map(|l| l.at)
-                        .unwrap_or(hunk.new_start),
-                };
-                return Some((
-                    P_FUNCTION,
-                    ev(at, h, "strong"),
-                    format!(
-                        "stack frame {} is in function `{}`, which this deploy changed ({}:{at})",
-                        f.display,
-                        f.function,
-                        file.path()
-                    ),
-                ));
-            }
-        }
+    if let Some((h, at)) = in_changed_function(f, file) {
+        return Some(Hit {
+            p: P_FUNCTION,
+            class: Localization::Function,
+            evidence: ev(at, h, "strong"),
+            reason: format!(
+                "stack frame {} is in function `{}`, which this deploy changed ({}:{at})",
+                f.display,
+                f.function,
+                file.path()
+            ),
+        });
     }
     let (h, first) = file.changed().next()?;
-    Some((
-        P_SAME_FILE,
-        ev(first.at, h, "weak"),
-        format!(
+    Some(Hit {
+        p: P_SAME_FILE,
+        class: Localization::File,
+        evidence: ev(first.at, h, "weak"),
+        reason: format!(
             "stack frame {} is in {}, which this deploy changed elsewhere",
             f.display,
             file.path()
         ),
-    ))
+    })
+}
+
+/// The changed line (hunk, line) of the function a frame is in: the frame's
+/// function encloses a changed line (found from the diff's own lines, see
+/// [`functions`]), or is defined on one, or the frame's line is shown in a
+/// hunk inside the same function as a changed line. The changed line closest
+/// to the frame is cited.
+fn in_changed_function(f: &Located, file: &FileDiff) -> Option<(usize, u32)> {
+    let changed = functions::changed_functions(file);
+    let by_name: Vec<&functions::ChangedFn> = changed
+        .iter()
+        .filter(|_| !f.function.is_empty())
+        .filter(|c| functions::same_function(&f.function, &c.name, file.path()))
+        .collect();
+    let by_span: Vec<&functions::ChangedFn> =
+        match f.line.and_then(|l| functions::function_at(file, l)) {
+            Some(name) => changed.iter().filter(|c| c.name == name).collect(),
+            None => Vec::new(),
+        };
+    let defined = file
+        .changed()
+        .find(|(_, l)| !f.function.is_empty() && defines(&l.text, &f.function))
+        .map(|(h, l)| (h, l.at));
+    let pool = if by_name.is_empty() { by_span } else { by_name };
+    let closest = pool
+        .into_iter()
+        .min_by_key(|c| f.line.map_or(0, |l| c.at.abs_diff(l)))
+        .map(|c| (c.hunk, c.at));
+    closest.or(defined)
 }
 
 /// Whether a changed line defines `name` (`def name(`, `func name(`,
@@ -682,10 +765,33 @@ mod tests {
             depth: 0,
             in_app: true,
             display: "f".into(),
+            bare_file: false,
         }];
         let back = map_back(&located, &newer);
         assert_eq!(back[0].path, "src/old.py");
         assert_eq!(back[0].line, Some(8));
+    }
+
+    #[test]
+    fn a_jvm_frame_whose_package_does_not_mirror_the_path_matches_by_file_name() {
+        let files = diff::parse("--- a/src/catalog/Pricing.java\n+++ b/src/catalog/Pricing.java\n@@ -48,3 +48,3 @@ public class Pricing {\n   int a;\n-  return rates.getOrDefault(c, ONE);\n+  return rates.get(c);\n   int b;\n");
+        let classes = vec![FileClass::Runtime];
+        let frames = vec![Frame {
+            file: "Pricing.java".into(),
+            line: Some(50),
+            function: "com.shop.catalog.quote".into(),
+            in_app: true,
+        }];
+        let l = link_runtime(&locate(&frames, "x"), &BTreeSet::new(), &files, &classes, 3);
+        assert_eq!(l.localization, Some(Localization::Line), "{l:?}");
+        assert!(l.strong < P_LINE, "weaker than a full path match");
+        // A frame naming its directories is another file.
+        let other = vec![Frame {
+            file: "/app/legacy/Pricing.java".into(),
+            ..frames[0].clone()
+        }];
+        let l = link_runtime(&locate(&other, "x"), &BTreeSet::new(), &files, &classes, 3);
+        assert_eq!(l.localization, None, "{l:?}");
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub struct Policy {
     /// Requests per (service, revision, window start).
     traffic: BTreeMap<(String, String), BTreeMap<i64, i64>>,
     /// Revisions that must not be rolled back onto, with why.
-    flagged: BTreeMap<(String, String), String>,
+    flagged: BTreeMap<(String, String), Flag>,
     /// The latest known state of every action, by id.
     actions: BTreeMap<String, Action>,
     /// Ids of the action per (service, revision), in order (an escalation adds one).
@@ -295,7 +295,10 @@ impl Policy {
         if !r.externally_correlated {
             self.flagged
                 .entry((r.service.clone(), r.revision.clone()))
-                .or_insert_with(|| format!("it regressed ({:?} of {})", r.kind, r.signature));
+                .or_insert_with(|| Flag::Regressed {
+                    kind: r.kind,
+                    signature: r.signature.clone(),
+                });
         }
         if self.regressions.insert(r.id.clone(), r.clone()).is_none() {
             let order = self.regression_order.entry(r.service.clone()).or_default();
@@ -385,7 +388,11 @@ impl Policy {
                 action: action.clone(),
                 job: None,
             });
-            if let Some(req) = follow_up {
+            // Heal, then fix, only when the rollback healed: errors that went
+            // on on the previous revision say the deploy was not their cause
+            // (triage revises the incident; see `after_experiment`), so its
+            // change is not reverted.
+            if let Some(req) = follow_up.filter(|_| outcome.recovered) {
                 out.extend(self.follow_up(req, &action, outcome.recovered));
             }
         }
@@ -453,7 +460,7 @@ impl Policy {
         if a.action == ActionKind::Rollback {
             self.flagged
                 .entry((a.service.clone(), a.revision.clone()))
-                .or_insert_with(|| "it was rolled back".to_owned());
+                .or_insert(Flag::RolledBack);
         }
         let known = self.actions.get(&a.id);
         if known.is_some_and(|k| rank(k.status) >= rank(a.status)) {
@@ -487,46 +494,152 @@ impl Policy {
     }
 
     /// Decides the action for a verdict, or nothing if this (service, revision)
-    /// was already acted on (duplicate or later verdicts).
+    /// was already acted on (duplicate or later verdicts). The steps: note
+    /// what the verdict says about the revision ([`Policy::note_verdict`]);
+    /// a rollback that the incident's revision to `not_caused` answers
+    /// ([`Policy::after_experiment`]); at most one action per revision, plus
+    /// one escalation; the rule; the safety rails ([`Policy::apply_rails`]);
+    /// the action and its job.
     pub fn decide(&mut self, v: &Verdict) -> Option<Decided> {
         let key = (v.service.clone(), v.revision.clone());
-        match v.decision {
-            Decision::Caused => {
-                self.flagged
-                    .entry(key.clone())
-                    .or_insert_with(|| "triage blamed it".to_owned());
-            }
-            Decision::NotCaused => {
-                // Ruled out: its regressions no longer make it unsafe to return to.
-                if self
-                    .flagged
-                    .get(&key)
-                    .is_some_and(|why| why.starts_with("it regressed"))
-                {
-                    self.flagged.remove(&key);
-                }
-            }
-            Decision::Inconclusive => {}
-        }
-        let prior: Vec<&Action> = self
+        self.note_verdict(v);
+        let prior: Vec<Action> = self
             .acted
             .get(&key)
-            .map(|ids| ids.iter().filter_map(|id| self.actions.get(id)).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.actions.get(id))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
+        if let Some(done) = self.after_experiment(v, &prior) {
+            return done;
+        }
         let escalation = match prior.as_slice() {
             [] => false,
             [only] if matches!(only.action, ActionKind::Notify | ActionKind::None) => true,
             _ => return None,
         };
-
         let regressions: Vec<Regression> = v
             .regression_ids
             .iter()
             .filter_map(|id| self.regressions.get(id).cloned())
             .collect();
         let deploy = self.deploys.get(&key).cloned();
-        let assessment = self.assess(v, &regressions, deploy.as_ref());
-        let (mut kind, mut rule_name, mut reasons) = match self.match_rule(v, &assessment) {
+        let previous = deploy
+            .as_ref()
+            .and_then(|d| d.previous_revision.clone())
+            .or_else(|| regressions.iter().find_map(|r| r.previous_revision.clone()));
+        let mut choice = self.choose(v, &regressions, deploy.as_ref());
+        self.apply_rails(v, previous.as_deref(), &mut choice);
+        if escalation && !choice.executes() {
+            // Already notified; only an escalation to a real action is news.
+            return None;
+        }
+        let id = if escalation {
+            stable_id(&[&v.service, &v.revision, "escalation"])
+        } else {
+            stable_id(&[&v.service, &v.revision])
+        };
+        let action = self.publish(id, v, choice);
+        let request = FixRequest {
+            action_id: action.id.clone(),
+            service: v.service.clone(),
+            revision: v.revision.clone(),
+            previous_revision: previous,
+            blamed_revision: v.blamed_revision.clone(),
+            repo: deploy.as_ref().and_then(|d| d.repo.clone()),
+            commit_range: deploy.as_ref().and_then(|d| d.commit_range.clone()),
+            evidence: v.evidence.clone(),
+            regressions,
+            diff: deploy.as_ref().and_then(|d| d.diff.clone()),
+            reasoning: v.reasoning.clone(),
+            reasons: action.reasons.clone(),
+        };
+        let job = self.job_for(&action, request);
+        let _ = self.on_action(&action);
+        Some(Decided { action, job })
+    }
+
+    /// What a verdict says about its revision as a rollback target.
+    fn note_verdict(&mut self, v: &Verdict) {
+        let key = (v.service.clone(), v.revision.clone());
+        match v.decision {
+            Decision::Caused => {
+                self.flagged.entry(key).or_insert(Flag::Blamed);
+            }
+            Decision::NotCaused => {
+                // Ruled out: its regressions no longer make it unsafe to return to.
+                if matches!(self.flagged.get(&key), Some(Flag::Regressed { .. })) {
+                    self.flagged.remove(&key);
+                }
+            }
+            Decision::Inconclusive => {}
+        }
+    }
+
+    /// A rollback is also an experiment: when its recovery check failed (the
+    /// errors went on on the previous revision) and triage revises the
+    /// incident to `not_caused`, the deploy was not the cause. Then, once:
+    /// restore the rolled-back revision (`restore_after_failed_rollback`,
+    /// opt-in) or notify. `Some(None)`: answered already, nothing more;
+    /// `None`: not that case.
+    fn after_experiment(&mut self, v: &Verdict, prior: &[Action]) -> Option<Option<Decided>> {
+        let rollback = prior.iter().find(|a| {
+            a.action == ActionKind::Rollback && a.status == ActionStatus::RecoveryFailed
+        })?;
+        if v.decision != Decision::NotCaused {
+            return Some(None);
+        }
+        let id = stable_id(&[&v.service, &v.revision, "persisted_after_rollback"]);
+        if self.actions.contains_key(&id) {
+            return Some(None);
+        }
+        let back_on = rollback.target_revision.clone().unwrap_or_default();
+        let restore = self.config.restore_after_failed_rollback
+            && self.executor_for(ActionKind::Rollback).is_some()
+            && !back_on.is_empty();
+        let mut reasons = vec![format!(
+            "the errors persisted on {back_on} after the rollback of {}: the deploy was not their cause (incident revised to not_caused)",
+            v.revision
+        )];
+        let kind = if restore {
+            reasons.push(format!(
+                "restoring {} (restore_after_failed_rollback)",
+                v.revision
+            ));
+            ActionKind::Rollback
+        } else {
+            reasons.push(format!(
+                "{} can be redeployed; set fixer.restore_after_failed_rollback to restore it automatically",
+                v.revision
+            ));
+            ActionKind::Notify
+        };
+        let choice = Choice {
+            kind,
+            rule: "persisted_after_rollback".to_owned(),
+            reasons,
+            target: restore.then(|| v.revision.clone()),
+        };
+        let action = self.publish(id, v, choice);
+        let job = (restore && !self.config.dry_run).then(|| {
+            Job::Rollback(RollbackJob {
+                action_id: action.id.clone(),
+                service: v.service.clone(),
+                revision: back_on,
+                target_revision: v.revision.clone(),
+            })
+        });
+        let _ = self.on_action(&action);
+        Some(Some(Decided { action, job }))
+    }
+
+    /// The rule's choice for a verdict (first match wins).
+    fn choose(&self, v: &Verdict, regressions: &[Regression], deploy: Option<&Deploy>) -> Choice {
+        let assessment = self.assess(v, regressions, deploy);
+        let (kind, rule, mut reasons) = match self.match_rule(v, &assessment) {
             Some(rule) => (
                 rule.action,
                 rule.name.clone(),
@@ -542,65 +655,68 @@ impl Policy {
         if !v.reasoning.is_empty() {
             reasons.push(format!("triage: {}", one_line(&v.reasoning, 300)));
         }
+        Choice {
+            kind,
+            rule,
+            reasons,
+            target: None,
+        }
+    }
 
-        let previous = deploy
-            .as_ref()
-            .and_then(|d| d.previous_revision.clone())
-            .or_else(|| regressions.iter().find_map(|r| r.previous_revision.clone()));
-        let mut target = None;
-        if kind == ActionKind::Rollback {
-            if let Some(rail) = self.rollback_rail(v, previous.as_deref()) {
-                reasons.push(rail.1);
-                rule_name = rail.0.to_owned();
-                let cited = v.decision == Decision::Caused && !v.evidence.is_empty();
-                kind = if v.decision == Decision::NotCaused {
-                    ActionKind::None
-                } else if cited
-                    && matches!(
-                        rail.0,
-                        "rollback_target_flagged" | "caused_no_previous_revision"
-                    )
-                {
-                    // Nothing safe to roll back to, but the cause is known to
-                    // the line: revert it forward instead of only paging.
-                    reasons.push(
-                        "no safe rollback target: fixing forward (revert of the cited change)"
-                            .to_owned(),
-                    );
-                    ActionKind::FixForward
-                } else {
-                    ActionKind::Notify
-                };
-            } else {
-                target = previous.clone();
+    /// The safety rails no rule can override: a rollback that must not
+    /// happen becomes a fix-forward (when the cause is located and there is
+    /// nothing safe to roll back to), a none (`not_caused`) or a
+    /// notification; a fix-forward over the caps becomes a notification.
+    fn apply_rails(&mut self, v: &Verdict, previous: Option<&str>, c: &mut Choice) {
+        if c.kind == ActionKind::Rollback {
+            match self.rollback_rail(v, previous) {
+                Some((rail, why)) => {
+                    c.reasons.push(why);
+                    c.rule = rail.name().to_owned();
+                    let cited = v.decision == Decision::Caused && !v.evidence.is_empty();
+                    c.kind = if v.decision == Decision::NotCaused {
+                        ActionKind::None
+                    } else if cited && rail.nothing_to_roll_back_to() {
+                        // Nothing safe to roll back to, but the cause is known to
+                        // the line: revert it forward instead of only paging.
+                        c.reasons.push(
+                            "no safe rollback target: fixing forward (revert of the cited change)"
+                                .to_owned(),
+                        );
+                        ActionKind::FixForward
+                    } else {
+                        ActionKind::Notify
+                    };
+                }
+                None => c.target = previous.map(str::to_owned),
             }
         }
-        if kind == ActionKind::FixForward {
+        if c.kind == ActionKind::FixForward {
             if let Some((name, why)) = self.dispatch_rail(v) {
-                reasons.push(why);
-                rule_name = name.to_owned();
-                kind = ActionKind::Notify;
+                c.reasons.push(why);
+                c.rule = name.to_owned();
+                c.kind = ActionKind::Notify;
             }
         }
-        if escalation && !matches!(kind, ActionKind::Rollback | ActionKind::FixForward) {
-            // Already notified; only an escalation to a real action is news.
-            return None;
-        }
+    }
 
-        let executes = matches!(kind, ActionKind::Rollback | ActionKind::FixForward);
-        let executor = self.executor_for(kind);
+    /// The action for a choice, with its status (dry run, planned, or done
+    /// for a notification) and executor.
+    fn publish(&self, id: String, v: &Verdict, mut c: Choice) -> Action {
+        let executes = c.executes();
+        let executor = self.executor_for(c.kind);
         let (status, job_executor) = if self.config.dry_run {
             if let Some(e) = executor {
-                reasons.push(format!("dry run: {e} would have run"));
+                c.reasons.push(format!("dry run: {e} would have run"));
             } else {
-                reasons.push("dry run: nothing executed".to_owned());
+                c.reasons.push("dry run: nothing executed".to_owned());
             }
             (ActionStatus::DryRun, None)
         } else if executes {
             if executor.is_none() {
-                reasons.push(format!(
+                c.reasons.push(format!(
                     "no {} executor is configured: a human carries it out",
-                    if kind == ActionKind::Rollback {
+                    if c.kind == ActionKind::Rollback {
                         "rollback"
                     } else {
                         "fix-forward"
@@ -609,47 +725,34 @@ impl Policy {
             }
             (ActionStatus::Planned, executor)
         } else {
-            reasons.push("published on the actions topic for subscribers".to_owned());
+            c.reasons
+                .push("published on the actions topic for subscribers".to_owned());
             (ActionStatus::Succeeded, None)
         };
-        let id = if escalation {
-            stable_id(&[&v.service, &v.revision, "escalation"])
-        } else {
-            stable_id(&[&v.service, &v.revision])
-        };
-        let action = Action {
+        Action {
             id,
             service: v.service.clone(),
             revision: v.revision.clone(),
-            action: kind,
+            action: c.kind,
             status,
-            rule: rule_name,
-            reasons,
+            rule: c.rule,
+            reasons: c.reasons,
             executor: job_executor.map(str::to_owned),
-            target_revision: target.clone(),
+            target_revision: c.target,
             pr_url: None,
             recovery_verified: None,
             signatures: v.signatures.clone(),
             verdict_id: Some(v.id.clone()),
             decided_at_ms: v.decided_at_ms,
             incident_id: v.incident_id.clone(),
-        };
-        let request = FixRequest {
-            action_id: action.id.clone(),
-            service: v.service.clone(),
-            revision: v.revision.clone(),
-            previous_revision: previous,
-            blamed_revision: v.blamed_revision.clone(),
-            repo: deploy.as_ref().and_then(|d| d.repo.clone()),
-            commit_range: deploy.as_ref().and_then(|d| d.commit_range.clone()),
-            evidence: v.evidence.clone(),
-            regressions,
-            diff: deploy.as_ref().and_then(|d| d.diff.clone()),
-            reasoning: v.reasoning.clone(),
-            reasons: action.reasons.clone(),
-        };
-        let job = match (job_executor, kind) {
-            (Some(_), ActionKind::Rollback) => {
+        }
+    }
+
+    /// The job a newly planned action runs (none for dry runs and notifications).
+    fn job_for(&mut self, action: &Action, request: FixRequest) -> Option<Job> {
+        action.executor.as_ref()?;
+        match action.action {
+            ActionKind::Rollback => {
                 if self.config.dispatch.after_rollback
                     && self.executor_for(ActionKind::FixForward).is_some()
                 {
@@ -657,16 +760,14 @@ impl Policy {
                 }
                 Some(Job::Rollback(RollbackJob {
                     action_id: action.id.clone(),
-                    service: v.service.clone(),
-                    revision: v.revision.clone(),
-                    target_revision: target.clone().unwrap_or_default(),
+                    service: action.service.clone(),
+                    revision: action.revision.clone(),
+                    target_revision: action.target_revision.clone().unwrap_or_default(),
                 }))
             }
-            (Some(_), ActionKind::FixForward) => Some(Job::FixForward(Box::new(request))),
+            ActionKind::FixForward => Some(Job::FixForward(Box::new(request))),
             _ => None,
-        };
-        let _ = self.on_action(&action);
-        Some(Decided { action, job })
+        }
     }
 
     /// The fix-forward that follows a rollback whose recovery watch concluded
@@ -769,23 +870,23 @@ impl Policy {
         })
     }
 
-    /// Why a rollback must not happen, as (rail name, reason); `None` when it may.
-    fn rollback_rail(&self, v: &Verdict, previous: Option<&str>) -> Option<(&'static str, String)> {
+    /// Why a rollback must not happen, as (rail, reason); `None` when it may.
+    fn rollback_rail(&self, v: &Verdict, previous: Option<&str>) -> Option<(Rail, String)> {
         if v.decision == Decision::NotCaused {
             return Some((
-                "not_caused_never_rolls_back",
+                Rail::NotCaused,
                 "refused: a deploy triage ruled out is never rolled back".to_owned(),
             ));
         }
         let Some(previous) = previous else {
             return Some((
-                "caused_no_previous_revision",
+                Rail::NoPreviousRevision,
                 "the previous revision is unknown, so there is nothing to roll back to".to_owned(),
             ));
         };
         if let Some(why) = self.flagged.get(&(v.service.clone(), previous.to_owned())) {
             return Some((
-                "rollback_target_flagged",
+                Rail::TargetFlagged,
                 format!("not rolling back onto {previous}: {why}"),
             ));
         }
@@ -796,7 +897,7 @@ impl Policy {
                     .contains_key(&(v.service.clone(), v.revision.clone()))
             {
                 return Some((
-                    "rollback_superseded",
+                    Rail::Superseded,
                     format!(
                         "{live} was deployed after {}; rolling back would skip past it",
                         v.revision
@@ -807,7 +908,7 @@ impl Policy {
         if let Some(last) = self.last_executed.get(&v.service) {
             if v.decided_at_ms - last < self.config.cooldown_ms {
                 return Some((
-                    "cooldown",
+                    Rail::Cooldown,
                     format!(
                         "another action on {} was taken {} s earlier (cooldown {} s)",
                         v.service,
@@ -892,6 +993,78 @@ impl Policy {
             },
             _ => None,
         }
+    }
+}
+
+/// Why a revision must not be rolled back onto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flag {
+    /// It regressed itself (a signature flagged on it).
+    Regressed {
+        /// New signature or spike.
+        kind: RegressionKind,
+        /// The signature.
+        signature: String,
+    },
+    /// Triage blamed it.
+    Blamed,
+    /// It was rolled back from.
+    RolledBack,
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flag::Regressed { kind, signature } => {
+                write!(f, "it regressed ({kind:?} of {signature})")
+            }
+            Flag::Blamed => write!(f, "triage blamed it"),
+            Flag::RolledBack => write!(f, "it was rolled back"),
+        }
+    }
+}
+
+/// A rail that refuses a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rail {
+    NotCaused,
+    NoPreviousRevision,
+    TargetFlagged,
+    Superseded,
+    Cooldown,
+}
+
+impl Rail {
+    /// The rule name the action records.
+    fn name(self) -> &'static str {
+        match self {
+            Rail::NotCaused => "not_caused_never_rolls_back",
+            Rail::NoPreviousRevision => "caused_no_previous_revision",
+            Rail::TargetFlagged => "rollback_target_flagged",
+            Rail::Superseded => "rollback_superseded",
+            Rail::Cooldown => "cooldown",
+        }
+    }
+
+    /// There is no safe revision to go back to (so a located cause is
+    /// reverted forward instead).
+    fn nothing_to_roll_back_to(self) -> bool {
+        matches!(self, Rail::NoPreviousRevision | Rail::TargetFlagged)
+    }
+}
+
+/// What a verdict's rule (and then the rails) chose.
+#[derive(Debug, Clone)]
+struct Choice {
+    kind: ActionKind,
+    rule: String,
+    reasons: Vec<String>,
+    target: Option<String>,
+}
+
+impl Choice {
+    fn executes(&self) -> bool {
+        matches!(self.kind, ActionKind::Rollback | ActionKind::FixForward)
     }
 }
 

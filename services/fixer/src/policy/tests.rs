@@ -168,12 +168,12 @@ fn default_not_caused_is_none() {
 }
 
 #[test]
-fn fast_burn_rolls_back_even_when_inconclusive() {
+fn fast_burn_rolls_back_a_caused_deploy_even_when_unlocalized() {
     let mut p = seeded(live());
     // 300 errors in 10 000 requests = 3% ≫ 14.4 × 0.1% budget.
     let r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
     p.on_event(&AnyEvent::Regression(r));
-    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.7, &["r2"])).unwrap();
     assert_eq!(d.action.action, ActionKind::Rollback);
     assert_eq!(d.action.rule, "fast_burn_rollback");
     assert_eq!(d.action.status, ActionStatus::Planned);
@@ -198,6 +198,16 @@ fn fast_burn_rolls_back_even_when_inconclusive() {
 }
 
 #[test]
+fn fast_burn_of_an_inconclusive_incident_pages_instead_of_rolling_back() {
+    let mut p = seeded(live());
+    let r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    p.on_event(&AnyEvent::Regression(r));
+    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.5, &["r2"])).unwrap();
+    assert_eq!(d.action.action, ActionKind::Notify);
+    assert_eq!(d.action.rule, "inconclusive_notify");
+}
+
+#[test]
 fn burn_rate_from_traffic_events_when_the_regression_has_no_requests() {
     let mut p = seeded(FixerConfig::default());
     for i in 0..2 {
@@ -210,7 +220,7 @@ fn burn_rate_from_traffic_events_when_the_regression_has_no_requests() {
         }));
     }
     // 5 errors / 200 requests = 2.5% → burn 25: high.
-    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.2, &["r1"])).unwrap();
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.65, &["r1"])).unwrap();
     assert_eq!(d.action.rule, "fast_burn_rollback");
 }
 
@@ -231,7 +241,7 @@ fn new_crash_signature_is_high_severity_without_traffic() {
     let mut r = regression("r2", "b", RegressionKind::New);
     r.template = "thread 'main' panicked at src/lib.rs:3".into();
     p.on_event(&AnyEvent::Regression(r));
-    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.7, &["r2"])).unwrap();
     assert_eq!(d.action.rule, "fast_burn_rollback");
 }
 
@@ -295,7 +305,7 @@ fn per_service_slo_changes_severity() {
     // 5 / 100 000 against a 0.001% budget: burn 5 … still < 14.4; 50 errors: 50.
     let r = with_requests(regression("r2", "b", RegressionKind::Spike), 100_000, 50);
     p.on_event(&AnyEvent::Regression(r));
-    let d = decide(&mut p, &verdict("b", Decision::Inconclusive, 0.3, &["r2"])).unwrap();
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.7, &["r2"])).unwrap();
     assert_eq!(d.action.rule, "fast_burn_rollback");
 }
 
@@ -715,8 +725,11 @@ fn recovery_failed_escalates_when_the_signatures_persist() {
     // A duplicate delivery of the same count is not counted twice.
     p.on_event(&count("sig-r1", "a", start + 10_000, 3));
     let out = p.on_event(&traffic(start + 300_000));
-    assert_eq!(out.len(), 2, "recovery failed, then the fix: {out:?}");
-    assert_eq!(out[1].action.action, ActionKind::FixForward);
+    assert_eq!(
+        out.len(),
+        1,
+        "recovery failed, and no fix of a change that did not heal: {out:?}"
+    );
     let a = &out[0].action;
     assert_eq!(a.status, ActionStatus::RecoveryFailed);
     assert_eq!(a.recovery_verified, Some(false));
@@ -728,6 +741,62 @@ fn recovery_failed_escalates_when_the_signatures_persist() {
         a.reasons
     );
     assert!(a.reasons.last().unwrap().contains("escalated"));
+}
+
+/// A rollback whose recovery failed, with triage's revised verdict after it.
+fn failed_experiment(config: FixerConfig) -> (Policy, Verdict) {
+    let mut p = seeded(config);
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    let mut ok = d.action.clone();
+    ok.status = ActionStatus::Succeeded;
+    p.on_event(&AnyEvent::Action(ok.clone()));
+    let start = ok.decided_at_ms + 60_000;
+    p.on_event(&count("sig-r1", "a", start + 10_000, 9));
+    let out = p.on_event(&traffic(start + 300_000));
+    assert_eq!(out[0].action.status, ActionStatus::RecoveryFailed);
+    let mut revised = verdict("b", Decision::NotCaused, 0.9, &["r1"]);
+    revised.id = "v-revised".into();
+    revised.decided_at_ms = start + 300_000;
+    (p, revised)
+}
+
+#[test]
+fn errors_persisting_after_a_rollback_notify_once_without_flapping() {
+    let (mut p, revised) = failed_experiment(live());
+    let d = decide(&mut p, &revised).expect("answered");
+    assert_eq!(d.action.rule, "persisted_after_rollback");
+    assert_eq!(d.action.action, ActionKind::Notify);
+    assert!(d.job.is_none());
+    assert!(
+        d.action.reasons[0].contains("persisted on a"),
+        "{:?}",
+        d.action.reasons
+    );
+    // The same revision again (a duplicate or a later update): nothing more.
+    assert!(decide(&mut p, &revised).is_none());
+    let mut caused_again = revised.clone();
+    caused_again.decision = Decision::Caused;
+    assert!(decide(&mut p, &caused_again).is_none(), "no flapping back");
+}
+
+#[test]
+fn errors_persisting_after_a_rollback_restore_the_revision_when_asked() {
+    let mut config = live();
+    config.restore_after_failed_rollback = true;
+    let (mut p, revised) = failed_experiment(config);
+    let d = decide(&mut p, &revised).expect("answered");
+    assert_eq!(d.action.action, ActionKind::Rollback);
+    assert_eq!(d.action.target_revision.as_deref(), Some("b"));
+    assert_eq!(
+        d.job,
+        Some(Job::Rollback(RollbackJob {
+            action_id: d.action.id.clone(),
+            service: "checkout".into(),
+            revision: "a".into(),
+            target_revision: "b".into(),
+        }))
+    );
+    assert!(decide(&mut p, &revised).is_none());
 }
 
 #[test]
