@@ -630,6 +630,37 @@ mod tests {
     }
 
     #[test]
+    fn line_linkable_culprits_have_a_frame_on_the_changed_line() {
+        let (text, truth) = run(3);
+        let line_culprits: Vec<&Truth> = truth
+            .iter()
+            .filter(|t| t.linkability.as_deref() == Some("line"))
+            .collect();
+        assert!(!line_culprits.is_empty());
+        for c in line_culprits {
+            let file = c.culprit_file.as_deref().unwrap();
+            let base = file.rsplit('/').next().unwrap();
+            let n = c.culprit_line.unwrap();
+            // Each runtime's way of printing file and line.
+            let forms = [
+                format!("{base}:{n}"),
+                format!(r#"{base}\", line {n},"#),
+                format!("{base}:line {n}"),
+            ];
+            let found = text.lines().any(|l| {
+                l.contains(&format!(r#""revision":"{}""#, c.revision))
+                    && l.contains(&format!(r#""service":"{}""#, c.service))
+                    && forms.iter().any(|f| l.contains(f.as_str()))
+            });
+            assert!(
+                found,
+                "no frame at {file}:{n} for {}@{}",
+                c.service, c.revision
+            );
+        }
+    }
+
+    #[test]
     fn background_stacks_keep_their_library_frames_across_revisions() {
         // Per service and message type, the stacks' non-app lines are the
         // same at every revision (otherwise every deploy would look like a

@@ -155,10 +155,22 @@ fn new_file(path: &str, lines: &[String], rng: &mut Rng) -> String {
 /// insert a statement before it (or both). Applies it to `code`, returns the
 /// diff section and the new-numbering line of the (first) changed line.
 fn code_edit(code: &mut Code, fi: usize, line: u32, rng: &mut Rng) -> (String, u32) {
+    code_edit_as(code, fi, line, false, rng)
+}
+
+/// [`code_edit`]; `in_place`: only rewrite the line (the statement that
+/// raises is the changed one, and nothing moves).
+fn code_edit_as(
+    code: &mut Code,
+    fi: usize,
+    line: u32,
+    in_place: bool,
+    rng: &mut Rng,
+) -> (String, u32) {
     let f = &code.files[fi];
     let old = f.line(line).to_owned();
     let lang = f.lang;
-    let (remove, insert) = match rng.below(5) {
+    let (remove, insert) = match if in_place { 4 } else { rng.below(5) } {
         0 => (0, vec![lang::new_statement(&old, lang, rng)]),
         1 => (
             1,
@@ -376,7 +388,9 @@ pub(super) fn code_culprit(
         code.sites.push(s);
         code.sites.len() - 1
     });
-    let (diff, line) = code_edit(code, fi, change_at, rng);
+    // A spike raised on the changed line: that line itself is rewritten.
+    let in_place = spike.is_some() && kind == BugKind::ChangedLine;
+    let (diff, line) = code_edit_as(code, fi, change_at, in_place, rng);
     let raise = raise_idx.map(|i| code.sites.remove(i));
     let path = code.files[fi].path.clone();
     // The culprit's changed line, new numbering.
