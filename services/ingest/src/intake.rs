@@ -28,8 +28,11 @@ use axum::{Json, Router};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 
+use selfheal_common::config::IngestConfig;
+
 use crate::auth::Tenants;
 use crate::batch::{Batcher, FlushError};
+use crate::event_time::EventTimeLimits;
 use crate::events::to_events;
 use crate::normalize::Normalizer;
 use crate::record::{parse_body, DefaultType, LineError, Parsed, Record};
@@ -44,6 +47,7 @@ pub struct Intake {
     tenants: Arc<Tenants>,
     normalizer: Arc<Mutex<Normalizer>>,
     max_body_bytes: usize,
+    limits: EventTimeLimits,
     metrics: IntakeMetrics,
 }
 
@@ -54,14 +58,15 @@ impl Intake {
         batcher: Batcher,
         tenants: Tenants,
         normalizer: Arc<Mutex<Normalizer>>,
-        max_body_bytes: usize,
+        config: &IngestConfig,
         registry: &Registry,
     ) -> Self {
         Self {
             batcher,
             tenants: Arc::new(tenants),
             normalizer,
-            max_body_bytes,
+            max_body_bytes: config.max_body_bytes,
+            limits: EventTimeLimits::from_config(config),
             metrics: IntakeMetrics::new(registry),
         }
     }
@@ -238,7 +243,11 @@ async fn handle_inner(
     };
     let (records, rejected) = match format {
         Format::Ndjson(default) => match parse_ndjson(&body, default) {
-            Ok(parsed) => parsed,
+            Ok(mut parsed) => {
+                s.limits
+                    .apply(&mut parsed, selfheal_common::wall_clock_ms(), "ts");
+                parsed
+            }
             Err(resp) => return *resp,
         },
         Format::Otlp => {
@@ -255,7 +264,9 @@ async fn handle_inner(
                     ),
                 );
             }
-            match crate::otlp::parse_logs(&body) {
+            let now = selfheal_common::wall_clock_ms();
+            let check = |ts| s.limits.check(ts, now);
+            match crate::otlp::parse_logs_checked(&body, &check) {
                 Ok(parsed) => parsed,
                 Err(e) => return reply(StatusCode::BAD_REQUEST, IntakeResponse::error(e)),
             }

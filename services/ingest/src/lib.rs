@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
+//! - [`event_time`] (pure): the live inputs' event-time limits (wall clock).
+//! - [`shown`] (pure): how a rejected value appears in an error (never verbatim).
 //! - [`otlp`] (pure): OTLP/HTTP JSON logs → the same records.
 //! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
@@ -17,12 +19,14 @@
 pub mod auth;
 pub mod batch;
 pub mod cli;
+pub mod event_time;
 pub mod events;
 pub mod intake;
 pub mod normalize;
 pub mod otlp;
 pub mod raw;
 pub mod record;
+pub mod shown;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,7 +88,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         batcher.clone(),
         tenants,
         normalizer,
-        config.ingest.max_body_bytes,
+        &config.ingest,
         &registry,
     );
     let router = http::ops_router(registry, ready.clone()).merge(intake.router());
