@@ -74,6 +74,8 @@ struct Metrics {
     stage: StageMetrics,
     /// Changelog records or parts that could not be read at restore.
     changelog_errors: IntCounter,
+    /// Fleet-topic records that could not be decoded.
+    fleet_errors: IntCounter,
     /// Duration of the latest restore.
     restore_seconds: Gauge,
     /// Signatures restored by the latest restore.
@@ -90,6 +92,11 @@ impl Metrics {
             "Changelog records or parts that could not be read at restore (each logged).",
         ))
         .expect("valid metric");
+        let fleet_errors = IntCounter::with_opts(Opts::new(
+            "selfheal_detector_fleet_errors_total",
+            "Fleet-topic records that could not be decoded (each logged).",
+        ))
+        .expect("valid metric");
         let restore_seconds = Gauge::with_opts(Opts::new(
             "selfheal_detector_restore_seconds",
             "Duration of the latest changelog restore.",
@@ -101,11 +108,13 @@ impl Metrics {
         ))
         .expect("valid metric");
         reg(Box::new(changelog_errors.clone()));
+        reg(Box::new(fleet_errors.clone()));
         reg(Box::new(restore_seconds.clone()));
         reg(Box::new(restored_signatures.clone()));
         Self {
             stage: StageMetrics::new(registry, NAME),
             changelog_errors,
+            fleet_errors,
             restore_seconds,
             restored_signatures,
         }
@@ -202,6 +211,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             // Nothing is held before any input: no regression can come out.
             let _ = detector.on_fleet(&s);
         })?;
+        metrics.fleet_errors.inc_by(reader.take_undecodable());
         tracing::info!(%instance, summaries = read, topic = reader.topic(), "read the fleet topic");
         Some(reader)
     } else {
@@ -253,7 +263,11 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
         }
         let remote = fleet
             .as_mut()
-            .map(|f| f.poll_ready(FLEET_MAX))
+            .map(|f| {
+                let ready = f.poll_ready(FLEET_MAX);
+                metrics.fleet_errors.inc_by(f.take_undecodable());
+                ready
+            })
             .unwrap_or_default();
         if let Err(e) = process_batch(
             config,
