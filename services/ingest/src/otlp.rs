@@ -302,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_event_time_is_rejected_under_its_field_path() {
+        let (records, errors) =
+            parse_logs_checked(BODY.as_bytes(), &|_| Err("too far ahead".to_owned())).unwrap();
+        assert!(records.is_empty());
+        assert!(errors.iter().any(|e| e.field
+            == "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"
+            && e.reason == "too far ahead"));
+    }
+
+    #[test]
     fn a_body_that_is_not_a_request_is_one_error() {
         assert!(parse_logs(b"{not json").is_err());
         assert!(parse_logs(b"[1]").is_err());
