@@ -61,6 +61,7 @@ pub const NAME: &str = "ingest";
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
     let ready = Readiness::default();
+    selfheal_common::scrub::set_ip_scrubbing(config.ingest.scrub_ips);
     let tenants = auth::Tenants::from_config(&config.ingest.tenants, |k| std::env::var(k).ok())
         .map_err(|e| Error::Config {
             source_name: "ingest.tenants".to_owned(),
