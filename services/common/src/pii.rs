@@ -99,6 +99,11 @@ pub(crate) fn ipv6(b: &[u8], found: &mut Found) {
         }
         let run = &b[i..e];
         let colons = run.iter().filter(|&&c| c == b':').count();
+        if colons < 2 {
+            // Most runs are hex-letter words (`bad`, `cafe`): no address.
+            i = e.max(i + 1);
+            continue;
+        }
         let groups: Vec<&[u8]> = run.split(|&c| c == b':').collect();
         let compressed = run.windows(2).any(|w| w == b"::");
         let plausible = (compressed || colons == 7)
