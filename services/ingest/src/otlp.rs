@@ -207,14 +207,18 @@ fn nanos(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("expected nanoseconds since the epoch, got `{s}`")),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("expected nanoseconds since the epoch, got {n}")),
+        Some(Value::String(s)) => s.parse::<u64>().map(Some).map_err(|_| {
+            format!(
+                "expected nanoseconds since the epoch, got {}",
+                crate::shown::value(s)
+            )
+        }),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            format!(
+                "expected nanoseconds since the epoch, got {}",
+                crate::shown::value(&n.to_string())
+            )
+        }),
         Some(_) => Err("expected a decimal string of nanoseconds".to_owned()),
     }
 }

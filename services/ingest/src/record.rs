@@ -334,7 +334,10 @@ fn parse_line_precise(
             if requests > MAX_COUNT {
                 return Err(err(
                     "requests",
-                    format!("must be at most {MAX_COUNT}, got {requests}"),
+                    format!(
+                        "must be at most {MAX_COUNT}, got {}",
+                        crate::shown::value(&requests.to_string())
+                    ),
                 ));
             }
             let window_s = match obj.get("window_s") {
@@ -434,9 +437,10 @@ impl Fields<'_> {
     fn req_i64(&self, field: &str) -> Result<i64, LineError> {
         match self.obj.get(field) {
             None | Some(Value::Null) => Err(self.err(field, "required field is missing")),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| self.err(field, format!("expected an integer, got {n}"))),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                let shown = crate::shown::value(&n.to_string());
+                self.err(field, format!("expected an integer, got {shown}"))
+            }),
             Some(other) => {
                 Err(self.err(field, format!("expected an integer, got {}", kind(other))))
             }
@@ -453,7 +457,10 @@ impl Fields<'_> {
                 .ok_or_else(|| {
                     self.err(
                         "ts",
-                        format!("expected epoch milliseconds within years 1970..=9999, got {n}"),
+                        format!(
+                            "expected epoch milliseconds within years 1970..=9999, got {}",
+                            crate::shown::value(&n.to_string())
+                        ),
                     )
                 }),
             Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {

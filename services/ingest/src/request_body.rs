@@ -4,7 +4,9 @@
 //! The body is read only after the request is authenticated (an
 //! unauthenticated client's bytes are never buffered), at most
 //! `ingest.max_body_bytes` of it (413, checked against `Content-Length` before
-//! reading anything), within `ingest.body_timeout_ms` (408). Accepted content
+//! reading anything; the refused body is then read and discarded up to that
+//! size again, so the client reads the 413 rather than a reset), within
+//! `ingest.body_timeout_ms` (408). Accepted content
 //! types: `application/x-ndjson`, `application/json`, `text/plain`, none at
 //! all, and `application/x-www-form-urlencoded` (what `curl --data-binary`
 //! sends unless told otherwise); anything else is 415. OTLP takes JSON only.
@@ -89,15 +91,18 @@ pub async fn read(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > max as u64) {
+        let _ = tokio::time::timeout(timeout, drain(&mut stream, max)).await;
         return Err(too_large(max));
     }
     let collect = async {
-        let mut stream = body.into_data_stream();
         let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| fail(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
             if out.len() + chunk.len() > max {
+                drop(out);
+                drain(&mut stream, max).await;
                 return Err(too_large(max));
             }
             out.extend_from_slice(&chunk);
@@ -120,6 +125,20 @@ pub async fn read(
         ));
     }
     Ok(body)
+}
+
+/// Reads and discards up to `limit` bytes of a refused body, keeping none,
+/// so that a client still sending it reads the 413 instead of a connection
+/// reset (closing a socket with unread data resets it). Bounded by `limit`
+/// and the caller's deadline: a larger body is cut off.
+async fn drain(stream: &mut axum::body::BodyDataStream, limit: usize) {
+    let mut seen = 0usize;
+    while seen <= limit {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.len(),
+            _ => return,
+        }
+    }
 }
 
 fn too_large(max: usize) -> BodyError {
