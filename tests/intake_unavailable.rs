@@ -21,6 +21,8 @@ async fn unacknowledged_writes_get_503_with_retry_after() {
     config.kafka.bootstrap = Some(dead.to_string());
     config.kafka.delivery_timeout_ms = 1_500;
     config.topics.create = false;
+    // The records are history: past the default max age.
+    config.ingest.max_age_s = 0;
     config.http.ingest = "127.0.0.1:0".parse().unwrap();
     let shutdown = CancellationToken::new();
     let ingest = selfheal_ingest::spawn(Arc::new(config), shutdown.clone())
@@ -65,6 +67,8 @@ async fn full_buffer_gets_503_at_once() {
     config.kafka.bootstrap = Some(dead.to_string());
     config.kafka.delivery_timeout_ms = 3_000;
     config.topics.create = false;
+    // The records are history: past the default max age.
+    config.ingest.max_age_s = 0;
     config.ingest.consume_raw = false;
     config.ingest.flush_interval_ms = 100;
     config.ingest.max_buffered_records = 3;

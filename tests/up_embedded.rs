@@ -39,6 +39,8 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
             .env("SELFHEAL__HTTP__DETECTOR", any)
             .env("SELFHEAL__HTTP__TRIAGE", any)
             .env("SELFHEAL__HTTP__FIXER", any)
+            // The fixture is history (March 2026), past the default max age.
+            .env("SELFHEAL__INGEST__MAX_AGE_S", "0")
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

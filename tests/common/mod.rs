@@ -97,6 +97,8 @@ pub fn isolated_config(bootstrap: &str) -> Config {
     c.kafka.group_prefix = format!("selfheal-test{suffix}");
     c.topics = c.topics.with_suffix(&suffix);
     c.topics.partitions = 3;
+    // The fixtures replay history (March 2026) through the live intake.
+    c.ingest.max_age_s = 0;
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     c.http.ingest = any;
     c.http.detector = any;

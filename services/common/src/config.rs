@@ -234,6 +234,31 @@ pub struct IngestConfig {
     /// Consume `topics.logs_raw` (JSON lines from Vector, Fluent Bit …) as a
     /// second input, at least once, bad lines to the DLQ.
     pub consume_raw: bool,
+    /// Live inputs (HTTP, OTLP, raw topic) reject a record whose event time
+    /// is more than this many seconds ahead of the intake's wall clock (one
+    /// far-future record would move the detector's watermark there).
+    /// `selfheal backtest` input is not checked against the wall clock.
+    pub max_future_skew_s: u64,
+    /// Live inputs reject a record older than this many seconds (default 30
+    /// days); 0: no limit. Not applied to `selfheal backtest` input.
+    pub max_age_s: u64,
+    /// Scrub IP addresses (IPv4, IPv6) from samples, stacks, build logs and
+    /// dead letters, as personal data.
+    pub scrub_ips: bool,
+    /// HTTP: a connection must send a request's complete headers within this
+    /// many milliseconds of opening (or of its previous response), else it is
+    /// closed (slowloris).
+    pub header_timeout_ms: u64,
+    /// HTTP: a request's body must arrive completely within this many
+    /// milliseconds after its headers, else 408 and the connection closes.
+    pub body_timeout_ms: u64,
+    /// HTTP: most connections open at once; further clients wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// HTTP: `Idempotency-Key` results remembered (most recent first); a
+    /// resend with a remembered key is answered from memory, not written
+    /// again. 0 disables.
+    pub idempotency_keys: usize,
     /// Bearer-token auth of the HTTP intake, one entry per tenant. Empty: no
     /// auth. When set, a request without a known token gets 401, and one with
     /// a record of a service its tenant may not write gets 403.
@@ -268,6 +293,13 @@ impl Default for IngestConfig {
             flush_interval_ms: 1_000,
             max_buffered_records: 1_000_000,
             consume_raw: true,
+            max_future_skew_s: 300,
+            max_age_s: 30 * 86_400,
+            scrub_ips: true,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1_024,
+            idempotency_keys: 10_000,
             tenants: Vec::new(),
         }
     }

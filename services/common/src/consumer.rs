@@ -326,6 +326,14 @@ pub trait Core: Send + 'static {
     /// Feeds one event; returns the events to publish.
     fn on_event(&mut self, event: &AnyEvent) -> Vec<Self::Output>;
 
+    /// Checks an event read from `topic` before [`Core::on_event`]: an `Err`
+    /// (the reason) dead-letters it as rejected instead. Accepts everything
+    /// by default.
+    fn check(&self, topic: &str, event: &AnyEvent) -> Result<(), String> {
+        let _ = (topic, event);
+        Ok(())
+    }
+
     /// A one-line summary of an output for the log.
     fn describe(output: &Self::Output) -> String;
 }
@@ -354,11 +362,10 @@ impl<C: Core> Stage for CoreStage<C> {
         self.name
     }
 
-    fn handle(
-        &mut self,
-        event: AnyEvent,
-        _meta: &MessageMeta,
-    ) -> Result<Vec<Outgoing>, StageError> {
+    fn handle(&mut self, event: AnyEvent, meta: &MessageMeta) -> Result<Vec<Outgoing>, StageError> {
+        self.core
+            .check(&meta.topic, &event)
+            .map_err(StageError::Rejected)?;
         self.core
             .on_event(&event)
             .iter()

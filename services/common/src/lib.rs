@@ -23,6 +23,7 @@ pub mod http;
 pub mod ids;
 pub mod kafka;
 pub mod metrics;
+mod pii;
 pub mod scrub;
 pub mod service;
 pub mod telemetry;

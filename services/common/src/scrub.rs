@@ -8,15 +8,38 @@
 //! `password=`-style pairs (also `"password": "…"` and `password: …`),
 //! passwords in URLs, JWTs, API keys with well-known vendor prefixes (AWS, GitHub,
 //! GitLab, Slack, Stripe, Google, OpenAI/Anthropic, npm, SendGrid, Hugging Face,
-//! Shopify, DigitalOcean), Luhn-valid card numbers and emails. Text with nothing
-//! to redact is returned borrowed.
+//! Shopify, DigitalOcean), Azure storage `AccountKey=`/`SharedAccessKey=` and
+//! SAS `sig=`, Slack webhook paths, Luhn-valid card numbers, emails, and the
+//! personal data of `pii.rs`: IBANs, US SSNs, phone numbers and IP
+//! addresses (IPs can be switched off: [`set_ip_scrubbing`]). Text with
+//! nothing to redact is returned borrowed.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::pii;
+
+/// Whether [`scrub`] redacts IP addresses (`ingest.scrub_ips`).
+static SCRUB_IPS: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether [`scrub`] redacts IP addresses, for the whole process (one
+/// policy for everything that leaves it: `selfheal up` runs all services in
+/// one process). On by default; ingest sets it from `ingest.scrub_ips`.
+pub fn set_ip_scrubbing(on: bool) {
+    SCRUB_IPS.store(on, Ordering::Relaxed);
+}
 
 /// Replaces secrets and personal data in `text` with `[REDACTED:<class>]`.
 pub fn scrub(text: &str) -> Cow<'_, str> {
+    scrub_with(text, SCRUB_IPS.load(Ordering::Relaxed))
+}
+
+/// [`scrub`] with IP addresses redacted or not, whatever the process setting.
+pub fn scrub_with(text: &str, ips: bool) -> Cow<'_, str> {
     let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
-    detect(text, Triggers::of(text.as_bytes()), &mut found);
+    let mut t = Triggers::of(text.as_bytes());
+    t.ips = ips;
+    detect(text, t, &mut found);
     redact(text, found)
 }
 
@@ -37,6 +60,16 @@ struct Triggers {
     at: bool,
     /// Cards have 13 digits at least.
     digits: usize,
+    /// E.164 phone numbers.
+    plus: bool,
+    /// IPv4, SAS and webhook URLs.
+    dot: bool,
+    /// Slack webhook paths.
+    slash: bool,
+    /// Dashed SSNs and phone numbers.
+    dash_digits: bool,
+    /// Not a trigger: whether IP addresses are redacted at all.
+    ips: bool,
 }
 
 impl Triggers {
@@ -48,6 +81,11 @@ impl Triggers {
             capital_j: false,
             at: false,
             digits: 0,
+            plus: false,
+            dot: false,
+            slash: false,
+            dash_digits: false,
+            ips: true,
         };
         for &c in b {
             match c {
@@ -57,9 +95,13 @@ impl Triggers {
                 b'J' => t.capital_j = true,
                 b'@' => t.at = true,
                 b'0'..=b'9' => t.digits += 1,
+                b'+' => t.plus = true,
+                b'.' => t.dot = true,
+                b'/' => t.slash = true,
                 _ => {}
             }
         }
+        t.dash_digits = t.dash && t.digits >= 9;
         t
     }
 
@@ -73,6 +115,11 @@ impl Triggers {
             capital_j: true,
             at: true,
             digits: usize::MAX,
+            plus: true,
+            dot: true,
+            slash: true,
+            dash_digits: true,
+            ips: true,
         }
     }
 }
@@ -100,6 +147,24 @@ fn detect(text: &str, t: Triggers, found: &mut Vec<(usize, usize, &'static str)>
     }
     if t.digits >= 13 {
         cards(b, found);
+    }
+    if t.dot && t.slash {
+        pii::slack_webhooks(text, found);
+    }
+    if t.digits >= 12 {
+        pii::ibans(b, found);
+    }
+    if t.dash_digits {
+        pii::ssns(b, found);
+    }
+    if t.plus || t.digits >= 10 {
+        pii::phones(b, found);
+    }
+    if t.ips && t.dot && t.digits >= 4 {
+        pii::ipv4(b, found);
+    }
+    if t.ips && t.separator {
+        pii::ipv6(b, found);
     }
 }
 
@@ -172,7 +237,7 @@ fn private_keys(text: &str, found: &mut Vec<(usize, usize, &'static str)>) {
 }
 
 fn is_secret_key(key: &[u8]) -> bool {
-    const SUFFIXES: [&str; 16] = [
+    const SUFFIXES: [&str; 20] = [
         "password",
         "passwd",
         "pwd",
@@ -189,6 +254,12 @@ fn is_secret_key(key: &[u8]) -> bool {
         "sessionid",
         "auth",
         "passphrase",
+        // Azure storage and Service Bus connection strings, SAS and
+        // presigned URLs.
+        "accountkey",
+        "sharedaccesskey",
+        "sig",
+        "signature",
     ];
     let mut norm = [0u8; 64];
     let mut n = 0;
@@ -733,6 +804,21 @@ mod tests {
         ("charge 378282246310005 declined", "378282246310005", "card"),
         ("mail to bob.smith+x@mail.example.com bounced", "bob.smith+x@mail.example.com", "email"),
         ("key -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY----- loaded", "MIIEpAIBAAKCAQEA", "private_key"),
+        ("post to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX failed", "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack_webhook"),
+        ("storage DefaultEndpointsProtocol=https;AccountName=shop;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;EndpointSuffix=core.windows.net down", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq", "secret"),
+        ("bus Endpoint=sb://shop.servicebus.windows.net/;SharedAccessKeyName=app;SharedAccessKey=c2VjcmV0c2VjcmV0c2VjcmV0 refused", "c2VjcmV0c2VjcmV0c2VjcmV0", "secret"),
+        ("GET https://shop.blob.core.windows.net/c/x.png?sv=2022-11-02&sp=r&se=2026-12-31T00:00:00Z&sig=Zm9vYmFyYmF6cXV4%2Bc2VjcmV0 403", "Zm9vYmFyYmF6cXV4%2Bc2VjcmV0", "secret"),
+        ("refund to DE89 3704 0044 0532 0130 00 failed", "3704 0044 0532", "iban"),
+        ("refund to GB82WEST12345698765432 failed", "GB82WEST12345698765432", "iban"),
+        ("applicant ssn 123-45-6789 rejected", "123-45-6789", "ssn"),
+        ("sms to +1 415 555 2671 failed", "415 555 2671", "phone"),
+        ("sms to +447911123456 failed", "+447911123456", "phone"),
+        ("callback (415) 555-2671 busy", "555-2671", "phone"),
+        ("callback 415-555-2671 busy", "415-555-2671", "phone"),
+        ("connect to 10.1.2.3:5432 refused", "10.1.2.3", "ip"),
+        ("request from 203.0.113.77 blocked", "203.0.113.77", "ip"),
+        ("from 2001:db8::8a2e:370:7334 denied", "2001:db8::8a2e:370:7334", "ip"),
+        ("bind [::1]:8080 in use", "::1", "ip"),
     ];
 
     const ORDINARY: &[&str] = &[
@@ -748,6 +834,15 @@ mod tests {
         "npm ERR! 404 Not Found - GET https://registry.example/@scope/pkg",
         "skipping task-runner: sk-short",
         "2026-03-09T10:00:03.120Z worker 7 done in 350ms",
+        "version 1.2.3 released, build 20260309.1 passed",
+        "job started at 10:00:03 UTC, took 12.5 s",
+        "std::collections::HashMap::new failed in add::face",
+        "user agent Chrome/120.0.6099.109 rejected",
+        "MAC 00:1a:2b:3c:4d:5e link up",
+        "retry in 300 ms (attempt 2 of 5), order 2026-03-09 #4521",
+        "signature verified for config_sig",
+        "Invalid signature: expired",
+        "queue depth 1234567890 over limit",
     ];
 
     #[test]
@@ -791,13 +886,39 @@ mod tests {
                     " ", "-----BEGIN ", "PRIVATE KEY-----\n", "-----END ", "password", "=", ": ",
                     "\"", "Bearer ", "basic ", "://", "u", ":", "@", "host.example.com", "eyJ",
                     "abcd", ".", "AKIA", "ghp_", "sk-", "xoxb-", "0123456789", "4111", "-", "J",
-                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "é",
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "é", "+", "hooks.slack.com/services/",
+                    "T0", "/", "DE89", "123-45-", "6789", "::", "10.0.0.1", "(415) ", "555-", "sig",
                 ]),
                 0..24,
             )
         ) {
             let text = parts.concat();
             proptest::prop_assert_eq!(scrub(&text), scrub_all(&text));
+        }
+    }
+
+    #[test]
+    fn ip_scrubbing_can_be_switched_off() {
+        let text = "connect to 10.1.2.3:5432 from 2001:db8::1 refused";
+        assert_eq!(scrub_with(text, false), text);
+        let on = scrub_with(text, true);
+        assert!(
+            !on.contains("10.1.2.3") && !on.contains("2001:db8::1"),
+            "{on}"
+        );
+        // Other classes stay on.
+        assert!(scrub_with("password=hunter2", false).contains("[REDACTED:secret]"));
+    }
+
+    #[test]
+    fn near_misses_of_personal_data_stay() {
+        for text in [
+            "ssn 000-12-3456 is invalid",
+            "iban DE89370400440532013001 has a bad checksum",
+            "octets 256.1.2.3 are not an address",
+            "short +1234567",
+        ] {
+            assert_eq!(scrub(text), text);
         }
     }
 

@@ -44,6 +44,9 @@ use crate::fleet::{template_hash, FleetSummary, FleetView, Outbox};
 use crate::series::{Series, HOUR_MS, MINUTE_MS};
 use crate::stats;
 
+mod snapshot;
+pub use snapshot::SnapshotParts;
+
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// How long a flagged signature whose template also exists in other services
 /// is held, waiting for fleet evidence, before it is emitted as attributable.

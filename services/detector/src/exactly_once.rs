@@ -2,9 +2,10 @@
 //! design, by hand).
 //!
 //! Inputs are read in small batches. Each batch is one Kafka transaction
-//! holding: the regressions it produced, a snapshot of every service whose
-//! state changed (to the compacted `topics.detector_changelog`, keyed by
-//! service) and the consumer offsets after the batch. Either all of it is
+//! holding: the regressions it produced, the changed parts of every service
+//! whose state changed (to the compacted `topics.detector_changelog`: a head
+//! per service and a record per signature, each bounded, see
+//! [`crate::changelog`]) and the consumer offsets after the batch. Either all of it is
 //! committed or none: read-committed readers never see a regression whose
 //! input offsets were not committed, and the changelog always matches the
 //! committed offsets.
@@ -34,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus::Registry;
+use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -45,12 +46,12 @@ use selfheal_common::metrics::StageMetrics;
 use selfheal_common::service::ServiceHandle;
 use selfheal_common::{CancellationToken, Config, Error, Result};
 use selfheal_schemas::{AnyEvent, DeadLetter};
-use serde::{Deserialize, Serialize};
 
-use crate::core::{Detector, ServiceSnapshot};
+use crate::changelog::{Reader, RestoredHead, Writer};
+use crate::core::Detector;
 use crate::fleet::FleetSummary;
 use crate::fleet_topic::{self, FleetReader};
-use crate::NAME;
+use crate::{validate, NAME};
 
 /// Most records per transaction.
 const BATCH_MAX: usize = 1_000;
@@ -68,11 +69,56 @@ const RESTORE_DEADLINE: Duration = Duration::from_secs(90);
 /// Most fleet summaries applied between two batches.
 const FLEET_MAX: usize = 10_000;
 
-/// A changelog record: a service's snapshot and the input partition it lives on.
-#[derive(Serialize, Deserialize)]
-struct ChangelogRecord {
-    partition: i32,
-    snapshot: ServiceSnapshot,
+/// The exactly-once loop's metrics: the stage's, and the changelog's.
+struct Metrics {
+    stage: StageMetrics,
+    /// Changelog records or parts that could not be read at restore.
+    changelog_errors: IntCounter,
+    /// Fleet-topic records that could not be decoded.
+    fleet_errors: IntCounter,
+    /// Duration of the latest restore.
+    restore_seconds: Gauge,
+    /// Signatures restored by the latest restore.
+    restored_signatures: IntGauge,
+}
+
+impl Metrics {
+    fn new(registry: &Registry) -> Self {
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry.register(c).expect("metric registered once");
+        };
+        let changelog_errors = IntCounter::with_opts(Opts::new(
+            "selfheal_detector_changelog_errors_total",
+            "Changelog records or parts that could not be read at restore (each logged).",
+        ))
+        .expect("valid metric");
+        let fleet_errors = IntCounter::with_opts(Opts::new(
+            "selfheal_detector_fleet_errors_total",
+            "Fleet-topic records that could not be decoded (each logged).",
+        ))
+        .expect("valid metric");
+        let restore_seconds = Gauge::with_opts(Opts::new(
+            "selfheal_detector_restore_seconds",
+            "Duration of the latest changelog restore.",
+        ))
+        .expect("valid metric");
+        let restored_signatures = IntGauge::with_opts(Opts::new(
+            "selfheal_detector_restored_signatures",
+            "Signatures restored from the changelog by the latest restore.",
+        ))
+        .expect("valid metric");
+        reg(Box::new(changelog_errors.clone()));
+        reg(Box::new(fleet_errors.clone()));
+        reg(Box::new(restore_seconds.clone()));
+        reg(Box::new(restored_signatures.clone()));
+        Self {
+            stage: StageMetrics::new(registry, NAME),
+            changelog_errors,
+            fleet_errors,
+            restore_seconds,
+            restored_signatures,
+        }
+    }
 }
 
 fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> Error {
@@ -82,7 +128,7 @@ fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> 
 /// Starts the detector with exactly-once processing (HTTP health/metrics too).
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
-    let metrics = StageMetrics::new(&registry, NAME);
+    let metrics = Metrics::new(&registry);
     let ready = Readiness::default();
     let listener = http::bind(config.http.detector).await?;
     let http_addr = http::local_addr(&listener)?;
@@ -120,7 +166,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     Ok(ServiceHandle::new(NAME, http_addr, task))
 }
 
-fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -> Result<()> {
+fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Result<()> {
     let t = &config.topics;
     let inputs = [
         t.signatures.as_str(),
@@ -165,6 +211,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -
             // Nothing is held before any input: no regression can come out.
             let _ = detector.on_fleet(&s);
         })?;
+        metrics.fleet_errors.inc_by(reader.take_undecodable());
         tracing::info!(%instance, summaries = read, topic = reader.topic(), "read the fleet topic");
         Some(reader)
     } else {
@@ -174,7 +221,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -
         .subscribe(&inputs)
         .map_err(kafka_err("subscribe"))?;
     let mut owned: BTreeSet<i32> = BTreeSet::new();
-    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+    let mut changelog = Writer::default();
     let result = loop {
         if stop.is_cancelled() {
             break Ok(());
@@ -203,39 +250,37 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -
             .collect();
         if assigned != owned {
             for gone in owned.difference(&assigned) {
-                let services: Vec<String> = partition_of
-                    .iter()
-                    .filter(|(_, p)| *p == gone)
-                    .map(|(s, _)| s.clone())
-                    .collect();
-                for s in services {
+                for s in changelog.services_on(*gone) {
                     detector.forget(&s);
-                    partition_of.remove(&s);
+                    changelog.forget(&s);
                 }
             }
             let new: BTreeSet<i32> = assigned.difference(&owned).copied().collect();
             if !new.is_empty() {
-                let restored = restore(config, &new, &mut detector, &mut partition_of)?;
-                tracing::info!(partitions = ?new, services = restored, "restored detector state from the changelog");
+                restore(config, &new, &mut detector, &mut changelog, metrics)?;
             }
             owned = assigned;
         }
         let remote = fleet
             .as_mut()
-            .map(|f| f.poll_ready(FLEET_MAX))
+            .map(|f| {
+                let ready = f.poll_ready(FLEET_MAX);
+                metrics.fleet_errors.inc_by(f.take_undecodable());
+                ready
+            })
             .unwrap_or_default();
         if let Err(e) = process_batch(
             config,
             &producer,
             &consumer,
             &mut detector,
-            &mut partition_of,
+            &mut changelog,
             Batch {
                 inputs: &batch,
                 remote: &remote,
                 reporting: !owned.is_empty(),
             },
-            metrics,
+            &metrics.stage,
         ) {
             let _ = producer.abort_transaction(TXN_TIMEOUT);
             break Err(e);
@@ -274,7 +319,7 @@ fn process_batch(
     producer: &BaseProducer,
     consumer: &BaseConsumer,
     detector: &mut Detector,
-    partition_of: &mut BTreeMap<String, i32>,
+    changelog: &mut Writer,
     batch: Batch<'_>,
     metrics: &StageMetrics,
 ) -> Result<()> {
@@ -294,10 +339,17 @@ fn process_batch(
     for m in batch.inputs {
         metrics.consumed(m.topic());
         let payload = m.payload().unwrap_or_default();
-        match selfheal_schemas::decode_any(payload) {
+        let event = selfheal_schemas::decode_any(payload)
+            .map_err(|e| (format!("undecodable: {e}"), "poison"))
+            .and_then(|event| {
+                validate::check(t, m.topic(), &event)
+                    .map(|()| event)
+                    .map_err(|reason| (reason, "rejected"))
+            });
+        match event {
             Ok(event) => {
                 if let Some(service) = service_of(&event) {
-                    partition_of.insert(service.to_owned(), m.partition());
+                    changelog.set_partition(service, m.partition());
                 }
                 for r in detector.on_event(&event) {
                     tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
@@ -306,16 +358,18 @@ fn process_batch(
                     outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
                 }
             }
-            Err(e) => {
-                metrics.dead_lettered("poison");
+            Err((reason, kind)) => {
+                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                    %reason, "dead-lettering input");
+                metrics.dead_lettered(kind);
                 let letter = DeadLetter {
                     source_topic: m.topic().to_owned(),
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: payload.to_vec(),
-                    reason: format!("undecodable: {e}"),
-                    error_kind: "poison".to_owned(),
+                    reason,
+                    error_kind: kind.to_owned(),
                     stage: NAME.to_owned(),
                     failed_at_ms: m
                         .timestamp()
@@ -348,30 +402,21 @@ fn process_batch(
         )?;
         metrics.produced(&t.detector_fleet);
     }
+    let mut records = Vec::new();
     for service in touched {
-        let payload = match detector.snapshot(&service) {
-            Some(snapshot) => {
-                let partition = partition_of.get(&service).copied().unwrap_or(-1);
-                Some(
-                    serde_json::to_vec(&ChangelogRecord {
-                        partition,
-                        snapshot,
-                    })
-                    .map_err(|e| Error::Stage {
-                        stage: NAME,
-                        message: format!("snapshot of {service}: {e}"),
-                    })?,
-                )
-            }
-            // Evicted: a tombstone lets compaction drop it.
-            None => None,
-        };
-        send(
-            producer,
-            &t.detector_changelog,
-            service.as_bytes(),
-            payload.as_deref(),
-        )?;
+        // `None` (evicted): tombstones let compaction drop its records.
+        let parts = detector
+            .snapshot_parts(&service)
+            .transpose()
+            .map_err(|e| Error::Stage {
+                stage: NAME,
+                message: format!("snapshot of {service}: {e}"),
+            })?;
+        changelog.update(&service, parts.as_ref(), &mut records);
+    }
+    for r in &records {
+        send(producer, &t.detector_changelog, &r.key, r.value.as_deref())?;
+        metrics.produced(&t.detector_changelog);
     }
     let positions = consumer.position().map_err(kafka_err("position"))?;
     let group = consumer.group_metadata().ok_or_else(|| Error::Stage {
@@ -455,14 +500,71 @@ fn service_of(e: &AnyEvent) -> Option<&str> {
     }
 }
 
-/// Reads the whole changelog (compacted: about one record per service) and
-/// restores the services that live on `partitions`. Returns how many.
+/// Reads the whole changelog and restores the services that live on
+/// `partitions`, logging and counting every record that cannot be read.
 fn restore(
     config: &Config,
     partitions: &BTreeSet<i32>,
     detector: &mut Detector,
-    partition_of: &mut BTreeMap<String, i32>,
-) -> Result<usize> {
+    changelog: &mut Writer,
+    metrics: &Metrics,
+) -> Result<()> {
+    let started = Instant::now();
+    let reader = read_changelog(config)?;
+    let bytes = reader.bytes();
+    let found = reader.finish();
+    let topic = config.topics.detector_changelog.as_str();
+    for e in &found.errors {
+        metrics.changelog_errors.inc();
+        tracing::error!(topic, error = %e, "changelog record not restored");
+    }
+    if found.orphans > 0 {
+        tracing::warn!(
+            topic,
+            parts = found.orphans,
+            "signature parts without their service's head ignored"
+        );
+    }
+    let (mut services, mut signatures) = (0usize, 0usize);
+    for (service, r) in found.services {
+        if !partitions.contains(&r.partition) {
+            continue;
+        }
+        let restored = match &r.head {
+            RestoredHead::Legacy(snapshot) => {
+                detector.restore((**snapshot).clone());
+                Ok(snapshot.signatures())
+            }
+            RestoredHead::Parts(head) => detector.restore_parts(
+                &service,
+                head,
+                r.signatures
+                    .iter()
+                    .map(|(sig, b, _)| (sig.as_str(), b.as_slice())),
+            ),
+        };
+        match restored {
+            Ok(n) => {
+                changelog.note_restored(&service, &r);
+                services += 1;
+                signatures += n;
+            }
+            Err(e) => {
+                metrics.changelog_errors.inc();
+                tracing::error!(topic, %service, error = %e, "service state in the changelog does not decode; starting it empty");
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    metrics.restore_seconds.set(elapsed.as_secs_f64());
+    metrics.restored_signatures.set(signatures as i64);
+    tracing::info!(partitions = ?partitions, services, signatures, changelog_bytes = bytes,
+        elapsed_ms = elapsed.as_millis() as u64, "restored detector state from the changelog");
+    Ok(())
+}
+
+/// Reads the whole changelog topic (read-committed) up to its end.
+fn read_changelog(config: &Config) -> Result<Reader> {
     let topic = config.topics.detector_changelog.as_str();
     let mut cc = client_config(&config.kafka)?;
     cc.set(
@@ -489,54 +591,40 @@ fn restore(
             }
         }
     }
-    let mut latest: BTreeMap<String, Option<ChangelogRecord>> = BTreeMap::new();
-    if !ends.is_empty() {
-        reader.assign(&tpl).map_err(kafka_err("assign changelog"))?;
-        let deadline = Instant::now() + RESTORE_DEADLINE;
-        while !ends.is_empty() {
-            if Instant::now() > deadline {
-                return Err(Error::Stage {
-                    stage: NAME,
-                    message: format!("reading {topic} did not finish within {RESTORE_DEADLINE:?}"),
-                });
-            }
-            let Some(m) = reader.poll(Duration::from_millis(500)) else {
-                // Transaction markers occupy offsets; past the last record we
-                // may see none: check positions.
-                let pos = reader.position().map_err(kafka_err("position"))?;
-                for e in pos.elements() {
-                    if let Offset::Offset(o) = e.offset() {
-                        if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
-                            ends.remove(&e.partition());
-                        }
+    let mut latest = Reader::default();
+    if ends.is_empty() {
+        return Ok(latest);
+    }
+    reader.assign(&tpl).map_err(kafka_err("assign changelog"))?;
+    let deadline = Instant::now() + RESTORE_DEADLINE;
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            return Err(Error::Stage {
+                stage: NAME,
+                message: format!("reading {topic} did not finish within {RESTORE_DEADLINE:?}"),
+            });
+        }
+        let Some(m) = reader.poll(Duration::from_millis(500)) else {
+            // Transaction markers occupy offsets; past the last record we
+            // may see none: check positions.
+            let pos = reader.position().map_err(kafka_err("position"))?;
+            for e in pos.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
+                        ends.remove(&e.partition());
                     }
                 }
-                continue;
-            };
-            let m = m.map_err(kafka_err("read changelog"))?;
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-            let record = m
-                .payload()
-                .and_then(|p| serde_json::from_slice::<ChangelogRecord>(p).ok());
-            latest.insert(key, record);
-            if ends
-                .get(&m.partition())
-                .is_some_and(|end| m.offset() + 1 >= *end)
-            {
-                ends.remove(&m.partition());
             }
+            continue;
+        };
+        let m = m.map_err(kafka_err("read changelog"))?;
+        latest.apply(m.key().unwrap_or_default(), m.payload());
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
         }
     }
-    let mut restored = 0;
-    for (service, record) in latest {
-        match record {
-            Some(r) if partitions.contains(&r.partition) => {
-                detector.restore(r.snapshot);
-                partition_of.insert(service, r.partition);
-                restored += 1;
-            }
-            _ => {}
-        }
-    }
-    Ok(restored)
+    Ok(latest)
 }

@@ -47,6 +47,8 @@ pub fn encode(summary: &FleetSummary) -> Result<Vec<u8>> {
 pub struct FleetReader {
     consumer: BaseConsumer,
     topic: String,
+    /// Records that did not decode since the last [`FleetReader::take_undecodable`].
+    undecodable: u64,
 }
 
 impl FleetReader {
@@ -88,7 +90,11 @@ impl FleetReader {
             }
         }
         consumer.assign(&tpl).map_err(err("assign fleet topic"))?;
-        Ok(Self { consumer, topic })
+        Ok(Self {
+            consumer,
+            topic,
+            undecodable: 0,
+        })
     }
 
     /// The topic read.
@@ -137,7 +143,7 @@ impl FleetReader {
             }
             match self.consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
-                    if let Some(s) = decode(&m) {
+                    if let Some(s) = decode(&m, &mut self.undecodable) {
                         apply(s);
                         read += 1;
                     }
@@ -170,24 +176,43 @@ impl FleetReader {
         let mut out = Vec::new();
         while out.len() < max {
             match self.consumer.poll(Duration::ZERO) {
-                Some(Ok(m)) => out.extend(decode(&m)),
+                Some(Ok(m)) => out.extend(decode(&m, &mut self.undecodable)),
                 Some(Err(e)) => tracing::warn!(error = %e, "fleet topic read error"),
                 None => break,
             }
         }
         out
     }
+
+    /// How many records did not decode since the last call (for a metric).
+    pub fn take_undecodable(&mut self) -> u64 {
+        std::mem::take(&mut self.undecodable)
+    }
 }
 
-/// Decodes one record; an undecodable one (another version's, or garbage)
-/// is skipped with a warning: it is nobody's input but the guard's.
-fn decode(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<FleetSummary> {
-    let payload = m.payload()?;
+/// Decodes one record. An undecodable one (another version's, or garbage)
+/// cannot be applied: it is logged as an error and counted, so the loss of
+/// fleet evidence is visible, and the reader goes on.
+fn decode(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    undecodable: &mut u64,
+) -> Option<FleetSummary> {
+    let Some(payload) = m.payload() else {
+        *undecodable += 1;
+        tracing::error!(
+            topic = m.topic(),
+            partition = m.partition(),
+            offset = m.offset(),
+            "fleet summary without a payload not applied"
+        );
+        return None;
+    };
     match serde_json::from_slice::<FleetSummary>(payload) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
-                "undecodable fleet summary skipped");
+            *undecodable += 1;
+            tracing::error!(topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                bytes = payload.len(), error = %e, "undecodable fleet summary not applied");
             None
         }
     }

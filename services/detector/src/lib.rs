@@ -6,20 +6,28 @@
 //!   and the bounded view of the other instances' services.
 //! - [`series`] (pure): compact minute/hour event-time count series.
 //! - [`stats`] (pure): p-values, e-values, e-BH, dispersion.
-//! - the [`Core`] impl (adapter): the shared at-least-once consumer loop runs the
-//!   core over signatures, traffic, deploys and builds, publishing regressions.
+//! - [`validate`] (pure): input events of the wrong type for their topic or
+//!   with absurd values are rejected (dead-lettered) before the core.
+//! - [`Checked`], the [`Core`] impl (adapter): the shared at-least-once
+//!   consumer loop runs the checked core over signatures, traffic, deploys and
+//!   builds, publishing regressions.
 //! - [`exactly_once`] (adapter): the transactional loop for real brokers, with
 //!   the state changelog and the fleet topic ([`fleet_topic`]).
+//! - [`changelog`] (pure): the changelog's bounded records (a head per
+//!   service, a part per signature, chunked) and their reassembly.
 
+pub mod changelog;
 pub mod core;
 pub mod exactly_once;
 pub mod fleet;
 pub mod fleet_topic;
 pub mod series;
 pub mod stats;
+pub mod validate;
 
 use std::sync::Arc;
 
+use selfheal_common::config::TopicsConfig;
 use selfheal_common::consumer::{Core, CoreStage};
 use selfheal_common::service::{spawn_stage, ServiceHandle};
 use selfheal_common::{CancellationToken, Config, Result};
@@ -49,7 +57,10 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     ];
     let stage = CoreStage::new(
         NAME,
-        core::Detector::new(config.detector.clone()),
+        Checked {
+            detector: core::Detector::new(config.detector.clone()),
+            topics: config.topics.clone(),
+        },
         config.topics.regressions.clone(),
     );
     let addr = config.http.detector;
@@ -61,11 +72,25 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<()>
     spawn(config, shutdown).await?.wait().await
 }
 
-impl Core for core::Detector {
+/// The detector core behind its input checks ([`validate`]): what they
+/// reject is dead-lettered and never reaches the state.
+#[derive(Debug)]
+pub struct Checked {
+    /// The core.
+    pub detector: core::Detector,
+    /// The topic names (which event type each input carries).
+    pub topics: TopicsConfig,
+}
+
+impl Core for Checked {
     type Output = Regression;
 
     fn on_event(&mut self, event: &AnyEvent) -> Vec<Regression> {
-        core::Detector::on_event(self, event)
+        self.detector.on_event(event)
+    }
+
+    fn check(&self, topic: &str, event: &AnyEvent) -> Result<(), String> {
+        validate::check(&self.topics, topic, event)
     }
 
     fn describe(o: &Regression) -> String {

@@ -46,6 +46,7 @@ pub fn normalizer_config(c: &IngestConfig) -> NormalizerConfig {
 /// Runs `selfheal normalize` on the process's stdin and stdout.
 pub fn main_normalize(args: NormalizeArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
+    selfheal_common::scrub::set_ip_scrubbing(config.ingest.scrub_ips);
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

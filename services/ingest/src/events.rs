@@ -309,7 +309,8 @@ impl EventBuilder {
             // Templates come from raw text too: the normalizer already
             // scrubbed the template.
             template: template.to_owned(),
-            exception_type: p.prepared.exception_type,
+            // Shippers may send it as a field of its own: untrusted text too.
+            exception_type: p.prepared.exception_type.map(scrub_owned),
             level: log.level.into_owned(),
             count: 1,
             first_seen_ms: log.ts_ms,
@@ -321,7 +322,7 @@ impl EventBuilder {
                 .as_deref()
                 .map(|s| s.parsed.frames.clone())
                 .unwrap_or_default(),
-            trace_id: log.trace_id.map(|t| t.into_owned()),
+            trace_id: log.trace_id.map(|t| scrub_owned(t.into_owned())),
         });
     }
 
@@ -402,6 +403,14 @@ fn scrub_lines(text: &str) -> String {
     scrub(text).into_owned()
 }
 
+/// `text` scrubbed, without a copy when there is nothing to redact.
+fn scrub_owned(text: String) -> String {
+    match scrub(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(s) => s,
+    }
+}
+
 fn truncate(s: &str, max_chars: usize) -> String {
     match s.char_indices().nth(max_chars) {
         Some((idx, _)) => s[..idx].to_owned(),
@@ -465,7 +474,7 @@ mod tests {
                         revision: log.revision,
                         signature: format!("{:016x}", n.signature),
                         template: n.template,
-                        exception_type: n.exception_type,
+                        exception_type: n.exception_type.map(scrub_owned),
                         level: log.level,
                         count: 1,
                         first_seen_ms: log.ts_ms,
@@ -475,7 +484,7 @@ mod tests {
                             .stack
                             .map(|s| truncate(&scrub_lines(&s), MAX_STACK_CHARS)),
                         frames: n.frames,
-                        trace_id: log.trace_id,
+                        trace_id: log.trace_id.map(scrub_owned),
                     });
                 }
                 other => {

@@ -6,20 +6,26 @@
 //! request waits for the flush that carries its records (at most
 //! `ingest.flush_interval_ms` plus the acknowledgement).
 //!
+//! Order: authentication (before any of the body is read), content type, the
+//! body (bounded, with a deadline: [`crate::request_body`]), the
+//! `Idempotency-Key` ([`crate::idempotency`]), then the records.
+//!
 //! Status codes: 200 all lines accepted; 400 some lines rejected (the body lists
 //! each with line, field and reason; the valid lines *were* written, so a client
-//! must not resend the whole body); 401 missing or unknown bearer token (when
-//! tenants are configured); 403 a record of a service the tenant may not write
-//! (nothing written); 413 body too large; 415 unknown `Content-Encoding` or an
-//! OTLP protobuf body; 503 + `Retry-After` when Kafka did not acknowledge or the
+//! must not resend the whole body), or an empty body; 401 missing or unknown
+//! bearer token (when tenants are configured); 403 a record of a service the
+//! tenant may not write (nothing written); 408 the body was too slow; 413 body
+//! too large; 415 unsupported `Content-Type` or `Content-Encoding`, or an OTLP
+//! protobuf body; 422 an idempotency key reused with another body; 503 +
+//! `Retry-After` when Kafka did not acknowledge or the
 //! buffer is full (nothing is acknowledged that is not written; resending may
 //! duplicate, never lose). OTLP follows its spec for partial success: 200 with
 //! `partialSuccess` (and the same `rejected` list).
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,14 +34,23 @@ use axum::{Json, Router};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 
-use crate::auth::Tenants;
+use selfheal_common::config::IngestConfig;
+
+use crate::auth::{Tenant, Tenants};
 use crate::batch::{Batcher, FlushError};
+use crate::event_time::EventTimeLimits;
 use crate::events::to_events;
+use crate::idempotency::{self, Claim, Idempotency};
 use crate::normalize::Normalizer;
 use crate::record::{parse_body, DefaultType, LineError, Parsed, Record};
+use crate::request_body::{self, BodyError};
 
 /// Seconds a client is asked to wait before resending after a 503.
 const RETRY_AFTER_S: &str = "5";
+/// The request header naming a request for safe resends.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header of an answer replayed for a resend.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Shared state of the intake handlers.
 #[derive(Clone)]
@@ -44,6 +59,9 @@ pub struct Intake {
     tenants: Arc<Tenants>,
     normalizer: Arc<Mutex<Normalizer>>,
     max_body_bytes: usize,
+    body_timeout: Duration,
+    limits: EventTimeLimits,
+    idempotency: Idempotency,
     metrics: IntakeMetrics,
 }
 
@@ -54,14 +72,17 @@ impl Intake {
         batcher: Batcher,
         tenants: Tenants,
         normalizer: Arc<Mutex<Normalizer>>,
-        max_body_bytes: usize,
+        config: &IngestConfig,
         registry: &Registry,
     ) -> Self {
         Self {
             batcher,
             tenants: Arc::new(tenants),
             normalizer,
-            max_body_bytes,
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            limits: EventTimeLimits::from_config(config),
+            idempotency: Idempotency::new(config.idempotency_keys),
             metrics: IntakeMetrics::new(registry),
         }
     }
@@ -85,6 +106,7 @@ struct IntakeMetrics {
     records: IntCounterVec,
     rejected: IntCounterVec,
     responses: IntCounterVec,
+    replays: IntCounterVec,
 }
 
 impl IntakeMetrics {
@@ -111,6 +133,11 @@ impl IntakeMetrics {
                 "selfheal_ingest_http_responses_total",
                 "Intake responses, by status code.",
                 "status",
+            ),
+            replays: counter(
+                "selfheal_ingest_idempotent_replays_total",
+                "Resends answered from a remembered Idempotency-Key, by endpoint.",
+                "endpoint",
             ),
         }
     }
@@ -147,51 +174,35 @@ enum Format {
     Otlp,
 }
 
-async fn logs(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, Format::Ndjson(DefaultType::Log), "logs", &headers, body).await
+// The handlers take the body unread: it is read only once the request is
+// authenticated (see `respond`).
+async fn logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    handle(s, Format::Ndjson(DefaultType::Log), "logs", headers, body).await
 }
-async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(s, Format::Otlp, "otlp_logs", &headers, body).await
+async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    handle(s, Format::Otlp, "otlp_logs", headers, body).await
 }
-async fn traffic(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(
-        s,
-        Format::Ndjson(DefaultType::Traffic),
-        "traffic",
-        &headers,
-        body,
-    )
-    .await
+async fn traffic(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    let format = Format::Ndjson(DefaultType::Traffic);
+    handle(s, format, "traffic", headers, body).await
 }
-async fn deploys(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(
-        s,
-        Format::Ndjson(DefaultType::Deploy),
-        "deploys",
-        &headers,
-        body,
-    )
-    .await
+async fn deploys(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    let format = Format::Ndjson(DefaultType::Deploy);
+    handle(s, format, "deploys", headers, body).await
 }
-async fn builds(State(s): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(
-        s,
-        Format::Ndjson(DefaultType::Build),
-        "builds",
-        &headers,
-        body,
-    )
-    .await
+async fn builds(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    let format = Format::Ndjson(DefaultType::Build);
+    handle(s, format, "builds", headers, body).await
 }
 
 async fn handle(
     s: Intake,
     format: Format,
     endpoint: &'static str,
-    headers: &HeaderMap,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let response = handle_inner(&s, format, endpoint, headers, body).await;
+    let response = respond(&s, format, endpoint, headers, body).await;
     s.metrics
         .responses
         .with_label_values(&[response.status().as_str()])
@@ -208,18 +219,53 @@ fn service_of(r: &Record) -> &str {
     }
 }
 
-async fn handle_inner(
+/// Authentication, content type and the body, in that order (nothing of an
+/// unauthenticated request's body is read), then the records.
+async fn respond(
     s: &Intake,
     format: Format,
     endpoint: &'static str,
-    headers: &HeaderMap,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    let tenant = match authenticate(s, &headers) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    if let Err(e) = request_body::check_content_type(&headers, format == Format::Otlp) {
+        return body_error(e);
+    }
+    let raw = match request_body::read(&headers, body, s.max_body_bytes, s.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    match idempotency_key(&headers) {
+        Ok(Some(key)) if s.idempotency.enabled() => {
+            idempotent(s, format, endpoint, headers, raw, tenant, key).await
+        }
+        Ok(_) => process(s, format, endpoint, &headers, raw, tenant.as_ref()).await,
+        Err(resp) => *resp,
+    }
+}
+
+fn body_error(e: BodyError) -> Response {
+    let mut resp = reply(e.status, IntakeResponse::error(e.message));
+    if e.status == StatusCode::REQUEST_TIMEOUT {
+        // A client this slow does not get to keep the connection.
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
+fn authenticate(s: &Intake, headers: &HeaderMap) -> Result<Option<Tenant>, Box<Response>> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let tenant = match s.tenants.authenticate(authorization) {
-        Ok(t) => t,
+    match s.tenants.authenticate(authorization) {
+        Ok(t) => Ok(t.cloned()),
         Err(e) => {
             let mut resp = reply(
                 StatusCode::UNAUTHORIZED,
@@ -229,33 +275,121 @@ async fn handle_inner(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
-            return resp;
+            Err(Box::new(resp))
         }
+    }
+}
+
+/// The `Idempotency-Key` header, if any: 1..=255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
     };
-    let body = match decode_body(headers, &body, s.max_body_bytes) {
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err(Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            IntakeResponse::error(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned(),
+            ),
+        ))),
+    }
+}
+
+/// A request with an `Idempotency-Key` (semantics in [`crate::idempotency`]).
+async fn idempotent(
+    s: &Intake,
+    format: Format,
+    endpoint: &'static str,
+    headers: HeaderMap,
+    raw: Bytes,
+    tenant: Option<Tenant>,
+    key: String,
+) -> Response {
+    let scope = tenant.as_ref().map_or("", |t| t.name.as_str());
+    let scoped = format!("{scope}\u{0}{endpoint}\u{0}{key}");
+    let digest = idempotency::digest(&raw);
+    loop {
+        match s.idempotency.claim(&scoped, digest) {
+            Claim::Replay(stored) => {
+                s.metrics.replays.with_label_values(&[endpoint]).inc();
+                let mut resp = (
+                    stored.status,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    stored.body,
+                )
+                    .into_response();
+                resp.headers_mut().insert(
+                    IDEMPOTENT_REPLAYED,
+                    header::HeaderValue::from_static("true"),
+                );
+                return resp;
+            }
+            Claim::Conflict => {
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    IntakeResponse::error(
+                        "Idempotency-Key already used for a different body".to_owned(),
+                    ),
+                )
+            }
+            // Wakes when the first request is answered or gives up.
+            Claim::Wait(mut rx) => {
+                let _ = rx.changed().await;
+            }
+            Claim::New(guard) => {
+                // Processed to the end even if this client goes away (a
+                // timeout): its records are written anyway, and the resend
+                // must find the result.
+                let s = s.clone();
+                let task = tokio::spawn(async move {
+                    let resp = process(&s, format, endpoint, &headers, raw, tenant.as_ref()).await;
+                    let (parts, body) = resp.into_parts();
+                    let bytes = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .unwrap_or_default();
+                    guard.complete(parts.status, bytes.clone());
+                    Response::from_parts(parts, Body::from(bytes))
+                });
+                return task.await.unwrap_or_else(|e| {
+                    reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        IntakeResponse::error(format!("intake task failed: {e}")),
+                    )
+                });
+            }
+        }
+    }
+}
+
+/// Decodes, parses, checks and writes the records of one request.
+async fn process(
+    s: &Intake,
+    format: Format,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    raw: Bytes,
+    tenant: Option<&Tenant>,
+) -> Response {
+    let body = match request_body::decode(headers, &raw, s.max_body_bytes) {
         Ok(b) => b,
-        Err(resp) => return *resp,
+        Err(e) => return body_error(e),
     };
     let (records, rejected) = match format {
         Format::Ndjson(default) => match parse_ndjson(&body, default) {
-            Ok(parsed) => parsed,
+            Ok(mut parsed) => {
+                s.limits
+                    .apply(&mut parsed, selfheal_common::wall_clock_ms(), "ts");
+                parsed
+            }
             Err(resp) => return *resp,
         },
         Format::Otlp => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if content_type.contains("protobuf") {
-                return reply(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    IntakeResponse::error(
-                        "OTLP protobuf is not supported; send OTLP/HTTP JSON (Content-Type: application/json)"
-                            .to_owned(),
-                    ),
-                );
-            }
-            match crate::otlp::parse_logs(&body) {
+            let now = selfheal_common::wall_clock_ms();
+            let check = |ts| s.limits.check(ts, now);
+            match crate::otlp::parse_logs_checked(&body, &check) {
                 Ok(parsed) => parsed,
                 Err(e) => return reply(StatusCode::BAD_REQUEST, IntakeResponse::error(e)),
             }
@@ -389,40 +523,6 @@ fn parse_ndjson(body: &Bytes, default: DefaultType) -> Result<Parsed, Box<Respon
                 },
             )))
         }
-    }
-}
-
-/// Undoes `Content-Encoding: gzip`, bounding the inflated size.
-fn decode_body(headers: &HeaderMap, body: &Bytes, max: usize) -> Result<Bytes, Box<Response>> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(body.clone()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::new();
-            let mut reader = flate2::read::MultiGzDecoder::new(&body[..]).take(max as u64 + 1);
-            if let Err(e) = reader.read_to_end(&mut out) {
-                return Err(Box::new(reply(
-                    StatusCode::BAD_REQUEST,
-                    IntakeResponse::error(format!("invalid gzip body: {e}")),
-                )));
-            }
-            if out.len() > max {
-                return Err(Box::new(reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    IntakeResponse::error(format!("inflated body exceeds {max} bytes")),
-                )));
-            }
-            Ok(Bytes::from(out))
-        }
-        Some(other) => Err(Box::new(reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IntakeResponse::error(format!(
-                "unsupported Content-Encoding `{other}` (use gzip or none)"
-            )),
-        ))),
     }
 }
 

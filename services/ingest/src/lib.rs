@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
+//! - [`event_time`] (pure): the live inputs' event-time limits (wall clock).
+//! - [`shown`] (pure): how a rejected value appears in an error (never verbatim).
 //! - [`otlp`] (pure): OTLP/HTTP JSON logs → the same records.
 //! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
@@ -10,19 +12,28 @@
 //!   and their pre-aggregation across batches.
 //! - [`batch`] (adapter): the shared flush loop: pre-aggregation, bounded buffer,
 //!   durable acknowledgement of every submitter.
-//! - [`intake`] (adapter): the axum HTTP intake; [`auth`]: its tenants.
+//! - [`intake`] (adapter): the axum HTTP intake; [`auth`]: its tenants;
+//!   [`request_body`]: content type, size, deadline and encoding of a body;
+//!   [`idempotency`] (pure): `Idempotency-Key` results.
+//! - [`server`] (adapter): the intake's HTTP/1 server: header timeout (also
+//!   the keep-alive idle bound), connection cap, graceful shutdown.
 //! - [`raw`] (adapter): the raw Kafka topic of JSON lines, at least once.
 //! - [`spawn`] / [`run`]: wiring of config, Kafka, HTTP and shutdown.
 
 pub mod auth;
 pub mod batch;
 pub mod cli;
+pub mod event_time;
 pub mod events;
+pub mod idempotency;
 pub mod intake;
 pub mod normalize;
 pub mod otlp;
 pub mod raw;
 pub mod record;
+pub mod request_body;
+pub mod server;
+pub mod shown;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +61,7 @@ pub const NAME: &str = "ingest";
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
     let ready = Readiness::default();
+    selfheal_common::scrub::set_ip_scrubbing(config.ingest.scrub_ips);
     let tenants = auth::Tenants::from_config(&config.ingest.tenants, |k| std::env::var(k).ok())
         .map_err(|e| Error::Config {
             source_name: "ingest.tenants".to_owned(),
@@ -84,13 +96,17 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         batcher.clone(),
         tenants,
         normalizer,
-        config.ingest.max_body_bytes,
+        &config.ingest,
         &registry,
     );
     let router = http::ops_router(registry, ready.clone()).merge(intake.router());
     let listener = http::bind(config.http.ingest).await?;
     let addr = http::local_addr(&listener)?;
-    let server = http::serve(listener, router, stop.clone());
+    let limits = server::Limits {
+        header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
+        max_connections: config.ingest.max_connections,
+    };
+    let server = server::serve(listener, router, limits, stop.clone());
     ready.set(true);
     tracing::info!(service = NAME, http_addr = %addr, "started");
     let task = tokio::spawn(async move {

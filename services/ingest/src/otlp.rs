@@ -19,6 +19,16 @@ use crate::record::{LineError, LogRecord, Parsed, Record};
 /// JSON `ExportLogsServiceRequest`; otherwise every log record yields a record
 /// or an error.
 pub fn parse_logs(body: &[u8]) -> Result<Parsed, String> {
+    parse_logs_checked(body, &|_| Ok(()))
+}
+
+/// [`parse_logs`], and a record whose event time `check_ts` refuses (the
+/// intake's wall-clock limits) is rejected with that reason under the path
+/// of the field the time came from.
+pub fn parse_logs_checked(
+    body: &[u8],
+    check_ts: &dyn Fn(i64) -> Result<(), String>,
+) -> Result<Parsed, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid OTLP JSON body: {e}"))?;
     let Value::Object(root) = value else {
@@ -48,7 +58,7 @@ pub fn parse_logs(body: &[u8]) -> Result<Parsed, String> {
             for (li, lr) in array(sl, &["logRecords", "log_records"]).iter().enumerate() {
                 ordinal += 1;
                 let path = format!("{spath}.logRecords[{li}]");
-                match log_record(lr, &resource_attrs, &path, ordinal) {
+                match log_record(lr, &resource_attrs, &path, ordinal, check_ts) {
                     Ok(r) => records.push((ordinal, Record::Log(r))),
                     Err(e) => errors.push(e),
                 }
@@ -111,6 +121,7 @@ fn log_record(
     resource: &[(String, String)],
     path: &str,
     ordinal: usize,
+    check_ts: &dyn Fn(i64) -> Result<(), String>,
 ) -> Result<LogRecord, LineError> {
     let err = |field: &str, reason: String| LineError {
         line: ordinal,
@@ -141,11 +152,11 @@ fn log_record(
             "required attribute is missing (the revision: commit or image tag)".to_owned(),
         )
     })?;
-    let ts_ms = match nanos(obj, "timeUnixNano").map_err(|r| err("timeUnixNano", r))? {
-        Some(ns) if ns > 0 => ns / 1_000_000,
+    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| err("timeUnixNano", r))? {
+        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
         _ => {
             match nanos(obj, "observedTimeUnixNano").map_err(|r| err("observedTimeUnixNano", r))? {
-                Some(ns) if ns > 0 => ns / 1_000_000,
+                Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
                 _ => {
                     return Err(err(
                         "timeUnixNano",
@@ -155,6 +166,9 @@ fn log_record(
             }
         }
     };
+    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
+    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
+    check_ts(ts_ms).map_err(|r| err(ts_field, r))?;
     let body = obj.get("body").and_then(any_value);
     let message = attr("exception.message")
         .map(str::to_owned)
@@ -176,7 +190,7 @@ fn log_record(
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
     Ok(LogRecord {
-        ts_ms: i64::try_from(ts_ms).unwrap_or(i64::MAX),
+        ts_ms,
         service: service.to_owned(),
         revision: revision.to_owned(),
         level,
@@ -193,14 +207,18 @@ fn nanos(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("expected nanoseconds since the epoch, got `{s}`")),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("expected nanoseconds since the epoch, got {n}")),
+        Some(Value::String(s)) => s.parse::<u64>().map(Some).map_err(|_| {
+            format!(
+                "expected nanoseconds since the epoch, got {}",
+                crate::shown::value(s)
+            )
+        }),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            format!(
+                "expected nanoseconds since the epoch, got {}",
+                crate::shown::value(&n.to_string())
+            )
+        }),
         Some(_) => Err("expected a decimal string of nanoseconds".to_owned()),
     }
 }
@@ -285,6 +303,16 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_refused_event_time_is_rejected_under_its_field_path() {
+        let (records, errors) =
+            parse_logs_checked(BODY.as_bytes(), &|_| Err("too far ahead".to_owned())).unwrap();
+        assert!(records.is_empty());
+        assert!(errors.iter().any(|e| e.field
+            == "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"
+            && e.reason == "too far ahead"));
     }
 
     #[test]

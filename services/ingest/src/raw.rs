@@ -25,14 +25,16 @@ use selfheal_common::consumer::{
 };
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::metrics::StageMetrics;
+use selfheal_common::scrub::scrub;
 use selfheal_common::{wall_clock_ms, CancellationToken, Config, Error, Result};
 use selfheal_schemas::DeadLetter;
 use tokio::time::Instant;
 
 use crate::batch::Batcher;
+use crate::event_time::{ts_of, EventTimeLimits};
 use crate::events::to_events;
 use crate::normalize::Normalizer;
-use crate::record::{parse_line, DefaultType, Record};
+use crate::record::{parse_line, DefaultType, LineError, Record};
 
 /// Most messages in one batch.
 pub const BATCH_MESSAGES: usize = 5_000;
@@ -72,6 +74,7 @@ pub async fn run(
         })?;
     tracing::info!(service = crate::NAME, topic = %config.topics.logs_raw, group = %spec.group_id, "consuming raw lines");
     let linger = Duration::from_millis(config.ingest.flush_interval_ms.max(1));
+    let limits = EventTimeLimits::from_config(&config.ingest);
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut batch = Batch::default();
     let mut deadline = Instant::now() + linger;
@@ -111,7 +114,7 @@ pub async fn run(
                 if batch.metas.is_empty() {
                     deadline = Instant::now() + linger;
                 }
-                if let Err(e) = add(&mut batch, &msg, &spec.dlq_topic, &metrics) {
+                if let Err(e) = add(&mut batch, &msg, &spec.dlq_topic, &limits, &metrics) {
                     outcome = Err(e);
                     break;
                 }
@@ -172,9 +175,11 @@ fn add(
     batch: &mut Batch,
     msg: &BorrowedMessage<'_>,
     dlq_topic: &str,
+    limits: &EventTimeLimits,
     metrics: &StageMetrics,
 ) -> Result<()> {
     let meta = meta_of(msg);
+    let now = wall_clock_ms();
     metrics.consumed(&meta.topic);
     let payload = msg.payload().unwrap_or_default();
     let failed_at_ms = msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms);
@@ -187,7 +192,11 @@ fn add(
             partition: meta.partition,
             offset: meta.offset,
             key: msg.key().map(<[u8]>::to_vec),
-            payload: line.to_vec(),
+            // Dead letters are read by operators: scrubbed like every sample
+            // (an invalid UTF-8 payload is kept as its lossy text, scrubbed).
+            payload: scrub(&String::from_utf8_lossy(line))
+                .into_owned()
+                .into_bytes(),
             reason,
             error_kind: kind.to_owned(),
             stage: crate::NAME.to_owned(),
@@ -216,7 +225,17 @@ fn add(
                 if line.trim().is_empty() {
                     continue;
                 }
-                match parse_line(line, i + 1, DefaultType::Log) {
+                let parsed = parse_line(line, i + 1, DefaultType::Log).and_then(|r| {
+                    limits
+                        .check(ts_of(&r), now)
+                        .map(|()| r)
+                        .map_err(|reason| LineError {
+                            line: i + 1,
+                            field: "ts".to_owned(),
+                            reason,
+                        })
+                });
+                match parsed {
                     Ok(r) => batch.records.push(r),
                     Err(e) => dead(line.as_bytes(), e.to_string(), "rejected")?,
                 }

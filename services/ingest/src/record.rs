@@ -13,6 +13,14 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Largest `requests` a traffic record may carry (10¹²: no interval serves more).
+pub const MAX_COUNT: i64 = 1_000_000_000_000;
+/// Latest event time a record may carry: 9999-12-31T23:59:59.999Z, epoch ms
+/// (event times before 1970 are rejected too).
+pub const MAX_TS_MS: i64 = 253_402_300_799_999;
+/// Longest traffic window, in seconds (one day).
+pub const MAX_WINDOW_S: i64 = 86_400;
+
 /// A log line as received, before normalization.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
@@ -323,13 +331,26 @@ fn parse_line_precise(
             if requests < 0 {
                 return Err(err("requests", "must not be negative".to_owned()));
             }
+            if requests > MAX_COUNT {
+                return Err(err(
+                    "requests",
+                    format!(
+                        "must be at most {MAX_COUNT}, got {}",
+                        crate::shown::value(&requests.to_string())
+                    ),
+                ));
+            }
             let window_s = match obj.get("window_s") {
                 None | Some(Value::Null) => 60,
                 Some(_) => {
                     let w = f.req_i64("window_s")?;
-                    i32::try_from(w).ok().filter(|w| *w > 0).ok_or_else(|| {
-                        err("window_s", format!("must be 1..=2^31-1 seconds, got {w}"))
-                    })?
+                    if !(1..=MAX_WINDOW_S).contains(&w) {
+                        return Err(err(
+                            "window_s",
+                            format!("must be 1..={MAX_WINDOW_S} seconds, got {w}"),
+                        ));
+                    }
+                    w as i32
                 }
             };
             Ok(Record::Traffic(TrafficRecord {
@@ -359,7 +380,8 @@ fn parse_line_precise(
                     return Err(err(
                         "status",
                         format!(
-                            "unknown build status `{other}` (expected `failed` or `succeeded`)"
+                            "unknown build status {} (expected `failed` or `succeeded`)",
+                            crate::shown::value(other)
                         ),
                     ))
                 }
@@ -374,7 +396,10 @@ fn parse_line_precise(
         }
         other => Err(err(
             "type",
-            format!("unknown record type `{other}` (expected log, traffic, deploy or build)"),
+            format!(
+                "unknown record type {} (expected log, traffic, deploy or build)",
+                crate::shown::value(other)
+            ),
         )),
     }
 }
@@ -412,9 +437,10 @@ impl Fields<'_> {
     fn req_i64(&self, field: &str) -> Result<i64, LineError> {
         match self.obj.get(field) {
             None | Some(Value::Null) => Err(self.err(field, "required field is missing")),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| self.err(field, format!("expected an integer, got {n}"))),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                let shown = crate::shown::value(&n.to_string());
+                self.err(field, format!("expected an integer, got {shown}"))
+            }),
             Some(other) => {
                 Err(self.err(field, format!("expected an integer, got {}", kind(other))))
             }
@@ -427,11 +453,33 @@ impl Fields<'_> {
             None | Some(Value::Null) => Err(self.err("ts", "required field is missing")),
             Some(Value::Number(n)) => n
                 .as_i64()
-                .filter(|ms| *ms >= 0)
-                .ok_or_else(|| self.err("ts", format!("expected epoch milliseconds, got {n}"))),
-            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
-                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-                .map_err(|e| self.err("ts", format!("not an RFC 3339 timestamp ({e}): `{s}`"))),
+                .filter(|ms| (0..=MAX_TS_MS).contains(ms))
+                .ok_or_else(|| {
+                    self.err(
+                        "ts",
+                        format!(
+                            "expected epoch milliseconds within years 1970..=9999, got {}",
+                            crate::shown::value(&n.to_string())
+                        ),
+                    )
+                }),
+            Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {
+                Ok(t) if t.year() >= 1970 => Ok((t.unix_timestamp_nanos() / 1_000_000) as i64),
+                Ok(t) => Err(self.err(
+                    "ts",
+                    format!(
+                        "year {} is before 1970 (epoch milliseconds are unsigned)",
+                        t.year()
+                    ),
+                )),
+                Err(e) => Err(self.err(
+                    "ts",
+                    format!(
+                        "not an RFC 3339 timestamp ({e}): {}",
+                        crate::shown::value(s)
+                    ),
+                )),
+            },
             Some(other) => Err(self.err(
                 "ts",
                 format!(
@@ -470,7 +518,10 @@ mod fast {
     use time::format_description::well_known::Rfc3339;
     use time::OffsetDateTime;
 
-    use super::{BuildRecord, DefaultType, DeployRecord, LogRef, RecordRef, TrafficRecord};
+    use super::{
+        BuildRecord, DefaultType, DeployRecord, LogRef, RecordRef, TrafficRecord, MAX_COUNT,
+        MAX_TS_MS, MAX_WINDOW_S,
+    };
 
     /// A field's value, as far as the record types care.
     enum Val<'a> {
@@ -556,12 +607,12 @@ mod fast {
             })),
             "traffic" => {
                 let requests = match f.requests {
-                    Some(Val::Int(n)) if n >= 0 => n,
+                    Some(Val::Int(n)) if (0..=MAX_COUNT).contains(&n) => n,
                     _ => return None,
                 };
                 let window_s = match f.window_s {
                     None => 60,
-                    Some(Val::Int(w)) => i32::try_from(w).ok().filter(|w| *w > 0)?,
+                    Some(Val::Int(w)) if (1..=MAX_WINDOW_S).contains(&w) => w as i32,
                     Some(_) => return None,
                 };
                 Some(RecordRef::Traffic(TrafficRecord {
@@ -619,9 +670,10 @@ mod fast {
 
     fn ts(v: Option<Val<'_>>) -> Option<i64> {
         match v {
-            Some(Val::Int(ms)) if ms >= 0 => Some(ms),
+            Some(Val::Int(ms)) if (0..=MAX_TS_MS).contains(&ms) => Some(ms),
             Some(Val::Str(s)) => OffsetDateTime::parse(&s, &Rfc3339)
                 .ok()
+                .filter(|t| t.year() >= 1970)
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
             _ => None,
         }
@@ -1109,6 +1161,35 @@ mod tests {
     }
 
     #[test]
+    fn values_outside_plausible_ranges_are_rejected_without_echoing_them() {
+        let body = [
+            r#"{"ts":253402300800000,"service":"a","revision":"r","message":"m"}"#,
+            r#"{"ts":"1969-12-31T23:59:59Z","service":"a","revision":"r","message":"m"}"#,
+            r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":1000000000001}"#,
+            r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":5,"window_s":86401}"#,
+            r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":5,"window_s":0}"#,
+            r#"{"ts":"password=hunter2hunter2","service":"a","revision":"r","message":"m"}"#,
+            r#"{"type":"build","ts":1,"service":"a","revision":"r","status":"ghp_a1B2c3D4e5a1B2c3D4e5a1B2c3D4e5a1B2c3D4"}"#,
+        ]
+        .join("\n");
+        let (records, errors) = parse_body(&body, DefaultType::Log);
+        assert!(records.is_empty());
+        let got: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            got,
+            ["ts", "ts", "requests", "window_s", "window_s", "ts", "status"]
+        );
+        assert!(errors[0].reason.contains("1970..=9999"), "{:?}", errors[0]);
+        assert!(errors[1].reason.contains("before 1970"), "{:?}", errors[1]);
+        assert!(errors[2].reason.contains("at most"), "{:?}", errors[2]);
+        for e in &errors {
+            assert!(!e.reason.contains("hunter2"), "{e:?}");
+            assert!(!e.reason.contains("a1B2c3D4e5"), "{e:?}");
+        }
+        assert!(errors[5].reason.contains("bytes)"), "{:?}", errors[5]);
+    }
+
+    #[test]
     fn endpoint_default_type_applies_when_type_is_absent() {
         let (records, errors) = parse_body(
             r#"{"ts":5,"service":"a","revision":"r","requests":10}"#,
@@ -1177,6 +1258,13 @@ mod tests {
         r#"{"ts":1,"service":"a","revision":"r","message":"m"}}"#,
         r#"{"ts":1 2,"service":"a","revision":"r","message":"m"}"#,
         r#"{"ts":123456789012345678901,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":253402300799999,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":253402300800000,"service":"a","revision":"r","message":"m"}"#,
+        r#"{"ts":"1969-12-31T23:59:59Z","service":"a","revision":"r","message":"m"}"#,
+        r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":1000000000000}"#,
+        r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":1000000000001}"#,
+        r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":5,"window_s":86400}"#,
+        r#"{"type":"traffic","ts":1,"service":"a","revision":"r","requests":5,"window_s":86401}"#,
         r#"{}"#,
         r#"{"#,
         "",

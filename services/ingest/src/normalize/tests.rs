@@ -173,6 +173,25 @@ mod fuzz {
                 format!("eyJhbGciOi.eyJzdWIi{v}.sig{v}"),
                 format!("eyJzdWIi{v}")
             )),
+            "[A-Za-z0-9]{8}[0-9][A-Za-z0-9]{15}".prop_map(|v| (
+                format!("https://hooks.slack.com/services/T01ABC2DEFG/B01HIJ3KLMN/{v}"),
+                v
+            )),
+            "[A-Za-z0-9+/]{20,40}".prop_map(|v| (format!("AccountName=x;AccountKey={v}==;"), v)),
+            "[A-Za-z0-9%]{20,40}"
+                .prop_map(|v| (format!("https://a.blob.core.windows.net/c?sv=1&sig={v}"), v)),
+            "[1-8][0-9]{2}-[1-9][0-9]-[1-9][0-9]{3}".prop_map(|v| (format!("ssn {v}"), v)),
+            "[1-9][0-9]{9,11}".prop_map(|v| (format!("call +{v}"), format!("+{v}"))),
+            (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254).prop_map(|(a, b, c, d)| {
+                let ip = format!("{a}.{b}.{c}.{d}");
+                (format!("from {ip} refused"), ip)
+            }),
+            proptest::sample::select(vec![
+                "GB82WEST12345698765432",
+                "DE89370400440532013000",
+                "FR1420041010050500013M02606",
+            ])
+            .prop_map(|v| (format!("iban {v}"), v.to_owned())),
         ]
     }
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Fault injection, end to end: starts a real broker on a free port and
+# `selfheal up` against it (intake on a free port), runs every scenario of
+# inject.py (far-future records, slow clients, signature flood), prints the
+# figures, then stops everything and deletes the broker's run dir.
+#
+# Usage: deploy/fault/run.sh [inject.py options...]
+#   SELFHEAL_BIN  the selfheal binary (default: target/release/selfheal, else target/debug/selfheal)
+#   FAULT_KAFKA_PORT  broker port (default: a free one)
+set -euo pipefail
+
+FAULT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$FAULT_DIR/../.." && pwd)"
+say() { printf '[fault] %s\n' "$*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BIN="${SELFHEAL_BIN:-}"
+if [[ -z "$BIN" ]]; then
+  BIN="$ROOT_DIR/target/release/selfheal"
+  [[ -x "$BIN" ]] || BIN="$ROOT_DIR/target/debug/selfheal"
+fi
+[[ -x "$BIN" ]] || { say "no selfheal binary (cargo build --bin selfheal, or set SELFHEAL_BIN)"; exit 1; }
+
+export KAFKA_PORT="${FAULT_KAFKA_PORT:-$(free_port)}"
+export KAFKA_RUN_DIR="$ROOT_DIR/deploy/kafka/run/fault-$KAFKA_PORT"
+INGEST_PORT="$(free_port)"
+DETECTOR_PORT="$(free_port)"
+LOG="$(mktemp -t selfheal-fault.XXXXXX.log)"
+UP_PID=""
+cleanup() {
+  [[ -n "$UP_PID" ]] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null || true
+  "$ROOT_DIR/deploy/kafka/stop.sh" --clean >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"$ROOT_DIR/deploy/kafka/start.sh" >&2
+SUFFIX=".fault$(date +%s)"
+say "selfheal up on 127.0.0.1:$KAFKA_PORT (intake 127.0.0.1:$INGEST_PORT, log $LOG)"
+SELFHEAL__HTTP__INGEST="127.0.0.1:$INGEST_PORT" \
+SELFHEAL__HTTP__DETECTOR="127.0.0.1:$DETECTOR_PORT" \
+SELFHEAL__HTTP__TRIAGE="127.0.0.1:0" SELFHEAL__HTTP__FIXER="127.0.0.1:0" \
+SELFHEAL__INGEST__HEADER_TIMEOUT_MS=5000 SELFHEAL__INGEST__BODY_TIMEOUT_MS=5000 \
+SELFHEAL__KAFKA__GROUP_PREFIX="selfheal$SUFFIX" \
+  "$BIN" up --kafka "127.0.0.1:$KAFKA_PORT" >"$LOG" 2>&1 &
+UP_PID=$!
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null 2>&1 && break
+  kill -0 "$UP_PID" 2>/dev/null || { say "selfheal up exited:"; tail -20 "$LOG" >&2; exit 1; }
+  sleep 0.5
+done
+RSS_BEFORE=$(awk '/VmRSS/ {print $2}' "/proc/$UP_PID/status")
+python3 "$FAULT_DIR/inject.py" --url "http://127.0.0.1:$INGEST_PORT" \
+  --detector-metrics "http://127.0.0.1:$DETECTOR_PORT/metrics" --max-wait 30 "$@" all
+STATUS=$?
+kill -0 "$UP_PID" 2>/dev/null || { say "selfheal up died during the faults"; tail -20 "$LOG" >&2; exit 1; }
+RSS_AFTER=$(awk '/VmRSS/ {print $2}' "/proc/$UP_PID/status")
+say "selfheal up still running; RSS ${RSS_BEFORE} KiB before, ${RSS_AFTER} KiB after the faults"
+if grep -q "MessageSizeTooLarge\|panicked" "$LOG"; then
+  say "the log shows a failure:"; grep -m5 "MessageSizeTooLarge\|panicked" "$LOG" >&2; exit 1
+fi
+exit "$STATUS"
