@@ -60,7 +60,7 @@ const ALIGN_MS: i64 = 3 * MINUTE_MS;
 const LATE_ONSET_MS: i64 = 3 * MINUTE_MS;
 /// How unlikely the quiet minutes before the onset must be, if the error had
 /// been there from the first request, to call the onset late.
-const LATE_ONSET_P: f64 = 1e-3;
+const LATE_ONSET_P: f64 = 1e-4;
 
 /// The guard's judgement of one flagged candidate.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,11 +83,24 @@ pub(crate) struct Assessment {
 struct Rise {
     x: f64,
     mu: f64,
+    /// The series' own negative binomial shape, from its hourly counts over
+    /// the lookback (`None`: no excess variance, or too short a history).
+    k: Option<f64>,
 }
 
 impl Rise {
+    /// With a conservative fixed dispersion of 2 (the clear/overwhelming
+    /// rules).
     fn p(self) -> f64 {
         stats::quasi_poisson_sf(self.x, self.mu, 2.0)
+    }
+    /// Against the series' own burstiness: errors come in hourly regimes, so
+    /// a 2–3× hour is routine for a bursty series and rare for a calm one.
+    fn p_own(self) -> f64 {
+        match self.k {
+            Some(k) => stats::nb_sf(self.x, self.mu, Some(k)),
+            None => self.p(),
+        }
     }
     /// Clear on its own: ratio ≥ 3 and p ≤ 0.001 with dispersion 2.
     fn clear(self) -> bool {
@@ -97,9 +110,9 @@ impl Rise {
     fn overwhelming(self) -> bool {
         self.x / self.mu >= 5.0 && self.p() <= 1e-6
     }
-    /// Noticeable (to be pooled): ratio ≥ 2 and p ≤ 0.05.
+    /// Noticeable: ratio ≥ 2 and p ≤ 0.05 against its own burstiness.
     fn moderate(self) -> bool {
-        self.x / self.mu >= 2.0 && self.p() <= 0.05
+        self.x / self.mu >= 2.0 && self.p_own() <= 0.05
     }
 }
 
@@ -175,7 +188,9 @@ impl Detector {
         if w.aligned > 0 {
             a.cues.push(format!("aligned:{}", w.aligned));
         }
-        let pooled_strong = pooled.is_some_and(|p| p.x / p.mu >= 2.0 && p.p() <= 1e-4);
+        let pooled_p = fisher(w.fisher_ln, w.eligible);
+        let pooled_strong =
+            pooled.is_some_and(|p| p.x / p.mu >= 2.0) && w.aligned > 0 && pooled_p <= 1e-4;
         let went_away = a.cues.iter().any(|c| c == "went_away");
         // Pooled witnesses need corroboration from another kind of evidence:
         // the onset's own timing, or, for two or more, the error text.
@@ -192,11 +207,13 @@ impl Detector {
             } else {
                 let p = pooled.expect("pooled_strong");
                 why.push(format!(
-                    "{} service(s) rose with it from its onset, pooled {:.0} vs {:.1} expected (p = {:.1e})",
+                    "{} of {} other series rose with it from its onset ({:.0} vs {:.1} expected; Fisher p = {:.1e} over all {})",
                     w.aligned,
+                    w.eligible,
                     p.x,
                     p.mu,
-                    p.p()
+                    pooled_p,
+                    w.eligible
                 ));
             }
             a.external = Some(format!("{}: {}", why.join("; "), a.evidence.join("; ")));
@@ -317,9 +334,17 @@ impl Detector {
                     ));
                 }
             }
-            // Aligned with the onset: judged from shortly before it.
-            if let Some(r) = rise(series, c.t0, aligned_from, until, base_from, min_count) {
-                if r.moderate() {
+            // Aligned with the onset: judged from shortly before it. Every
+            // eligible witness is pooled, risen or not (pooling only the
+            // ones that rose would find outages in noise).
+            if let Some(r) = rise(series, c.t0, aligned_from, until, base_from, 0.0) {
+                if !same_service && r.x > 0.0 && r.x >= r.mu {
+                    w.fisher_ln += r.p_own().max(1e-300).ln();
+                }
+                if !same_service {
+                    w.eligible += 1;
+                }
+                if r.x >= min_count && r.moderate() {
                     if same_service {
                         w.same_service_moderate = true;
                     } else {
@@ -430,12 +455,20 @@ struct Witnesses {
     aligned: usize,
     /// Their counts and expectations, summed.
     pooled: Rise,
+    /// Eligible other-service witness series, and Σ ln p over them (each
+    /// against its own burstiness; 0 for those that did not rise).
+    eligible: usize,
+    fisher_ln: f64,
     lines: Vec<String>,
 }
 
 impl Default for Rise {
     fn default() -> Self {
-        Self { x: 0.0, mu: 0.0 }
+        Self {
+            x: 0.0,
+            mu: 0.0,
+            k: None,
+        }
     }
 }
 
@@ -457,8 +490,29 @@ fn rise(
         return None;
     }
     let base = series.sum(base_from, t0);
-    let mu = (until - from) as f64 * (base + 1.0) / (t0 - base_from) as f64;
-    Some(Rise { x, mu })
+    let per_ms = (base + 1.0) / (t0 - base_from) as f64;
+    let mu = (until - from) as f64 * per_ms;
+    let hours = series.hourly(base_from, t0);
+    let k = stats::nb_shape(hours.iter().map(|(h, v)| {
+        let covered = (h + crate::series::HOUR_MS).min(t0) - (*h).max(base_from);
+        (*v, covered as f64 * per_ms)
+    }));
+    Some(Rise { x, mu, k })
+}
+
+/// Fisher's combination of independent p-values: P(χ²₂ₙ ≥ −2 Σ ln pᵢ).
+fn fisher(sum_ln_p: f64, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    // P(χ²₂ₙ ≥ 2y) = e^(−y) Σ_{j<n} y^j / j!, y = −Σ ln pᵢ.
+    let y = -sum_ln_p;
+    let (mut term, mut sum) = (1.0f64, 1.0f64);
+    for j in 1..n {
+        term *= y / j as f64;
+        sum += term;
+    }
+    ((-y).exp() * sum).min(1.0)
 }
 
 /// The change point of a signature's counts on the new revision.
@@ -541,18 +595,22 @@ pub(crate) fn onset(
     let first_request_ms = minutes[0].0;
     let at_ms = minutes[best].0;
     let late = at_ms - first_request_ms >= LATE_ONSET_MS && p_late <= LATE_ONSET_P;
-    // Went away: the last three minutes with exposure are back near the
-    // baseline (no more than its rate predicts, plus one).
     let tail: Vec<_> = minutes[best..]
         .iter()
         .filter(|(_, _, e)| *e > 0.0)
         .rev()
         .take(3)
         .collect();
+    // Went away: the last three minutes with exposure are far below the
+    // rate since the onset (P ≤ 1e-3 if it had persisted).
+    let (tail_x, tail_e) = tail
+        .iter()
+        .fold((0.0, 0.0), |(x, e), (_, mx, me)| (x + mx, e + me));
+    let (rise_x, rise_e) = (post_x - tail_x, post_e - tail_e);
     let went_away = minutes.len() - best >= 6
         && tail.len() == 3
-        && tail.iter().map(|(_, x, _)| x).sum::<f64>()
-            <= lam0 * tail.iter().map(|(_, _, e)| e).sum::<f64>() + 1.0;
+        && rise_e > 0.0
+        && 1.0 - stats::quasi_poisson_sf(tail_x + 1.0, rise_x / rise_e * tail_e, 1.0) <= 1e-3;
     Some(Onset {
         at_ms,
         first_request_ms,
