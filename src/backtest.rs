@@ -1199,7 +1199,7 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{simulate, SimArgs};
+    use crate::simulate::{simulate, Profile, SimArgs};
 
     fn small_history() -> (String, Vec<Truth>) {
         let args = SimArgs {
@@ -1207,6 +1207,7 @@ mod tests {
             days: 1.75,
             seed: 11,
             deploy_every_hours: 4.0,
+            profile: Profile::Classic,
         };
         let (mut out, mut truth) = (Vec::new(), Vec::new());
         simulate(&args, &mut out, &mut truth).unwrap();
