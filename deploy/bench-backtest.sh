@@ -29,7 +29,7 @@ fi
 mkdir -p "$DIR"
 HIST="$DIR/history-seed$SEED.ndjson"
 if [[ ! -s "$HIST" ]]; then
-  "$BIN" simulate --seed "$SEED" --out "$HIST" --truth "$DIR/truth-seed$SEED.ndjson"
+  "$BIN" simulate --profile classic --seed "$SEED" --out "$HIST" --truth "$DIR/truth-seed$SEED.ndjson"
 fi
 RECORDS=$(grep -c . "$HIST")
 say "$RECORDS records in $HIST; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

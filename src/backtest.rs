@@ -20,7 +20,7 @@
 //! - A file more than [`STREAM_LAG_MINUTES`] out of time order is read whole,
 //!   parsed in parallel and sorted instead ([`parse_input`], [`run_pipeline`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
@@ -36,8 +36,6 @@ use selfheal_ingest::normalize::NormalizerConfig;
 use selfheal_ingest::record::{parse_line_ref, DefaultType, LineError, RecordRef};
 use selfheal_schemas::{Action, AnyEvent, Regression, RegressionKind, Verdict};
 use serde_json::json;
-
-use crate::simulate::Truth;
 
 /// Arguments of `selfheal backtest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -960,172 +958,6 @@ fn kind_name(k: RegressionKind) -> &'static str {
     }
 }
 
-/// Detection quality against simulator ground truth.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Score {
-    /// Culprit deploys.
-    pub(crate) culprits: usize,
-    /// Deploys with at least one regression attributed to them (not externally
-    /// correlated).
-    pub(crate) flagged: usize,
-    /// Flagged culprits.
-    pub(crate) true_positives: usize,
-    /// TP / flagged.
-    pub(crate) precision: f64,
-    /// TP / culprits.
-    pub(crate) recall: f64,
-    /// Median minutes from deploy to first detection, over true positives.
-    pub(crate) median_latency_min: f64,
-}
-
-/// Scores regressions against the truth: a deploy counts as flagged when a
-/// `new` or `spike` regression not marked externally correlated names it.
-pub(crate) fn score(truth: &[Truth], regressions: &[Regression]) -> Score {
-    let mut first: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    for r in regressions
-        .iter()
-        .filter(|r| r.kind != RegressionKind::BuildFailure && !r.externally_correlated)
-    {
-        let e = first
-            .entry((r.service.as_str(), r.revision.as_str()))
-            .or_insert(r.detected_at_ms);
-        *e = (*e).min(r.detected_at_ms);
-    }
-    let culprits: Vec<&Truth> = truth.iter().filter(|t| t.label != "clean").collect();
-    let mut latencies: Vec<f64> = culprits
-        .iter()
-        .filter_map(|t| {
-            first
-                .get(&(t.service.as_str(), t.revision.as_str()))
-                .map(|at| (at - t.deployed_at_ms) as f64 / 60_000.0)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let tp = latencies.len();
-    let flagged = first.len();
-    Score {
-        culprits: culprits.len(),
-        flagged,
-        true_positives: tp,
-        precision: if flagged == 0 {
-            1.0
-        } else {
-            tp as f64 / flagged as f64
-        },
-        recall: if culprits.is_empty() {
-            1.0
-        } else {
-            tp as f64 / culprits.len() as f64
-        },
-        median_latency_min: latencies.get(tp / 2).copied().unwrap_or(f64::NAN),
-    }
-}
-
-/// Triage and fixer quality against simulator ground truth.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Remediation {
-    /// Deploys with at least one verdict.
-    pub(crate) judged: usize,
-    /// Of those, verdicts right about causation: a culprit judged `caused`,
-    /// a clean deploy judged anything else.
-    pub(crate) triage_correct: usize,
-    /// Culprits judged `caused`.
-    pub(crate) culprits_caused: usize,
-    /// Of those, citing the true culprit file within ±3 lines.
-    pub(crate) cited_right: usize,
-    /// Culprit deploys (all, flagged or not).
-    pub(crate) culprits: usize,
-    /// Culprit deploys that got a rollback or fix-forward action.
-    pub(crate) culprits_remediated: usize,
-    /// Clean deploys that were rolled back (must be 0).
-    pub(crate) clean_rolled_back: usize,
-}
-
-/// Scores verdicts and actions: triage accuracy over deploys with a verdict,
-/// citation accuracy over culprits judged caused, and the fixer's outcome.
-pub(crate) fn score_remediation(
-    truth: &[Truth],
-    verdicts: &[Verdict],
-    actions: &[Action],
-) -> Remediation {
-    use selfheal_schemas::{ActionKind, Decision};
-    let by_deploy: BTreeMap<(&str, &str), &Truth> = truth
-        .iter()
-        .map(|t| ((t.service.as_str(), t.revision.as_str()), t))
-        .collect();
-    // The verdict judged per deploy: `caused` if any verdict says so.
-    let mut judged: BTreeMap<(&str, &str), Option<&Verdict>> = BTreeMap::new();
-    for v in verdicts {
-        let e = judged
-            .entry((v.service.as_str(), v.revision.as_str()))
-            .or_insert(None);
-        if v.decision == Decision::Caused && e.is_none() {
-            *e = Some(v);
-        }
-    }
-    let mut r = Remediation {
-        judged: 0,
-        triage_correct: 0,
-        culprits_caused: 0,
-        cited_right: 0,
-        culprits: truth.iter().filter(|t| t.label != "clean").count(),
-        culprits_remediated: 0,
-        clean_rolled_back: 0,
-    };
-    for (key, caused) in &judged {
-        let Some(t) = by_deploy.get(key) else {
-            continue;
-        };
-        r.judged += 1;
-        let culprit = t.label != "clean";
-        if culprit == caused.is_some() {
-            r.triage_correct += 1;
-        }
-        if let (true, Some(v)) = (culprit, caused) {
-            r.culprits_caused += 1;
-            let right = v.evidence.iter().any(|e| {
-                Some(e.file.as_str()) == t.culprit_file.as_deref()
-                    && match (e.line, t.culprit_line) {
-                        (Some(l), Some(c)) => (i64::from(l) - i64::from(c)).abs() <= 3,
-                        _ => false,
-                    }
-            });
-            r.cited_right += usize::from(right);
-        }
-    }
-    let mut acted: BTreeMap<(&str, &str), Vec<ActionKind>> = BTreeMap::new();
-    for a in actions {
-        acted
-            .entry((a.service.as_str(), a.revision.as_str()))
-            .or_default()
-            .push(a.action);
-    }
-    for t in truth {
-        let kinds = acted.get(&(t.service.as_str(), t.revision.as_str()));
-        let has = |k: ActionKind| kinds.is_some_and(|v| v.contains(&k));
-        if t.label != "clean" && (has(ActionKind::Rollback) || has(ActionKind::FixForward)) {
-            r.culprits_remediated += 1;
-        }
-        if t.label == "clean" && has(ActionKind::Rollback) {
-            r.clean_rolled_back += 1;
-        }
-    }
-    r
-}
-
-/// Reads a truth file.
-pub(crate) fn read_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
-        })
-        .collect()
-}
-
 /// The `selfheal backtest` command. The score table is the command's output,
 /// so it goes to stdout.
 #[allow(clippy::print_stdout)]
@@ -1144,7 +976,11 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let (outcomes, rejected) = run(&configs, args.detector_instances, &args.input)?;
     let run_s = started.elapsed().as_secs_f64();
     // After the input, as before: a bad input is reported first.
-    let truth = args.truth.as_deref().map(read_truth).transpose()?;
+    let truth = args
+        .truth
+        .as_deref()
+        .map(crate::score::read_truth)
+        .transpose()?;
     let mut outcomes = outcomes.into_iter();
     let mut outcome = outcomes.next().context("no backtest outcome")?;
     let simple = outcomes.next();
@@ -1167,33 +1003,13 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         },
         outcome.records as f64 / total_s.max(1e-9)
     );
-    if let (Some(truth), Some(simple)) = (truth, simple) {
-        let ours = score(&truth, &outcome.regressions);
-        let theirs = score(&truth, &simple.regressions);
-        let rem = score_remediation(&truth, &outcome.verdicts, &outcome.actions);
-        println!(
-            "triage: accuracy {:.3} over {} deploys with a verdict; culprit cited within ±3 lines {}/{}",
-            rem.triage_correct as f64 / rem.judged.max(1) as f64,
-            rem.judged,
-            rem.cited_right,
-            rem.culprits_caused
-        );
-        println!(
-            "fixer: {}/{} culprit deploys rolled back or fixed forward; {} clean deploys rolled back",
-            rem.culprits_remediated, rem.culprits, rem.clean_rolled_back
-        );
-        println!("method         culprits flagged  TP  precision recall median_latency_min");
-        for (name, s) in [("selfheal", &ours), ("simple-recipe", &theirs)] {
-            println!(
-                "{name:<14} {:>8} {:>7} {:>3}  {:>9.3} {:>6.3} {:>18.1}",
-                s.culprits,
-                s.flagged,
-                s.true_positives,
-                s.precision,
-                s.recall,
-                s.median_latency_min
-            );
-        }
+    if let Some(truth) = truth {
+        // Scored from the rows just written, so the score reads exactly
+        // what other tools read (and tolerates fields they add or lack).
+        let theirs = simple.map(|s| crate::score::score(&truth, &s.regressions));
+        let report = crate::score::score_dir(&truth, &args.out, theirs)?;
+        print!("{}", report.table());
+        crate::score::write_json(&args.out, &report)?;
     }
     Ok(())
 }
@@ -1201,7 +1017,8 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{simulate, SimArgs};
+    use crate::score::score;
+    use crate::simulate::{simulate, Profile, SimArgs, Truth};
 
     fn small_history() -> (String, Vec<Truth>) {
         let args = SimArgs {
@@ -1209,6 +1026,7 @@ mod tests {
             days: 1.75,
             seed: 11,
             deploy_every_hours: 4.0,
+            profile: Profile::Classic,
         };
         let (mut out, mut truth) = (Vec::new(), Vec::new());
         simulate(&args, &mut out, &mut truth).unwrap();

@@ -6,6 +6,7 @@
 mod backtest;
 mod demo;
 mod replay;
+mod score;
 mod simulate;
 
 use std::sync::Arc;
@@ -57,7 +58,18 @@ enum Command {
     /// Replay the input topics from a point in time through detector, triage
     /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
     Replay(replay::ReplayArgs),
-    /// Generate a labeled fleet history (NDJSON) and its ground truth.
+    /// Score a backtest's output directory against simulator truth (prints
+    /// the table, writes DIR/score.json).
+    Score {
+        /// The backtest's output directory (regressions/verdicts/actions.ndjson).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The truth file from `selfheal simulate`.
+        #[arg(long)]
+        truth: std::path::PathBuf,
+    },
+    /// Generate a labeled fleet history (NDJSON) and its ground truth
+    /// (`--profile adversarial`, the default, or `classic`).
     Simulate {
         /// Where to write the history.
         #[arg(long)]
@@ -82,6 +94,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::command(&args),
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
+        Command::Score { dir, truth } => {
+            let truth = score::read_truth(&truth)?;
+            let report = score::score_dir(&truth, &dir, None)?;
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", report.table());
+            }
+            score::write_json(&dir, &report)
+        }
         Command::Simulate { out, truth, sim } => {
             let create =
                 |p: &std::path::Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {

@@ -1,4 +1,6 @@
-//! `selfheal simulate`: a labeled fleet history in the interchange format.
+//! The `classic` profile: the history every figure before the adversarial
+//! profile was measured on, kept byte-for-byte (same random stream, same
+//! records, same truth lines) so older tests and benchmarks stay comparable.
 //!
 //! Many services with daily traffic cycles and over-dispersed baseline errors
 //! (per-hour gamma-distributed rate multipliers, i.e. negative-binomial counts);
@@ -8,106 +10,12 @@
 //! clean deploy), rolling deploys where the previous revision keeps serving for
 //! a while, and docs-only deploys. Culprit diffs touch the line the new error's
 //! frame points at; clean diffs change unrelated code, tests or docs.
-//!
-//! The ground truth (one JSON line per deploy) goes to a separate file.
-//! Deterministic for a given seed.
 
 use std::fmt::Write as _;
 use std::io::Write;
 
-/// Simulation parameters.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct SimArgs {
-    /// Number of services.
-    #[arg(long, default_value_t = 30)]
-    pub(crate) services: usize,
-    /// Days of history (deploys happen after the first day).
-    #[arg(long, default_value_t = 3.0)]
-    pub(crate) days: f64,
-    /// Random seed.
-    #[arg(long, default_value_t = 7)]
-    pub(crate) seed: u64,
-    /// Mean hours between deploys of one service.
-    #[arg(long, default_value_t = 10.0)]
-    pub(crate) deploy_every_hours: f64,
-}
-
-/// The label of one simulated deploy.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Truth {
-    /// Service.
-    pub(crate) service: String,
-    /// Deployed revision.
-    pub(crate) revision: String,
-    /// Deploy time, epoch ms.
-    pub(crate) deployed_at_ms: i64,
-    /// `culprit_new`, `culprit_spike` or `clean`.
-    pub(crate) label: String,
-    /// For clean deploys: the confounder, if any (`surge`, `outage`, `rolling`, `docs`).
-    pub(crate) confounder: Option<String>,
-    /// For culprits: the file and line the injected error's frame points at.
-    pub(crate) culprit_file: Option<String>,
-    /// See `culprit_file`.
-    pub(crate) culprit_line: Option<u32>,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn poisson(&mut self, lambda: f64) -> u64 {
-        if lambda <= 0.0 {
-            return 0;
-        }
-        if lambda > 40.0 {
-            // Normal approximation for large means.
-            let (u1, u2) = (self.uniform(), self.uniform());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            return (lambda + z * lambda.sqrt()).round().max(0.0) as u64;
-        }
-        let l = (-lambda).exp();
-        let (mut k, mut p) = (0u64, self.uniform());
-        while p > l {
-            k += 1;
-            p *= self.uniform();
-        }
-        k
-    }
-    /// Gamma(shape, 1/shape): mean 1, variance 1/shape, the over-dispersion
-    /// multiplier (Marsaglia–Tsang for shape ≥ 1).
-    fn gamma(&mut self, shape: f64) -> f64 {
-        let d = shape.max(1.0) - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let (u1, u2) = (self.uniform(), self.uniform());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            let v = (1.0 + c * z).powi(3);
-            if v <= 0.0 {
-                continue;
-            }
-            let u = self.uniform();
-            if u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
-                return d * v / shape.max(1.0);
-            }
-        }
-    }
-}
+use super::rng::Rng;
+use super::{SimArgs, Truth};
 
 const BASE_TEMPLATES: [&str; 8] = [
     "Timeout after {n}ms calling inventory-api (request_id={id})",
@@ -153,7 +61,7 @@ enum Injection {
 }
 
 /// Writes the history to `out` and the labels to `truth`.
-pub(crate) fn simulate(
+pub(super) fn simulate(
     args: &SimArgs,
     out: &mut impl Write,
     truth: &mut impl Write,
@@ -314,6 +222,7 @@ pub(crate) fn simulate(
                     confounder: confounder.map(str::to_owned),
                     culprit_file,
                     culprit_line,
+                    ..Truth::default()
                 };
                 writeln!(
                     truth,
