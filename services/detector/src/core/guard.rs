@@ -196,10 +196,19 @@ impl Detector {
         // the onset's own timing, or, for two or more, the error text.
         let corroborated = late || went_away || (w.aligned >= 2 && !text_cues.is_empty());
         a.evidence.extend(w.lines.iter().cloned());
-        if strong_rule || (pooled_strong && corroborated) || (old_rose && late) {
+        // A dependency failure that began on its own time, minutes after
+        // the revision's first requests, where a deploy-caused one would
+        // have shown at once.
+        let late_dependency = late && !text_cues.is_empty();
+        if strong_rule || (pooled_strong && corroborated) || (old_rose && late) || late_dependency {
             let mut why = Vec::new();
             if strong_rule {
                 why.push("the same error rose where this deploy cannot be the cause".to_owned());
+            } else if late_dependency && !pooled_strong && !old_rose {
+                why.push(
+                    "a dependency error that began minutes after the revision's first requests"
+                        .to_owned(),
+                );
             } else if old_rose {
                 why.push(
                     "the error rose on the old revision too, and began after the deploy".to_owned(),
