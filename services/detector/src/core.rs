@@ -917,7 +917,7 @@ impl Detector {
             if self.config.fleet_guard
                 && self.config.sequential
                 && assessment.external.is_none()
-                && self.template_is_shared(service, &c.signature, at)
+                && self.template_is_shared(service, rev, &c.signature, t0, at)
             {
                 // The same error exists elsewhere: give an outage that started
                 // with this deploy a few minutes to show up there too.

@@ -82,7 +82,7 @@ fn trial(seed: u64, new_rate: f64, spike_ratio: f64) -> Option<f64> {
     let mut rng = Rng(seed);
     let mut d = Detector::new(DetectorConfig::default());
     let mut regime = 1.0;
-    let mut feed = |d: &mut Detector, e: AnyEvent, found: &mut Option<i64>| {
+    let feed = |d: &mut Detector, e: AnyEvent, found: &mut Option<i64>| {
         for r in d.on_event(&e) {
             if found.is_none() {
                 *found = Some(r.detected_at_ms);

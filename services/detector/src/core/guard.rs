@@ -61,6 +61,8 @@ const LATE_ONSET_MS: i64 = 3 * MINUTE_MS;
 /// How unlikely the quiet minutes before the onset must be, if the error had
 /// been there from the first request, to call the onset late.
 const LATE_ONSET_P: f64 = 1e-4;
+/// The same for a dependency error to be called external on its onset alone.
+const LATE_DEPENDENCY_P: f64 = 1e-7;
 
 /// The guard's judgement of one flagged candidate.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -199,7 +201,10 @@ impl Detector {
         // A dependency failure that began on its own time, minutes after
         // the revision's first requests, where a deploy-caused one would
         // have shown at once.
-        let late_dependency = late && !text_cues.is_empty();
+        // Stricter than `onset_late` alone: hourly error regimes can keep a
+        // deploy-caused spike quiet for its first minutes.
+        let late_dependency =
+            late && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P) && !text_cues.is_empty();
         if strong_rule || (pooled_strong && corroborated) || (old_rose && late) || late_dependency {
             let mut why = Vec::new();
             if strong_rule {
@@ -233,20 +238,31 @@ impl Detector {
     }
 
     /// Whether the template of `signature` was seen in the recent past in
-    /// another service or another revision of this one: an outage that
+    /// another service, or since the deploy in another revision of this one
+    /// (one that still serves): an outage that
     /// started with this deploy could still show up there, so the candidate
     /// is held [`crate::core::GUARD_HOLD_MS`]. Time-bounded (counts in the
     /// lookback before `at`), so the answer depends on the data, not on which
     /// service's data arrived first.
-    pub(crate) fn template_is_shared(&self, service: &str, signature: &str, at: i64) -> bool {
+    pub(crate) fn template_is_shared(
+        &self,
+        service: &str,
+        revision: &str,
+        signature: &str,
+        t0: i64,
+        at: i64,
+    ) -> bool {
         let sig = &self.services[service].sigs[signature];
         let from = at - GUARD_LOOKBACK;
         let seen = |s: &Series| s.sum(from, at) > 0.0;
-        if sig.by_revision.len() > 1 {
-            let mut revs = sig.by_revision.values().filter(|s| seen(s));
-            if revs.next().is_some() && revs.next().is_some() {
-                return true;
-            }
+        // Another revision of this service is a witness only while it still
+        // serves (a rolling or canary deploy): its errors since the deploy.
+        if sig
+            .by_revision
+            .iter()
+            .any(|(r, s)| r != revision && s.sum(t0, at) > 0.0)
+        {
+            return true;
         }
         let key = &sig.template_key;
         let local = self
