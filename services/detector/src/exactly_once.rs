@@ -83,6 +83,7 @@ fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> 
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
     let metrics = StageMetrics::new(&registry, NAME);
+    crate::metrics::register(&registry);
     let ready = Readiness::default();
     let listener = http::bind(config.http.detector).await?;
     let http_addr = http::local_addr(&listener)?;
@@ -240,6 +241,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &StageMetrics) -
             let _ = producer.abort_transaction(TXN_TIMEOUT);
             break Err(e);
         }
+        crate::metrics::observe(&detector.stats());
     };
     if result.is_ok() && fleet.is_some() {
         // Leaving: nobody should wait for this instance's reports any more.

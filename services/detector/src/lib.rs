@@ -10,11 +10,14 @@
 //!   core over signatures, traffic, deploys and builds, publishing regressions.
 //! - [`exactly_once`] (adapter): the transactional loop for real brokers, with
 //!   the state changelog and the fleet topic ([`fleet_topic`]).
+//! - [`metrics`] (adapter): the core's input-quality counters as Prometheus
+//!   metrics (late and beyond-horizon events, waited evaluations).
 
 pub mod core;
 pub mod exactly_once;
 pub mod fleet;
 pub mod fleet_topic;
+pub mod metrics;
 pub mod series;
 pub mod stats;
 
