@@ -17,13 +17,16 @@ pub(crate) fn same_group(a: &SigState, b: &SigState) -> bool {
     ) else {
         return false;
     };
-    // The functions ingest fingerprints (its default: the top three in-app).
+    // Ingest fingerprints the top three in-app functions; the outer ones
+    // are often framework frames that change with routing or middleware
+    // between revisions. The two innermost (where the error is raised, and
+    // its caller) must agree.
     fn in_app(s: &SigState) -> Vec<&str> {
         s.sample
             .frames
             .iter()
             .filter(|f| f.in_app)
-            .take(3)
+            .take(2)
             .map(|f| f.function.as_str())
             .collect()
     }
@@ -41,4 +44,59 @@ pub(crate) fn same_group(a: &SigState, b: &SigState) -> bool {
         constants += 1;
     }
     constants > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn sig(template: &str, functions: &[&str]) -> SigState {
+        SigState {
+            sample: selfheal_schemas::SignatureCount {
+                service: "s".into(),
+                revision: "a".into(),
+                signature: "x".into(),
+                template: template.into(),
+                exception_type: Some("E".into()),
+                level: "error".into(),
+                count: 1,
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+                sample_message: String::new(),
+                sample_stack: None,
+                frames: functions
+                    .iter()
+                    .map(|f| selfheal_schemas::Frame {
+                        file: "app.cs".into(),
+                        line: Some(1),
+                        function: (*f).into(),
+                        in_app: true,
+                    })
+                    .collect(),
+                trace_id: None,
+            },
+            template_key: format!("E\u{0}{template}"),
+            last_seen_ms: 0,
+            by_revision: BTreeMap::new(),
+            regressed: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_error_with_another_outer_frame_is_one_group() {
+        let a = sig(
+            "row <*> not updated",
+            &["Refresh", "Load", "Endpoint.Invoke"],
+        );
+        let b = sig(
+            "row 42 not updated",
+            &["Refresh", "Load", "Controller.Next"],
+        );
+        assert!(same_group(&a, &b));
+        let elsewhere = sig("row 42 not updated", &["Signup", "Load"]);
+        assert!(!same_group(&a, &elsewhere), "raised in another function");
+        let other = sig("row <*> was deleted", &["Refresh", "Load"]);
+        assert!(!same_group(&a, &other), "another message");
+    }
 }
