@@ -422,7 +422,18 @@ impl Detector {
         // This service's watermark may be what other services' evaluations
         // wait for.
         if moved && !self.blocked.is_empty() {
-            out.extend(self.unblock());
+            // Only a service whose watermark reached the earliest waiting
+            // evaluation can release one (cheap: few services wait).
+            let earliest = self
+                .blocked
+                .iter()
+                .filter_map(|s| self.services.get(s))
+                .flat_map(|s| s.deploys.iter().filter_map(|d| d.blocked_from))
+                .min();
+            let wm = self.service_watermark(service);
+            if earliest.is_none_or(|b| wm.is_some_and(|w| w >= b)) {
+                out.extend(self.unblock());
+            }
         }
         out
     }
