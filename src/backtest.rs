@@ -915,6 +915,8 @@ pub(crate) fn write_outputs(
                     "q_value": r.q_value.map(finite), "rate_basis": format!("{:?}", r.rate_basis),
                     "requests": r.requests, "externally_correlated": r.externally_correlated,
                     "correlation_evidence": r.correlation_evidence,
+                    "onset_ms": r.onset_ms, "external_cues": r.external_cues,
+                    "hold_remediation_until_ms": r.hold_remediation_until_ms,
                     "sample": r.sample_message.lines().next().unwrap_or_default(),
                 })
                 .to_string()

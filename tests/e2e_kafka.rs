@@ -477,6 +477,9 @@ async fn restarted_triage_still_knows_earlier_deploys() {
             function: "quote".into(),
             in_app: true,
         }],
+        onset_ms: None,
+        external_cues: Vec::new(),
+        hold_remediation_until_ms: None,
     };
     send(
         config.topics.regressions.clone(),

@@ -54,8 +54,12 @@ static SCHEMA_FILES: [(&str, &str); 8] = [
 /// contents)`. A schema grows only by fields with defaults; each time one
 /// does, the version it replaces is kept here, so messages written by an
 /// older selfheal (or still on a topic) stay readable.
-static HISTORY_FILES: [(Kind, &str); 2] = [
+static HISTORY_FILES: [(Kind, &str); 3] = [
     (Kind::Verdict, include_str!("../history/Verdict.v1.avsc")),
+    (
+        Kind::Regression,
+        include_str!("../history/Regression.v1.avsc"),
+    ),
     (Kind::Action, include_str!("../history/Action.v1.avsc")),
 ];
 

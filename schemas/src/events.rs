@@ -221,6 +221,16 @@ pub struct Regression {
     pub sample_stack: Option<String>,
     /// Frames parsed from `sample_stack`, innermost first.
     pub frames: Vec<Frame>,
+    /// Event time of the first minute of the signature's rise on the new
+    /// revision (its change point); `None` for build failures.
+    pub onset_ms: Option<i64>,
+    /// Cues for an external cause found, decisive or not (`onset_late`,
+    /// `went_away`, `old_revision_rose`, `aligned:N`, `dependency:KIND`,
+    /// `upstream:NAME`); the evidence is in `correlation_evidence`.
+    pub external_cues: Vec<String>,
+    /// Attributed, but an external cause is not ruled out: remediation
+    /// should wait until this event time. `None`: act at once.
+    pub hold_remediation_until_ms: Option<i64>,
 }
 
 /// Whether a deploy caused its regressions (Avro enum `selfheal.Decision`).

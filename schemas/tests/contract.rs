@@ -124,6 +124,13 @@ fn regression(full: bool) -> Regression {
         sample_message: "Timeout after 3001ms".into(),
         sample_stack: full.then(|| "Traceback …".into()),
         frames: if full { frames() } else { Vec::new() },
+        onset_ms: full.then_some(1_773_050_460_000),
+        external_cues: if full {
+            vec!["dependency:timeout".into(), "upstream:payments-api".into()]
+        } else {
+            Vec::new()
+        },
+        hold_remediation_until_ms: full.then_some(1_773_051_300_000),
     }
 }
 
@@ -496,7 +503,7 @@ const PINNED_FINGERPRINTS: [(&str, u64); 8] = [
     ("Traffic", 0xd5fe_1361_300c_5384),
     ("Deploy", 0x753d_cc87_03db_6895),
     ("Build", 0x6f81_4b2c_e52d_f79c),
-    ("Regression", 0xc8ab_69b0_2013_f268),
+    ("Regression", 0xc1c3_3da5_de30_73c0),
     ("Verdict", 0x8ce0_c2b8_d2a4_941b),
     ("Action", 0x2d8f_046b_9943_1265),
     ("DeadLetter", 0x1c7f_cc4c_ca7f_615d),

@@ -351,6 +351,12 @@ pub struct DetectorConfig {
     /// and not waited for, so a dead instance delays detection at most this
     /// long, once. Irrelevant with a single instance.
     pub fleet_wait_s: u32,
+    /// How long remediation of a regression is held, in event-time seconds
+    /// after its detection, when the evidence for an external cause is
+    /// ambiguous (a late onset, or a dependency error with a weak witness):
+    /// the regression is reported at once, with `hold_remediation_until_ms`
+    /// set, so the fixer can wait to see whether it went away. 0: never hold.
+    pub hold_remediation_s: u32,
     /// Signatures tracked per service before the least recently seen are
     /// evicted (bounds memory under a signature explosion).
     pub max_signatures_per_service: usize,
@@ -378,6 +384,7 @@ impl Default for DetectorConfig {
             per_request: true,
             fleet_guard: true,
             fleet_wait_s: 180,
+            hold_remediation_s: 600,
             max_signatures_per_service: 5_000,
             exactly_once: true,
         }

@@ -1,48 +1,59 @@
 //! The detector's pure core: events in, regressions out; no IO, no clock.
 //!
-//! Time is the events' own (event time). The watermark is the latest event
-//! time seen minus `allowed_lateness_s`; a deploy's revision is evaluated at
-//! each minute boundary the watermark passes, from the deploy until
-//! `window_minutes` later (or only at the end with `sequential = false`).
-//! Late events still count in their buckets; events older than the whole
-//! baseline horizon are counted in [`DetectorStats::too_old`] and logged by the
-//! adapter, never silently dropped.
+//! Time is the events' own (event time), and **each service has its own
+//! watermark**: the latest event time seen *for that service* minus
+//! `allowed_lateness_s`. A deploy's revision is evaluated at each minute
+//! boundary its service's watermark passes, from the deploy until
+//! `window_minutes` later (or only at the end with `sequential = false`). So
+//! one service's fresh, lagging, replayed or far-future events never make
+//! another service's data late, and never move another service's
+//! evaluations. Late events still count in their buckets (and re-run the
+//! evaluations they belong to); events older than their service's baseline
+//! horizon are counted too, and reported ([`DetectorStats::beyond_horizon`],
+//! a warning with the reason): never silently dropped.
 //!
-//! At each evaluation of revision R (deployed at T, previous revision P), for
-//! every signature of the service:
-//! - x = R's count in [T, now); exposure n = R's requests in [T, now) (or minutes
-//!   when there is no traffic, `rate_basis = per_time`);
-//! - baseline = other revisions' counts and requests in [T − baseline_days, T),
-//!   plus P's concurrent counts in [T, now) when P still serves traffic (canary /
-//!   rolling deploys are compared against the live previous revision);
-//! - expected μ = n · (baseline count + 1) / baseline exposure (the +1 keeps a
-//!   short baseline conservative); over-dispersion as a negative binomial
-//!   shape k from the baseline's hourly
-//!   counts (method of moments), so bursty errors need more evidence;
-//! - a signature absent from the baseline is `new` once x ≥
-//!   `new_signature_min_count`; otherwise the mixture e-value for ratio ≥ 1.5 is
-//!   adjusted with e-BH across the service's signatures and the signature is a
-//!   `spike` when q ≤ α, x/μ ≥ `min_rate_ratio` and x ≥ `min_count`.
+//! # Layout: one evaluation, stage by stage
 //!
-//! Before emitting, the fleet guard looks for the same template rising in the
-//! same window in services that did not deploy, or in other revisions of the
-//! same service; if found, the regression is marked externally correlated with
-//! that evidence. With several detector instances, the services of the others
-//! are seen through their fleet summaries ([`crate::fleet`], enabled with
-//! [`Detector::enable_fleet`]).
+//! At each evaluation of revision R (deployed at T, previous revision P):
+//! 1. [`exposure`]: the rate basis and R's exposure in [T, now); the
+//!    baseline of each signature over [T − baseline_days, T) from other
+//!    revisions (plus P's concurrent counts when P still serves traffic).
+//! 2. [`alias`]: a signature that is only a renamed ingest group takes the
+//!    baseline of the group it matches.
+//! 3. [`score`]: the test statistic: expected μ, p-value and anytime-valid
+//!    e-value under a negative binomial with the baseline's shape.
+//! 4. [`fdr`]: q-values across the service's signatures (e-BH).
+//! 5. [`flag`]: the flag rule (new signature; or q ≤ α, ratio, count).
+//! 6. [`guard`]: is the cause external (witnesses in other services and
+//!    revisions, onset timing, alignment, dependency cues)? It judges
+//!    another service's counts only up to that service's watermark, and a
+//!    flagged evaluation waits (bounded by `fleet_wait_s`) for services whose
+//!    watermark has not reached it yet: the decision then depends on the
+//!    data, not on the order in which services' data arrived.
+//! 7. [`output`]: the Regression event.
+//!
+//! This file holds the state, the intake of events and the scheduling
+//! (watermarks, due evaluations, re-runs for late data, waiting, compaction).
+
+mod alias;
+mod exposure;
+mod fdr;
+mod flag;
+mod guard;
+mod output;
+mod score;
+#[cfg(test)]
+mod watermarks;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use selfheal_common::config::DetectorConfig;
-use selfheal_common::ids::stable_id;
 use selfheal_schemas::{
-    AnyEvent, Build, BuildStatus, Deploy, RateBasis, Regression, RegressionKind, SignatureCount,
-    Traffic,
+    AnyEvent, Build, BuildStatus, Deploy, Regression, RegressionKind, SignatureCount, Traffic,
 };
 
 use crate::fleet::{template_hash, FleetSummary, FleetView, Outbox};
 use crate::series::{Series, HOUR_MS, MINUTE_MS};
-use crate::stats;
 
 mod snapshot;
 pub use snapshot::SnapshotParts;
@@ -62,10 +73,16 @@ const BASIS_WAIT_MS: i64 = 5 * MINUTE_MS;
 /// Counters describing the detector's state and input quality.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DetectorStats {
-    /// Events that arrived behind the watermark but were still counted.
+    /// Events that arrived behind their service's watermark but were still
+    /// counted.
     pub late: u64,
-    /// Events older than the baseline horizon: reported, not counted.
-    pub too_old: u64,
+    /// Events older than their service's watermark minus the baseline
+    /// horizon: counted (and soon compacted away), but no open evaluation
+    /// can use them. Reported with the reason; never silently dropped.
+    pub beyond_horizon: u64,
+    /// Evaluations that waited for another service's (or instance's)
+    /// watermark before deciding.
+    pub waited_evaluations: u64,
     /// Signatures evicted because a service exceeded its signature cap.
     pub evicted_signatures: u64,
     /// Signatures currently tracked.
@@ -101,6 +118,22 @@ struct DeployState {
     /// Historical baseline exposure basis decided at the first evaluation.
     per_request: Option<bool>,
     done: bool,
+    /// The latest evaluation run (or skipped while blocked).
+    #[serde(default)]
+    last_eval_ms: Option<i64>,
+    /// The earliest evaluation whose flagged candidates wait for other
+    /// services' watermarks to reach it (see [`Detector::ready`]); it and
+    /// every later one re-run, in order, once they do.
+    #[serde(default)]
+    blocked_from: Option<i64>,
+}
+
+impl DeployState {
+    /// The evaluation after the one at `at` (minute boundaries, then the
+    /// window's end).
+    fn next_after(&self, at: i64, window: i64) -> i64 {
+        (at + MINUTE_MS).min(self.deploy.deployed_at_ms + window)
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -115,6 +148,18 @@ struct ServiceState {
     emitted: BTreeSet<String>,
     /// Regression id → when it was first flagged while held for the guard.
     held: BTreeMap<String, i64>,
+    /// The latest event time of this service: its watermark is this minus
+    /// the allowed lateness. Per service, so one service's fresh (or
+    /// far-future) events never make another's data late or too old.
+    #[serde(default)]
+    max_event_ms: Option<i64>,
+    /// When this service's series were last compacted (its own event time).
+    #[serde(default)]
+    last_compaction_ms: Option<i64>,
+    /// No open deploy of this service has an evaluation due before this (a
+    /// lower bound; `None` when unknown), so most events skip the scan.
+    #[serde(skip)]
+    next_due_ms: Option<i64>,
 }
 
 /// The checkpointed state of one service: what a restarted or newly assigned
@@ -123,7 +168,8 @@ struct ServiceState {
 pub struct ServiceSnapshot {
     /// The service.
     pub service: String,
-    /// The latest event time the detector had seen when the snapshot was taken.
+    /// The latest event time of this service when the snapshot was taken
+    /// (older snapshots: of any service).
     pub max_event_ms: Option<i64>,
     state: ServiceState,
 }
@@ -135,18 +181,13 @@ pub struct Detector {
     services: BTreeMap<String, ServiceState>,
     /// template key → (service, signature): the fleet guard's index.
     by_template: BTreeMap<String, BTreeSet<(String, String)>>,
-    max_event_ms: Option<i64>,
-    last_compaction_ms: i64,
     /// Services changed since the last [`Detector::take_touched`].
     touched: BTreeSet<String>,
     stats: DetectorStats,
     /// Several instances: what this one publishes, and what the others report.
     fleet: Option<Fleet>,
-    /// No open deploy has an evaluation due before this (a lower bound; `None`
-    /// when unknown), so most events skip the scan over every service's
-    /// deploys. Reset where an evaluation may come due earlier: a new deploy,
-    /// a restored service.
-    next_due_ms: Option<i64>,
+    /// Services with an evaluation waiting for other watermarks.
+    blocked: BTreeSet<String>,
 }
 
 /// The fleet side of one instance (see [`crate::fleet`]).
@@ -163,8 +204,9 @@ struct Candidate {
     kind: RegressionKind,
     x: f64,
     mu: f64,
-    p: f64,
-    e: f64,
+    score: score::Score,
+    /// The revision's exposure (requests or minutes).
+    exposure: f64,
     requests: Option<f64>,
     baseline_exposure: f64,
     per_request: bool,
@@ -175,7 +217,6 @@ impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
         Self {
             config,
-            last_compaction_ms: i64::MIN,
             ..Default::default()
         }
     }
@@ -217,11 +258,18 @@ impl Detector {
     }
 
     /// What to publish to the fleet topic after a batch, in order: the count
-    /// deltas and deploys read since the last call and the watermark (`None`
-    /// when `reporting` is false: the instance owns no input partition or is
+    /// deltas and deploys read since the last call, the instance's watermark
+    /// (its services' latest) and each service's own (`None` when
+    /// `reporting` is false: the instance owns no input partition or is
     /// leaving, and nobody should wait for it). Empty when nothing is new.
     pub fn take_fleet_summaries(&mut self, reporting: bool) -> Vec<FleetSummary> {
         let wm = self.watermark();
+        let lateness = self.lateness_ms();
+        let per_service: BTreeMap<String, i64> = self
+            .services
+            .iter()
+            .filter_map(|(n, s)| s.max_event_ms.map(|m| (n.clone(), m - lateness)))
+            .collect();
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let horizon = fleet_horizon(&self.config);
         let Some(f) = self.fleet.as_mut() else {
@@ -231,15 +279,19 @@ impl Detector {
             f.view.advance_clock(w);
         }
         f.view.maybe_compact(window, horizon);
-        f.outbox
-            .take(&f.instance, wm.filter(|_| reporting), FLEET_MAX_COUNTS)
+        f.outbox.take(
+            &f.instance,
+            wm.filter(|_| reporting),
+            &per_service,
+            FLEET_MAX_COUNTS,
+        )
     }
 
     /// Applies a summary read from the fleet topic (any instance's, this
-    /// one's own echo included). Regressions held for the fleet guard are
-    /// re-judged at their latest evaluation: this can release them, with the
-    /// other instance's evidence or because it has now reported far enough.
-    /// Remote data never moves this instance's watermark.
+    /// one's own echo included). Evaluations waiting for other instances are
+    /// re-judged: this can release them, with the other instance's evidence
+    /// or because it has now reported far enough. Remote data never moves
+    /// this instance's watermarks.
     pub fn on_fleet(&mut self, summary: &FleetSummary) -> Vec<Regression> {
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let horizon = fleet_horizon(&self.config);
@@ -253,26 +305,7 @@ impl Detector {
         if own || !self.config.sequential || !self.config.fleet_guard {
             return Vec::new();
         }
-        let due: Vec<(String, usize, i64)> = self
-            .services
-            .iter()
-            .filter(|(_, s)| !s.held.is_empty())
-            .flat_map(|(name, s)| {
-                s.deploys
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| {
-                        !d.done && d.next_eval_ms - MINUTE_MS > d.deploy.deployed_at_ms
-                    })
-                    .map(move |(i, d)| (name.clone(), i, d.next_eval_ms - MINUTE_MS))
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (service, idx, at) in due {
-            self.touched.insert(service.clone());
-            out.extend(self.evaluate(&service, idx, at));
-        }
-        out
+        self.unblock()
     }
 
     /// The services whose state changed since the last call (to checkpoint).
@@ -285,7 +318,7 @@ impl Detector {
     pub fn snapshot(&self, service: &str) -> Option<ServiceSnapshot> {
         self.services.get(service).map(|s| ServiceSnapshot {
             service: service.to_owned(),
-            max_event_ms: self.max_event_ms,
+            max_event_ms: s.max_event_ms,
             state: s.clone(),
         })
     }
@@ -300,11 +333,14 @@ impl Detector {
                 .or_default()
                 .insert((snapshot.service.clone(), sig_id.clone()));
         }
-        if let Some(m) = snapshot.max_event_ms {
-            self.max_event_ms = Some(self.max_event_ms.map_or(m, |x| x.max(m)));
+        let mut state = snapshot.state;
+        // Snapshots from before per-service watermarks carry the global one.
+        state.max_event_ms = state.max_event_ms.or(snapshot.max_event_ms);
+        state.next_due_ms = None;
+        if state.deploys.iter().any(|d| d.blocked_from.is_some()) {
+            self.blocked.insert(snapshot.service.clone());
         }
-        self.services.insert(snapshot.service, snapshot.state);
-        self.next_due_ms = None;
+        self.services.insert(snapshot.service, state);
     }
 
     /// Drops a service's state (its partition moved to another instance).
@@ -317,6 +353,7 @@ impl Detector {
             }
         }
         self.touched.remove(service);
+        self.blocked.remove(service);
     }
 
     /// The services currently held.
@@ -324,37 +361,58 @@ impl Detector {
         self.services.keys().map(String::as_str)
     }
 
-    /// The event-time watermark, if any event was seen.
+    /// The latest of the services' watermarks, if any event was seen (what
+    /// this instance reports to the fleet; evaluations use each service's
+    /// own, [`Detector::service_watermark`]).
     pub fn watermark(&self) -> Option<i64> {
-        self.max_event_ms
-            .map(|m| m - i64::from(self.config.allowed_lateness_s) * 1_000)
+        self.services
+            .values()
+            .filter_map(|s| s.max_event_ms)
+            .max()
+            .map(|m| m - self.lateness_ms())
+    }
+
+    /// The event-time watermark of `service`, if any of its events was seen.
+    pub fn service_watermark(&self, service: &str) -> Option<i64> {
+        self.services
+            .get(service)?
+            .max_event_ms
+            .map(|m| m - self.lateness_ms())
+    }
+
+    fn lateness_ms(&self) -> i64 {
+        i64::from(self.config.allowed_lateness_s) * 1_000
     }
 
     /// Feeds one event; returns the regressions it reveals (in event-time order).
     pub fn on_event(&mut self, event: &AnyEvent) -> Vec<Regression> {
         let mut out = Vec::new();
-        let t = match event {
+        let (service, t) = match event {
             AnyEvent::SignatureCount(sc) => {
                 self.on_signature(sc);
-                sc.last_seen_ms
+                (&sc.service, sc.last_seen_ms)
             }
             AnyEvent::Traffic(t) => {
                 self.on_traffic(t);
-                t.window_start_ms
+                (&t.service, t.window_start_ms)
             }
             AnyEvent::Deploy(d) => {
                 self.on_deploy(d);
-                d.deployed_at_ms
+                (&d.service, d.deployed_at_ms)
             }
             AnyEvent::Build(b) => {
                 out.extend(self.on_build(b));
-                b.finished_at_ms
+                (&b.service, b.finished_at_ms)
             }
             _ => return out,
         };
-        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
-        if let Some(wm) = self.watermark() {
-            out.extend(self.advance(wm));
+        let svc = service_state(&mut self.services, service);
+        let moved = svc.max_event_ms.is_none_or(|m| t > m);
+        if moved {
+            svc.max_event_ms = Some(t);
+        }
+        if let Some(wm) = self.service_watermark(service) {
+            out.extend(self.advance(service, wm));
         }
         match event {
             // A count is bucketed at its first occurrence: re-run from there.
@@ -363,6 +421,22 @@ impl Detector {
             }
             AnyEvent::Traffic(tr) => out.extend(self.reevaluate_late(&tr.service, t)),
             _ => {}
+        }
+        // This service's watermark may be what other services' evaluations
+        // wait for.
+        if moved && !self.blocked.is_empty() {
+            // Only a service whose watermark reached the earliest waiting
+            // evaluation can release one (cheap: few services wait).
+            let earliest = self
+                .blocked
+                .iter()
+                .filter_map(|s| self.services.get(s))
+                .flat_map(|s| s.deploys.iter().filter_map(|d| d.blocked_from))
+                .min();
+            let wm = self.service_watermark(service);
+            if earliest.is_none_or(|b| wm.is_some_and(|w| w >= b)) {
+                out.extend(self.unblock());
+            }
         }
         out
     }
@@ -383,49 +457,132 @@ impl Detector {
         // Every boundary already evaluated after the event's minute is re-run,
         // oldest first, so the detection time is the one an on-time arrival
         // would have given (deterministic for a given input order).
-        let due: Vec<(usize, i64, i64)> = svc
+        let due: Vec<(usize, i64)> = svc
             .deploys
             .iter()
             .enumerate()
             .filter(|(_, d)| !d.done)
             .filter_map(|(i, d)| {
-                let last = d.next_eval_ms - MINUTE_MS;
+                let last = d.last_eval_ms?;
                 let first = (t_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
                 let first =
                     first.max((d.deploy.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS);
-                (last > d.deploy.deployed_at_ms && first <= last).then_some((i, first, last))
+                (last > d.deploy.deployed_at_ms && first <= last).then_some((i, first))
             })
             .collect();
         let mut out = Vec::new();
-        for (idx, first, last) in due {
+        for (idx, first) in due {
             let d = &mut self.services.get_mut(service).expect("exists").deploys[idx];
             if t_ms < d.deploy.deployed_at_ms {
                 // Late baseline data: the cached baseline is stale.
                 d.baseline.clear();
                 d.per_request = None;
             }
-            let mut at = first;
-            while at <= last {
-                out.extend(self.evaluate(service, idx, at));
-                at += MINUTE_MS;
+            match d.blocked_from {
+                // Already waiting from before `first`: the re-run happens
+                // when it is released.
+                Some(b) if b <= first => continue,
+                Some(_) => d.blocked_from = None,
+                None => {}
+            }
+            out.extend(self.run_from(service, idx, first));
+        }
+        out
+    }
+
+    /// Runs the evaluations of deploy `idx` from `first` through its latest
+    /// one, in order, stopping where one has to wait.
+    fn run_from(&mut self, service: &str, idx: usize, first: i64) -> Vec<Regression> {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let mut out = Vec::new();
+        let mut at = first;
+        loop {
+            let d = &self.services[service].deploys[idx];
+            let Some(last) = d.last_eval_ms else { break };
+            if at > last || d.blocked_from.is_some() {
+                break;
+            }
+            let next = d.next_after(at, window);
+            out.extend(self.evaluate(service, idx, at));
+            if next == at {
+                break;
+            }
+            at = next;
+        }
+        out
+    }
+
+    /// Re-judges the waiting evaluations whose wait is over.
+    fn unblock(&mut self) -> Vec<Regression> {
+        let mut out = Vec::new();
+        let services: Vec<String> = self.blocked.iter().cloned().collect();
+        for service in services {
+            let Some(svc) = self.services.get(&service) else {
+                self.blocked.remove(&service);
+                continue;
+            };
+            let waiting: Vec<(usize, i64)> = svc
+                .deploys
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| d.blocked_from.map(|b| (i, b)))
+                .collect();
+            for (idx, from) in waiting {
+                if !self.ready(&service, from) {
+                    continue;
+                }
+                self.touch(&service);
+                self.services.get_mut(&service).expect("exists").deploys[idx].blocked_from = None;
+                out.extend(self.run_from(&service, idx, from));
+            }
+            let still = self.services[&service]
+                .deploys
+                .iter()
+                .any(|d| d.blocked_from.is_some());
+            if !still {
+                self.blocked.remove(&service);
             }
         }
         out
     }
 
-    /// End of input (backtests): closes every open window as if the watermark
-    /// had passed it.
+    /// End of input (backtests): closes every open window as if every
+    /// service's watermark had passed it, earliest evaluation first.
     pub fn flush(&mut self) -> Vec<Regression> {
-        self.advance(i64::MAX / 2)
+        let end = i64::MAX / 2;
+        let mut out = Vec::new();
+        for svc in self.services.values_mut() {
+            svc.max_event_ms = Some(end + self.config.allowed_lateness_s as i64 * 1_000);
+            svc.next_due_ms = None;
+        }
+        loop {
+            let next = self
+                .services
+                .iter()
+                .flat_map(|(name, s)| {
+                    s.deploys
+                        .iter()
+                        .filter(|d| !d.done)
+                        .map(move |d| (d.next_eval_ms, name))
+                })
+                .min()
+                .map(|(t, n)| (t, n.clone()));
+            let Some((at, service)) = next else { break };
+            out.extend(self.run_due(&service, at));
+        }
+        out.extend(self.unblock());
+        out
     }
 
-    fn is_too_old(&mut self, t_ms: i64) -> bool {
+    /// Whether an event of `service` at `t_ms` is behind its watermark
+    /// (late) or behind the whole baseline horizon.
+    fn is_too_old(&mut self, service: &str, t_ms: i64) -> bool {
         let horizon = i64::from(self.config.baseline_days) * DAY_MS
             + i64::from(self.config.window_minutes) * MINUTE_MS
             + HOUR_MS;
-        match self.watermark() {
+        match self.service_watermark(service) {
             Some(wm) if t_ms < wm - horizon => {
-                self.stats.too_old += 1;
+                self.stats.beyond_horizon += 1;
                 true
             }
             Some(wm) if t_ms < wm => {
@@ -438,10 +595,11 @@ impl Detector {
 
     fn on_signature(&mut self, sc: &SignatureCount) {
         self.touch(&sc.service);
-        if self.is_too_old(sc.first_seen_ms) {
+        if self.is_too_old(&sc.service, sc.first_seen_ms) {
             tracing::warn!(service = %sc.service, signature = %sc.signature, ts = sc.first_seen_ms,
-                "signature count older than the baseline horizon; not counted");
-            return;
+                count = sc.count,
+                reason = "older than its service's watermark minus the baseline horizon",
+                "signature count beyond the horizon: counted, but no open evaluation covers it");
         }
         // Counts arrive by the hundred thousand in a backtest: keys are cloned
         // only when they are new.
@@ -522,10 +680,10 @@ impl Detector {
 
     fn on_traffic(&mut self, t: &Traffic) {
         self.touch(&t.service);
-        if self.is_too_old(t.window_start_ms) {
-            tracing::warn!(service = %t.service, ts = t.window_start_ms,
-                "traffic older than the baseline horizon; not counted");
-            return;
+        if self.is_too_old(&t.service, t.window_start_ms) {
+            tracing::warn!(service = %t.service, ts = t.window_start_ms, requests = t.requests,
+                reason = "older than its service's watermark minus the baseline horizon",
+                "traffic beyond the horizon: counted, but no open evaluation covers it");
         }
         let svc = service_state(&mut self.services, &t.service);
         svc.first_seen_ms = Some(
@@ -552,16 +710,13 @@ impl Detector {
 
     fn on_deploy(&mut self, d: &Deploy) {
         self.touch(&d.service);
-        let svc = self.services.entry(d.service.clone()).or_default();
+        let svc = service_state(&mut self.services, &d.service);
         if svc
             .deploys
             .iter()
             .any(|s| s.deploy.revision == d.revision && s.deploy.deployed_at_ms == d.deployed_at_ms)
         {
             return; // duplicate input
-        }
-        if let Some(f) = self.fleet.as_mut() {
-            f.outbox.deploy(&d.service, d.deployed_at_ms);
         }
         let first_boundary = (d.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
         svc.deploys.push(DeployState {
@@ -570,261 +725,293 @@ impl Detector {
             baseline: BTreeMap::new(),
             per_request: None,
             done: false,
+            last_eval_ms: None,
+            blocked_from: None,
         });
-        self.next_due_ms = None;
+        svc.next_due_ms = None;
+        if let Some(f) = self.fleet.as_mut() {
+            f.outbox.deploy(&d.service, d.deployed_at_ms);
+        }
     }
 
     fn on_build(&mut self, b: &Build) -> Option<Regression> {
         if b.status != BuildStatus::Failed {
             return None;
         }
-        let signature = "build_failure".to_owned();
-        let id = stable_id(&[&b.service, &b.revision, &signature, "build_failure"]);
+        let id = output::regression_id(
+            &b.service,
+            &b.revision,
+            "build_failure",
+            RegressionKind::BuildFailure,
+        );
         self.touch(&b.service);
-        if !self
-            .services
-            .entry(b.service.clone())
-            .or_default()
+        let fresh = service_state(&mut self.services, &b.service)
             .emitted
-            .insert(id.clone())
-        {
-            return None;
-        }
-        let excerpt = b.log_excerpt.clone().unwrap_or_default();
-        let first_line = excerpt.lines().next().unwrap_or("build failed").to_owned();
-        Some(Regression {
-            id,
-            service: b.service.clone(),
-            revision: b.revision.clone(),
-            previous_revision: None,
-            kind: RegressionKind::BuildFailure,
-            signature,
-            template: first_line.clone(),
-            exception_type: None,
-            detected_at_ms: b.finished_at_ms,
-            deployed_at_ms: None,
-            window_start_ms: b.finished_at_ms,
-            window_end_ms: b.finished_at_ms,
-            observed: 1,
-            expected: 0.0,
-            rate_ratio: f64::INFINITY,
-            p_value: 0.0,
-            q_value: None,
-            requests: None,
-            baseline_requests: None,
-            rate_basis: RateBasis::PerTime,
-            externally_correlated: false,
-            correlation_evidence: None,
-            sample_message: first_line,
-            sample_stack: (!excerpt.is_empty()).then_some(excerpt),
-            frames: Vec::new(),
-        })
+            .insert(id.clone());
+        fresh.then(|| output::build_failure(id, b))
     }
 
-    /// Runs every evaluation due at or before `wm`, in event-time order.
-    fn advance(&mut self, wm: i64) -> Vec<Regression> {
-        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+    /// Runs the evaluations of `service` due at or before `wm` (its own
+    /// watermark), and compacts its series once an hour of its event time.
+    fn advance(&mut self, service: &str, wm: i64) -> Vec<Regression> {
         let mut out = Vec::new();
-        if self.next_due_ms.is_none_or(|t| t <= wm) {
-            out = self.run_due(wm, window);
-            self.next_due_ms = Some(
-                self.services
-                    .values()
-                    .flat_map(|s| s.deploys.iter().filter(|d| !d.done))
+        if self.services[service].next_due_ms.is_none_or(|t| t <= wm) {
+            out = self.run_due(service, wm);
+            let svc = self.services.get_mut(service).expect("exists");
+            svc.next_due_ms = Some(
+                svc.deploys
+                    .iter()
+                    .filter(|d| !d.done)
                     .map(|d| d.next_eval_ms)
                     .min()
                     .unwrap_or(i64::MAX),
             );
         }
-        if wm < i64::MAX / 4 && wm.saturating_sub(self.last_compaction_ms) >= HOUR_MS {
-            self.compact(wm);
-            self.last_compaction_ms = wm;
+        let last = self.services[service].last_compaction_ms;
+        if wm < i64::MAX / 4 && last.is_none_or(|l| wm.saturating_sub(l) >= HOUR_MS) {
+            self.compact(service, wm);
+            self.services
+                .get_mut(service)
+                .expect("exists")
+                .last_compaction_ms = Some(wm);
         }
         out
     }
 
-    /// The evaluations due at or before `wm`, earliest first.
-    fn run_due(&mut self, wm: i64, window: i64) -> Vec<Regression> {
+    /// The evaluations of `service` due at or before `wm`, earliest first.
+    fn run_due(&mut self, service: &str, wm: i64) -> Vec<Regression> {
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let mut out = Vec::new();
         loop {
-            // The earliest due evaluation across services (ties by service name).
-            let next = self
-                .services
+            let next = self.services[service]
+                .deploys
                 .iter()
-                .flat_map(|(name, s)| {
-                    s.deploys
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, d)| !d.done)
-                        .map(move |(i, d)| (d.next_eval_ms, name, i))
-                })
-                .filter(|(t, _, _)| *t <= wm)
-                .min()
-                // Cloned for the winner only: this runs on every event.
-                .map(|(t, name, i)| (t, name.clone(), i));
-            let Some((at, service, idx)) = next else {
+                .enumerate()
+                .filter(|(_, d)| !d.done && d.next_eval_ms <= wm)
+                .map(|(i, d)| (d.next_eval_ms, i))
+                .min();
+            let Some((at, idx)) = next else {
                 break;
             };
-            let end = {
-                let d = &self.services[&service].deploys[idx];
-                d.deploy.deployed_at_ms + window
+            self.touch(service);
+            let evaluate_now;
+            let at = {
+                let d = &mut self.services.get_mut(service).expect("exists").deploys[idx];
+                let end = d.deploy.deployed_at_ms + window;
+                let at = at.min(end);
+                d.last_eval_ms = Some(at);
+                evaluate_now = self.config.sequential || at >= end;
+                at
             };
-            let at = at.min(end);
-            self.touch(&service);
-            let evaluate_now = self.config.sequential || at >= end;
             if evaluate_now {
-                out.extend(self.evaluate(&service, idx, at));
+                match self.services[service].deploys[idx].blocked_from {
+                    // Waiting: released (and re-run through `at`) once ready.
+                    Some(b) => {
+                        if self.ready(service, b) {
+                            let d =
+                                &mut self.services.get_mut(service).expect("exists").deploys[idx];
+                            d.blocked_from = None;
+                            out.extend(self.run_from(service, idx, b));
+                        }
+                    }
+                    None => out.extend(self.evaluate(service, idx, at)),
+                }
             }
-            let d = &mut self.services.get_mut(&service).expect("exists").deploys[idx];
-            if at >= end {
+            let d = &mut self.services.get_mut(service).expect("exists").deploys[idx];
+            if at >= d.deploy.deployed_at_ms + window {
                 d.done = true;
-                d.baseline.clear();
+                if d.blocked_from.is_none() {
+                    d.baseline.clear();
+                }
             } else {
-                d.next_eval_ms = (at + MINUTE_MS).min(end);
+                d.next_eval_ms = d.next_after(at, window);
             }
         }
         out
     }
 
-    /// Folds old minutes into hours, evicts what is older than the baseline
-    /// horizon, and forgets finished deploys and empty signatures.
-    fn compact(&mut self, wm: i64) {
-        self.touched.extend(self.services.keys().cloned());
+    /// Folds `service`'s old minutes into hours, evicts what is older than
+    /// its baseline horizon (by its own watermark `wm`), and forgets finished
+    /// deploys and empty signatures.
+    fn compact(&mut self, service: &str, wm: i64) {
+        self.touch(service);
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let recent_from = wm - window - HOUR_MS;
         let evict_before = wm - i64::from(self.config.baseline_days) * DAY_MS - window - HOUR_MS;
-        for (name, svc) in &mut self.services {
-            svc.sigs.retain(|sig, s| {
-                s.by_revision.retain(|_, series| {
-                    series.compact(recent_from, evict_before);
-                    !series.is_empty()
-                });
-                let keep = !s.by_revision.is_empty();
-                if !keep {
-                    if let Some(set) = self.by_template.get_mut(&s.template_key) {
-                        set.remove(&(name.clone(), sig.clone()));
-                    }
-                }
-                keep
-            });
-            svc.traffic.retain(|_, series| {
+        let Some(svc) = self.services.get_mut(service) else {
+            return;
+        };
+        let by_template = &mut self.by_template;
+        svc.sigs.retain(|sig, s| {
+            s.by_revision.retain(|_, series| {
                 series.compact(recent_from, evict_before);
                 !series.is_empty()
             });
-            // Finished deploys are kept one baseline long: the fleet guard asks
-            // whether a service deployed recently.
-            svc.deploys
-                .retain(|d| !d.done || d.deploy.deployed_at_ms >= evict_before);
-            // A candidate held for the guard is emitted by its window's end at
-            // the latest; one flagged before the recent past never will be
-            // (it fell back below the thresholds).
-            svc.held.retain(|_, first| *first >= recent_from);
-        }
-        self.by_template.retain(|_, set| !set.is_empty());
-        self.services.retain(|_, s| {
-            !s.sigs.is_empty()
-                    || !s.traffic.is_empty()
-                    || !s.deploys.is_empty()
-                    // Emitted ids are kept (regressions are rare) so a replayed
-                    // input can never emit the same regression twice.
-                    || !s.emitted.is_empty()
+            let keep = !s.by_revision.is_empty();
+            if !keep {
+                if let Some(set) = by_template.get_mut(&s.template_key) {
+                    set.remove(&(service.to_owned(), sig.clone()));
+                    if set.is_empty() {
+                        by_template.remove(&s.template_key);
+                    }
+                }
+            }
+            keep
         });
+        svc.traffic.retain(|_, series| {
+            series.compact(recent_from, evict_before);
+            !series.is_empty()
+        });
+        // Finished deploys are kept one baseline long: the fleet guard asks
+        // whether a service deployed recently.
+        svc.deploys.retain(|d| {
+            !d.done || d.blocked_from.is_some() || d.deploy.deployed_at_ms >= evict_before
+        });
+        // A candidate held for the guard is emitted by its window's end at
+        // the latest; one flagged before the recent past never will be
+        // (it fell back below the thresholds).
+        svc.held.retain(|_, first| *first >= recent_from);
+        // Emitted ids are kept (regressions are rare) so a replayed input
+        // can never emit the same regression twice; the service's
+        // watermark is kept with it.
     }
 
-    /// One evaluation of deploy `idx` of `service` at event time `at`.
+    /// One evaluation of deploy `idx` of `service` at event time `at`: the
+    /// stages in order (see the module docs).
     fn evaluate(&mut self, service: &str, idx: usize, at: i64) -> Vec<Regression> {
-        let cfg = self.config.clone();
+        let candidates = self.candidates(service, idx, at);
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let cfg = &self.config;
+        let svc = &self.services[service];
+        let scores: Vec<score::Score> = candidates.iter().map(|c| c.score).collect();
+        let q = fdr::q_values(&scores, svc.sigs.len(), cfg.sequential, cfg.fdr);
+        let d = &svc.deploys[idx].deploy;
+        let flagged: Vec<(Candidate, f64, String)> = candidates
+            .into_iter()
+            .zip(q)
+            .filter(|(c, q)| flag::flagged(cfg, c.kind, c.x, c.mu, *q))
+            .map(|(c, q)| {
+                let id = output::regression_id(service, &d.revision, &c.signature, c.kind);
+                (c, q, id)
+            })
+            .filter(|(_, _, id)| !svc.emitted.contains(id))
+            .collect();
+        if flagged.is_empty() {
+            return Vec::new();
+        }
+        if cfg.fleet_guard && cfg.sequential && !self.ready(service, at) {
+            // Another service's (or instance's) counts for `at` may still
+            // come: decide once they are in (see `guard::ready`).
+            self.services.get_mut(service).expect("exists").deploys[idx].blocked_from = Some(at);
+            self.blocked.insert(service.to_owned());
+            self.stats.waited_evaluations += 1;
+            return Vec::new();
+        }
+        let deploy = self.services[service].deploys[idx].deploy.clone();
+        let (t0, rev) = (deploy.deployed_at_ms, deploy.revision.as_str());
+        let window = i64::from(self.config.window_minutes) * MINUTE_MS;
+        let hold_ms = i64::from(self.config.hold_remediation_s) * 1_000;
+        let mut out = Vec::new();
+        for (c, q, id) in flagged {
+            let assessment = if self.config.fleet_guard {
+                self.assess(&guard::Subject {
+                    service,
+                    revision: rev,
+                    signature: &c.signature,
+                    t0,
+                    at,
+                    base_rate: c.mu / c.exposure,
+                    per_request: c.per_request,
+                })
+            } else {
+                guard::Assessment::default()
+            };
+            if self.config.fleet_guard
+                && self.config.sequential
+                && assessment.external.is_none()
+                && self.template_is_shared(service, rev, &c.signature, t0, at)
+            {
+                // The same error exists elsewhere: give an outage that started
+                // with this deploy a few minutes to show up there too.
+                let first = *self
+                    .services
+                    .get_mut(service)
+                    .expect("exists")
+                    .held
+                    .entry(id.clone())
+                    .or_insert(at);
+                if at - first < GUARD_HOLD_MS && at < t0 + window {
+                    continue;
+                }
+            }
+            let svc = self.services.get_mut(service).expect("exists");
+            svc.emitted.insert(id.clone());
+            svc.held.remove(&id);
+            let sig = svc.sigs.get_mut(&c.signature).expect("candidate exists");
+            if assessment.external.is_none() {
+                sig.regressed.insert(rev.to_owned());
+            }
+            let hold = (assessment.ambiguous && hold_ms > 0).then_some(at + hold_ms);
+            let ctx = output::Context {
+                id,
+                service,
+                revision: rev,
+                previous_revision: deploy.previous_revision.clone(),
+                deployed_at_ms: t0,
+                at,
+                q,
+                hold_remediation_until_ms: hold,
+            };
+            out.push(output::regression(ctx, &c, &sig.sample, assessment));
+        }
+        out
+    }
+
+    /// Stages 1–3: every signature of the service with events on the
+    /// deployed revision, with its baseline and score.
+    fn candidates(&mut self, service: &str, idx: usize, at: i64) -> Vec<Candidate> {
+        let cfg = &self.config;
         let svc = self.services.get_mut(service).expect("exists");
         let first_seen = svc.first_seen_ms.unwrap_or(i64::MAX);
-        let d = svc.deploys[idx].deploy.clone();
-        let t0 = d.deployed_at_ms;
+        let (sigs, traffic, deploys) = (&svc.sigs, &svc.traffic, &mut svc.deploys);
+        let d = &mut deploys[idx];
+        let t0 = d.deploy.deployed_at_ms;
         let base_from = (t0 - i64::from(cfg.baseline_days) * DAY_MS).max(first_seen.min(t0));
-        let rev = d.revision.as_str();
-        let prev = d.previous_revision.clone();
         let has_history = t0 - base_from >= i64::from(cfg.window_minutes) * MINUTE_MS;
-
-        // Exposure basis, decided once per deploy: per request when both the
-        // baseline and the revision have traffic.
-        let hist_requests: f64 = svc
-            .traffic
-            .iter()
-            .filter(|(r, _)| r.as_str() != rev)
-            .map(|(_, s)| s.sum(base_from, t0))
-            .sum();
-        let rev_requests = svc.traffic.get(rev).map_or(0.0, |s| s.sum(t0, at));
-        // A deploy between minute boundaries has no complete minute of its own
-        // traffic (nor errors) at its first evaluation; deciding the basis then
-        // would lock it to per-time rates for good. With a traffic history, the
-        // decision waits (up to BASIS_WAIT_MS) for the revision's first requests.
-        if svc.deploys[idx].per_request.is_none()
-            && cfg.per_request
-            && hist_requests > 0.0
-            && rev_requests <= 0.0
-            && at - t0 < BASIS_WAIT_MS
-        {
+        let Some(exp) = exposure::plan(cfg, traffic, d, base_from, at) else {
             return Vec::new();
-        }
-        let per_request = *svc.deploys[idx]
-            .per_request
-            .get_or_insert(cfg.per_request && hist_requests > 0.0 && rev_requests > 0.0);
-        let prev_requests = prev
-            .as_deref()
-            .and_then(|p| svc.traffic.get(p))
-            .map_or(0.0, |s| s.sum(t0, at));
-        let concurrent = per_request && prev_requests > 0.0;
-        let exposure = if per_request {
-            rev_requests
-        } else {
-            ((at - t0) as f64 / MINUTE_MS as f64).max(0.0)
         };
-        if exposure <= 0.0 {
-            return Vec::new();
-        }
-
-        let mut candidates = Vec::new();
-        let total = svc.sigs.len();
-        for (sig_id, sig) in &svc.sigs {
+        let rev = d.deploy.revision.as_str();
+        let prev = d.deploy.previous_revision.as_deref();
+        let baselines = &mut d.baseline;
+        let mut baseline_of = |id: &str, sig: &SigState| {
+            *baselines.entry(id.to_owned()).or_insert_with(|| {
+                exposure::historical_baseline(
+                    sig,
+                    traffic,
+                    rev,
+                    base_from,
+                    t0,
+                    exp.per_request,
+                    cfg.dispersion,
+                )
+            })
+        };
+        let mut out = Vec::new();
+        for (sig_id, sig) in sigs {
             let x = sig.by_revision.get(rev).map_or(0.0, |s| s.sum(t0, at));
             if x <= 0.0 {
                 continue;
             }
-            let mut base = *svc.deploys[idx]
-                .baseline
-                .entry(sig_id.clone())
-                .or_insert_with(|| {
-                    historical_baseline(
-                        sig,
-                        &svc.traffic,
-                        rev,
-                        base_from,
-                        t0,
-                        per_request,
-                        cfg.dispersion,
-                    )
-                });
+            let mut base = baseline_of(sig_id, sig);
             if base.0 == 0.0 {
-                // Ingest names a group after the message that founded it, so
-                // an ingest restart (or another ingest instance) can found the
-                // same group under another id. Such a signature is not new:
-                // it is judged against the baseline of the group it matches.
-                for (alias_id, alias) in &svc.sigs {
-                    if alias_id == sig_id || !same_group(alias, sig) {
+                for (alias_id, alias) in sigs {
+                    if alias_id == sig_id || !alias::same_group(alias, sig) {
                         continue;
                     }
-                    let alias_base = *svc.deploys[idx]
-                        .baseline
-                        .entry(alias_id.clone())
-                        .or_insert_with(|| {
-                            historical_baseline(
-                                alias,
-                                &svc.traffic,
-                                rev,
-                                base_from,
-                                t0,
-                                per_request,
-                                cfg.dispersion,
-                            )
-                        });
+                    let alias_base = baseline_of(alias_id, alias);
                     if alias_base.0 > 0.0 {
                         base = alias_base;
                         break;
@@ -832,10 +1019,10 @@ impl Detector {
                 }
             }
             let (hist_count, hist_exposure, shape) = base;
-            let (conc_count, conc_exposure) = match (&prev, concurrent) {
+            let (conc_count, conc_exposure) = match (prev, exp.concurrent) {
                 (Some(p), true) => (
                     sig.by_revision.get(p).map_or(0.0, |s| s.sum(t0, at)),
-                    prev_requests,
+                    exp.prev_requests,
                 ),
                 _ => (0.0, 0.0),
             };
@@ -852,415 +1039,32 @@ impl Detector {
             } else {
                 RegressionKind::Spike
             };
-            let mu = exposure * (base_count + 1.0) / base_exposure;
+            let mu = score::expected(exp.exposure, base_count, base_exposure);
             let shape = if kind == RegressionKind::New {
                 None
             } else {
                 shape
             };
-            candidates.push(Candidate {
+            out.push(Candidate {
                 signature: sig_id.clone(),
                 kind,
                 x,
                 mu,
-                p: stats::nb_sf(x, mu, shape),
-                e: stats::nb_e_value(x, mu, shape),
-                requests: per_request.then_some(exposure),
+                score: score::score(x, mu, shape),
+                exposure: exp.exposure,
+                requests: exp.per_request.then_some(exp.exposure),
                 baseline_exposure: base_exposure,
-                per_request,
-            });
-        }
-        if candidates.is_empty() {
-            return Vec::new();
-        }
-        let q: Vec<f64> = match (cfg.sequential, cfg.fdr) {
-            (true, true) => stats::e_bh(&candidates.iter().map(|c| c.e).collect::<Vec<_>>(), total),
-            (true, false) => candidates.iter().map(|c| (1.0 / c.e).min(1.0)).collect(),
-            (false, true) => stats::bh(&candidates.iter().map(|c| c.p).collect::<Vec<_>>(), total),
-            (false, false) => candidates.iter().map(|c| c.p).collect(),
-        };
-
-        let mut out = Vec::new();
-        for (c, q) in candidates.into_iter().zip(q) {
-            let flagged = match c.kind {
-                RegressionKind::New => true,
-                _ => {
-                    q <= cfg.alpha
-                        && c.x / c.mu >= cfg.min_rate_ratio
-                        && c.x >= cfg.min_count as f64
-                }
-            };
-            if !flagged {
-                continue;
-            }
-            let kind_name = if c.kind == RegressionKind::New {
-                "new"
-            } else {
-                "spike"
-            };
-            let id = stable_id(&[service, rev, &c.signature, kind_name]);
-            if self.services[service].emitted.contains(&id) {
-                continue;
-            }
-            let correlation = if cfg.fleet_guard {
-                self.fleet_evidence(service, rev, &c.signature, t0, at)
-            } else {
-                None
-            };
-            if cfg.fleet_guard && correlation.is_none() {
-                // The same error exists elsewhere: give an outage that started
-                // with this deploy a few minutes to show up there too. Other
-                // detector instances that have not reported up to this
-                // evaluation may still show it: wait for them, at most
-                // `fleet_wait_s` beyond that hold.
-                let shared = self.template_is_shared(service, &c.signature);
-                let lagging = self.fleet_lagging(at);
-                if shared || lagging {
-                    let first = *self
-                        .services
-                        .get_mut(service)
-                        .expect("exists")
-                        .held
-                        .entry(id.clone())
-                        .or_insert(at);
-                    let local_hold = if shared { GUARD_HOLD_MS } else { 0 };
-                    let hold = (shared && at - first < GUARD_HOLD_MS)
-                        || (lagging && at - first < local_hold + fleet_wait_ms(&cfg));
-                    if hold && at < t0 + i64::from(cfg.window_minutes) * MINUTE_MS {
-                        continue;
-                    }
-                }
-            }
-            {
-                let svc = self.services.get_mut(service).expect("exists");
-                svc.emitted.insert(id.clone());
-                svc.held.remove(&id);
-            }
-            if correlation.is_none() {
-                if let Some(sig) = self
-                    .services
-                    .get_mut(service)
-                    .and_then(|s| s.sigs.get_mut(&c.signature))
-                {
-                    sig.regressed.insert(rev.to_owned());
-                }
-            }
-            let sample = &self.services[service].sigs[&c.signature].sample;
-            out.push(Regression {
-                id,
-                service: service.to_owned(),
-                revision: rev.to_owned(),
-                previous_revision: prev.clone(),
-                kind: c.kind,
-                signature: c.signature.clone(),
-                template: sample.template.clone(),
-                exception_type: sample.exception_type.clone(),
-                detected_at_ms: at,
-                deployed_at_ms: Some(t0),
-                window_start_ms: t0,
-                window_end_ms: at,
-                observed: c.x.round() as i64,
-                expected: c.mu,
-                rate_ratio: c.x / c.mu,
-                p_value: c.p,
-                q_value: Some(q),
-                requests: c.requests.map(|r| r.round() as i64),
-                baseline_requests: c.per_request.then(|| c.baseline_exposure.round() as i64),
-                rate_basis: if c.per_request {
-                    RateBasis::PerRequest
-                } else {
-                    RateBasis::PerTime
-                },
-                externally_correlated: correlation.is_some(),
-                correlation_evidence: correlation,
-                sample_message: sample.sample_message.clone(),
-                sample_stack: sample.sample_stack.clone(),
-                frames: sample.frames.clone(),
+                per_request: exp.per_request,
             });
         }
         out
     }
-
-    fn template_is_shared(&self, service: &str, signature: &str) -> bool {
-        let key = &self.services[service].sigs[signature].template_key;
-        self.by_template.get(key).is_some_and(|set| set.len() > 1)
-            || self.services[service].sigs[signature].by_revision.len() > 1
-            || self.fleet.as_ref().is_some_and(|f| {
-                f.view
-                    .services_with(&template_hash(key))
-                    .any(|s| !self.services.contains_key(s))
-            })
-    }
-
-    /// Whether another instance that has not reported up to `at` (this
-    /// evaluation) may still report the same error rising there.
-    ///
-    /// Trade-off: an instance cannot know whether another is about to report
-    /// the same error (an outage that started with this deploy may be new
-    /// everywhere), so with several instances every flagged regression waits
-    /// until the others' watermarks reach its evaluation: normally their
-    /// reporting lag of a batch or two, since the instances read the same live
-    /// streams, and the summary that arrives re-judges it at once. The wait is
-    /// bounded: an instance more than `fleet_wait_s` of event time behind is
-    /// taken for down (or far behind in a catch-up) and not waited for, and no
-    /// regression waits longer than that beyond its own hold (none, or 3
-    /// minutes for a shared template) after it was first flagged. A dead
-    /// instance thus delays detection once, by at most the bound, and never
-    /// blocks it (its partitions move to the survivors, which then see those
-    /// services locally); what it reported is still used, up to its last
-    /// watermark.
-    fn fleet_lagging(&self, at: i64) -> bool {
-        self.fleet.as_ref().is_some_and(|f| {
-            f.view
-                .lagging(at, fleet_wait_ms(&self.config))
-                .next()
-                .is_some()
-        })
-    }
-
-    /// Evidence that the template of `signature` rose in [t0, at) where this
-    /// deploy cannot be the cause: other services that did not deploy in the
-    /// window (this instance's, then other instances' through the fleet
-    /// view), or other revisions of the same service.
-    ///
-    /// "Rose" is judged against that series' own rate over the lookback before
-    /// t0, and must be strong on its own (ratio ≥ 3 and p ≤ 0.001 with a
-    /// conservative dispersion of 2): templates such as "connection reset" are
-    /// shared by many services, and ordinary noise in one of them must not
-    /// excuse a real regression in another.
-    fn fleet_evidence(
-        &self,
-        service: &str,
-        rev: &str,
-        signature: &str,
-        t0: i64,
-        at: i64,
-    ) -> Option<String> {
-        let key = &self.services[service].sigs[signature].template_key;
-        let mut evidence = Vec::new();
-        let mut strong = false;
-        // A witness series judged over [t0, until).
-        let mut witness =
-            |other_service: &str, other_rev: &str, series: &Series, base_from: i64, until: i64| {
-                if let Some((x, mu, is_strong)) = self.rise(series, t0, until, base_from) {
-                    strong |= is_strong;
-                    evidence.push(format!(
-                        "{other_service}@{other_rev}: {x:.0} in the window vs {mu:.1} expected"
-                    ));
-                }
-            };
-        for (other_service, other_sig) in self.by_template.get(key).into_iter().flatten() {
-            let Some(svc) = self.services.get(other_service) else {
-                continue;
-            };
-            let Some(sig) = svc.sigs.get(other_sig) else {
-                continue;
-            };
-            let same_service = other_service == service;
-            let base_from = if same_service {
-                t0 - GUARD_LOOKBACK
-            } else {
-                let deploys = svc.deploys.iter().map(|d| d.deploy.deployed_at_ms);
-                let Some(from) = witness_base_from(deploys, t0, at) else {
-                    continue;
-                };
-                from
-            };
-            for (other_rev, series) in &sig.by_revision {
-                if same_service && other_rev == rev {
-                    continue;
-                }
-                witness(other_service, other_rev, series, base_from, at);
-            }
-        }
-        // Other instances' services (never one held here: local state is
-        // authoritative, and this instance's own summaries echo back).
-        if let Some(f) = &self.fleet {
-            let hash = template_hash(key);
-            for other_service in f.view.services_with(&hash) {
-                if self.services.contains_key(other_service) {
-                    continue;
-                }
-                let Some(base_from) = witness_base_from(f.view.deploys(other_service), t0, at)
-                else {
-                    continue;
-                };
-                // Judged over what its instance has reported (event time).
-                let until = f.view.reported_until(other_service, at);
-                for (other_rev, series) in f.view.series(other_service, &hash).into_iter().flatten()
-                {
-                    witness(other_service, other_rev, series, base_from, until);
-                }
-            }
-        }
-        // An outage shows in several places at once: one other service's
-        // moderate rise can be that service's own noise; two independent ones,
-        // one overwhelming one, or the same error rising in this service's
-        // other revision are a pattern.
-        let same_service_rise = evidence
-            .iter()
-            .any(|e| e.starts_with(&format!("{service}@")));
-        if evidence.len() < 2 && !same_service_rise && !strong {
-            return None;
-        }
-        (!evidence.is_empty()).then(|| {
-            format!(
-                "the same error rose where this deploy cannot be the cause: {}",
-                evidence.join("; ")
-            )
-        })
-    }
-
-    /// Whether `series` rose in [t0, at) against its own rate over
-    /// [base_from, t0): `(observed, expected, overwhelming)` if so.
-    fn rise(&self, series: &Series, t0: i64, at: i64, base_from: i64) -> Option<(f64, f64, bool)> {
-        if at <= t0 {
-            return None;
-        }
-        let x = series.sum(t0, at);
-        if x < self.config.min_count as f64 {
-            return None;
-        }
-        let base = series.sum(base_from, t0);
-        let mu = (at - t0) as f64 * (base + 1.0) / (t0 - base_from) as f64;
-        let p = stats::quasi_poisson_sf(x, mu, 2.0);
-        (x / mu >= 3.0 && p <= 1e-3).then_some((x, mu, x / mu >= 5.0 && p <= 1e-6))
-    }
-}
-
-/// Where another service's baseline for the fleet guard starts, or `None`
-/// when it is no witness for a deploy at `t0` judged at `at`. Its baseline
-/// starts after its own latest deploy before t0, so an older culprit's steady
-/// errors do not look like a rise; a deploy inside the window makes its rise
-/// prove nothing.
-fn witness_base_from(deploys: impl Iterator<Item = i64>, t0: i64, at: i64) -> Option<i64> {
-    let mut last_before = None;
-    for t in deploys {
-        if t >= t0 - 5 * MINUTE_MS && t < at {
-            return None;
-        }
-        if t < t0 {
-            last_before = Some(last_before.map_or(t, |l: i64| l.max(t)));
-        }
-    }
-    let base_from = last_before.map_or(t0 - GUARD_LOOKBACK, |l| (t0 - GUARD_LOOKBACK).max(l));
-    (t0 - base_from >= 30 * MINUTE_MS).then_some(base_from)
-}
-
-/// How long a flagged regression may wait for lagging instances (event time).
-fn fleet_wait_ms(config: &DetectorConfig) -> i64 {
-    i64::from(config.fleet_wait_s) * 1_000
 }
 
 /// How far back the fleet view keeps other instances' counts: the guard's
 /// lookback before a deploy, the deploy's window, and an hour of slack.
 fn fleet_horizon(config: &DetectorConfig) -> i64 {
     GUARD_LOOKBACK + i64::from(config.window_minutes) * MINUTE_MS + HOUR_MS
-}
-
-/// Historical baseline of one signature: (count, exposure, NB shape) over
-/// [from, to) from every revision but `rev`.
-fn historical_baseline(
-    sig: &SigState,
-    traffic: &BTreeMap<String, Series>,
-    rev: &str,
-    from: i64,
-    to: i64,
-    per_request: bool,
-    with_dispersion: bool,
-) -> (f64, f64, Option<f64>) {
-    // Flagged revisions are left out only where their exposure can be left
-    // out too (per request); per time, their share of the clock is unknown.
-    let excluded = |r: &str| r == rev || (per_request && sig.regressed.contains(r));
-    let count: f64 = sig
-        .by_revision
-        .iter()
-        .filter(|(r, _)| !excluded(r.as_str()))
-        .map(|(_, s)| s.sum(from, to))
-        .sum();
-    let exposure = if per_request {
-        traffic
-            .iter()
-            .filter(|(r, _)| !excluded(r.as_str()))
-            .map(|(_, s)| s.sum(from, to))
-            .sum()
-    } else {
-        (to - from) as f64 / MINUTE_MS as f64
-    };
-    if count <= 0.0 || exposure <= 0.0 || !with_dispersion {
-        return (count, exposure, None);
-    }
-    // Hourly observed vs expected (by hourly requests, or flat per time).
-    let mut counts: BTreeMap<i64, f64> = BTreeMap::new();
-    for (_, s) in sig
-        .by_revision
-        .iter()
-        .filter(|(r, _)| !excluded(r.as_str()))
-    {
-        for (h, v) in s.hourly(from, to) {
-            *counts.entry(h).or_default() += v;
-        }
-    }
-    let rate = count / exposure;
-    let mut hourly_exposure: BTreeMap<i64, f64> = BTreeMap::new();
-    if per_request {
-        for (_, s) in traffic.iter().filter(|(r, _)| !excluded(r.as_str())) {
-            for (h, v) in s.hourly(from, to) {
-                *hourly_exposure.entry(h).or_default() += v;
-            }
-        }
-    } else {
-        let mut h = from.div_euclid(HOUR_MS) * HOUR_MS;
-        while h < to {
-            let covered = (h + HOUR_MS).min(to) - h.max(from);
-            hourly_exposure.insert(h, covered as f64 / MINUTE_MS as f64);
-            h += HOUR_MS;
-        }
-    }
-    let shape = stats::nb_shape(
-        hourly_exposure
-            .iter()
-            .map(|(h, e)| (counts.get(h).copied().unwrap_or(0.0), e * rate)),
-    );
-    (count, exposure, shape)
-}
-
-/// Whether two signatures of a service are one group of ingest's under two
-/// ids: same exception type, same in-app stack functions, and templates that
-/// agree token by token wherever neither has a wildcard (the grouper would
-/// have merged them, since every constant agrees). A new code path raising an
-/// old message differs in its stack and stays a new signature.
-fn same_group(a: &SigState, b: &SigState) -> bool {
-    let (Some((ea, ta)), Some((eb, tb))) = (
-        a.template_key.split_once('\u{0}'),
-        b.template_key.split_once('\u{0}'),
-    ) else {
-        return false;
-    };
-    // The functions ingest fingerprints (its default: the top three in-app).
-    fn in_app(s: &SigState) -> Vec<&str> {
-        s.sample
-            .frames
-            .iter()
-            .filter(|f| f.in_app)
-            .take(3)
-            .map(|f| f.function.as_str())
-            .collect()
-    }
-    if ea != eb || ta.split(' ').count() != tb.split(' ').count() || in_app(a) != in_app(b) {
-        return false;
-    }
-    let mut constants = 0;
-    for (x, y) in ta.split(' ').zip(tb.split(' ')) {
-        if x == "<*>" || y == "<*>" {
-            continue;
-        }
-        if x != y {
-            return false;
-        }
-        constants += 1;
-    }
-    constants > 0
 }
 
 /// The state of `name`, created empty if new (the name cloned only then).
@@ -1285,6 +1089,7 @@ fn is_template_key(key: &str, exception_type: &str, template: &str) -> bool {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use selfheal_schemas::RateBasis;
 
     pub(super) const T0: i64 = 10 * DAY_MS;
 
@@ -1601,7 +1406,7 @@ pub(super) mod tests {
         d.on_event(&sc("a", "a", "old", 1, T0 - 30 * MINUTE_MS));
         assert_eq!(d.stats().late, 1);
         d.on_event(&sc("a", "a", "old", 1, T0 - 30 * DAY_MS));
-        assert_eq!(d.stats().too_old, 1);
+        assert_eq!(d.stats().beyond_horizon, 1);
     }
 
     #[test]
@@ -2065,8 +1870,10 @@ mod fleet_instances {
         // The first waited for the silent instance, at most fleet_wait_s.
         let wait = i64::from(DetectorConfig::default().fleet_wait_s) * 1_000;
         let first = r[0].detected_at_ms - T0;
+        // Its detection time is the evaluation that flagged it (the data
+        // decide it); the release waited for the silent instance.
         assert!(
-            first > MINUTE_MS && first <= 2 * MINUTE_MS + wait,
+            first >= MINUTE_MS && first <= 2 * MINUTE_MS + wait,
             "{first}"
         );
         // By the second, it is known to be down: not waited for.

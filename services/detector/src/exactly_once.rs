@@ -129,6 +129,7 @@ fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> 
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
     let metrics = Metrics::new(&registry);
+    crate::metrics::register(&registry);
     let ready = Readiness::default();
     let listener = http::bind(config.http.detector).await?;
     let http_addr = http::local_addr(&listener)?;
@@ -285,6 +286,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             let _ = producer.abort_transaction(TXN_TIMEOUT);
             break Err(e);
         }
+        crate::metrics::observe(&detector.stats());
     };
     if result.is_ok() && fleet.is_some() {
         // Leaving: nobody should wait for this instance's reports any more.

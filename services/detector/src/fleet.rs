@@ -58,6 +58,13 @@ pub struct FleetSummary {
     /// Count deltas read in the batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub counts: Vec<FleetCount>,
+    /// The event-time watermark of each service the instance holds whose
+    /// watermark moved since its last summary (carried by the summary that
+    /// carries `watermark_ms`). Watermarks are per service: a service's
+    /// counts are complete up to its own watermark, whatever the others'.
+    /// Absent (older instances): the instance's watermark stands for all.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_watermarks: BTreeMap<String, i64>,
 }
 
 /// A deploy of a service (a service that deployed is no witness of an outage).
@@ -97,6 +104,8 @@ pub(crate) struct Outbox {
     deploys: BTreeSet<FleetDeploy>,
     /// The watermark last published (`None`: nothing published yet).
     published: Option<Option<i64>>,
+    /// Per-service watermarks last published.
+    published_services: BTreeMap<String, i64>,
 }
 
 impl Outbox {
@@ -131,14 +140,29 @@ impl Outbox {
         &mut self,
         instance: &str,
         watermark_ms: Option<i64>,
+        service_watermarks: &BTreeMap<String, i64>,
         max_counts: usize,
     ) -> Vec<FleetSummary> {
-        if self.counts.is_empty() && self.deploys.is_empty() && self.published == Some(watermark_ms)
+        let moved: BTreeMap<String, i64> = if watermark_ms.is_some() {
+            service_watermarks
+                .iter()
+                .filter(|(s, w)| self.published_services.get(*s) != Some(*w))
+                .map(|(s, w)| (s.clone(), *w))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        if self.counts.is_empty()
+            && self.deploys.is_empty()
+            && self.published == Some(watermark_ms)
+            && moved.is_empty()
         {
             return Vec::new();
         }
         let before = self.published.flatten();
         self.published = Some(watermark_ms);
+        self.published_services
+            .extend(moved.iter().map(|(s, w)| (s.clone(), *w)));
         let mut counts: Vec<FleetCount> = std::mem::take(&mut self.counts)
             .into_iter()
             .map(
@@ -156,6 +180,7 @@ impl Outbox {
             watermark_ms,
             deploys: std::mem::take(&mut self.deploys).into_iter().collect(),
             counts: Vec::new(),
+            service_watermarks: BTreeMap::new(),
         }];
         let max_counts = max_counts.max(1);
         while counts.len() > max_counts {
@@ -168,9 +193,12 @@ impl Outbox {
                 watermark_ms,
                 deploys: Vec::new(),
                 counts: Vec::new(),
+                service_watermarks: BTreeMap::new(),
             });
         }
-        out.last_mut().expect("one").counts = counts;
+        let last = out.last_mut().expect("one");
+        last.counts = counts;
+        last.service_watermarks = moved;
         out
     }
 }
@@ -190,6 +218,8 @@ struct RemoteService {
     deploys: BTreeSet<i64>,
     /// The instance that reported it last (its owner, as far as known).
     reporter: String,
+    /// Its own watermark, as last reported (`None`: not reported per service).
+    watermark_ms: Option<i64>,
 }
 
 /// The union of the fleet summaries read (see the module docs).
@@ -257,6 +287,13 @@ impl FleetView {
             if svc.reporter != s.instance {
                 svc.reporter.clone_from(&s.instance);
             }
+        }
+        for (service, w) in &s.service_watermarks {
+            let svc = self.services.entry(service.clone()).or_default();
+            if svc.reporter != s.instance {
+                svc.reporter.clone_from(&s.instance);
+            }
+            svc.watermark_ms = Some(svc.watermark_ms.map_or(*w, |x| x.max(*w)));
         }
         if !own {
             match s.watermark_ms {
@@ -347,8 +384,25 @@ impl FleetView {
     pub(crate) fn reported_until(&self, service: &str, at: i64) -> i64 {
         self.services
             .get(service)
-            .and_then(|s| self.instances.get(&s.reporter))
+            .and_then(|s| {
+                let instance = self.instances.get(&s.reporter)?;
+                // The service's own watermark when its instance reports
+                // one (never beyond the instance's).
+                Some(s.watermark_ms.map_or(*instance, |w| w.min(*instance)))
+            })
             .map_or(at, |w| (w.div_euclid(MINUTE_MS) * MINUTE_MS).min(at))
+    }
+
+    /// Remote services whose own watermark is behind `at` but at most
+    /// `wait_ms` behind it: their counts for `at` may still come.
+    pub(crate) fn lagging_services(&self, at: i64, wait_ms: i64) -> impl Iterator<Item = &str> {
+        self.services
+            .iter()
+            .filter(move |(_, s)| {
+                self.instances.contains_key(&s.reporter)
+                    && s.watermark_ms.is_some_and(|w| w < at && at - w <= wait_ms)
+            })
+            .map(|(n, _)| n.as_str())
     }
 
     /// Other instances that have not reported up to `at` (an evaluation's
@@ -406,6 +460,7 @@ mod tests {
                     count: *n,
                 })
                 .collect(),
+            service_watermarks: BTreeMap::new(),
         }
     }
 
@@ -415,12 +470,15 @@ mod tests {
         o.count("t".into(), "s", "a", 61_000, 2);
         o.count("t".into(), "s", "a", 119_000, 3);
         o.deploy("s", 5);
-        let s = o.take("i", Some(100), 10).pop().unwrap();
+        let s = o.take("i", Some(100), &BTreeMap::new(), 10).pop().unwrap();
         assert_eq!(s.counts.len(), 1);
         assert_eq!((s.counts[0].minute_ms, s.counts[0].count), (MINUTE_MS, 5));
         assert_eq!(s.deploys.len(), 1);
-        assert!(o.take("i", Some(100), 10).is_empty(), "nothing new");
-        let stop = o.take("i", None, 10);
+        assert!(
+            o.take("i", Some(100), &BTreeMap::new(), 10).is_empty(),
+            "nothing new"
+        );
+        let stop = o.take("i", None, &BTreeMap::new(), 10);
         assert_eq!(stop.len(), 1);
         assert_eq!(stop[0].watermark_ms, None, "stops reporting");
         // Round trip through the wire format.
@@ -432,11 +490,11 @@ mod tests {
     fn large_summaries_are_split_and_only_the_last_part_moves_the_watermark() {
         let mut o = Outbox::default();
         o.count("t".into(), "s", "a", 0, 1);
-        assert_eq!(o.take("i", Some(10), 2).len(), 1);
+        assert_eq!(o.take("i", Some(10), &BTreeMap::new(), 2).len(), 1);
         for m in 0..5 {
             o.count("t".into(), "s", "a", m * MINUTE_MS, 1);
         }
-        let parts = o.take("i", Some(20), 2);
+        let parts = o.take("i", Some(20), &BTreeMap::new(), 2);
         let shape: Vec<(usize, Option<i64>)> = parts
             .iter()
             .map(|p| (p.counts.len(), p.watermark_ms))

@@ -15,12 +15,15 @@
 //!   the state changelog and the fleet topic ([`fleet_topic`]).
 //! - [`changelog`] (pure): the changelog's bounded records (a head per
 //!   service, a part per signature, chunked) and their reassembly.
+//! - [`metrics`] (adapter): the core's input-quality counters as Prometheus
+//!   metrics (late and beyond-horizon events, waited evaluations).
 
 pub mod changelog;
 pub mod core;
 pub mod exactly_once;
 pub mod fleet;
 pub mod fleet_topic;
+pub mod metrics;
 pub mod series;
 pub mod stats;
 pub mod validate;

@@ -82,6 +82,16 @@ impl Series {
         out
     }
 
+    /// The minute buckets in `[from_ms, to_ms)`, in time order (minutes
+    /// already folded into hours are not included).
+    pub fn minutes(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+        let start = self.minutes.partition_point(|(b, _)| *b < from_ms);
+        self.minutes
+            .range(start..)
+            .take_while(move |(b, _)| *b < to_ms)
+            .copied()
+    }
+
     /// Folds minute buckets of hours that end at or before `until_ms` into hour
     /// buckets, and drops everything before `evict_before_ms`.
     pub fn compact(&mut self, until_ms: i64, evict_before_ms: i64) {

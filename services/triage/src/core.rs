@@ -446,6 +446,9 @@ mod tests {
             sample_message: "KeyError: 'EUR'".into(),
             sample_stack: None,
             frames,
+            onset_ms: None,
+            external_cues: Vec::new(),
+            hold_remediation_until_ms: None,
         }
     }
 

@@ -204,6 +204,9 @@ fn gen_case(rng: &mut Rng, i: usize) -> Case {
         sample_message: format!("{exc}: cannot read value 42"),
         sample_stack: None,
         frames,
+        onset_ms: None,
+        external_cues: Vec::new(),
+        hold_remediation_until_ms: None,
     };
     let (m0, l0) = stack[0];
     let (m1, l1) = stack[1];

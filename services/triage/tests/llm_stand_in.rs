@@ -111,6 +111,9 @@ fn events() -> (AnyEvent, Regression) {
             function: "send".into(),
             in_app: false,
         }],
+        onset_ms: None,
+        external_cues: Vec::new(),
+        hold_remediation_until_ms: None,
     };
     (deploy, r)
 }

@@ -52,7 +52,7 @@ impl Detector {
         &mut self,
         service: &str,
     ) -> Option<Result<SnapshotParts, serde_json::Error>> {
-        let max_event_ms = self.max_event_ms;
+        let max_event_ms = self.services.get(service)?.max_event_ms;
         let state = self.services.get_mut(service)?;
         let sigs = std::mem::take(&mut state.sigs);
         let head = serde_json::to_vec(&HeadRef {

@@ -46,6 +46,9 @@ fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
         sample_message: "KeyError: 'XC'".into(),
         sample_stack: None,
         frames: vec![],
+        onset_ms: None,
+        external_cues: Vec::new(),
+        hold_remediation_until_ms: None,
     }
 }
 
