@@ -208,7 +208,16 @@ impl Triage {
                 })
                 .collect::<Option<Vec<String>>>()
                 .and_then(|cues| cues.into_iter().next()),
-            late_onset_min: None,
+            late_onset_min: runtime
+                .iter()
+                .map(|x| match (x.onset_ms, x.deployed_at_ms) {
+                    (Some(onset), Some(at)) if onset - at >= decide::LATE_ONSET_MS => {
+                        Some((onset - at) / 60_000)
+                    }
+                    _ => None,
+                })
+                .collect::<Option<Vec<i64>>>()
+                .and_then(|late| late.into_iter().min()),
             persisted_after_rollback: persisted,
             diff_unavailable: match current.map(|c| &c.diff) {
                 Some(DiffState::Unavailable(why)) => Some(why.clone()),

@@ -187,7 +187,11 @@ impl Policy {
             }
             AnyEvent::Verdict(v) => {
                 let mut out = self.advance(&v.service, v.decided_at_ms);
-                if self.lacks_context(v) {
+                if self.lacks_context(v) || self.on_hold(v).is_some() {
+                    // A newer update of the same incident supersedes a held one.
+                    if let Some(inc) = &v.incident_id {
+                        self.held.retain(|_, h| h.incident_id.as_ref() != Some(inc));
+                    }
                     self.held.insert(v.id.clone(), v.clone());
                     if self.held.len() > MAX_HELD_VERDICTS {
                         let oldest = self
@@ -346,10 +350,19 @@ impl Policy {
             .values()
             .filter(|v| v.service == service)
             .filter(|v| !self.lacks_context(v))
+            .filter(|v| self.on_hold(v).is_none_or(|until| until <= mark))
             .map(|v| v.id.clone())
             .collect();
         for id in ready {
-            if let Some(v) = self.held.remove(&id) {
+            if let Some(mut v) = self.held.remove(&id) {
+                if let Some(until) = self.on_hold(&v) {
+                    // Decided when the hold ended, in event time.
+                    v.decided_at_ms = v.decided_at_ms.max(until);
+                    v.reasoning = format!(
+                        "{} (remediation was held until {until} for an external cause to show; none did)",
+                        v.reasoning
+                    );
+                }
                 released.extend(self.decide(&v));
             }
         }
@@ -413,6 +426,21 @@ impl Policy {
                 .regression_ids
                 .iter()
                 .any(|id| self.regressions.contains_key(id))
+    }
+
+    /// The event time until which the detector asked to hold remediation of
+    /// a verdict's regressions (an external cause not yet ruled out), if it
+    /// is still ahead of the verdict. Reports are never held, only actions.
+    fn on_hold(&self, v: &Verdict) -> Option<i64> {
+        if v.decision == Decision::NotCaused {
+            return None;
+        }
+        v.regression_ids
+            .iter()
+            .filter_map(|id| self.regressions.get(id))
+            .filter_map(|r| r.hold_remediation_until_ms)
+            .max()
+            .filter(|until| *until > v.decided_at_ms)
     }
 
     /// Requests served by `service` (any revision) in windows starting in [from, to).

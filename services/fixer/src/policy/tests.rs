@@ -211,6 +211,32 @@ fn fast_burn_of_an_inconclusive_incident_pages_instead_of_rolling_back() {
 }
 
 #[test]
+fn a_hold_asked_by_the_detector_delays_the_action_not_the_report() {
+    let mut p = seeded(live());
+    let mut r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    r.hold_remediation_until_ms = Some(T0 + 600_000);
+    p.on_event(&AnyEvent::Regression(r));
+    let v = verdict("b", Decision::Caused, 0.9, &["r2"]);
+    assert!(p.on_event(&AnyEvent::Verdict(v)).is_empty(), "held");
+    // Event time moves, still inside the hold.
+    assert!(p.on_event(&traffic_b(T0 + 300_000)).is_empty());
+    let out = p.on_event(&traffic_b(T0 + 600_000));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].action.action, ActionKind::Rollback);
+    assert_eq!(out[0].action.decided_at_ms, T0 + 600_000);
+}
+
+fn traffic_b(at: i64) -> AnyEvent {
+    AnyEvent::Traffic(Traffic {
+        service: "checkout".into(),
+        revision: "b".into(),
+        window_start_ms: at - 60_000,
+        window_s: 60,
+        requests: 1000,
+    })
+}
+
+#[test]
 fn burn_rate_from_traffic_events_when_the_regression_has_no_requests() {
     let mut p = seeded(FixerConfig::default());
     for i in 0..2 {
