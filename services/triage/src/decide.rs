@@ -28,11 +28,12 @@
 //!      real bugs a wrong value computed in changed code often surfaces in
 //!      callers the diff does not touch);
 //!    - the error names a dependency failure (timeout, connection refused or
-//!      reset, 429/503, `Unavailable`, `upstream`) and nothing localizes it:
-//!      ×0.35;
+//!      reset, 429/503, `Unavailable`, `upstream`; every error of the
+//!      incident names one) and nothing closer than a changed *file*
+//!      localizes it: ×0.25;
 //!    - the rise began well after the revision started serving (onset ≥ 10
 //!      minutes after the deploy, when the detector reports it) and nothing
-//!      localizes it: ×0.4.
+//!      closer than a changed file localizes it: ×0.4.
 //!
 //!    `caused` at P ≥ [`CAUSED_AT`] (0.6), else `inconclusive`: a
 //!    `not_caused` needs positive evidence (rules 1–3), never the mere
@@ -115,7 +116,7 @@ impl Evidence {
             Evidence::Localized(Localization::File) => 2.0,
             Evidence::Localized(Localization::None) => 1.0,
             Evidence::StackAvoidsChange => 0.5,
-            Evidence::DependencyCue(_) => 0.35,
+            Evidence::DependencyCue(_) => 0.25,
             Evidence::LateOnset(_) => 0.4,
             Evidence::DiffUnavailable(_) => 1.0,
         }
@@ -230,10 +231,12 @@ fn evidence(f: &Facts) -> Vec<Evidence> {
     if let Some(why) = &f.diff_unavailable {
         out.push(Evidence::DiffUnavailable(why.clone()));
     }
-    if f.localization == Localization::None {
-        if f.stack_avoids {
-            out.push(Evidence::StackAvoidsChange);
-        }
+    if f.localization == Localization::None && f.stack_avoids {
+        out.push(Evidence::StackAvoidsChange);
+    }
+    // A frame somewhere in a changed file does not tie a dependency failure
+    // to the change; a frame on (or in the function of) a changed line does.
+    if matches!(f.localization, Localization::None | Localization::File) {
         if let Some(cue) = &f.dependency_cue {
             out.push(Evidence::DependencyCue(cue.clone()));
         }
@@ -261,6 +264,9 @@ pub fn dependency_cue(text: &str) -> Option<String> {
         "connection reset",
         "econnrefused",
         "econnreset",
+        "etimedout",
+        "econnaborted",
+        "socket hang up",
         "broken pipe",
         "too many requests",
         "service unavailable",
