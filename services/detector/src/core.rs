@@ -882,8 +882,19 @@ impl Detector {
         }
         let cfg = &self.config;
         let svc = &self.services[service];
+        // The hypotheses: the service's signatures seen before `at` (ones
+        // first seen later, already read, must not change the answer).
+        let tested = svc
+            .sigs
+            .values()
+            .filter(|g| {
+                g.by_revision
+                    .values()
+                    .any(|r| r.first_ms().is_some_and(|f| f < at))
+            })
+            .count();
         let scores: Vec<score::Score> = candidates.iter().map(|c| c.score).collect();
-        let q = fdr::q_values(&scores, svc.sigs.len(), cfg.sequential, cfg.fdr);
+        let q = fdr::q_values(&scores, tested, cfg.sequential, cfg.fdr);
         let d = &svc.deploys[idx].deploy;
         let flagged: Vec<(Candidate, f64, String)> = candidates
             .into_iter()
