@@ -5,6 +5,8 @@
 
 mod backtest;
 mod demo;
+#[cfg(test)]
+mod live_vs_backtest;
 mod realbugs;
 mod replay;
 mod score;

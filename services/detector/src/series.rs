@@ -82,6 +82,16 @@ impl Series {
         out
     }
 
+    /// The start of the earliest bucket held, if any.
+    pub fn first_ms(&self) -> Option<i64> {
+        match (self.hours.front(), self.minutes.front()) {
+            (Some((h, _)), Some((m, _))) => Some((*h).min(*m)),
+            (Some((h, _)), None) => Some(*h),
+            (None, Some((m, _))) => Some(*m),
+            (None, None) => None,
+        }
+    }
+
     /// The minute buckets in `[from_ms, to_ms)`, in time order (minutes
     /// already folded into hours are not included).
     pub fn minutes(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
