@@ -43,6 +43,7 @@ mod flag;
 mod fleet_instances;
 mod guard;
 mod output;
+mod predeploy;
 mod score;
 #[cfg(test)]
 pub(super) mod tests;
@@ -112,6 +113,37 @@ struct SigState {
     /// and traffic stay out of later baselines, which must not learn a
     /// regression as normal (nor its burstiness as the signature's noise).
     regressed: BTreeSet<String>,
+}
+
+#[cfg(test)]
+impl SigState {
+    /// A signature with the given per-revision counts (unit tests).
+    pub(crate) fn for_test(by_revision: &[(&str, &Series)]) -> Self {
+        SigState {
+            sample: SignatureCount {
+                service: "s".into(),
+                revision: "a".into(),
+                signature: "x".into(),
+                template: "t".into(),
+                exception_type: None,
+                level: "error".into(),
+                count: 1,
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+                sample_message: String::new(),
+                sample_stack: None,
+                frames: vec![],
+                trace_id: None,
+            },
+            template_key: "\u{0}t".into(),
+            last_seen_ms: 0,
+            by_revision: by_revision
+                .iter()
+                .map(|(r, s)| ((*r).to_owned(), (*s).clone()))
+                .collect(),
+            regressed: BTreeSet::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -941,6 +973,8 @@ impl Detector {
                     at,
                     base_rate: c.mu / c.exposure,
                     per_request: c.per_request,
+                    x: c.x,
+                    exposure: c.exposure,
                 })
             } else {
                 guard::Assessment::default()

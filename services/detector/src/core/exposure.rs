@@ -151,33 +151,9 @@ pub(crate) fn historical_baseline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     fn sig(by_revision: &[(&str, &Series)]) -> SigState {
-        SigState {
-            sample: selfheal_schemas::SignatureCount {
-                service: "s".into(),
-                revision: "a".into(),
-                signature: "x".into(),
-                template: "t".into(),
-                exception_type: None,
-                level: "error".into(),
-                count: 1,
-                first_seen_ms: 0,
-                last_seen_ms: 0,
-                sample_message: String::new(),
-                sample_stack: None,
-                frames: vec![],
-                trace_id: None,
-            },
-            template_key: "\u{0}t".into(),
-            last_seen_ms: 0,
-            by_revision: by_revision
-                .iter()
-                .map(|(r, s)| ((*r).to_owned(), (*s).clone()))
-                .collect(),
-            regressed: BTreeSet::new(),
-        }
+        SigState::for_test(by_revision)
     }
 
     fn steady(per_minute: f64, minutes: i64) -> Series {

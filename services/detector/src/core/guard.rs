@@ -49,7 +49,7 @@ use std::collections::BTreeSet;
 
 use selfheal_common::config::DetectorConfig;
 
-use crate::core::{Detector, SigState, GUARD_LOOKBACK};
+use crate::core::{predeploy, Detector, SigState, GUARD_LOOKBACK};
 use crate::fleet::template_hash;
 use crate::series::{Series, MINUTE_MS};
 use crate::stats;
@@ -128,6 +128,9 @@ pub(crate) struct Subject<'a> {
     /// Expected events per unit of exposure (the baseline rate).
     pub(crate) base_rate: f64,
     pub(crate) per_request: bool,
+    /// The new revision's events and exposure so far.
+    pub(crate) x: f64,
+    pub(crate) exposure: f64,
 }
 
 impl Detector {
@@ -167,6 +170,34 @@ impl Detector {
                     .push("the rise ended while the revision still serves".into());
             }
         }
+        let before = predeploy::before_deploy(
+            sig,
+            &svc.traffic,
+            &predeploy::Candidate {
+                revision: c.revision,
+                t0: c.t0,
+                base_rate: c.base_rate,
+                per_request: c.per_request,
+                x: c.x,
+                exposure: c.exposure,
+            },
+        );
+        let same_rate = before.is_some_and(|b| b.same_rate);
+        if let Some(b) = before {
+            a.cues.push(if b.same_rate {
+                "same_rate_before_deploy".into()
+            } else {
+                "rising_before_deploy".into()
+            });
+            a.evidence.push(format!(
+                "{:.0} events in the {} min before the deploy vs {:.1} at the baseline rate; that rate predicts {:.1} on the new revision, {:.0} seen",
+                b.x,
+                predeploy::WINDOW_MS / MINUTE_MS,
+                b.mu,
+                b.predicted,
+                c.x
+            ));
+        }
         let text_cues = dependency_cues(&sig.sample.template, &sig.sample.sample_message);
         let upstreams: BTreeSet<String> = upstream_names(&sig.sample.sample_message)
             .into_iter()
@@ -205,9 +236,16 @@ impl Detector {
         // deploy-caused spike quiet for its first minutes.
         let late_dependency =
             late && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P) && !text_cues.is_empty();
-        if strong_rule || (pooled_strong && corroborated) || (old_rose && late) || late_dependency {
+        if same_rate
+            || strong_rule
+            || (pooled_strong && corroborated)
+            || (old_rose && late)
+            || late_dependency
+        {
             let mut why = Vec::new();
-            if strong_rule {
+            if same_rate {
+                why.push("the error already ran at this rate before the deploy".to_owned());
+            } else if strong_rule {
                 why.push("the same error rose where this deploy cannot be the cause".to_owned());
             } else if late_dependency && !pooled_strong && !old_rose {
                 why.push(
@@ -649,7 +687,7 @@ pub(crate) fn onset(
 
 /// The dependency-failure classes a message shows (lowercase names).
 pub(crate) fn dependency_cues(template: &str, message: &str) -> Vec<&'static str> {
-    const CUES: [(&str, &[&str]); 6] = [
+    const CUES: [(&str, &[&str]); 7] = [
         (
             "timeout",
             &[
@@ -669,6 +707,11 @@ pub(crate) fn dependency_cues(template: &str, message: &str) -> Vec<&'static str
                 "broken pipe",
                 "no route to host",
                 "connection closed",
+                "could not connect",
+                "failed to connect",
+                "unable to connect",
+                "socket hang up",
+                "connect error",
             ],
         ),
         (
@@ -688,6 +731,17 @@ pub(crate) fn dependency_cues(template: &str, message: &str) -> Vec<&'static str
             ],
         ),
         ("upstream", &["upstream", "downstream", "dependency"]),
+        // Hystrix, resilience4j, Polly, gobreaker: the caller stopped calling
+        // a failing dependency.
+        (
+            "circuit_open",
+            &[
+                "circuit breaker",
+                "circuitbreaker",
+                "circuit is open",
+                "broken circuit",
+            ],
+        ),
         (
             "dns",
             &[
@@ -708,8 +762,25 @@ pub(crate) fn dependency_cues(template: &str, message: &str) -> Vec<&'static str
 /// Names of the upstreams a message calls: the word after `calling`, `from`,
 /// `to`, `upstream`, `host`, `desc =` (gRPC), and host-like words
 /// (`payments-api`, `geo.internal:443`). Lowercase, without ports.
+/// The host of a `host:port` or `scheme://host[:port]/…` word, when the
+/// host is a name (not an address, and not a redacted one).
+fn host_of_address(word: &str) -> Option<&str> {
+    let rest = word.split_once("://").map_or(word, |(_, r)| r);
+    let (host, tail) = match rest.find([':', '/']) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => return None,
+    };
+    let has_port = rest[host.len()..].starts_with(':')
+        && tail.chars().take_while(char::is_ascii_digit).count() >= 2;
+    let is_url = word.contains("://");
+    let named = host.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && host.chars().any(|c| c == '-' || c == '.' || c == '_') | (host.len() >= 4);
+    ((has_port || is_url) && named).then_some(host)
+}
+
 pub(crate) fn upstream_names(text: &str) -> Vec<String> {
-    const AFTER: [&str; 8] = [
+    const AFTER: [&str; 9] = [
+        "breaker",
         "calling",
         "from",
         "to",
@@ -731,6 +802,7 @@ pub(crate) fn upstream_names(text: &str) -> Vec<String> {
         .map(|w| w.trim_end_matches([':', '.', ';']).to_ascii_lowercase())
         .collect();
     let clean = |w: &str| -> Option<String> {
+        let w = w.split_once("://").map_or(w, |(_, rest)| rest);
         let w = w.split(':').next().unwrap_or(w);
         let w = w.split('/').find(|p| !p.is_empty()).unwrap_or(w);
         let letters = w.chars().filter(char::is_ascii_alphabetic).count();
@@ -751,6 +823,9 @@ pub(crate) fn upstream_names(text: &str) -> Vec<String> {
             if let Some(n) = words.get(j).and_then(|n| clean(n)) {
                 out.insert(n);
             }
+        }
+        if let Some(n) = host_of_address(w).and_then(&clean) {
+            out.insert(n);
         }
         let hostlike = w.ends_with("-api")
             || w.ends_with("-svc")
@@ -854,6 +929,32 @@ mod tests {
         let c = per_minute(&[0.0, 0.0, 0.0, 9.0, 9.0, 9.0, 0.0, 0.0, 0.0]);
         let o = onset(Some(&c), None, 0, 9 * MINUTE_MS, 0.1).unwrap();
         assert!(o.went_away && o.late, "{o:?}");
+    }
+
+    #[test]
+    fn addresses_and_breakers_name_their_upstream() {
+        assert_eq!(
+            upstream_names("Connection refused (catalog-db:3306) request_id=1"),
+            vec!["catalog-db"]
+        );
+        assert_eq!(
+            upstream_names("request to http://kafka-rest:8082/v1/quote failed"),
+            vec!["kafka-rest"]
+        );
+        assert_eq!(
+            upstream_names("circuit breaker 'feature-flags' is OPEN; rejecting call"),
+            vec!["feature-flags"]
+        );
+        assert!(upstream_names("dial tcp [REDACTED:ip]:443: i/o timeout").is_empty());
+        assert!(upstream_names("at 12:30:01 the job ran").is_empty());
+        assert_eq!(
+            dependency_cues("", "circuit breaker 'x' is OPEN"),
+            vec!["circuit_open"]
+        );
+        assert_eq!(
+            dependency_cues("", "reason: socket hang up"),
+            vec!["connection"]
+        );
     }
 
     #[test]
