@@ -560,6 +560,12 @@ pub struct FixerConfig {
     /// service forward again to the revision it was rolled back from. Off by
     /// default: a notification says so instead, once.
     pub restore_after_failed_rollback: bool,
+    /// When the previous revision is itself flagged (it regressed, was blamed
+    /// or was rolled back), roll back past it to the latest earlier revision
+    /// that is not, at most this many revisions back (the "last known good"
+    /// of Argo Rollouts and Spinnaker). 0: never skip; the incident is then
+    /// fixed forward or paged.
+    pub max_rollback_skip: u32,
 }
 
 impl Default for FixerConfig {
@@ -590,6 +596,7 @@ impl Default for FixerConfig {
             dispatch: DispatchConfig::default(),
             services: BTreeMap::new(),
             restore_after_failed_rollback: false,
+            max_rollback_skip: 3,
         }
     }
 }

@@ -226,9 +226,20 @@ fn frame_file(f: &Located, files: &[FileDiff], relevant: &[usize]) -> Option<(us
     }
     let base = f.path.rsplit('/').next().filter(|b| b.contains('.'))?;
     // A repository whose paths hold the frame's package root (`org/apache/…`)
-    // mirrors packages: a same-named file elsewhere in it is another class.
-    let root: Vec<&str> = f.path.split('/').take(2).collect();
-    let mirrors = |p: &str| root.len() == 2 && p.contains(&format!("{}/{}/", root[0], root[1]));
+    // mirrors packages: a same-named file elsewhere in it is another class
+    // (`lang3/text/StringUtils.java` is not `lang3/StringUtils.java`),
+    // unless it sits in a directory named like the frame's own package (a
+    // Kotlin-style layout that leaves out part of the package,
+    // `com/acme/billing/X.kt` for `com.acme.shop.billing.X`).
+    let dirs: Vec<&str> = f.path.split('/').collect();
+    let root = &dirs[..dirs.len().min(2)];
+    let package_dir = dirs.len().checked_sub(2).map(|i| dirs[i]);
+    let mirrors = |p: &str| {
+        let parent = p.rsplit('/').nth(1);
+        root.len() == 2
+            && p.contains(&format!("{}/{}/", root[0], root[1]))
+            && (package_dir.is_none() || parent != package_dir)
+    };
     let mut same = relevant
         .iter()
         .enumerate()
@@ -791,6 +802,33 @@ mod tests {
             ..frames[0].clone()
         }];
         let l = link_runtime(&locate(&other, "x"), &BTreeSet::new(), &files, &classes, 3);
+        assert_eq!(l.localization, None, "{l:?}");
+    }
+
+    #[test]
+    fn a_package_layout_that_leaves_out_a_directory_still_matches_by_name() {
+        let diff_of = |path: &str| {
+            diff::parse(&format!("--- a/{path}\n+++ b/{path}\n@@ -48,3 +48,3 @@ public class X {{\n   int a;\n-  return rates.getOrDefault(c, ONE);\n+  return rates.get(c);\n   int b;\n"))
+        };
+        let classes = vec![FileClass::Runtime];
+        let frame = |function: &str, file: &str| Frame {
+            file: file.into(),
+            line: Some(49),
+            function: function.into(),
+            in_app: true,
+        };
+        // Kotlin-style: `com/acme/billing/` holds `com.acme.shop.billing`.
+        let files = diff_of("svc/src/main/java/com/acme/billing/Invoice.java");
+        let frames = vec![frame("com.acme.shop.billing.Invoice.total", "Invoice.java")];
+        let l = link_runtime(&locate(&frames, "x"), &BTreeSet::new(), &files, &classes, 3);
+        assert_eq!(l.localization, Some(Localization::Line), "{l:?}");
+        // Same package root, another package: another class.
+        let files = diff_of("src/main/java/org/apache/commons/lang3/text/StringUtils.java");
+        let frames = vec![frame(
+            "org.apache.commons.lang3.StringUtils.join",
+            "StringUtils.java",
+        )];
+        let l = link_runtime(&locate(&frames, "x"), &BTreeSet::new(), &files, &classes, 3);
         assert_eq!(l.localization, None, "{l:?}");
     }
 

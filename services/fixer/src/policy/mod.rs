@@ -697,6 +697,11 @@ impl Policy {
     /// notification; a fix-forward over the caps becomes a notification.
     fn apply_rails(&mut self, v: &Verdict, previous: Option<&str>, c: &mut Choice) {
         if c.kind == ActionKind::Rollback {
+            let (target, skip_reason) = self.rollback_target(&v.service, previous);
+            let previous = target.as_deref();
+            if let Some(why) = skip_reason.filter(|_| self.rollback_rail(v, previous).is_none()) {
+                c.reasons.push(why);
+            }
             match self.rollback_rail(v, previous) {
                 Some((rail, why)) => {
                     c.reasons.push(why);
@@ -918,6 +923,58 @@ impl Policy {
                 format!("not rolling back onto {previous}: {why}"),
             ));
         }
+        if let Some(rail) = self.superseded_or_cooling(v) {
+            return Some(rail);
+        }
+        None
+    }
+
+    /// The revision to roll back to: `previous`, or when it is flagged the
+    /// last known good one before it (within `max_rollback_skip`), with the
+    /// reason for skipping.
+    fn rollback_target(
+        &self,
+        service: &str,
+        previous: Option<&str>,
+    ) -> (Option<String>, Option<String>) {
+        let Some(previous) = previous else {
+            return (None, None);
+        };
+        let flag_of = |r: &str| self.flagged.get(&(service.to_owned(), r.to_owned()));
+        if flag_of(previous).is_none() {
+            return (Some(previous.to_owned()), None);
+        }
+        let mut skipped = vec![previous.to_owned()];
+        let mut at = previous.to_owned();
+        for _ in 0..self.config.max_rollback_skip {
+            let Some(before) = self
+                .deploys
+                .get(&(service.to_owned(), at.clone()))
+                .and_then(|d| d.previous_revision.clone())
+            else {
+                break;
+            };
+            if flag_of(&before).is_none() {
+                let why = skipped
+                    .iter()
+                    .map(|r| format!("{r} ({})", flag_of(r).expect("skipped ones are flagged")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return (
+                    Some(before.clone()),
+                    Some(format!(
+                        "rolling back to {before}, the last known good revision, past {why}"
+                    )),
+                );
+            }
+            skipped.push(before.clone());
+            at = before;
+        }
+        (Some(previous.to_owned()), None)
+    }
+
+    /// The rails that hold whatever the target: a newer deploy, a cooldown.
+    fn superseded_or_cooling(&self, v: &Verdict) -> Option<(Rail, String)> {
         if let Some((_, live)) = self.live.get(&v.service) {
             if live != &v.revision
                 && self

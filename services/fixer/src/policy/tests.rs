@@ -440,6 +440,61 @@ fn restart_mid_action_marks_it_failed_and_does_not_rerun() {
 }
 
 #[test]
+fn rolls_back_past_a_flagged_revision_to_the_last_known_good_one() {
+    let mut p = Policy::new(live());
+    p.on_event(&deploy("z", None, T0 - 2 * 86_400_000));
+    p.on_event(&deploy("a", Some("z"), T0 - 86_400_000));
+    p.on_event(&deploy("b", Some("a"), T0));
+    p.on_event(&AnyEvent::Regression(regression(
+        "ra",
+        "a",
+        RegressionKind::Spike,
+    )));
+    p.on_event(&AnyEvent::Regression(regression(
+        "r1",
+        "b",
+        RegressionKind::New,
+    )));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(
+        d.action.action,
+        ActionKind::Rollback,
+        "{:?}",
+        d.action.reasons
+    );
+    assert_eq!(d.action.target_revision.as_deref(), Some("z"));
+    assert!(
+        d.action
+            .reasons
+            .iter()
+            .any(|r| r.contains("last known good") && r.contains("a (")),
+        "{:?}",
+        d.action.reasons
+    );
+
+    // Skipping switched off: the old rail (fix forward instead).
+    let mut p = Policy::new(FixerConfig {
+        max_rollback_skip: 0,
+        ..live()
+    });
+    p.on_event(&deploy("z", None, T0 - 2 * 86_400_000));
+    p.on_event(&deploy("a", Some("z"), T0 - 86_400_000));
+    p.on_event(&deploy("b", Some("a"), T0));
+    p.on_event(&AnyEvent::Regression(regression(
+        "ra",
+        "a",
+        RegressionKind::Spike,
+    )));
+    p.on_event(&AnyEvent::Regression(regression(
+        "r1",
+        "b",
+        RegressionKind::New,
+    )));
+    let d = decide(&mut p, &verdict("b", Decision::Caused, 0.9, &["r1"])).unwrap();
+    assert_eq!(d.action.rule, "rollback_target_flagged");
+}
+
+#[test]
 fn never_rolls_back_onto_a_flagged_revision() {
     let mut p = seeded(live());
     // The previous revision `a` had a regression of its own.
