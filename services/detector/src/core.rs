@@ -42,6 +42,7 @@ mod flag;
 #[cfg(test)]
 mod fleet_instances;
 mod guard;
+mod load;
 mod output;
 mod predeploy;
 mod score;
@@ -975,6 +976,7 @@ impl Detector {
                     per_request: c.per_request,
                     x: c.x,
                     exposure: c.exposure,
+                    spike: c.kind == RegressionKind::Spike,
                 })
             } else {
                 guard::Assessment::default()

@@ -49,7 +49,7 @@ use std::collections::BTreeSet;
 
 use selfheal_common::config::DetectorConfig;
 
-use crate::core::{predeploy, Detector, SigState, GUARD_LOOKBACK};
+use crate::core::{load, predeploy, Detector, SigState, GUARD_LOOKBACK};
 use crate::fleet::template_hash;
 use crate::series::{Series, MINUTE_MS};
 use crate::stats;
@@ -131,6 +131,8 @@ pub(crate) struct Subject<'a> {
     /// The new revision's events and exposure so far.
     pub(crate) x: f64,
     pub(crate) exposure: f64,
+    /// A spike of an existing error (else a new signature).
+    pub(crate) spike: bool,
 }
 
 impl Detector {
@@ -198,6 +200,19 @@ impl Detector {
                 c.x
             ));
         }
+        let surge = c
+            .spike
+            .then(|| load::surge(&svc.traffic, c.t0, a.onset_ms.unwrap_or(c.t0), c.at))
+            .flatten();
+        if let Some(sg) = surge {
+            a.cues.push("traffic_surge".into());
+            a.evidence.push(format!(
+                "the service's traffic rose ×{:.1} with it ({:.0} requests/min since the onset vs {:.0} before the deploy)",
+                sg.ratio(),
+                sg.since,
+                sg.before
+            ));
+        }
         let text_cues = dependency_cues(&sig.sample.template, &sig.sample.sample_message);
         let upstreams: BTreeSet<String> = upstream_names(&sig.sample.sample_message)
             .into_iter()
@@ -237,6 +252,7 @@ impl Detector {
         let late_dependency =
             late && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P) && !text_cues.is_empty();
         if same_rate
+            || surge.is_some()
             || strong_rule
             || (pooled_strong && corroborated)
             || (old_rose && late)
@@ -245,6 +261,8 @@ impl Detector {
             let mut why = Vec::new();
             if same_rate {
                 why.push("the error already ran at this rate before the deploy".to_owned());
+            } else if surge.is_some() {
+                why.push("an existing error that rose with a traffic surge".to_owned());
             } else if strong_rule {
                 why.push("the same error rose where this deploy cannot be the cause".to_owned());
             } else if late_dependency && !pooled_strong && !old_rose {
