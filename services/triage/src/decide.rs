@@ -31,6 +31,9 @@
 //!      reset, 429/503, `Unavailable`, `upstream`; every error of the
 //!      incident names one) and nothing closer than a changed *file*
 //!      localizes it: ×0.25;
+//!    - ... unless the deploy changed a setting that governs dependency
+//!      calls (a pool size, timeout, retry count, endpoint; see
+//!      [`crate::settings`]): ×8 (net ×2: the change explains the failure);
 //!    - the rise began well after the revision started serving (onset ≥ 10
 //!      minutes after the deploy, when the detector reports it) and nothing
 //!      closer than a changed file localizes it: ×0.4.
@@ -78,6 +81,9 @@ pub struct Facts {
     pub stack_avoids: bool,
     /// The dependency failure the error names, if any.
     pub dependency_cue: Option<String>,
+    /// A changed configuration line that governs dependency calls (pool,
+    /// timeout, retries, endpoint …), cited as `path:line \`text\``.
+    pub dependency_setting: Option<String>,
     /// Minutes from the deploy to the rise's onset, when known and late.
     pub late_onset_min: Option<i64>,
     /// The errors went on after a rollback to the previous revision.
@@ -99,6 +105,8 @@ pub enum Evidence {
     StackAvoidsChange,
     /// The error names a dependency failure.
     DependencyCue(String),
+    /// The deploy changed a setting that governs dependency calls.
+    DependencySettingChanged(String),
     /// The rise began late.
     LateOnset(i64),
     /// No diff to look at.
@@ -117,6 +125,7 @@ impl Evidence {
             Evidence::Localized(Localization::None) => 1.0,
             Evidence::StackAvoidsChange => 0.5,
             Evidence::DependencyCue(_) => 0.25,
+            Evidence::DependencySettingChanged(_) => 8.0,
             Evidence::LateOnset(_) => 0.4,
             Evidence::DiffUnavailable(_) => 1.0,
         }
@@ -143,6 +152,10 @@ impl fmt::Display for Evidence {
             Evidence::DependencyCue(cue) => {
                 write!(f, "the error names a dependency failure ({cue})")
             }
+            Evidence::DependencySettingChanged(at) => write!(
+                f,
+                "the deploy changed how the service calls its dependencies ({at})"
+            ),
             Evidence::LateOnset(min) => {
                 write!(f, "the rise began {min} min after the deploy, not with its first requests")
             }
@@ -239,6 +252,9 @@ fn evidence(f: &Facts) -> Vec<Evidence> {
     if matches!(f.localization, Localization::None | Localization::File) {
         if let Some(cue) = &f.dependency_cue {
             out.push(Evidence::DependencyCue(cue.clone()));
+            if let Some(at) = &f.dependency_setting {
+                out.push(Evidence::DependencySettingChanged(at.clone()));
+            }
         }
         if let Some(min) = f.late_onset_min {
             out.push(Evidence::LateOnset(min));
@@ -375,6 +391,23 @@ mod tests {
             ..facts()
         };
         assert_eq!(judge_default(&weakest).decision, Decision::Inconclusive);
+    }
+
+    #[test]
+    fn a_changed_dependency_setting_explains_a_dependency_failure() {
+        let pool = Facts {
+            any_new: true,
+            dependency_cue: Some("timeout".into()),
+            ..facts()
+        };
+        assert_eq!(judge_default(&pool).decision, Decision::Inconclusive);
+        let changed = Facts {
+            dependency_setting: Some("config/production.yaml:9 `pool_size: 2`".into()),
+            ..pool
+        };
+        let j = judge_default(&changed);
+        assert_eq!(j.decision, Decision::Caused, "{j:?}");
+        assert!(j.why.iter().any(|w| w.contains("pool_size: 2")), "{j:?}");
     }
 
     #[test]

@@ -208,6 +208,8 @@ impl Triage {
                 })
                 .collect::<Option<Vec<String>>>()
                 .and_then(|cues| cues.into_iter().next()),
+            dependency_setting: crate::settings::dependency_setting(files, classes)
+                .map(|s| s.to_string()),
             late_onset_min: runtime
                 .iter()
                 .map(|x| match (x.onset_ms, x.deployed_at_ms) {

@@ -7,6 +7,7 @@
 //! - [`classes`]: file classes (runtime, config, test, docs …) with per-repo overrides.
 //! - [`frames`]: stack-frame paths → repository paths.
 //! - [`link`]: evidence, scores, and how scores become confidences.
+//! - [`settings`]: changed configuration that governs dependency calls.
 //! - [`core`]: the triage state (recent deploys per service) and the verdict rules.
 //!
 //! Adapters:
@@ -28,6 +29,7 @@ pub mod incident;
 pub mod judge;
 pub mod link;
 pub mod llm;
+pub mod settings;
 pub mod source;
 
 use std::future::Future;
