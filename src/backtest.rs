@@ -918,6 +918,11 @@ pub(crate) fn write_outputs(
                     "onset_ms": r.onset_ms, "external_cues": r.external_cues,
                     "hold_remediation_until_ms": r.hold_remediation_until_ms,
                     "sample": r.sample_message.lines().next().unwrap_or_default(),
+                    // The frames triage linked (innermost first), as `file:line`.
+                    "frames": r.frames.iter().map(|f| match f.line {
+                        Some(l) => format!("{}:{l}", f.file),
+                        None => f.file.clone(),
+                    }).collect::<Vec<_>>(),
                 })
                 .to_string()
             })

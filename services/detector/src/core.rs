@@ -116,6 +116,23 @@ struct SigState {
     regressed: BTreeSet<String>,
 }
 
+/// Whether `sc` should become the signature's sample: it comes from the
+/// revision that showed the signature most recently (a spike's regression
+/// must carry the new revision's message and stack, not the old one's), or
+/// from the same revision and has frames where the sample has none.
+/// Decided on event time only, so arrival order does not change it.
+fn prefer_sample(sig: &SigState, sc: &SignatureCount) -> bool {
+    let first = |rev: &str| sig.by_revision.get(rev).and_then(Series::first_ms);
+    if sc.revision == sig.sample.revision {
+        return sig.sample.frames.is_empty() && !sc.frames.is_empty();
+    }
+    match (first(&sc.revision), first(&sig.sample.revision)) {
+        (Some(new), Some(old)) => (new, &sc.revision) > (old, &sig.sample.revision),
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 impl SigState {
     /// A signature with the given per-revision counts (unit tests).
@@ -679,6 +696,9 @@ impl Detector {
                 .entry(sc.revision.clone())
                 .or_default()
                 .add(sc.first_seen_ms, sc.count as f64),
+        }
+        if prefer_sample(sig, sc) {
+            sig.sample = sc.clone();
         }
         if let Some(f) = self.fleet.as_mut() {
             // This event's template key: the new one, else the signature's own.

@@ -92,7 +92,10 @@ pub fn locate_path(frame: &Frame) -> (String, bool) {
     for root in CONTAINER_ROOTS {
         if let Some(rest) = p.strip_prefix(root) {
             p = rest.to_owned();
-            rooted = *root != "/go/src/";
+            // `/src/` is as often the repository's own top-level `src/`
+            // (a .NET or Node image built with `WORKDIR /` and the PDB path
+            // `/src/App.Cart/Cart.cs`) as a checkout root: match by suffix.
+            rooted = !matches!(*root, "/go/src/" | "/src/");
             break;
         }
     }

@@ -66,7 +66,7 @@ async fn stand_in_model(script: Script) -> (String, StandIn) {
 /// A deploy that changes config and code; the regression (a spike of an
 /// existing read timeout, a dependency failure no frame or identifier links to
 /// the diff) leaves the rules `inconclusive`.
-const DIFF: &str = "--- a/config/prod.yaml\n+++ b/config/prod.yaml\n@@ -3,3 +3,3 @@\n a: 1\n-rates_url: https://rates.internal/v1\n+rates_url: https://rates.internal/v2\n c: 3\n--- a/src/checkout/rates.py\n+++ b/src/checkout/rates.py\n@@ -20,3 +20,3 @@ def fetch_rates():\n     s = session()\n-    r = s.get(RATES_URL, timeout=3)\n+    r = s.get(RATES_URL, timeout=0.01)  # password=hunter2\n     return r.json()\n";
+const DIFF: &str = "--- a/config/prod.yaml\n+++ b/config/prod.yaml\n@@ -3,3 +3,3 @@\n a: 1\n-rates_currency: USD\n+rates_currency: EUR\n c: 3\n--- a/src/checkout/rates.py\n+++ b/src/checkout/rates.py\n@@ -20,3 +20,3 @@ def fetch_rates():\n     s = session()\n-    r = s.get(RATES_URL, timeout=3)\n+    r = s.get(RATES_URL, timeout=0.01)  # password=hunter2\n     return r.json()\n";
 
 fn events() -> (AnyEvent, Regression) {
     let deploy = AnyEvent::Deploy(Deploy {

@@ -187,6 +187,34 @@ fn the_simple_recipe_flags_the_traffic_surge_and_waits_an_hour() {
 }
 
 #[test]
+fn a_spike_carries_the_new_revisions_sample_not_the_baselines() {
+    let mut d = detector();
+    baseline(&mut d, "a", 2);
+    d.on_event(&deploy("a", "b", "a", T0));
+    let mut out = Vec::new();
+    for m in 0..20 {
+        let t = T0 + m * MINUTE_MS;
+        out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+        let AnyEvent::SignatureCount(mut c) = sc("a", "b", "old", 10, t + 1) else {
+            unreachable!()
+        };
+        c.sample_message = "boom on b".into();
+        c.frames = vec![selfheal_schemas::Frame {
+            file: "src/pricing.py".into(),
+            line: Some(216),
+            function: "quote".into(),
+            in_app: true,
+        }];
+        out.extend(d.on_event(&AnyEvent::SignatureCount(c)));
+        // The old revision's errors go on arriving (a canary's control).
+        out.extend(d.on_event(&sc("a", "a", "old", 2, t + 2)));
+    }
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].sample_message, "boom on b");
+    assert_eq!(out[0].frames.len(), 1);
+}
+
+#[test]
 fn unchanged_error_rate_is_not_a_regression() {
     let mut d = detector();
     baseline(&mut d, "a", 3);

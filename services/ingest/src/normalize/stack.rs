@@ -37,9 +37,12 @@ impl InApp {
         if file.is_empty() && function.is_empty() {
             return false;
         }
+        // A package marker (`java.`, `System.`) names a function prefix;
+        // inside a path it would also match `/src/OrderSystem.Core/…`.
         !self.library_markers.iter().any(|m| {
-            file.contains(m.as_str())
-                || (file.is_empty() && function.contains(m.as_str()))
+            let package = m.ends_with('.');
+            (!package && file.contains(m.as_str()))
+                || (!package && file.is_empty() && function.contains(m.as_str()))
                 || function.starts_with(m.as_str())
         })
     }
@@ -65,7 +68,10 @@ pub fn default_library_markers() -> Vec<String> {
         "/usr/local/go/",
         "runtime/",
         "<frozen",
-        "internal/",
+        // Not `internal/`: Go's standard project layout keeps the service's
+        // own packages there; the toolchain's are under GOROOT (above).
+        "System.",
+        "Microsoft.",
         "/rustc/",
         "/.cargo/registry/",
         "/gems/",
@@ -221,6 +227,9 @@ fn split(e: Option<(String, Option<String>)>) -> (Option<String>, Option<String>
 /// `at async Promise.all (index 0)`.
 fn at_frame(line: &str) -> Option<Frame> {
     let rest = line.trim_start().strip_prefix("at ")?.trim();
+    if let Some(f) = dotnet_frame(rest) {
+        return Some(f);
+    }
     if let Some((func, loc)) = rest.rsplit_once(" (") {
         // Node.js: `fn (loc)`.
         let loc = loc.strip_suffix(')').unwrap_or(loc);
@@ -238,6 +247,37 @@ fn at_frame(line: &str) -> Option<Frame> {
     }
     let (file, line_no) = split_location(rest);
     Some(frame(&file, line_no, ""))
+}
+
+/// .NET: `Ns.Class.Method(Type arg, …) in /src/Ns/File.cs:line 36`, or
+/// without symbols `Ns.Class.Method(Type arg)` (no file). Told apart from
+/// JVM frames by the ` in …:line N` suffix or by a parameter list (JVM
+/// parentheses hold a file location, never `Type name`).
+fn dotnet_frame(rest: &str) -> Option<Frame> {
+    let (call, loc) = match rest.rsplit_once(") in ") {
+        Some((call, loc)) => (call, Some(loc)),
+        None => (rest.strip_suffix(')')?, None),
+    };
+    let (func, params) = call.split_once('(')?;
+    if func.is_empty() || func.contains(' ') {
+        return None;
+    }
+    match loc {
+        Some(loc) => {
+            let (file, n) = loc.rsplit_once(":line ")?;
+            let n = n.trim().parse::<i32>().ok()?;
+            Some(frame(file.trim(), Some(n), func))
+        }
+        // `(Order order)` or `()`: parameters, not a `File.java:12` location.
+        None if params.is_empty()
+            || (params.contains(' ')
+                && !params.contains(':')
+                && !["Unknown Source", "Native Method", "Compiled Code"].contains(&params)) =>
+        {
+            Some(frame("", None, func))
+        }
+        None => None,
+    }
 }
 
 fn jvm_or_node(lines: &[&str]) -> Parsed {

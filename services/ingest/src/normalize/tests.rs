@@ -119,6 +119,47 @@ fn long_messages_are_truncated_on_a_token_boundary() {
 }
 
 #[test]
+fn dotnet_frames_carry_their_file_and_line() {
+    let stack = "Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException: expected 1 row\n   at AdminConsole.Cart.CartClient.MergeTotal(Order order) in /src/AdminConsole.Cart/CartClient.cs:line 36\n   at AdminConsole.Checkout.CheckoutController.BuildStock(Order order, Int32 n) in /src/AdminConsole.Checkout/CheckoutController.cs:line 8\n   at Microsoft.AspNetCore.Mvc.Infrastructure.ControllerActionInvoker.Next(State& next, Scope& scope)\n   at System.Threading.Tasks.Task.Run()\n   at jdk.internal.reflect.GeneratedMethodAccessor412.invoke(Unknown Source)";
+    let p = stack::parse(stack, &stack::InApp::default());
+    let got: Vec<(&str, Option<i32>, &str)> = p
+        .frames
+        .iter()
+        .map(|f| (f.file.as_str(), f.line, f.function.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "/src/AdminConsole.Cart/CartClient.cs",
+                Some(36),
+                "AdminConsole.Cart.CartClient.MergeTotal"
+            ),
+            (
+                "/src/AdminConsole.Checkout/CheckoutController.cs",
+                Some(8),
+                "AdminConsole.Checkout.CheckoutController.BuildStock"
+            ),
+            (
+                "",
+                None,
+                "Microsoft.AspNetCore.Mvc.Infrastructure.ControllerActionInvoker.Next"
+            ),
+            ("", None, "System.Threading.Tasks.Task.Run"),
+            (
+                "Unknown Source",
+                None,
+                "jdk.internal.reflect.GeneratedMethodAccessor412.invoke"
+            ),
+        ]
+    );
+    assert_eq!(
+        p.exception_type.as_deref(),
+        Some("Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException")
+    );
+}
+
+#[test]
 fn jvm_lambda_numbers_do_not_split_signatures() {
     assert_eq!(
         fingerprint_function("com.x.A.lambda$quote$12"),
