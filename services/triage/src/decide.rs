@@ -34,6 +34,9 @@
 //!    - ... unless the deploy changed a setting that governs dependency
 //!      calls (a pool size, timeout, retry count, endpoint; see
 //!      [`crate::settings`]): ×8 (net ×2: the change explains the failure);
+//!    - the detector's fleet guard found no cue of an outside cause on any
+//!      of the incident's regressions (no witness, dependency text, surge,
+//!      earlier rise or late onset): ×2;
 //!    - the rise began well after the revision started serving (onset ≥ 10
 //!      minutes after the deploy, when the detector reports it) and nothing
 //!      closer than a changed file localizes it: ×0.4.
@@ -86,6 +89,10 @@ pub struct Facts {
     pub dependency_setting: Option<String>,
     /// Minutes from the deploy to the rise's onset, when known and late.
     pub late_onset_min: Option<i64>,
+    /// The detector's fleet guard looked for an outside cause (witnesses,
+    /// dependency cues, a surge, a rise before the deploy, a late onset)
+    /// and found no cue at all on any of the incident's regressions.
+    pub nothing_external: bool,
     /// The errors went on after a rollback to the previous revision.
     pub persisted_after_rollback: Option<String>,
     /// The diff could not be obtained (the reason).
@@ -107,6 +114,8 @@ pub enum Evidence {
     DependencyCue(String),
     /// The deploy changed a setting that governs dependency calls.
     DependencySettingChanged(String),
+    /// The fleet guard found no cue of an outside cause.
+    NothingExternal,
     /// The rise began late.
     LateOnset(i64),
     /// No diff to look at.
@@ -126,6 +135,7 @@ impl Evidence {
             Evidence::StackAvoidsChange => 0.5,
             Evidence::DependencyCue(_) => 0.25,
             Evidence::DependencySettingChanged(_) => 8.0,
+            Evidence::NothingExternal => 2.0,
             Evidence::LateOnset(_) => 0.4,
             Evidence::DiffUnavailable(_) => 1.0,
         }
@@ -155,6 +165,10 @@ impl fmt::Display for Evidence {
             Evidence::DependencySettingChanged(at) => write!(
                 f,
                 "the deploy changed how the service calls its dependencies ({at})"
+            ),
+            Evidence::NothingExternal => write!(
+                f,
+                "the detector found no sign of an outside cause (no other service, dependency error, traffic surge or earlier rise)"
             ),
             Evidence::LateOnset(min) => {
                 write!(f, "the rise began {min} min after the deploy, not with its first requests")
@@ -244,6 +258,9 @@ fn evidence(f: &Facts) -> Vec<Evidence> {
     if let Some(why) = &f.diff_unavailable {
         out.push(Evidence::DiffUnavailable(why.clone()));
     }
+    if f.nothing_external && f.dependency_cue.is_none() && f.late_onset_min.is_none() {
+        out.push(Evidence::NothingExternal);
+    }
     if f.localization == Localization::None && f.stack_avoids {
         out.push(Evidence::StackAvoidsChange);
     }
@@ -280,6 +297,7 @@ pub fn dependency_cue(text: &str) -> Option<String> {
         "connection reset",
         "econnrefused",
         "econnreset",
+        "etimedout",
         "etimedout",
         "econnaborted",
         "socket hang up",
@@ -408,6 +426,26 @@ mod tests {
         let j = judge_default(&changed);
         assert_eq!(j.decision, Decision::Caused, "{j:?}");
         assert!(j.why.iter().any(|w| w.contains("pool_size: 2")), "{j:?}");
+    }
+
+    #[test]
+    fn a_spike_nothing_outside_explains_is_caused() {
+        let spike = Facts {
+            any_new: false,
+            ..facts()
+        };
+        assert_eq!(judge_default(&spike).decision, Decision::Inconclusive);
+        let clear = Facts {
+            nothing_external: true,
+            ..spike.clone()
+        };
+        assert_eq!(judge_default(&clear).decision, Decision::Caused);
+        // A dependency failure is a cue: no longer "nothing external".
+        let dep = Facts {
+            dependency_cue: Some("timeout".into()),
+            ..clear
+        };
+        assert_eq!(judge_default(&dep).decision, Decision::Inconclusive);
     }
 
     #[test]

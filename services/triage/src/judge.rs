@@ -210,6 +210,11 @@ impl Triage {
                 .and_then(|cues| cues.into_iter().next()),
             dependency_setting: crate::settings::dependency_setting(files, classes)
                 .map(|s| s.to_string()),
+            nothing_external: !runtime.is_empty()
+                && runtime.iter().all(|x| {
+                    x.hold_remediation_until_ms.is_none()
+                        && x.external_cues.iter().all(|c| c.starts_with("upstream:"))
+                }),
             late_onset_min: runtime
                 .iter()
                 .map(|x| match (x.onset_ms, x.deployed_at_ms) {

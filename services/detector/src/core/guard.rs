@@ -722,6 +722,7 @@ pub(crate) fn dependency_cues(template: &str, message: &str) -> Vec<&'static str
                 "connection reset",
                 "econnrefused",
                 "econnreset",
+                "etimedout",
                 "broken pipe",
                 "no route to host",
                 "connection closed",
