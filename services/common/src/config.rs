@@ -178,7 +178,9 @@ impl TopicsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Ingest: intake (`/v1/logs` …) plus health and metrics.
+    /// Ingest: intake (OTLP `/v1/logs`, NDJSON `/v1/ndjson/logs` …) plus
+    /// health and metrics. Default `127.0.0.1:4318`, the OTLP/HTTP port, so
+    /// an OpenTelemetry exporter's default endpoint reaches it.
     pub ingest: SocketAddr,
     /// Detector: health and metrics.
     pub detector: SocketAddr,
@@ -192,7 +194,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Self {
-            ingest: addr(8080),
+            ingest: addr(4318),
             detector: addr(8081),
             triage: addr(8082),
             fixer: addr(8083),
@@ -263,6 +265,17 @@ pub struct IngestConfig {
     /// auth. When set, a request without a known token gets 401, and one with
     /// a record of a service its tenant may not write gets 403.
     pub tenants: Vec<TenantConfig>,
+    /// OTLP: attributes that give a log record's revision, first found wins
+    /// (record attributes before resource attributes). `service.version` is
+    /// optional in OpenTelemetry, so the default also looks at
+    /// `deployment.revision` and `vcs.ref.head.revision`.
+    pub otlp_revision_attributes: Vec<String>,
+    /// OTLP: the revision of a record none of `otlp_revision_attributes`
+    /// names (default `unknown`; counted in
+    /// `selfheal_ingest_otlp_revision_total{source="fallback"}`). Empty:
+    /// such a record is rejected (counted and logged, listed in the answer's
+    /// `partialSuccess`).
+    pub otlp_revision_fallback: String,
 }
 
 /// One tenant of the HTTP intake (`[[ingest.tenants]]`).
@@ -301,6 +314,12 @@ impl Default for IngestConfig {
             max_connections: 1_024,
             idempotency_keys: 10_000,
             tenants: Vec::new(),
+            otlp_revision_attributes: vec![
+                "service.version".to_owned(),
+                "deployment.revision".to_owned(),
+                "vcs.ref.head.revision".to_owned(),
+            ],
+            otlp_revision_fallback: "unknown".to_owned(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
 //! - [`event_time`] (pure): the live inputs' event-time limits (wall clock).
 //! - [`shown`] (pure): how a rejected value appears in an error (never verbatim).
-//! - [`otlp`] (pure): OTLP/HTTP JSON logs → the same records.
+//! - [`otlp`] (pure): OTLP/HTTP logs (protobuf and JSON) → the same records,
+//!   and the answers OTLP specifies.
 //! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
 //! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events,
