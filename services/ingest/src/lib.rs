@@ -61,6 +61,7 @@ pub const NAME: &str = "ingest";
 /// the whole service with its error.
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
+    selfheal_common::metrics::register_build_info(&registry, NAME);
     let ready = Readiness::default();
     selfheal_common::scrub::set_ip_scrubbing(config.ingest.scrub_ips);
     let tenants = auth::Tenants::from_config(&config.ingest.tenants, |k| std::env::var(k).ok())
