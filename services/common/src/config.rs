@@ -579,6 +579,50 @@ pub struct FixerConfig {
     /// service forward again to the revision it was rolled back from. Off by
     /// default: a notification says so instead, once.
     pub restore_after_failed_rollback: bool,
+    /// Where actions are announced (Slack, PagerDuty, a signed webhook).
+    pub notify: NotifyConfig,
+}
+
+/// Notification sinks for actions (`[fixer.notify]`). Each sink is on when
+/// its URL (or routing key) is set; every action update other than
+/// `in_progress` and `none` is sent to every sink, off the consumer's path,
+/// with `retries` for 5xx/429/timeouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Slack-compatible incoming webhook URL (`{"text": …}`); empty: off.
+    pub slack_webhook_url: String,
+    /// Environment variable holding the PagerDuty Events API v2 routing key;
+    /// empty: off.
+    pub pagerduty_routing_key_env: String,
+    /// The PagerDuty Events API v2 endpoint.
+    pub pagerduty_url: String,
+    /// Generic webhook URL: the action as JSON, HMAC-signed like the rollback
+    /// webhook (`X-Selfheal-Signature: sha256=…`); empty: off.
+    pub webhook_url: String,
+    /// Environment variable holding the generic webhook's HMAC secret.
+    pub webhook_secret_env: String,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries of a retryable failure, with doubling backoff from `backoff_ms`.
+    pub retries: u32,
+    /// First backoff in milliseconds.
+    pub backoff_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            slack_webhook_url: String::new(),
+            pagerduty_routing_key_env: String::new(),
+            pagerduty_url: "https://events.pagerduty.com/v2/enqueue".to_owned(),
+            webhook_url: String::new(),
+            webhook_secret_env: "SELFHEAL_NOTIFY_WEBHOOK_SECRET".to_owned(),
+            timeout_ms: 10_000,
+            retries: 3,
+            backoff_ms: 1_000,
+        }
+    }
 }
 
 impl Default for FixerConfig {
@@ -609,6 +653,7 @@ impl Default for FixerConfig {
             dispatch: DispatchConfig::default(),
             services: BTreeMap::new(),
             restore_after_failed_rollback: false,
+            notify: NotifyConfig::default(),
         }
     }
 }
