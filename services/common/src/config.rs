@@ -276,6 +276,10 @@ pub struct IngestConfig {
     /// such a record is rejected (counted and logged, listed in the answer's
     /// `partialSuccess`).
     pub otlp_revision_fallback: String,
+    /// Environment variable holding the secret of GitHub webhooks
+    /// (`POST /v1/webhooks/github`, `X-Hub-Signature-256` checked); empty:
+    /// the endpoint answers 404.
+    pub github_webhook_secret_env: String,
 }
 
 /// One tenant of the HTTP intake (`[[ingest.tenants]]`).
@@ -320,6 +324,7 @@ impl Default for IngestConfig {
                 "vcs.ref.head.revision".to_owned(),
             ],
             otlp_revision_fallback: "unknown".to_owned(),
+            github_webhook_secret_env: String::new(),
         }
     }
 }

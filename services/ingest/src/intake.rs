@@ -75,6 +75,7 @@ pub struct Intake {
     limits: EventTimeLimits,
     idempotency: Idempotency,
     revision: Arc<RevisionPolicy>,
+    github_secret: Option<Arc<Vec<u8>>>,
     metrics: IntakeMetrics,
 }
 
@@ -97,8 +98,15 @@ impl Intake {
             limits: EventTimeLimits::from_config(config),
             idempotency: Idempotency::new(config.idempotency_keys),
             revision: Arc::new(RevisionPolicy::from_config(config)),
+            github_secret: None,
             metrics: IntakeMetrics::new(registry),
         }
+    }
+
+    /// Accepts GitHub webhooks signed with `secret` on `/v1/webhooks/github`.
+    pub fn with_github_secret(mut self, secret: Option<Vec<u8>>) -> Self {
+        self.github_secret = secret.map(Arc::new);
+        self
     }
 
     /// The intake routes.
@@ -111,6 +119,7 @@ impl Intake {
             .route("/v1/traffic", post(traffic))
             .route("/v1/deploys", post(deploys))
             .route("/v1/builds", post(builds))
+            .route("/v1/webhooks/github", post(github))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
     }
@@ -224,6 +233,8 @@ enum Format {
     /// NDJSON on the OTLP path `/v1/logs`: accepted for one more release.
     DeprecatedNdjson,
     Otlp(Encoding),
+    /// A GitHub webhook delivery (`deployment_status` → a deploy).
+    Github,
 }
 
 impl Format {
@@ -233,7 +244,7 @@ impl Format {
     /// Distinguishes idempotency keys of one endpoint's encodings.
     fn name(self) -> &'static str {
         match self {
-            Self::Ndjson(_) | Self::DeprecatedNdjson => "ndjson",
+            Self::Ndjson(_) | Self::DeprecatedNdjson | Self::Github => "ndjson",
             Self::Otlp(Encoding::Json) => "otlp-json",
             Self::Otlp(Encoding::Protobuf) => "otlp-protobuf",
         }
@@ -284,6 +295,9 @@ async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> R
         }
     };
     handle(s, format, "otlp_logs", headers, body).await
+}
+async fn github(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    handle(s, Format::Github, "github", headers, body).await
 }
 async fn ndjson_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
     handle(s, Format::Ndjson(DefaultType::Log), "logs", headers, body).await
@@ -347,9 +361,26 @@ async fn respond(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let tenant = match authenticate(s, format, &headers) {
-        Ok(t) => t,
-        Err(resp) => return *resp,
+    // GitHub cannot send a bearer token: its deliveries are signed instead.
+    let github_secret = match (format, &s.github_secret) {
+        (Format::Github, None) => {
+            return reply(
+                format,
+                StatusCode::NOT_FOUND,
+                IntakeResponse::error(
+                    "GitHub webhooks are off: set ingest.github_webhook_secret_env".to_owned(),
+                ),
+            )
+        }
+        (Format::Github, Some(secret)) => Some(secret.clone()),
+        _ => None,
+    };
+    let tenant = match github_secret {
+        Some(_) => None,
+        None => match authenticate(s, format, &headers) {
+            Ok(t) => t,
+            Err(resp) => return *resp,
+        },
     };
     if !format.is_otlp() {
         if let Err(e) = request_body::check_ndjson_type(&headers) {
@@ -360,6 +391,14 @@ async fn respond(
         Ok(b) => b,
         Err(e) => return body_error(format, e),
     };
+    if let Some(secret) = github_secret {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        if let Err(e) = crate::github::verify(&secret, &raw, signature) {
+            return reply(format, StatusCode::UNAUTHORIZED, IntakeResponse::error(e));
+        }
+    }
     match idempotency_key(format, &headers) {
         Ok(Some(key)) if s.idempotency.enabled() => {
             idempotent(s, format, endpoint, headers, raw, tenant, key).await
@@ -408,7 +447,13 @@ fn authenticate(
 
 /// The `Idempotency-Key` header, if any: 1..=255 visible ASCII characters.
 fn idempotency_key(format: Format, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
-    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+    // A GitHub redelivery carries the same delivery id: answered once.
+    let name = if format == Format::Github {
+        "x-github-delivery"
+    } else {
+        IDEMPOTENCY_KEY
+    };
+    let Some(v) = headers.get(name) else {
         return Ok(None);
     };
     match v.to_str() {
@@ -506,7 +551,7 @@ async fn process(
         Ok(b) => b,
         Err(e) => return body_error(format, e),
     };
-    let (records, rejected) = match parse(s, format, &body) {
+    let (records, rejected) = match parse(s, format, headers, &body) {
         Ok(parsed) => parsed,
         Err(resp) => return *resp,
     };
@@ -591,9 +636,20 @@ async fn process(
 }
 
 /// The records and rejected records of a decoded body.
-fn parse(s: &Intake, format: Format, body: &Bytes) -> Result<Parsed, Box<Response>> {
+fn parse(
+    s: &Intake,
+    format: Format,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Parsed, Box<Response>> {
     let now = selfheal_common::wall_clock_ms();
     let encoding = match format {
+        Format::Github => {
+            let mut parsed = parse_github(headers, body)?;
+            s.limits
+                .apply(&mut parsed, now, "deployment_status.created_at");
+            return Ok(parsed);
+        }
         Format::Ndjson(_) | Format::DeprecatedNdjson => {
             let default = match format {
                 Format::Ndjson(d) => d,
@@ -668,6 +724,35 @@ fn unavailable(
         header::HeaderValue::from_static(RETRY_AFTER_S),
     );
     resp
+}
+
+/// A GitHub delivery: one deploy, or nothing for other events and states.
+fn parse_github(headers: &HeaderMap, body: &Bytes) -> Result<Parsed, Box<Response>> {
+    let bad = |reason: String| {
+        Box::new(reply(
+            Format::Github,
+            StatusCode::BAD_REQUEST,
+            IntakeResponse {
+                rejected: vec![LineError {
+                    line: 1,
+                    field: "(payload)".to_owned(),
+                    reason,
+                }],
+                ..IntakeResponse::default()
+            },
+        ))
+    };
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("missing X-GitHub-Event".to_owned()))?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    match crate::github::deploy_of(event, &payload) {
+        Ok(Some(deploy)) => Ok((vec![(1, Record::Deploy(deploy))], Vec::new())),
+        Ok(None) => Ok((Vec::new(), Vec::new())),
+        Err(reason) => Err(bad(reason)),
+    }
 }
 
 fn parse_ndjson(
