@@ -4,7 +4,7 @@
 # cluster, so nothing else is needed; pass --kafka HOST:PORT for a real one.
 #
 # Usage: deploy/up.sh [selfheal up ARGS...]      (from any directory)
-#   e.g. deploy/up.sh                        # embedded Kafka, intake on 127.0.0.1:8080
+#   e.g. deploy/up.sh                        # embedded Kafka, intake on 127.0.0.1:4318
 #        deploy/up.sh --kafka 127.0.0.1:9092 # a real broker (deploy/kafka/start.sh)
 #        deploy/up.sh --config my.toml
 #        deploy/up.sh demo                   # the closed loop on a demo service (selfheal demo)

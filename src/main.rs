@@ -157,7 +157,7 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
         tracing::info!(service = h.name, "http://{}/healthz", h.http_addr);
     }
     tracing::info!(
-        "selfheal is up: POST NDJSON to http://{}/v1/logs (Ctrl-C to stop)",
+        "selfheal is up: POST NDJSON to http://{}/v1/ndjson/logs (Ctrl-C to stop)",
         handles[0].http_addr
     );
     let mut set = JoinSet::new();

@@ -76,7 +76,7 @@ async fn a_killed_detector_resumes_from_its_changelog_exactly() {
     let http = reqwest::Client::new();
     let post = |body: String| {
         let http = http.clone();
-        let url = format!("http://{}/v1/logs", ingest.http_addr);
+        let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
         async move {
             let r = http.post(url).body(body).send().await.unwrap();
             assert_eq!(r.status(), 200);

@@ -52,7 +52,7 @@ async fn http_ndjson_to_action_through_all_four_services() {
     // One body with history, deploy and errors: the services read them from
     // four topics in no guaranteed relative order, and must still agree.
     let r = http
-        .post(format!("{base}/v1/logs"))
+        .post(format!("{base}/v1/ndjson/logs"))
         .body(BAD_DEPLOY)
         .send()
         .await
@@ -235,7 +235,7 @@ async fn malformed_ndjson_gets_400_naming_line_and_field() {
     ]
     .join("\n");
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/ndjson/logs", ingest.http_addr))
         .body(body)
         .send()
         .await
@@ -278,7 +278,7 @@ async fn malformed_ndjson_gets_400_naming_line_and_field() {
     // A body over the limit is refused with 413 before anything is parsed.
     let huge = "x".repeat(config.ingest.max_body_bytes + 1);
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/ndjson/logs", ingest.http_addr))
         .body(huge)
         .send()
         .await

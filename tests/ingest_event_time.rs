@@ -42,7 +42,7 @@ async fn far_future_and_too_old_records_are_rejected_and_dead_letters_are_scrubb
     ]
     .join("\n");
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/ndjson/logs", ingest.http_addr))
         .body(body)
         .send()
         .await

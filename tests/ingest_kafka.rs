@@ -1,4 +1,4 @@
-//! Ingest's intake against a real broker: OTLP/HTTP JSON, pre-aggregation across
+//! Ingest's intake against a real broker: OTLP/HTTP (JSON and protobuf), pre-aggregation across
 //! requests with durable acknowledgement, tenant auth, flush on shutdown, and
 //! the raw topic of JSON lines (at least once, bad lines to the DLQ).
 
@@ -8,12 +8,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bootstrap, isolated_config, of, read_until};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use selfheal_common::config::TenantConfig;
 use selfheal_common::{CancellationToken, Config};
 use selfheal_schemas::{AnyEvent, SignatureCount};
+
+/// `google.rpc.Status`, as an OTLP client decodes an error body.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -74,20 +85,21 @@ async fn otlp_json_logs_become_signature_counts() {
         .await
         .unwrap();
 
+    // The OTLP path; the JSON answer is OTLP's `ExportLogsServiceResponse`.
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/otlp/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/logs", ingest.http_addr))
         .json(&otlp_body(3))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
     let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["accepted"], 3, "{v}");
-    assert_eq!(v["partialSuccess"]["rejectedLogRecords"], 1, "{v}");
-    assert_eq!(v["rejected"][0]["line"], 4, "{v}");
-    assert_eq!(
-        v["rejected"][0]["field"],
-        "resourceLogs[0].scopeLogs[0].logRecords[3].timeUnixNano"
+    assert_eq!(v["partialSuccess"]["rejectedLogRecords"], "1", "{v}");
+    let message = v["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("line 4: field `resourceLogs[0].scopeLogs[0].logRecords[3].timeUnixNano`"),
+        "{message}"
     );
 
     // Acknowledged means already on the topic.
@@ -103,14 +115,60 @@ async fn otlp_json_logs_become_signature_counts() {
     );
     assert_eq!(s.frames[0].line, Some(216));
 
+    // Protobuf is answered in protobuf: an empty request is a success, a
+    // body that is not a request a `google.rpc.Status` (INVALID_ARGUMENT).
+    let post_proto = |body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/logs", ingest.http_addr))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+    };
+    let r = post_proto(vec![0x0a, 0x00]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let bytes = r.bytes().await.unwrap();
+    let ok = ExportLogsServiceResponse::decode(&bytes[..]).unwrap();
+    assert!(ok.partial_success.is_none(), "{ok:?}");
+    let r = post_proto(vec![0xff, 0xff, 0xff]).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let status = RpcStatus::decode(&r.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+    assert!(status.message.contains("protobuf"), "{status:?}");
+    // JSON errors are a `google.rpc.Status` too, and an NDJSON record sent
+    // to the OTLP path is refused, never an empty success.
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/otlp/logs", ingest.http_addr))
-        .header("content-type", "application/x-protobuf")
-        .body(vec![0x0a, 0x00])
+        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .header("content-type", "application/json")
+        .body(r#"{"service":"checkout","revision":"b","message":"x"}"#)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 415);
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 3, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("/v1/ndjson/logs"),
+        "{v}"
+    );
+
+    // NDJSON with an NDJSON type on the old path: still taken, for one
+    // release, marked deprecated with its successor.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .header("content-type", "application/x-ndjson")
+        .body(r#"{"ts":1773050403000,"service":"checkout","revision":"b","message":"old path"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["deprecation"], "true");
+    assert!(r.headers()["link"]
+        .to_str()
+        .unwrap()
+        .contains("/v1/ndjson/logs"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["accepted"], 1, "{v}");
 
     shutdown.cancel();
     ingest.wait().await.unwrap();
@@ -129,7 +187,7 @@ async fn concurrent_requests_share_one_flush_and_each_waits_for_it() {
     let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
         .await
         .unwrap();
-    let url = format!("http://{}/v1/logs", ingest.http_addr);
+    let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
     let http = reqwest::Client::new();
     let requests = (0..8).map(|i| {
         let (http, url) = (http.clone(), url.clone());
@@ -184,7 +242,7 @@ async fn shutdown_flushes_waiting_requests_before_stopping() {
     let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
         .await
         .unwrap();
-    let url = format!("http://{}/v1/logs", ingest.http_addr);
+    let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
     let request = tokio::spawn(async move {
         reqwest::Client::new()
             .post(url)
@@ -223,7 +281,7 @@ async fn tenant_tokens_gate_the_intake() {
     let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
         .await
         .unwrap();
-    let url = format!("http://{}/v1/logs", ingest.http_addr);
+    let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
     let http = reqwest::Client::new();
     let line = |service: &str| {
         format!(r#"{{"ts":5,"service":"{service}","revision":"r1","message":"boom"}}"#)

@@ -67,7 +67,7 @@ async fn slow_and_idle_connections_are_closed_within_the_timeouts() {
 
     // Slowloris: a header line every 300 ms, never the end of the headers.
     let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"POST /v1/ndjson/logs HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     let trickle = tokio::spawn(async move {
@@ -90,7 +90,7 @@ async fn slow_and_idle_connections_are_closed_within_the_timeouts() {
     // Measured precisely: headers never completed, closed after ~1 s.
     let mut stalled = TcpStream::connect(addr).await.unwrap();
     stalled
-        .write_all(b"POST /v1/logs HTTP/1.1\r\n")
+        .write_all(b"POST /v1/ndjson/logs HTTP/1.1\r\n")
         .await
         .unwrap();
     let (_, closed) = read_to_close(&mut stalled, Duration::from_secs(5)).await;
@@ -115,9 +115,11 @@ async fn slow_and_idle_connections_are_closed_within_the_timeouts() {
 
     // A body that stops arriving: 408, and the connection closes.
     let mut body = TcpStream::connect(addr).await.unwrap();
-    body.write_all(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ts\":")
-        .await
-        .unwrap();
+    body.write_all(
+        b"POST /v1/ndjson/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ts\":",
+    )
+    .await
+    .unwrap();
     let (text, closed) = read_to_close(&mut body, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
@@ -151,7 +153,7 @@ async fn unauthenticated_bodies_are_answered_without_being_read() {
         .map(|_| {
             tokio::spawn(async move {
                 let mut s = TcpStream::connect(addr).await.unwrap();
-                let head = "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 8388608\r\n\r\n";
+                let head = "POST /v1/ndjson/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 8388608\r\n\r\n";
                 s.write_all(head.as_bytes()).await.unwrap();
                 s.write_all(&[b' '; 1024]).await.unwrap();
                 read_to_close(&mut s, Duration::from_secs(5)).await
@@ -171,7 +173,7 @@ async fn unauthenticated_bodies_are_answered_without_being_read() {
 
     // With the token, the content type and the body are checked.
     let http = reqwest::Client::new();
-    let url = format!("http://{addr}/v1/logs");
+    let url = format!("http://{addr}/v1/ndjson/logs");
     let post = |ct: Option<&'static str>, body: &'static str| {
         let mut r = http.post(&url).bearer_auth("s3cret-token").body(body);
         if let Some(ct) = ct {
@@ -234,7 +236,7 @@ async fn a_resend_with_the_same_idempotency_key_is_counted_once() {
     let ingest = selfheal_ingest::spawn(config.clone(), shutdown.clone())
         .await
         .unwrap();
-    let url = format!("http://{}/v1/logs", ingest.http_addr);
+    let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
     let now = selfheal_common::wall_clock_ms();
     let body = |n: usize, tag: &str| {
         (0..n)

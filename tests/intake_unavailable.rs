@@ -31,7 +31,7 @@ async fn unacknowledged_writes_get_503_with_retry_after() {
 
     let started = std::time::Instant::now();
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/ndjson/logs", ingest.http_addr))
         .body(ndjson(&culprit_logs("checkout", "b", 3)))
         .timeout(Duration::from_secs(30))
         .send()
@@ -77,7 +77,7 @@ async fn full_buffer_gets_503_at_once() {
     let ingest = selfheal_ingest::spawn(Arc::new(config), shutdown.clone())
         .await
         .unwrap();
-    let url = format!("http://{}/v1/logs", ingest.http_addr);
+    let url = format!("http://{}/v1/ndjson/logs", ingest.http_addr);
     let http = reqwest::Client::new();
 
     let holder = {

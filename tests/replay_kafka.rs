@@ -21,7 +21,7 @@ async fn replay_writes_the_backtest_results_to_separate_topics() {
         .await
         .unwrap();
     let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/logs", ingest.http_addr))
+        .post(format!("http://{}/v1/ndjson/logs", ingest.http_addr))
         .body(BAD_DEPLOY)
         .send()
         .await

@@ -74,7 +74,7 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
 
     let http = reqwest::Client::new();
     let r = http
-        .post(format!("http://{ingest}/v1/logs"))
+        .post(format!("http://{ingest}/v1/ndjson/logs"))
         .body(BAD_DEPLOY)
         .send()
         .await

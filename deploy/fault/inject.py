@@ -14,7 +14,7 @@ Scenarios (each prints what it did and what it measured):
                the intake rate and, with --detector-metrics, the detector's
                state afterwards (it must keep running).
 
-Usage: deploy/fault/inject.py [--url http://127.0.0.1:8080] [--token T]
+Usage: deploy/fault/inject.py [--url http://127.0.0.1:4318] [--token T]
                               {far-future,slow-clients,flood,all} [options]
 """
 import argparse
@@ -52,7 +52,7 @@ def far_future(args):
         {"ts": now_ms() - 40 * 86_400_000, "service": "fault", "revision": "r1", "message": "40 days old"},
     ]
     t0 = time.time()
-    status, body = post(args.url + "/v1/logs", "\n".join(json.dumps(l) for l in lines), args.token)
+    status, body = post(args.url + "/v1/ndjson/logs", "\n".join(json.dumps(l) for l in lines), args.token)
     took = (time.time() - t0) * 1000
     print(f"far-future: HTTP {status} in {took:.0f} ms, accepted {body.get('accepted')} of {len(lines)}")
     for r in body.get("rejected", []):
@@ -71,7 +71,7 @@ def slow_clients(args):
         s = socket.create_connection((host, port))
         t0 = time.time()
         try:
-            s.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"POST /v1/ndjson/logs HTTP/1.1\r\nHost: x\r\n")
             s.settimeout(1.0)
             for k in range(int(args.max_wait)):
                 try:
@@ -90,7 +90,7 @@ def slow_clients(args):
         s = socket.create_connection((host, port))
         t0 = time.time()
         try:
-            s.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
+            s.sendall(b"POST /v1/ndjson/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
             s.settimeout(args.max_wait)
             while s.recv(4096):
                 pass
@@ -105,7 +105,7 @@ def slow_clients(args):
         t.start()
     time.sleep(0.5)
     t0 = time.time()
-    status, _ = post(args.url + "/v1/logs", json.dumps({"ts": now_ms(), "service": "fault", "revision": "r1", "message": "while slow clients hang"}), args.token)
+    status, _ = post(args.url + "/v1/ndjson/logs", json.dumps({"ts": now_ms(), "service": "fault", "revision": "r1", "message": "while slow clients hang"}), args.token)
     print(f"slow-clients: a normal request during {2 * args.clients} slow connections: HTTP {status} in {(time.time() - t0) * 1000:.0f} ms")
     for t in threads:
         t.join()
@@ -142,7 +142,7 @@ def flood(args):
                 "message": f"flood signature number {i} exploded",
                 "stack": f"Traceback (most recent call last):\n  File \"/app/src/flood/m{i}.py\", line 1, in fn_{i}\nFloodError{i}: boom",
             }))
-        status, _ = post(args.url + "/v1/logs", "\n".join(lines), args.token)
+        status, _ = post(args.url + "/v1/ndjson/logs", "\n".join(lines), args.token)
         statuses[status] = statuses.get(status, 0) + 1
     took = time.time() - t0
     print(f"flood: {args.signatures} distinct signatures of one service posted in {took:.1f} s "
@@ -164,7 +164,7 @@ def flood(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", default="http://127.0.0.1:8080")
+    ap.add_argument("--url", default="http://127.0.0.1:4318")
     ap.add_argument("--token", default=None)
     ap.add_argument("scenario", choices=["far-future", "slow-clients", "flood", "all"])
     ap.add_argument("--clients", type=int, default=20, help="slow-clients: connections of each kind")

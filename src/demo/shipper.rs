@@ -2,7 +2,7 @@
 //!
 //! The shipper does what Vector or Fluent Bit would do for a real service: it
 //! tails the service's JSON log, sends each error (with its traceback) to
-//! ingest's `/v1/logs`, and turns the access log into request counts per
+//! ingest's `/v1/ndjson/logs`, and turns the access log into request counts per
 //! window on `/v1/traffic`. Times go through the demo's compressed [`Clock`].
 
 use std::collections::BTreeMap;
@@ -146,7 +146,7 @@ pub(crate) async fn ship(
             }
         }
         if !logs.is_empty() {
-            post(&client, &format!("{ingest}/v1/logs"), &logs).await?;
+            post(&client, &format!("{ingest}/v1/ndjson/logs"), &logs).await?;
         }
         // A window is complete once its last access line can have been written.
         let open_from = if stopping {

@@ -178,7 +178,9 @@ impl TopicsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Ingest: intake (`/v1/logs` …) plus health and metrics.
+    /// Ingest: intake (OTLP `/v1/logs`, NDJSON `/v1/ndjson/logs` …) plus
+    /// health and metrics. Default `127.0.0.1:4318`, the OTLP/HTTP port, so
+    /// an OpenTelemetry exporter's default endpoint reaches it.
     pub ingest: SocketAddr,
     /// Detector: health and metrics.
     pub detector: SocketAddr,
@@ -192,7 +194,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Self {
-            ingest: addr(8080),
+            ingest: addr(4318),
             detector: addr(8081),
             triage: addr(8082),
             fixer: addr(8083),
@@ -263,6 +265,21 @@ pub struct IngestConfig {
     /// auth. When set, a request without a known token gets 401, and one with
     /// a record of a service its tenant may not write gets 403.
     pub tenants: Vec<TenantConfig>,
+    /// OTLP: attributes that give a log record's revision, first found wins
+    /// (record attributes before resource attributes). `service.version` is
+    /// optional in OpenTelemetry, so the default also looks at
+    /// `deployment.revision` and `vcs.ref.head.revision`.
+    pub otlp_revision_attributes: Vec<String>,
+    /// OTLP: the revision of a record none of `otlp_revision_attributes`
+    /// names (default `unknown`; counted in
+    /// `selfheal_ingest_otlp_revision_total{source="fallback"}`). Empty:
+    /// such a record is rejected (counted and logged, listed in the answer's
+    /// `partialSuccess`).
+    pub otlp_revision_fallback: String,
+    /// Environment variable holding the secret of GitHub webhooks
+    /// (`POST /v1/webhooks/github`, `X-Hub-Signature-256` checked); empty:
+    /// the endpoint answers 404.
+    pub github_webhook_secret_env: String,
 }
 
 /// One tenant of the HTTP intake (`[[ingest.tenants]]`).
@@ -301,6 +318,13 @@ impl Default for IngestConfig {
             max_connections: 1_024,
             idempotency_keys: 10_000,
             tenants: Vec::new(),
+            otlp_revision_attributes: vec![
+                "service.version".to_owned(),
+                "deployment.revision".to_owned(),
+                "vcs.ref.head.revision".to_owned(),
+            ],
+            otlp_revision_fallback: "unknown".to_owned(),
+            github_webhook_secret_env: String::new(),
         }
     }
 }
@@ -566,6 +590,50 @@ pub struct FixerConfig {
     /// of Argo Rollouts and Spinnaker). 0: never skip; the incident is then
     /// fixed forward or paged.
     pub max_rollback_skip: u32,
+    /// Where actions are announced (Slack, PagerDuty, a signed webhook).
+    pub notify: NotifyConfig,
+}
+
+/// Notification sinks for actions (`[fixer.notify]`). Each sink is on when
+/// its URL (or routing key) is set; every action update other than
+/// `in_progress` and `none` is sent to every sink, off the consumer's path,
+/// with `retries` for 5xx/429/timeouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Slack-compatible incoming webhook URL (`{"text": …}`); empty: off.
+    pub slack_webhook_url: String,
+    /// Environment variable holding the PagerDuty Events API v2 routing key;
+    /// empty: off.
+    pub pagerduty_routing_key_env: String,
+    /// The PagerDuty Events API v2 endpoint.
+    pub pagerduty_url: String,
+    /// Generic webhook URL: the action as JSON, HMAC-signed like the rollback
+    /// webhook (`X-Selfheal-Signature: sha256=…`); empty: off.
+    pub webhook_url: String,
+    /// Environment variable holding the generic webhook's HMAC secret.
+    pub webhook_secret_env: String,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries of a retryable failure, with doubling backoff from `backoff_ms`.
+    pub retries: u32,
+    /// First backoff in milliseconds.
+    pub backoff_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            slack_webhook_url: String::new(),
+            pagerduty_routing_key_env: String::new(),
+            pagerduty_url: "https://events.pagerduty.com/v2/enqueue".to_owned(),
+            webhook_url: String::new(),
+            webhook_secret_env: "SELFHEAL_NOTIFY_WEBHOOK_SECRET".to_owned(),
+            timeout_ms: 10_000,
+            retries: 3,
+            backoff_ms: 1_000,
+        }
+    }
 }
 
 impl Default for FixerConfig {
@@ -597,6 +665,7 @@ impl Default for FixerConfig {
             services: BTreeMap::new(),
             restore_after_failed_rollback: false,
             max_rollback_skip: 3,
+            notify: NotifyConfig::default(),
         }
     }
 }

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Statistics};
 use selfheal_schemas::{AnyEvent, DeadLetter};
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +90,7 @@ pub async fn run<S: Stage>(
     metrics: StageMetrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let consumer = create_consumer(config, &spec)?;
+    let consumer = create_consumer(config, &spec, Some(metrics.clone()))?;
     let topic_refs: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topic_refs)
@@ -177,9 +178,49 @@ pub async fn run<S: Stage>(
     outcome
 }
 
+/// A group consumer whose librdkafka statistics feed the lag gauge.
+pub type GroupConsumer = StreamConsumer<LagContext>;
+
+/// librdkafka's statistics (every `statistics.interval.ms`, default here
+/// 10 s; `kafka.client` may override it) → `consumer_lag_messages{topic}`.
+pub struct LagContext {
+    metrics: Option<StageMetrics>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(metrics) = &self.metrics else { return };
+        for (topic, t) in &statistics.topics {
+            // -1: a partition this instance does not own (or no position yet).
+            let lag: i64 = t
+                .partitions
+                .iter()
+                .filter(|(p, _)| **p >= 0)
+                .map(|(_, p)| p.consumer_lag)
+                .filter(|l| *l >= 0)
+                .sum();
+            metrics.set_lag(topic, lag);
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+impl LagContext {
+    /// A context feeding `metrics` (none: statistics are ignored).
+    pub fn new(metrics: Option<StageMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
 /// Creates a group consumer for `spec` with at-least-once settings: offsets are
 /// stored by hand ([`store_offset`]) and auto-committed, reads are `read_committed`.
-pub fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamConsumer> {
+/// With `metrics`, its statistics set the consumer-lag gauge.
+pub fn create_consumer(
+    config: &Config,
+    spec: &ConsumerSpec,
+    metrics: Option<StageMetrics>,
+) -> Result<GroupConsumer> {
     let mut cc = rdkafka::ClientConfig::new();
     cc.set("group.id", &spec.group_id)
         .set("enable.auto.commit", "true")
@@ -188,14 +229,16 @@ pub fn create_consumer(config: &Config, spec: &ConsumerSpec) -> Result<StreamCon
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", "10000");
     for (k, v) in client_config(&config.kafka)?.config_map() {
         cc.set(k, v);
     }
-    cc.create().map_err(|source| Error::Kafka {
-        operation: "create consumer",
-        source,
-    })
+    cc.create_with_context(LagContext { metrics })
+        .map_err(|source| Error::Kafka {
+            operation: "create consumer",
+            source,
+        })
 }
 
 /// Where `msg` came from.
@@ -272,14 +315,14 @@ async fn enqueue_all(
     let mut acks = VecDeque::with_capacity(outputs.len());
     for out in outputs {
         acks.push_back(producer.enqueue_waiting(out).await?);
-        metrics.produced(&out.topic);
+        metrics.produced_outgoing(out);
     }
     Ok(acks)
 }
 
 /// Stores `meta`'s offset for the next commit (call only once its outputs are
 /// acknowledged, in consumption order).
-pub fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
+pub fn store_offset(consumer: &GroupConsumer, meta: &MessageMeta) {
     // Fails only when the partition was revoked meanwhile; its new owner re-reads
     // from the last commit, which is the at-least-once contract.
     if let Err(e) = consumer.store_offset(&meta.topic, meta.partition, meta.offset) {
@@ -294,7 +337,7 @@ pub fn store_offset(consumer: &StreamConsumer, meta: &MessageMeta) {
 /// seen to hang forever (rust-rdkafka #509). The process must still exit, and the
 /// offsets were committed synchronously before this point, so nothing is lost by
 /// walking away from a stuck close.
-pub async fn close_consumer(consumer: StreamConsumer, timeout: Duration, stage: &'static str) {
+pub async fn close_consumer(consumer: GroupConsumer, timeout: Duration, stage: &'static str) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name(format!("{stage}-consumer-close"))

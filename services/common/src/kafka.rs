@@ -34,6 +34,8 @@ pub struct Outgoing {
     pub key: Vec<u8>,
     /// Avro single-object encoded event.
     pub payload: Vec<u8>,
+    /// What the event means for the metrics (regression, verdict, action).
+    pub outcome: Option<crate::outcome::Outcome>,
 }
 
 impl Outgoing {
@@ -43,6 +45,7 @@ impl Outgoing {
             topic: topic.to_owned(),
             key: event.key().as_bytes().to_vec(),
             payload: selfheal_schemas::encode(event)?,
+            outcome: crate::outcome::of(event),
         })
     }
 }

@@ -11,7 +11,9 @@
 //! - [`consumer`]: the at-least-once consume → process → produce → store-offset loop.
 //! - [`ids`]: stable content-derived ids (regressions, verdicts, actions).
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` (axum), mergeable with service routes.
-//! - [`metrics`]: the Prometheus registry and the standard per-service metrics.
+//! - [`metrics`]: the Prometheus registry and the standard per-service metrics
+//!   (messages, outcomes by kind, detection delay, consumer lag, build info).
+//! - [`outcome`] (pure): what a produced event counts as in the metrics.
 //! - [`service`]: a running service's handle, and shutdown signals.
 //! - [`embedded`]: librdkafka's in-process mock cluster for the zero-setup run.
 //! - [`telemetry`]: tracing set-up for binaries.
@@ -23,6 +25,7 @@ pub mod http;
 pub mod ids;
 pub mod kafka;
 pub mod metrics;
+pub mod outcome;
 mod pii;
 pub mod scrub;
 pub mod service;

@@ -66,6 +66,7 @@ pub async fn spawn_stage<S: Stage>(
     let name = stage.name();
     let registry = Registry::new();
     let metrics = StageMetrics::new(&registry, name);
+    crate::metrics::register_build_info(&registry, name);
     let ready = Readiness::default();
     let listener = http::bind(http_addr).await?;
     let http_addr = http::local_addr(&listener)?;

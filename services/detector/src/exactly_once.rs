@@ -40,6 +40,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use selfheal_common::consumer::LagContext;
 use selfheal_common::http::{self, Readiness};
 use selfheal_common::kafka::{client_config, ensure_topics, Outgoing};
 use selfheal_common::metrics::StageMetrics;
@@ -130,6 +131,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let registry = Registry::new();
     let metrics = Metrics::new(&registry);
     crate::metrics::register(&registry);
+    selfheal_common::metrics::register_build_info(&registry, NAME);
     let ready = Readiness::default();
     let listener = http::bind(config.http.detector).await?;
     let http_addr = http::local_addr(&listener)?;
@@ -200,7 +202,12 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = cc.create().map_err(kafka_err("create consumer"))?;
+    if cc.get("statistics.interval.ms").is_none() {
+        cc.set("statistics.interval.ms", "10000");
+    }
+    let consumer: BaseConsumer<LagContext> = cc
+        .create_with_context(LagContext::new(Some(metrics.stage.clone())))
+        .map_err(kafka_err("create consumer"))?;
 
     let mut detector = Detector::new(config.detector.clone());
     // The other instances' summaries are read before any input, so the guard
@@ -319,7 +326,7 @@ struct Batch<'a> {
 fn process_batch(
     config: &Config,
     producer: &BaseProducer,
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<LagContext>,
     detector: &mut Detector,
     changelog: &mut Writer,
     batch: Batch<'_>,
@@ -393,7 +400,7 @@ fn process_batch(
         .map_err(kafka_err("begin transaction"))?;
     for out in &outgoing {
         send(producer, &out.topic, &out.key, Some(&out.payload))?;
-        metrics.produced(&out.topic);
+        metrics.produced_outgoing(out);
     }
     for s in &summaries {
         send(

@@ -22,6 +22,7 @@ use selfheal_schemas::{Action, ActionStatus, AnyEvent};
 use crate::dispatch::{self, FixDispatcher, Target};
 use crate::error::{Error, Result};
 use crate::executors::command::CommandExecutor;
+use crate::executors::notify::Notifier;
 use crate::executors::webhook::WebhookExecutor;
 use crate::executors::{with_retries, RollbackExecutor};
 use crate::policy::{Decided, Job, Policy};
@@ -33,6 +34,8 @@ pub struct Executors {
     pub rollback: Option<Arc<dyn RollbackExecutor>>,
     /// Fix-forward dispatcher, if configured.
     pub dispatcher: Option<Arc<dyn FixDispatcher>>,
+    /// Notification sinks, if any is configured.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl std::fmt::Debug for Executors {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for Executors {
         f.debug_struct("Executors")
             .field("rollback", &self.rollback.as_ref().map(|e| e.name()))
             .field("dispatcher", &self.dispatcher.as_ref().map(|d| d.name()))
+            .field("notifier", &self.notifier.is_some())
             .finish()
     }
 }
@@ -57,6 +61,7 @@ impl Executors {
         Ok(Self {
             rollback,
             dispatcher: dispatch::from_config(f)?,
+            notifier: Notifier::from_config(&f.notify)?.map(Arc::new),
         })
     }
 }
@@ -94,6 +99,14 @@ impl FixerStage {
         }
     }
 
+    /// Announces `action` on a task of its own (never holding up the loop).
+    fn announce(&self, action: &Action) {
+        if let Some(n) = &self.executors.notifier {
+            let (n, action) = (n.clone(), action.clone());
+            tokio::spawn(async move { n.notify(&action).await });
+        }
+    }
+
     fn launch(&self, action: Action, job: Job) {
         let executors = self.executors.clone();
         let producer = self.updates.clone();
@@ -118,6 +131,9 @@ impl FixerStage {
             }
             tracing::info!(action = %done.id, status = ?done.status, service = %done.service, "action finished");
             publish(&producer, &topic, &done).await;
+            if let Some(n) = &executors.notifier {
+                n.notify(&done).await;
+            }
         });
     }
 }
@@ -211,6 +227,7 @@ impl Stage for FixerStage {
                 Outgoing::event(&self.config.topics.actions, &action)
                     .map_err(|e| StageError::Fatal(format!("cannot encode Action: {e}")))?,
             );
+            self.announce(&action);
             if let Some(job) = job {
                 self.launch(action, job);
             }

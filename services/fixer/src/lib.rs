@@ -6,7 +6,8 @@
 //! - [`policy`] (pure, sync, event time only): the rule table, the safety rails
 //!   and the recovery check. Drivable from a backtest ([`policy::Policy::actions_for`],
 //!   [`policy::backtest_record`]).
-//! - [`executors`]: rollback by argv-template command or HMAC-signed webhook.
+//! - [`executors`]: rollback by argv-template command or HMAC-signed webhook;
+//!   notifications of actions (Slack, PagerDuty, signed webhook).
 //! - [`dispatch`]: fix-forward via a GitHub issue or `repository_dispatch`, an
 //!   OpenCode server, a local CLI agent in a worktree, or the built-in revert.
 //! - [`text`]: scrubbing and fencing of untrusted text.

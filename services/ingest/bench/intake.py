@@ -7,7 +7,7 @@ own producer benchmark (kafka-producer-perf-test) at the same record size.
 2. runs deploy/kafka/perf-test.sh (acks=all) with --record-size = the mean size
    of the NDJSON lines sent below,
 3. starts a release `selfheal ingest` against it (default flush interval 1 s),
-4. POSTs NDJSON log lines to /v1/logs from --clients threads (loopback only,
+4. POSTs NDJSON log lines to /v1/ndjson/logs from --clients threads (loopback only,
    bounded by --lines and --seconds), each request waiting for its 2xx, which
    ingest gives only once Kafka acknowledged the SignatureCount events carrying
    its lines,
@@ -145,7 +145,7 @@ def load(http_port, bodies, lines_per_request, total_lines, seconds, clients):
             body = bodies[i % len(bodies)]
             i += clients
             t0 = time.perf_counter()
-            conn.request("POST", "/v1/logs", body=body, headers={"Content-Type": "application/x-ndjson"})
+            conn.request("POST", "/v1/ndjson/logs", body=body, headers={"Content-Type": "application/x-ndjson"})
             r = conn.getresponse()
             r.read()
             dt = time.perf_counter() - t0

@@ -1,6 +1,13 @@
-//! The HTTP intake (adapter): NDJSON or OTLP/HTTP JSON in, events on Kafka, and
-//! a 2xx only after Kafka acknowledged every event carrying the request's
-//! records.
+//! The HTTP intake (adapter): OTLP/HTTP logs (protobuf or JSON) or selfheal
+//! NDJSON in, events on Kafka, and a 2xx only after Kafka acknowledged every
+//! event carrying the request's records.
+//!
+//! Paths: `/v1/logs` is OTLP's (`application/x-protobuf` or
+//! `application/json`, answered in the same encoding); NDJSON log records go
+//! to `/v1/ndjson/logs`. For one release `/v1/logs` still takes NDJSON when
+//! the `Content-Type` is an NDJSON one other than `application/json`
+//! (`application/x-ndjson`, `text/plain`, curl's form type, or none),
+//! answered with a `Deprecation` header. `/v1/otlp/logs` stays an OTLP alias.
 //!
 //! Log records are pre-aggregated across requests ([`crate::batch`]): each
 //! request waits for the flush that carries its records (at most
@@ -15,15 +22,16 @@
 //! must not resend the whole body), or an empty body; 401 missing or unknown
 //! bearer token (when tenants are configured); 403 a record of a service the
 //! tenant may not write (nothing written); 408 the body was too slow; 413 body
-//! too large; 415 unsupported `Content-Type` or `Content-Encoding`, or an OTLP
-//! protobuf body; 422 an idempotency key reused with another body; 503 +
+//! too large; 415 unsupported `Content-Type` or `Content-Encoding`; 422 an idempotency key reused with another body; 503 +
 //! `Retry-After` when Kafka did not acknowledge or the
 //! buffer is full (nothing is acknowledged that is not written; resending may
-//! duplicate, never lose). OTLP follows its spec for partial success: 200 with
-//! `partialSuccess` (and the same `rejected` list).
+//! duplicate, never lose). OTLP follows its spec: 200 with `partialSuccess`
+//! when some records were rejected (their positions, fields and reasons in
+//! `errorMessage`), every other answer a `google.rpc.Status`
+//! ([`crate::otlp::response`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
@@ -31,7 +39,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use serde::Serialize;
 
 use selfheal_common::config::IngestConfig;
@@ -42,6 +50,8 @@ use crate::event_time::EventTimeLimits;
 use crate::events::to_events;
 use crate::idempotency::{self, Claim, Idempotency};
 use crate::normalize::Normalizer;
+use crate::otlp::response::{self as otlp_response, Encoding};
+use crate::otlp::{Checks, RevisionPolicy};
 use crate::record::{parse_body, DefaultType, LineError, Parsed, Record};
 use crate::request_body::{self, BodyError};
 
@@ -51,6 +61,8 @@ const RETRY_AFTER_S: &str = "5";
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header of an answer replayed for a resend.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// Rejected records listed in an OTLP answer's message; the rest are counted.
+const OTLP_LISTED_REJECTIONS: usize = 10;
 
 /// Shared state of the intake handlers.
 #[derive(Clone)]
@@ -62,6 +74,8 @@ pub struct Intake {
     body_timeout: Duration,
     limits: EventTimeLimits,
     idempotency: Idempotency,
+    revision: Arc<RevisionPolicy>,
+    github_secret: Option<Arc<Vec<u8>>>,
     metrics: IntakeMetrics,
 }
 
@@ -83,8 +97,16 @@ impl Intake {
             body_timeout: Duration::from_millis(config.body_timeout_ms),
             limits: EventTimeLimits::from_config(config),
             idempotency: Idempotency::new(config.idempotency_keys),
+            revision: Arc::new(RevisionPolicy::from_config(config)),
+            github_secret: None,
             metrics: IntakeMetrics::new(registry),
         }
+    }
+
+    /// Accepts GitHub webhooks signed with `secret` on `/v1/webhooks/github`.
+    pub fn with_github_secret(mut self, secret: Option<Vec<u8>>) -> Self {
+        self.github_secret = secret.map(Arc::new);
+        self
     }
 
     /// The intake routes.
@@ -93,9 +115,11 @@ impl Intake {
         Router::new()
             .route("/v1/logs", post(logs))
             .route("/v1/otlp/logs", post(otlp_logs))
+            .route("/v1/ndjson/logs", post(ndjson_logs))
             .route("/v1/traffic", post(traffic))
             .route("/v1/deploys", post(deploys))
             .route("/v1/builds", post(builds))
+            .route("/v1/webhooks/github", post(github))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
     }
@@ -107,6 +131,8 @@ struct IntakeMetrics {
     rejected: IntCounterVec,
     responses: IntCounterVec,
     replays: IntCounterVec,
+    revisions: IntCounterVec,
+    duration: HistogramVec,
 }
 
 impl IntakeMetrics {
@@ -139,8 +165,51 @@ impl IntakeMetrics {
                 "Resends answered from a remembered Idempotency-Key, by endpoint.",
                 "endpoint",
             ),
+            revisions: counter(
+                "selfheal_ingest_otlp_revision_total",
+                "OTLP log records accepted, by where their revision came from \
+                 (a configured attribute, or `fallback`).",
+                "source",
+            ),
+            duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "selfheal_ingest_request_duration_seconds",
+                        "Intake request latency, from the handler's start to the answer \
+                         (includes waiting for the flush and Kafka's acknowledgement).",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0,
+                    ]),
+                    &["endpoint"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(h.clone()))
+                    .expect("metric registered once");
+                h
+            },
         }
     }
+}
+
+/// The metric label of a rejected field: its path with record positions
+/// taken out (`resourceLogs[].scopeLogs[].logRecords[].timeUnixNano`), so the
+/// label takes as many values as there are field names, never one per
+/// record. Field names are the parsers' own (never a client's key).
+pub fn field_label(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && rest[digits..].starts_with(']') {
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The response body of every intake request.
@@ -155,32 +224,83 @@ struct IntakeResponse {
     /// A human-readable summary when something went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// OTLP `ExportLogsServiceResponse.partial_success`, on the OTLP endpoint.
-    #[serde(rename = "partialSuccess", skip_serializing_if = "Option::is_none")]
-    partial_success: Option<PartialSuccess>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PartialSuccess {
-    rejected_log_records: usize,
-    error_message: String,
 }
 
 /// What an endpoint reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Ndjson(DefaultType),
-    Otlp,
+    /// NDJSON on the OTLP path `/v1/logs`: accepted for one more release.
+    DeprecatedNdjson,
+    Otlp(Encoding),
+    /// A GitHub webhook delivery (`deployment_status` → a deploy).
+    Github,
+}
+
+impl Format {
+    fn is_otlp(self) -> bool {
+        matches!(self, Self::Otlp(_))
+    }
+    /// Distinguishes idempotency keys of one endpoint's encodings.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ndjson(_) | Self::DeprecatedNdjson | Self::Github => "ndjson",
+            Self::Otlp(Encoding::Json) => "otlp-json",
+            Self::Otlp(Encoding::Protobuf) => "otlp-protobuf",
+        }
+    }
+}
+
+/// The OTLP encoding a media type asks for.
+fn otlp_encoding(media: &str) -> Option<Encoding> {
+    match media {
+        "application/x-protobuf" => Some(Encoding::Protobuf),
+        "application/json" => Some(Encoding::Json),
+        _ => None,
+    }
 }
 
 // The handlers take the body unread: it is read only once the request is
 // authenticated (see `respond`).
 async fn logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
-    handle(s, Format::Ndjson(DefaultType::Log), "logs", headers, body).await
+    let media = request_body::media_type(&headers);
+    let format = match otlp_encoding(&media) {
+        Some(encoding) => Format::Otlp(encoding),
+        None if media.is_empty() || request_body::NDJSON_TYPES.contains(&media.as_str()) => {
+            Format::DeprecatedNdjson
+        }
+        None => {
+            let accepted = ["application/x-protobuf", "application/json"];
+            let e = request_body::unsupported_type(&media, &accepted);
+            return body_error(Format::Otlp(Encoding::Json), e);
+        }
+    };
+    let endpoint = if format.is_otlp() {
+        "otlp_logs"
+    } else {
+        "logs"
+    };
+    handle(s, format, endpoint, headers, body).await
 }
 async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
-    handle(s, Format::Otlp, "otlp_logs", headers, body).await
+    let media = request_body::media_type(&headers);
+    let format = match otlp_encoding(&media) {
+        Some(encoding) => Format::Otlp(encoding),
+        // Before protobuf was supported, this path took JSON without a type.
+        None if media.is_empty() => Format::Otlp(Encoding::Json),
+        None => {
+            let accepted = ["application/x-protobuf", "application/json"];
+            let e = request_body::unsupported_type(&media, &accepted);
+            return body_error(Format::Otlp(Encoding::Json), e);
+        }
+    };
+    handle(s, format, "otlp_logs", headers, body).await
+}
+async fn github(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    handle(s, Format::Github, "github", headers, body).await
+}
+async fn ndjson_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    handle(s, Format::Ndjson(DefaultType::Log), "logs", headers, body).await
 }
 async fn traffic(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
     let format = Format::Ndjson(DefaultType::Traffic);
@@ -202,11 +322,24 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let response = respond(&s, format, endpoint, headers, body).await;
+    let started = Instant::now();
+    let mut response = respond(&s, format, endpoint, headers, body).await;
     s.metrics
         .responses
         .with_label_values(&[response.status().as_str()])
         .inc();
+    s.metrics
+        .duration
+        .with_label_values(&[endpoint])
+        .observe(started.elapsed().as_secs_f64());
+    if format == Format::DeprecatedNdjson {
+        let h = response.headers_mut();
+        h.insert("deprecation", header::HeaderValue::from_static("true"));
+        h.insert(
+            header::LINK,
+            header::HeaderValue::from_static("</v1/ndjson/logs>; rel=\"successor-version\""),
+        );
+    }
     response
 }
 
@@ -228,18 +361,45 @@ async fn respond(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let tenant = match authenticate(s, &headers) {
-        Ok(t) => t,
-        Err(resp) => return *resp,
+    // GitHub cannot send a bearer token: its deliveries are signed instead.
+    let github_secret = match (format, &s.github_secret) {
+        (Format::Github, None) => {
+            return reply(
+                format,
+                StatusCode::NOT_FOUND,
+                IntakeResponse::error(
+                    "GitHub webhooks are off: set ingest.github_webhook_secret_env".to_owned(),
+                ),
+            )
+        }
+        (Format::Github, Some(secret)) => Some(secret.clone()),
+        _ => None,
     };
-    if let Err(e) = request_body::check_content_type(&headers, format == Format::Otlp) {
-        return body_error(e);
+    let tenant = match github_secret {
+        Some(_) => None,
+        None => match authenticate(s, format, &headers) {
+            Ok(t) => t,
+            Err(resp) => return *resp,
+        },
+    };
+    if !format.is_otlp() {
+        if let Err(e) = request_body::check_ndjson_type(&headers) {
+            return body_error(format, e);
+        }
     }
     let raw = match request_body::read(&headers, body, s.max_body_bytes, s.body_timeout).await {
         Ok(b) => b,
-        Err(e) => return body_error(e),
+        Err(e) => return body_error(format, e),
     };
-    match idempotency_key(&headers) {
+    if let Some(secret) = github_secret {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        if let Err(e) = crate::github::verify(&secret, &raw, signature) {
+            return reply(format, StatusCode::UNAUTHORIZED, IntakeResponse::error(e));
+        }
+    }
+    match idempotency_key(format, &headers) {
         Ok(Some(key)) if s.idempotency.enabled() => {
             idempotent(s, format, endpoint, headers, raw, tenant, key).await
         }
@@ -248,8 +408,8 @@ async fn respond(
     }
 }
 
-fn body_error(e: BodyError) -> Response {
-    let mut resp = reply(e.status, IntakeResponse::error(e.message));
+fn body_error(format: Format, e: BodyError) -> Response {
+    let mut resp = reply(format, e.status, IntakeResponse::error(e.message));
     if e.status == StatusCode::REQUEST_TIMEOUT {
         // A client this slow does not get to keep the connection.
         resp.headers_mut().insert(
@@ -260,7 +420,11 @@ fn body_error(e: BodyError) -> Response {
     resp
 }
 
-fn authenticate(s: &Intake, headers: &HeaderMap) -> Result<Option<Tenant>, Box<Response>> {
+fn authenticate(
+    s: &Intake,
+    format: Format,
+    headers: &HeaderMap,
+) -> Result<Option<Tenant>, Box<Response>> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -268,6 +432,7 @@ fn authenticate(s: &Intake, headers: &HeaderMap) -> Result<Option<Tenant>, Box<R
         Ok(t) => Ok(t.cloned()),
         Err(e) => {
             let mut resp = reply(
+                format,
                 StatusCode::UNAUTHORIZED,
                 IntakeResponse::error(e.to_string()),
             );
@@ -281,8 +446,14 @@ fn authenticate(s: &Intake, headers: &HeaderMap) -> Result<Option<Tenant>, Box<R
 }
 
 /// The `Idempotency-Key` header, if any: 1..=255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
-    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+fn idempotency_key(format: Format, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    // A GitHub redelivery carries the same delivery id: answered once.
+    let name = if format == Format::Github {
+        "x-github-delivery"
+    } else {
+        IDEMPOTENCY_KEY
+    };
+    let Some(v) = headers.get(name) else {
         return Ok(None);
     };
     match v.to_str() {
@@ -290,6 +461,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>>
             Ok(Some(k.to_owned()))
         }
         _ => Err(Box::new(reply(
+            format,
             StatusCode::BAD_REQUEST,
             IntakeResponse::error(
                 "Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned(),
@@ -309,7 +481,7 @@ async fn idempotent(
     key: String,
 ) -> Response {
     let scope = tenant.as_ref().map_or("", |t| t.name.as_str());
-    let scoped = format!("{scope}\u{0}{endpoint}\u{0}{key}");
+    let scoped = format!("{scope}\u{0}{endpoint}\u{0}{}\u{0}{key}", format.name());
     let digest = idempotency::digest(&raw);
     loop {
         match s.idempotency.claim(&scoped, digest) {
@@ -317,7 +489,7 @@ async fn idempotent(
                 s.metrics.replays.with_label_values(&[endpoint]).inc();
                 let mut resp = (
                     stored.status,
-                    [(header::CONTENT_TYPE, "application/json")],
+                    [(header::CONTENT_TYPE, content_type(format))],
                     stored.body,
                 )
                     .into_response();
@@ -329,6 +501,7 @@ async fn idempotent(
             }
             Claim::Conflict => {
                 return reply(
+                    format,
                     StatusCode::UNPROCESSABLE_ENTITY,
                     IntakeResponse::error(
                         "Idempotency-Key already used for a different body".to_owned(),
@@ -355,6 +528,7 @@ async fn idempotent(
                 });
                 return task.await.unwrap_or_else(|e| {
                     reply(
+                        format,
                         StatusCode::INTERNAL_SERVER_ERROR,
                         IntakeResponse::error(format!("intake task failed: {e}")),
                     )
@@ -375,28 +549,17 @@ async fn process(
 ) -> Response {
     let body = match request_body::decode(headers, &raw, s.max_body_bytes) {
         Ok(b) => b,
-        Err(e) => return body_error(e),
+        Err(e) => return body_error(format, e),
     };
-    let (records, rejected) = match format {
-        Format::Ndjson(default) => match parse_ndjson(&body, default) {
-            Ok(mut parsed) => {
-                s.limits
-                    .apply(&mut parsed, selfheal_common::wall_clock_ms(), "ts");
-                parsed
-            }
-            Err(resp) => return *resp,
-        },
-        Format::Otlp => {
-            let now = selfheal_common::wall_clock_ms();
-            let check = |ts| s.limits.check(ts, now);
-            match crate::otlp::parse_logs_checked(&body, &check) {
-                Ok(parsed) => parsed,
-                Err(e) => return reply(StatusCode::BAD_REQUEST, IntakeResponse::error(e)),
-            }
-        }
+    let (records, rejected) = match parse(s, format, headers, &body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return *resp,
     };
     for e in &rejected {
-        s.metrics.rejected.with_label_values(&[&e.field]).inc();
+        s.metrics
+            .rejected
+            .with_label_values(&[&field_label(&e.field)])
+            .inc();
     }
     if let Some(tenant) = tenant {
         let forbidden: Vec<LineError> = records
@@ -414,6 +577,7 @@ async fn process(
             .collect();
         if !forbidden.is_empty() {
             return reply(
+                format,
                 StatusCode::FORBIDDEN,
                 IntakeResponse {
                     rejected: forbidden,
@@ -429,7 +593,7 @@ async fn process(
         // Room first, so a full buffer answers at once, before any work.
         let reservation = match s.batcher.try_reserve(accepted) {
             Ok(r) => r,
-            Err(e) => return unavailable(endpoint, &e, rejected),
+            Err(e) => return unavailable(format, endpoint, &e, rejected),
         };
         let events = {
             // A poisoned lock only means another request panicked mid-batch; the
@@ -439,7 +603,7 @@ async fn process(
         };
         n_events = events.len();
         if let Err(e) = s.batcher.submit(events, reservation).await {
-            return unavailable(endpoint, &e, rejected);
+            return unavailable(format, endpoint, &e, rejected);
         }
     }
     s.metrics
@@ -450,30 +614,84 @@ async fn process(
         format!(
             "{} {} rejected; the {accepted} valid one(s) were written, resend only the rejected ones",
             rejected.len(),
-            if format == Format::Otlp { "log record(s)" } else { "line(s)" },
+            if format.is_otlp() { "log record(s)" } else { "line(s)" },
         )
     });
-    let (status, partial_success) = match (format, &summary) {
-        (_, None) => (StatusCode::OK, None),
-        (Format::Otlp, Some(msg)) => (
-            StatusCode::OK,
-            Some(PartialSuccess {
-                rejected_log_records: rejected.len(),
-                error_message: msg.clone(),
-            }),
-        ),
-        (Format::Ndjson(_), Some(_)) => (StatusCode::BAD_REQUEST, None),
+    let status = if summary.is_some() && !format.is_otlp() {
+        StatusCode::BAD_REQUEST
+    } else {
+        // OTLP: a partly rejected request is a success with `partialSuccess`.
+        StatusCode::OK
     };
     reply(
+        format,
         status,
         IntakeResponse {
             accepted,
             events: n_events,
             rejected,
             error: summary,
-            partial_success,
         },
     )
+}
+
+/// The records and rejected records of a decoded body.
+fn parse(
+    s: &Intake,
+    format: Format,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Parsed, Box<Response>> {
+    let now = selfheal_common::wall_clock_ms();
+    let encoding = match format {
+        Format::Github => {
+            let mut parsed = parse_github(headers, body)?;
+            s.limits
+                .apply(&mut parsed, now, "deployment_status.created_at");
+            return Ok(parsed);
+        }
+        Format::Ndjson(_) | Format::DeprecatedNdjson => {
+            let default = match format {
+                Format::Ndjson(d) => d,
+                _ => DefaultType::Log,
+            };
+            let mut parsed = parse_ndjson(format, body, default)?;
+            s.limits.apply(&mut parsed, now, "ts");
+            return Ok(parsed);
+        }
+        Format::Otlp(encoding) => encoding,
+    };
+    let check = |ts| s.limits.check(ts, now);
+    let checks = Checks {
+        check_ts: &check,
+        revision: &s.revision,
+    };
+    let parsed = match encoding {
+        Encoding::Json => crate::otlp::json::parse_logs_checked(body, &checks),
+        Encoding::Protobuf => crate::otlp::proto::parse_logs_checked(body, &checks),
+    }
+    .map_err(|e| {
+        Box::new(reply(
+            format,
+            StatusCode::BAD_REQUEST,
+            IntakeResponse::error(e),
+        ))
+    })?;
+    for source in &parsed.revision_sources {
+        s.metrics.revisions.with_label_values(&[source]).inc();
+    }
+    for e in &parsed.parsed.1 {
+        // Nothing is dropped quietly: the client is told in `partialSuccess`,
+        // and the operator here.
+        tracing::warn!(
+            service = crate::NAME,
+            line = e.line,
+            field = %e.field,
+            reason = %e.reason,
+            "OTLP log record rejected"
+        );
+    }
+    Ok(parsed.parsed)
 }
 
 impl IntakeResponse {
@@ -485,9 +703,15 @@ impl IntakeResponse {
     }
 }
 
-fn unavailable(endpoint: &str, e: &FlushError, rejected: Vec<LineError>) -> Response {
+fn unavailable(
+    format: Format,
+    endpoint: &str,
+    e: &FlushError,
+    rejected: Vec<LineError>,
+) -> Response {
     tracing::warn!(endpoint, error = %e, "intake write not acknowledged");
     let mut resp = reply(
+        format,
         StatusCode::SERVICE_UNAVAILABLE,
         IntakeResponse {
             rejected,
@@ -502,7 +726,40 @@ fn unavailable(endpoint: &str, e: &FlushError, rejected: Vec<LineError>) -> Resp
     resp
 }
 
-fn parse_ndjson(body: &Bytes, default: DefaultType) -> Result<Parsed, Box<Response>> {
+/// A GitHub delivery: one deploy, or nothing for other events and states.
+fn parse_github(headers: &HeaderMap, body: &Bytes) -> Result<Parsed, Box<Response>> {
+    let bad = |reason: String| {
+        Box::new(reply(
+            Format::Github,
+            StatusCode::BAD_REQUEST,
+            IntakeResponse {
+                rejected: vec![LineError {
+                    line: 1,
+                    field: "(payload)".to_owned(),
+                    reason,
+                }],
+                ..IntakeResponse::default()
+            },
+        ))
+    };
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("missing X-GitHub-Event".to_owned()))?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    match crate::github::deploy_of(event, &payload) {
+        Ok(Some(deploy)) => Ok((vec![(1, Record::Deploy(deploy))], Vec::new())),
+        Ok(None) => Ok((Vec::new(), Vec::new())),
+        Err(reason) => Err(bad(reason)),
+    }
+}
+
+fn parse_ndjson(
+    format: Format,
+    body: &Bytes,
+    default: DefaultType,
+) -> Result<Parsed, Box<Response>> {
     match std::str::from_utf8(body) {
         Ok(text) => Ok(parse_body(text, default)),
         Err(e) => {
@@ -512,6 +769,7 @@ fn parse_ndjson(body: &Bytes, default: DefaultType) -> Result<Parsed, Box<Respon
                 .count()
                 + 1;
             Err(Box::new(reply(
+                format,
                 StatusCode::BAD_REQUEST,
                 IntakeResponse {
                     rejected: vec![LineError {
@@ -526,6 +784,61 @@ fn parse_ndjson(body: &Bytes, default: DefaultType) -> Result<Parsed, Box<Respon
     }
 }
 
-fn reply(status: StatusCode, body: IntakeResponse) -> Response {
-    (status, Json(body)).into_response()
+/// The answer in the request's format: selfheal's JSON for NDJSON, the
+/// OTLP messages in the request's encoding for OTLP.
+fn reply(format: Format, status: StatusCode, body: IntakeResponse) -> Response {
+    let Format::Otlp(encoding) = format else {
+        return (status, Json(body)).into_response();
+    };
+    let mut message = body.error.unwrap_or_default();
+    for e in body.rejected.iter().take(OTLP_LISTED_REJECTIONS) {
+        message.push_str(&format!("; {e}"));
+    }
+    if body.rejected.len() > OTLP_LISTED_REJECTIONS {
+        message.push_str(&format!(
+            "; and {} more",
+            body.rejected.len() - OTLP_LISTED_REJECTIONS
+        ));
+    }
+    let bytes = if status.is_success() {
+        let message = (!body.rejected.is_empty()).then_some(message.as_str());
+        otlp_response::success(encoding, body.rejected.len(), message)
+    } else {
+        otlp_response::error(encoding, status, &message)
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The `Content-Type` of the answers to `format`.
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Otlp(encoding) => encoding.content_type(),
+        _ => "application/json",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_labels_carry_names_never_positions() {
+        assert_eq!(
+            field_label("resourceLogs[12].scopeLogs[0].logRecords[345].timeUnixNano"),
+            "resourceLogs[].scopeLogs[].logRecords[].timeUnixNano"
+        );
+        assert_eq!(
+            field_label(
+                "resourceLogs[1].scopeLogs[0].logRecords[0].resource.attributes[service.version]"
+            ),
+            "resourceLogs[].scopeLogs[].logRecords[].resource.attributes[service.version]"
+        );
+        assert_eq!(field_label("ts"), "ts");
+        assert_eq!(field_label("a[1x]"), "a[1x]");
+    }
 }

@@ -5,9 +5,11 @@
 //! - [`record`] (pure): the NDJSON interchange format, with per-line errors.
 //! - [`event_time`] (pure): the live inputs' event-time limits (wall clock).
 //! - [`shown`] (pure): how a rejected value appears in an error (never verbatim).
-//! - [`otlp`] (pure): OTLP/HTTP JSON logs → the same records.
+//! - [`otlp`] (pure): OTLP/HTTP logs (protobuf and JSON) → the same records,
+//!   and the answers OTLP specifies.
 //! - [`cli`]: `selfheal normalize` (stdin → `<signature>\t<template>` lines).
 //! - [`normalize`] (pure): message → template + signature, stack → frames, scrubbing.
+//! - [`github`] (pure): GitHub `deployment_status` webhooks → deploy records.
 //! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events,
 //!   and their pre-aggregation across batches.
 //! - [`batch`] (adapter): the shared flush loop: pre-aggregation, bounded buffer,
@@ -25,6 +27,7 @@ pub mod batch;
 pub mod cli;
 pub mod event_time;
 pub mod events;
+pub mod github;
 pub mod idempotency;
 pub mod intake;
 pub mod normalize;
@@ -60,6 +63,7 @@ pub const NAME: &str = "ingest";
 /// the whole service with its error.
 pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<ServiceHandle> {
     let registry = Registry::new();
+    selfheal_common::metrics::register_build_info(&registry, NAME);
     let ready = Readiness::default();
     selfheal_common::scrub::set_ip_scrubbing(config.ingest.scrub_ips);
     let tenants = auth::Tenants::from_config(&config.ingest.tenants, |k| std::env::var(k).ok())
@@ -92,13 +96,27 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
             stop.clone(),
         ))
     });
+    let github_secret = match config.ingest.github_webhook_secret_env.as_str() {
+        "" => None,
+        name => Some(
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Config {
+                    source_name: "ingest.github_webhook_secret_env".to_owned(),
+                    message: format!("the environment variable {name} is not set"),
+                })?
+                .into_bytes(),
+        ),
+    };
     let intake = intake::Intake::new(
         batcher.clone(),
         tenants,
         normalizer,
         &config.ingest,
         &registry,
-    );
+    )
+    .with_github_secret(github_secret);
     let router = http::ops_router(registry, ready.clone()).merge(intake.router());
     let listener = http::bind(config.http.ingest).await?;
     let addr = http::local_addr(&listener)?;

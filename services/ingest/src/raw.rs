@@ -65,7 +65,7 @@ pub async fn run(
         topics: vec![config.topics.logs_raw.clone()],
         dlq_topic: config.topics.dlq.clone(),
     };
-    let consumer = create_consumer(&config, &spec)?;
+    let consumer = create_consumer(&config, &spec, Some(metrics.clone()))?;
     consumer
         .subscribe(&[config.topics.logs_raw.as_str()])
         .map_err(|source| Error::Kafka {

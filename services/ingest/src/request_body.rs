@@ -9,7 +9,8 @@
 //! `ingest.body_timeout_ms` (408). Accepted content
 //! types: `application/x-ndjson`, `application/json`, `text/plain`, none at
 //! all, and `application/x-www-form-urlencoded` (what `curl --data-binary`
-//! sends unless told otherwise); anything else is 415. OTLP takes JSON only.
+//! sends unless told otherwise); anything else is 415. The OTLP endpoints
+//! choose their encoding by the media type ([`media_type`]).
 
 use std::io::Read;
 use std::time::Duration;
@@ -35,49 +36,46 @@ fn fail(status: StatusCode, message: impl Into<String>) -> BodyError {
 }
 
 /// NDJSON endpoints' accepted media types.
-const NDJSON_TYPES: &[&str] = &[
+pub const NDJSON_TYPES: &[&str] = &[
     "application/x-ndjson",
     "application/json",
     "text/plain",
     "application/x-www-form-urlencoded",
 ];
 
-/// Checks `Content-Type` (parameters such as `charset` ignored): 415 unless
-/// accepted; `otlp` endpoints take JSON only.
-pub fn check_content_type(headers: &HeaderMap, otlp: bool) -> Result<(), BodyError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let media = value
-        .to_str()
+/// The request's media type: `Content-Type` lower-cased without parameters
+/// (`charset` …); empty when there is none.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    if otlp && media.contains("protobuf") {
-        return Err(fail(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "OTLP protobuf is not supported; send OTLP/HTTP JSON (Content-Type: application/json)",
-        ));
-    }
-    let accepted: &[&str] = if otlp {
-        &["application/json"]
-    } else {
-        NDJSON_TYPES
-    };
-    if media.is_empty() || accepted.contains(&media.as_str()) {
+        .to_ascii_lowercase()
+}
+
+/// Checks an NDJSON endpoint's `Content-Type`: 415 unless accepted.
+pub fn check_ndjson_type(headers: &HeaderMap) -> Result<(), BodyError> {
+    let media = media_type(headers);
+    if media.is_empty() || NDJSON_TYPES.contains(&media.as_str()) {
         return Ok(());
     }
-    Err(fail(
+    Err(unsupported_type(&media, NDJSON_TYPES))
+}
+
+/// The 415 for `media`, listing what `accepted` holds.
+pub fn unsupported_type(media: &str, accepted: &[&str]) -> BodyError {
+    fail(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         format!(
             "unsupported Content-Type {} (accepted: {}, or none)",
-            crate::shown::value(&media),
+            crate::shown::value(media),
             accepted.join(", ")
         ),
-    ))
+    )
 }
 
 /// Reads the whole body: at most `max` bytes, within `timeout`.
@@ -148,7 +146,8 @@ fn too_large(max: usize) -> BodyError {
     )
 }
 
-/// Undoes `Content-Encoding: gzip`, bounding the inflated size.
+/// Undoes `Content-Encoding: gzip` or `deflate` (zlib-wrapped as HTTP says,
+/// or raw deflate as some clients send it), bounding the inflated size.
 pub fn decode(headers: &HeaderMap, body: &Bytes, max: usize) -> Result<Bytes, BodyError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -157,30 +156,46 @@ pub fn decode(headers: &HeaderMap, body: &Bytes, max: usize) -> Result<Bytes, Bo
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(body.clone()),
         Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::new();
-            let mut reader = flate2::read::MultiGzDecoder::new(&body[..]).take(max as u64 + 1);
-            if let Err(e) = reader.read_to_end(&mut out) {
-                return Err(fail(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid gzip body: {e}"),
-                ));
+            inflate(flate2::read::MultiGzDecoder::new(&body[..]), "gzip", max)
+        }
+        Some("deflate") => {
+            // A zlib stream starts with a header naming deflate (CM = 8)
+            // whose first 16 bits are a multiple of 31; anything else is
+            // taken as raw deflate.
+            let zlib = body.len() >= 2
+                && body[0] & 0x0f == 8
+                && u16::from_be_bytes([body[0], body[1]]).is_multiple_of(31);
+            if zlib {
+                inflate(flate2::read::ZlibDecoder::new(&body[..]), "deflate", max)
+            } else {
+                inflate(flate2::read::DeflateDecoder::new(&body[..]), "deflate", max)
             }
-            if out.len() > max {
-                return Err(fail(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("inflated body exceeds {max} bytes"),
-                ));
-            }
-            Ok(Bytes::from(out))
         }
         Some(other) => Err(fail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "unsupported Content-Encoding {} (use gzip or none)",
+                "unsupported Content-Encoding {} (use gzip, deflate or none)",
                 crate::shown::value(other)
             ),
         )),
     }
+}
+
+fn inflate(reader: impl Read, name: &str, max: usize) -> Result<Bytes, BodyError> {
+    let mut out = Vec::new();
+    if let Err(e) = reader.take(max as u64 + 1).read_to_end(&mut out) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("invalid {name} body: {e}"),
+        ));
+    }
+    if out.len() > max {
+        return Err(fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("inflated body exceeds {max} bytes"),
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -195,27 +210,63 @@ mod tests {
 
     #[test]
     fn content_types_are_accepted_or_415() {
-        assert!(check_content_type(&HeaderMap::new(), false).is_ok());
+        assert!(check_ndjson_type(&HeaderMap::new()).is_ok());
         for t in [
             "application/x-ndjson",
             "application/json; charset=utf-8",
             "text/plain",
             "application/x-www-form-urlencoded",
         ] {
-            assert!(check_content_type(&with_type(t), false).is_ok(), "{t}");
+            assert!(check_ndjson_type(&with_type(t)).is_ok(), "{t}");
         }
         for t in [
             "application/xml",
             "multipart/form-data; boundary=x",
             "image/png",
         ] {
-            let e = check_content_type(&with_type(t), false).unwrap_err();
+            let e = check_ndjson_type(&with_type(t)).unwrap_err();
             assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{t}");
         }
-        assert!(check_content_type(&with_type("application/json"), true).is_ok());
-        let e = check_content_type(&with_type("application/x-protobuf"), true).unwrap_err();
-        assert!(e.message.contains("protobuf"));
-        assert!(check_content_type(&with_type("text/plain"), true).is_err());
+        assert_eq!(
+            media_type(&with_type("Application/X-Protobuf; x=1")),
+            "application/x-protobuf"
+        );
+    }
+
+    #[test]
+    fn gzip_zlib_and_raw_deflate_bodies_inflate() {
+        use std::io::Write;
+        let text = b"{\"resourceLogs\":[]}";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text).unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(text).unwrap();
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(text).unwrap();
+        for (encoding, body) in [
+            ("gzip", gz.finish().unwrap()),
+            ("deflate", zlib.finish().unwrap()),
+            ("deflate", raw.finish().unwrap()),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_ENCODING, encoding.parse().unwrap());
+            let out = decode(&h, &Bytes::from(body), 1000).unwrap();
+            assert_eq!(&out[..], text, "{encoding}");
+            assert_eq!(
+                decode(&h, &Bytes::from_static(b"\x01\x02garbage"), 1000)
+                    .unwrap_err()
+                    .status,
+                StatusCode::BAD_REQUEST
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        assert_eq!(
+            decode(&h, &Bytes::from_static(b"x"), 10)
+                .unwrap_err()
+                .status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 
     #[tokio::test]

@@ -8,8 +8,11 @@
 //! - [`template`]: argv templates with strictly validated placeholders.
 //! - [`command`]: run a command (no shell), e.g. `kubectl rollout undo …`.
 //! - [`webhook`]: POST an HMAC-SHA256-signed JSON body.
+//! - [`notify`]: announce actions to Slack, PagerDuty (Events API v2) and a
+//!   signed webhook.
 
 pub mod command;
+pub mod notify;
 pub mod template;
 pub mod webhook;
 

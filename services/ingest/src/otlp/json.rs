@@ -1,36 +1,35 @@
-//! OTLP/HTTP JSON logs (`ExportLogsServiceRequest`) → log records. Pure.
+//! OTLP/HTTP JSON logs (proto3 JSON `ExportLogsServiceRequest`) → the
+//! shared record fields. Pure.
 //!
-//! Mapping: resource attributes `service.name` / `service.version` give service
-//! and revision; log-record attributes `exception.type`, `exception.message`,
-//! `exception.stacktrace` give the error (the message falls back to the body);
-//! `timeUnixNano` (or `observedTimeUnixNano` when it is 0 or absent) gives the
-//! event time; `severityText` (or `severityNumber`) the level; `traceId` the
-//! trace. Log-record attributes override resource attributes of the same key.
-//!
-//! Errors are per log record, like the NDJSON lines: `line` is the record's
-//! 1-based position in the request (resource, scope and record order) and
-//! `field` its path (`resourceLogs[0].scopeLogs[1].logRecords[2].timeUnixNano`).
+//! Parsed by hand over `serde_json` values rather than through the
+//! `opentelemetry-proto` serde types: those fail a whole request on one bad
+//! record, and selfheal names each bad record and keeps the rest.
 
 use serde_json::{Map, Value};
 
-use crate::record::{LineError, LogRecord, Parsed, Record};
+use super::{log_record, Checks, Fields, OtlpParsed, RevisionPolicy};
+use crate::record::{LineError, Record};
 
-/// Parses an OTLP/HTTP JSON logs body. `Err` when the body as a whole is not a
-/// JSON `ExportLogsServiceRequest`; otherwise every log record yields a record
-/// or an error.
-pub fn parse_logs(body: &[u8]) -> Result<Parsed, String> {
-    parse_logs_checked(body, &|_| Ok(()))
+/// Parses an OTLP/HTTP JSON logs body with the default revision policy and
+/// no wall-clock limits. `Err` when the body as a whole is not a JSON
+/// `ExportLogsServiceRequest`; otherwise every log record yields a record or
+/// an error.
+pub fn parse_logs(body: &[u8]) -> Result<crate::record::Parsed, String> {
+    let policy = RevisionPolicy::default();
+    let checks = Checks {
+        check_ts: &|_| Ok(()),
+        revision: &policy,
+    };
+    parse_logs_checked(body, &checks).map(|p| p.parsed)
 }
 
-/// [`parse_logs`], and a record whose event time `check_ts` refuses (the
-/// intake's wall-clock limits) is rejected with that reason under the path
-/// of the field the time came from.
-pub fn parse_logs_checked(
-    body: &[u8],
-    check_ts: &dyn Fn(i64) -> Result<(), String>,
-) -> Result<Parsed, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("invalid OTLP JSON body: {e}"))?;
+/// [`parse_logs`] under `checks`: a record whose event time `check_ts`
+/// refuses is rejected with that reason under the path of the field the time
+/// came from; revisions follow `checks.revision`.
+pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        format!("invalid OTLP JSON body: {e} (selfheal NDJSON goes to /v1/ndjson/logs)")
+    })?;
     let Value::Object(root) = value else {
         return Err("expected a JSON object (ExportLogsServiceRequest)".to_owned());
     };
@@ -38,12 +37,19 @@ pub fn parse_logs_checked(
         .get("resourceLogs")
         .or_else(|| root.get("resource_logs"))
     {
-        None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
+        // `{}` is a valid empty request; an object with other keys is most
+        // likely a selfheal NDJSON record sent to the OTLP path, and
+        // answering 200 with nothing written would lose it.
+        None if root.is_empty() => return Ok(OtlpParsed::default()),
+        None | Some(Value::Null) => {
+            return Err("not an OTLP ExportLogsServiceRequest: no `resourceLogs` \
+                 (selfheal NDJSON goes to /v1/ndjson/logs)"
+                .to_owned())
+        }
         Some(Value::Array(a)) => a,
         Some(_) => return Err("`resourceLogs` must be an array".to_owned()),
     };
-    let mut records = Vec::new();
-    let mut errors = Vec::new();
+    let mut out = OtlpParsed::default();
     let mut ordinal = 0usize;
     for (ri, rl) in resource_logs.iter().enumerate() {
         let rpath = format!("resourceLogs[{ri}]");
@@ -58,14 +64,19 @@ pub fn parse_logs_checked(
             for (li, lr) in array(sl, &["logRecords", "log_records"]).iter().enumerate() {
                 ordinal += 1;
                 let path = format!("{spath}.logRecords[{li}]");
-                match log_record(lr, &resource_attrs, &path, ordinal, check_ts) {
-                    Ok(r) => records.push((ordinal, Record::Log(r))),
-                    Err(e) => errors.push(e),
+                let mapped = fields(lr, &path, ordinal)
+                    .and_then(|f| log_record(f, &resource_attrs, &path, ordinal, checks));
+                match mapped {
+                    Ok((r, source)) => {
+                        out.parsed.0.push((ordinal, Record::Log(r)));
+                        out.revision_sources.push(source);
+                    }
+                    Err(e) => out.parsed.1.push(e),
                 }
             }
         }
     }
-    Ok((records, errors))
+    Ok(out)
 }
 
 fn array<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
@@ -116,13 +127,8 @@ fn any_value(v: &Value) -> Option<String> {
     o.values().next().map(|x| x.to_string())
 }
 
-fn log_record(
-    lr: &Value,
-    resource: &[(String, String)],
-    path: &str,
-    ordinal: usize,
-    check_ts: &dyn Fn(i64) -> Result<(), String>,
-) -> Result<LogRecord, LineError> {
+/// The JSON record's fields; errors name the field under `path`.
+fn fields(lr: &Value, path: &str, ordinal: usize) -> Result<Fields, LineError> {
     let err = |field: &str, reason: String| LineError {
         line: ordinal,
         field: format!("{path}.{field}"),
@@ -131,73 +137,23 @@ fn log_record(
     let Value::Object(obj) = lr else {
         return Err(err("(record)", "expected a JSON object".to_owned()));
     };
-    let attrs = obj.get("attributes").map(attributes).unwrap_or_default();
-    let attr = |key: &str| {
-        attrs
-            .iter()
-            .chain(resource)
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.trim().is_empty())
-    };
-    let service = attr("service.name").ok_or_else(|| {
-        err(
-            "resource.attributes[service.name]",
-            "required attribute is missing".to_owned(),
-        )
-    })?;
-    let revision = attr("service.version").ok_or_else(|| {
-        err(
-            "resource.attributes[service.version]",
-            "required attribute is missing (the revision: commit or image tag)".to_owned(),
-        )
-    })?;
-    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| err("timeUnixNano", r))? {
-        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
-        _ => {
-            match nanos(obj, "observedTimeUnixNano").map_err(|r| err("observedTimeUnixNano", r))? {
-                Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
-                _ => {
-                    return Err(err(
-                        "timeUnixNano",
-                        "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
-                    ))
-                }
-            }
-        }
-    };
-    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
-    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
-    check_ts(ts_ms).map_err(|r| err(ts_field, r))?;
-    let body = obj.get("body").and_then(any_value);
-    let message = attr("exception.message")
-        .map(str::to_owned)
-        .or(body)
-        .filter(|m| !m.trim().is_empty())
-        .ok_or_else(|| {
-            err(
-                "body",
-                "no body and no exception.message attribute".to_owned(),
-            )
-        })?;
-    let level = match obj.get("severityText").and_then(Value::as_str) {
-        Some(t) if !t.trim().is_empty() => t.trim().to_ascii_lowercase(),
-        _ => severity_name(obj.get("severityNumber").and_then(Value::as_i64)).to_owned(),
-    };
-    let trace_id = obj
-        .get("traceId")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned);
-    Ok(LogRecord {
-        ts_ms,
-        service: service.to_owned(),
-        revision: revision.to_owned(),
-        level,
-        message,
-        stack: attr("exception.stacktrace").map(str::to_owned),
-        exception_type: attr("exception.type").map(str::to_owned),
-        trace_id,
+    let time_ns = nanos(obj, "timeUnixNano").map_err(|r| err("timeUnixNano", r))?;
+    let observed_ns =
+        nanos(obj, "observedTimeUnixNano").map_err(|r| err("observedTimeUnixNano", r))?;
+    Ok(Fields {
+        attributes: obj.get("attributes").map(attributes).unwrap_or_default(),
+        time_ns: time_ns.unwrap_or(0),
+        observed_ns: observed_ns.unwrap_or(0),
+        severity_text: obj
+            .get("severityText")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        severity_number: obj.get("severityNumber").and_then(Value::as_i64),
+        body: obj.get("body").and_then(any_value),
+        trace_id: obj
+            .get("traceId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -220,20 +176,6 @@ fn nanos(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
             )
         }),
         Some(_) => Err("expected a decimal string of nanoseconds".to_owned()),
-    }
-}
-
-/// OTLP severity numbers: 1–4 trace, 5–8 debug, 9–12 info, 13–16 warn, 17–20
-/// error, 21–24 fatal; unspecified counts as an error (what is shipped to an
-/// error intake usually is one).
-fn severity_name(n: Option<i64>) -> &'static str {
-    match n {
-        Some(1..=4) => "trace",
-        Some(5..=8) => "debug",
-        Some(9..=12) => "info",
-        Some(13..=16) => "warn",
-        Some(21..=24) => "fatal",
-        _ => "error",
     }
 }
 
@@ -260,7 +202,7 @@ mod tests {
     #[test]
     fn maps_resource_and_exception_attributes_and_names_bad_records() {
         let (records, errors) = parse_logs(BODY.as_bytes()).unwrap();
-        assert_eq!(records.len(), 2, "{errors:?}");
+        assert_eq!(records.len(), 3, "{errors:?}");
         let Record::Log(first) = &records[0].1 else {
             panic!()
         };
@@ -270,10 +212,7 @@ mod tests {
         );
         assert_eq!(first.ts_ms, 1_773_050_403_120);
         assert_eq!(first.level, "error");
-        assert_eq!(
-            first.message, "'XC'",
-            "exception.message wins over the body"
-        );
+        assert_eq!(first.message, "boom", "the body stays the message");
         assert_eq!(first.exception_type.as_deref(), Some("KeyError"));
         assert!(first.stack.as_deref().unwrap().contains("line 216"));
         assert_eq!(
@@ -297,18 +236,75 @@ mod tests {
             vec![
                 (3, "resourceLogs[0].scopeLogs[0].logRecords[2].timeUnixNano"),
                 (4, "resourceLogs[0].scopeLogs[0].logRecords[3].body"),
-                (
-                    5,
-                    "resourceLogs[1].scopeLogs[0].logRecords[0].resource.attributes[service.version]"
-                ),
             ]
+        );
+        let Record::Log(fallback) = &records[2].1 else {
+            panic!()
+        };
+        assert_eq!(
+            (fallback.service.as_str(), fallback.revision.as_str()),
+            ("cart", "unknown"),
+            "no service.version: the fallback revision, not a loss"
         );
     }
 
     #[test]
+    fn revision_attributes_in_order_then_reject_when_no_fallback() {
+        let body = |attrs: &str| {
+            format!(
+                r#"{{"resourceLogs":[{{"resource":{{"attributes":[
+                {{"key":"service.name","value":{{"stringValue":"cart"}}}}{attrs}]}},
+                "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1","body":{{"stringValue":"x"}}}}]}}]}}]}}"#
+            )
+        };
+        let mut policy = RevisionPolicy::default();
+        let checks = Checks {
+            check_ts: &|_| Ok(()),
+            revision: &policy,
+        };
+        let deployed = body(r#",{"key":"deployment.revision","value":{"stringValue":"d1"}}"#);
+        let got = parse_logs_checked(deployed.as_bytes(), &checks).unwrap();
+        let Record::Log(r) = &got.parsed.0[0].1 else {
+            panic!()
+        };
+        assert_eq!(r.revision, "d1");
+        assert_eq!(got.revision_sources, vec!["deployment.revision".to_owned()]);
+        policy.fallback = None;
+        let checks = Checks {
+            check_ts: &|_| Ok(()),
+            revision: &policy,
+        };
+        let got = parse_logs_checked(body("").as_bytes(), &checks).unwrap();
+        assert!(got.parsed.0.is_empty());
+        assert_eq!(
+            got.parsed.1[0].field,
+            "resourceLogs[0].scopeLogs[0].logRecords[0].resource.attributes[service.version]"
+        );
+    }
+
+    #[test]
+    fn the_exception_is_kept_beside_the_body_without_a_stacktrace() {
+        let body = r#"{"resourceLogs":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"cart"}}]},
+            "scopeLogs":[{"logRecords":[{"timeUnixNano":"1","body":{"stringValue":"quote failed"},
+            "attributes":[{"key":"exception.type","value":{"stringValue":"KeyError"}},
+            {"key":"exception.message","value":{"stringValue":"'XC'"}}]}]}]}]}"#;
+        let (records, _) = parse_logs(body.as_bytes()).unwrap();
+        let Record::Log(r) = &records[0].1 else {
+            panic!()
+        };
+        assert_eq!(r.message, "quote failed");
+        assert_eq!(r.stack.as_deref(), Some("KeyError: 'XC'"));
+    }
+
+    #[test]
     fn a_refused_event_time_is_rejected_under_its_field_path() {
-        let (records, errors) =
-            parse_logs_checked(BODY.as_bytes(), &|_| Err("too far ahead".to_owned())).unwrap();
+        let policy = RevisionPolicy::default();
+        let checks = Checks {
+            check_ts: &|_| Err("too far ahead".to_owned()),
+            revision: &policy,
+        };
+        let (records, errors) = parse_logs_checked(BODY.as_bytes(), &checks).unwrap().parsed;
         assert!(records.is_empty());
         assert!(errors.iter().any(|e| e.field
             == "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"
@@ -320,5 +316,10 @@ mod tests {
         assert!(parse_logs(b"{not json").is_err());
         assert!(parse_logs(b"[1]").is_err());
         assert_eq!(parse_logs(b"{}").unwrap().0.len(), 0);
+        let ndjson = br#"{"service":"cart","revision":"r","message":"x"}"#;
+        assert!(
+            parse_logs(ndjson).unwrap_err().contains("/v1/ndjson/logs"),
+            "an NDJSON record on the OTLP path is an error, not an empty 200"
+        );
     }
 }
