@@ -961,7 +961,10 @@ pub(crate) fn write_outputs(
             })
             .collect(),
     )?;
-    if !rejected.is_empty() {
+    if rejected.is_empty() {
+        // A stale file from an earlier run would name lines this run accepted.
+        let _ = std::fs::remove_file(dir.join("rejected.ndjson"));
+    } else {
         write("rejected.ndjson", rejected.to_vec())?;
     }
     Ok(())
@@ -975,8 +978,26 @@ fn kind_name(k: RegressionKind) -> &'static str {
     }
 }
 
-/// The `selfheal backtest` command. The score table is the command's output,
-/// so it goes to stdout.
+/// Fails before the run if `--out` cannot take the output files: it is a
+/// file, or the directory cannot be created or written.
+fn check_out_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--out {}: exists and is not a directory (the backtest writes regressions.ndjson, verdicts.ndjson and actions.ndjson into it)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".selfheal-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write into the directory", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The `selfheal backtest` command. The per-deploy table and the score table
+/// are the command's output, so they go to stdout.
 #[allow(clippy::print_stdout)]
 pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
@@ -989,6 +1010,7 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     } else {
         vec![&config]
     };
+    check_out_dir(&args.out)?;
     let started = std::time::Instant::now();
     let (outcomes, rejected) = run(&configs, args.detector_instances, &args.input)?;
     let run_s = started.elapsed().as_secs_f64();
@@ -1020,6 +1042,15 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         },
         outcome.records as f64 / total_s.max(1e-9)
     );
+    if !rejected.is_empty() {
+        eprintln!(
+            "backtest: {} of {} lines rejected (not replayed); each with its line, field and reason in {}",
+            rejected.len(),
+            outcome.records + rejected.len(),
+            args.out.join("rejected.ndjson").display()
+        );
+    }
+    print!("{}", crate::summary::deploy_table(&outcome));
     if let Some(truth) = truth {
         // Scored from the rows just written, so the score reads exactly
         // what other tools read (and tolerates fields they add or lack).

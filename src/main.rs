@@ -11,6 +11,7 @@ mod realbugs;
 mod replay;
 mod score;
 mod simulate;
+mod summary;
 
 use std::sync::Arc;
 
@@ -89,9 +90,30 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Errors are printed as their chain of causes, one line each, without the
+/// backtrace `anyhow` captures when `RUST_BACKTRACE` is set (a config typo
+/// is not a crash); `SELFHEAL_BACKTRACE=1` asks for it.
+fn main() -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(Cli::parse())));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if std::env::var_os("SELFHEAL_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("Error: {e:?}");
+            } else {
+                eprintln!("Error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Up(args) => up(args).await,
         Command::Ingest(args) => Ok(service::main_with(args, selfheal_ingest::run).await?),
         Command::Detector(args) => Ok(service::main_with(args, selfheal_detector::run).await?),

@@ -99,6 +99,8 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    assert_the_log_tells_what_happened(&rx);
+
     let pid = child.0.id().to_string();
     let sent = Instant::now();
     assert!(Command::new("kill")
@@ -117,4 +119,53 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// The quickstart's log, read as a person would: the regression with its
+/// error text, counts and detection time (event time and after the deploy),
+/// the verdict with the cited line, the action with its rule and target.
+fn assert_the_log_tells_what_happened(rx: &mpsc::Receiver<String>) {
+    let wanted: [(&str, &[&str]); 3] = [
+        (
+            "regression (new) in checkout b",
+            &[
+                "`KeyError: '",
+                "observed 6 vs",
+                "expected",
+                "(event time)",
+                "after the deploy",
+            ],
+        ),
+        (
+            "verdict caused",
+            &["for checkout b", "cites src/checkout/pricing.py:216"],
+        ),
+        (
+            "action rollback to a",
+            &["for checkout b", "by rule caused_rollback"],
+        ),
+    ];
+    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while found.iter().any(Option::is_none) {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            panic!("the log did not tell what happened; found so far: {found:?}");
+        };
+        for (slot, (marker, _)) in found.iter_mut().zip(&wanted) {
+            if slot.is_none() && line.contains(marker) {
+                *slot = Some(line.clone());
+            }
+        }
+    }
+    for (line, (_, parts)) in found.iter().flatten().zip(&wanted) {
+        for part in *parts {
+            assert!(line.contains(part), "`{part}` missing from: {line}");
+        }
+    }
+    let regression = found[0].as_deref().unwrap_or_default();
+    // The fixture deploys b at 10:00:00Z; detection is in event time, minutes later.
+    assert!(
+        regression.contains("detected 2026-03-09T10:"),
+        "event time, not wall clock: {regression}"
+    );
 }

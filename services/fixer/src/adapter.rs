@@ -116,7 +116,8 @@ impl FixerStage {
                     done.reasons.push(format!("failed: {e}"));
                 }
             }
-            tracing::info!(action = %done.id, status = ?done.status, service = %done.service, "action finished");
+            tracing::info!(action = %done.id, status = ?done.status, service = %done.service,
+                "{}", selfheal_common::describe::action(&done));
             publish(&producer, &topic, &done).await;
         });
     }
@@ -205,7 +206,7 @@ impl Stage for FixerStage {
                 revision = %action.revision,
                 rule = %action.rule,
                 "{}",
-                action.reasons.first().map(String::as_str).unwrap_or_default()
+                selfheal_common::describe::action(&action)
             );
             out.push(
                 Outgoing::event(&self.config.topics.actions, &action)

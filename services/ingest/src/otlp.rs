@@ -60,7 +60,7 @@ pub fn parse_logs_checked(
                 let path = format!("{spath}.logRecords[{li}]");
                 match log_record(lr, &resource_attrs, &path, ordinal, check_ts) {
                     Ok(r) => records.push((ordinal, Record::Log(r))),
-                    Err(e) => errors.push(e),
+                    Err(faults) => errors.extend(faults),
                 }
             }
         }
@@ -116,20 +116,22 @@ fn any_value(v: &Value) -> Option<String> {
     o.values().next().map(|x| x.to_string())
 }
 
+/// One log record, or every fault it has (a record missing its service and
+/// its body reports both, so a sender fixes them in one round).
 fn log_record(
     lr: &Value,
     resource: &[(String, String)],
     path: &str,
     ordinal: usize,
     check_ts: &dyn Fn(i64) -> Result<(), String>,
-) -> Result<LogRecord, LineError> {
+) -> Result<LogRecord, Vec<LineError>> {
     let err = |field: &str, reason: String| LineError {
         line: ordinal,
         field: format!("{path}.{field}"),
         reason,
     };
     let Value::Object(obj) = lr else {
-        return Err(err("(record)", "expected a JSON object".to_owned()));
+        return Err(vec![err("(record)", "expected a JSON object".to_owned())]);
     };
     let attrs = obj.get("attributes").map(attributes).unwrap_or_default();
     let attr = |key: &str| {
@@ -140,46 +142,43 @@ fn log_record(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.trim().is_empty())
     };
-    let service = attr("service.name").ok_or_else(|| {
-        err(
+    let mut faults = Vec::new();
+    let service = attr("service.name");
+    if service.is_none() {
+        faults.push(err(
             "resource.attributes[service.name]",
             "required attribute is missing".to_owned(),
-        )
-    })?;
-    let revision = attr("service.version").ok_or_else(|| {
-        err(
+        ));
+    }
+    let revision = attr("service.version");
+    if revision.is_none() {
+        faults.push(err(
             "resource.attributes[service.version]",
             "required attribute is missing (the revision: commit or image tag)".to_owned(),
-        )
-    })?;
-    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| err("timeUnixNano", r))? {
-        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
-        _ => {
-            match nanos(obj, "observedTimeUnixNano").map_err(|r| err("observedTimeUnixNano", r))? {
-                Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
-                _ => {
-                    return Err(err(
-                        "timeUnixNano",
-                        "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
-                    ))
-                }
-            }
+        ));
+    }
+    let ts_ms = match event_time(obj, check_ts) {
+        Ok(t) => Some(t),
+        Err((field, reason)) => {
+            faults.push(err(field, reason));
+            None
         }
     };
-    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
-    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
-    check_ts(ts_ms).map_err(|r| err(ts_field, r))?;
-    let body = obj.get("body").and_then(any_value);
     let message = attr("exception.message")
         .map(str::to_owned)
-        .or(body)
-        .filter(|m| !m.trim().is_empty())
-        .ok_or_else(|| {
-            err(
-                "body",
-                "no body and no exception.message attribute".to_owned(),
-            )
-        })?;
+        .or_else(|| obj.get("body").and_then(any_value))
+        .filter(|m| !m.trim().is_empty());
+    if message.is_none() {
+        faults.push(err(
+            "body",
+            "no body and no exception.message attribute".to_owned(),
+        ));
+    }
+    let (Some(service), Some(revision), Some(ts_ms), Some(message)) =
+        (service, revision, ts_ms, message)
+    else {
+        return Err(faults);
+    };
     let level = match obj.get("severityText").and_then(Value::as_str) {
         Some(t) if !t.trim().is_empty() => t.trim().to_ascii_lowercase(),
         _ => severity_name(obj.get("severityNumber").and_then(Value::as_i64)).to_owned(),
@@ -199,6 +198,30 @@ fn log_record(
         exception_type: attr("exception.type").map(str::to_owned),
         trace_id,
     })
+}
+
+/// A record's event time (ms): `timeUnixNano`, else `observedTimeUnixNano`,
+/// checked by `check_ts`; or the field at fault and why.
+fn event_time(
+    obj: &Map<String, Value>,
+    check_ts: &dyn Fn(i64) -> Result<(), String>,
+) -> Result<i64, (&'static str, String)> {
+    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| ("timeUnixNano", r))? {
+        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
+        _ => match nanos(obj, "observedTimeUnixNano").map_err(|r| ("observedTimeUnixNano", r))? {
+            Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
+            _ => {
+                return Err((
+                    "timeUnixNano",
+                    "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
+                ))
+            }
+        },
+    };
+    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
+    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
+    check_ts(ts_ms).map_err(|r| (ts_field, r))?;
+    Ok(ts_ms)
 }
 
 /// A `fixed64` field: proto3 JSON writes it as a decimal string; numbers are
@@ -313,6 +336,25 @@ mod tests {
         assert!(errors.iter().any(|e| e.field
             == "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"
             && e.reason == "too far ahead"));
+    }
+
+    #[test]
+    fn every_fault_of_a_record_is_listed() {
+        let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[]}]}]}]}"#;
+        let (records, errors) = parse_logs(body.as_bytes()).unwrap();
+        assert!(records.is_empty());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let at = "resourceLogs[0].scopeLogs[0].logRecords[0]";
+        assert_eq!(
+            fields,
+            [
+                format!("{at}.resource.attributes[service.name]"),
+                format!("{at}.resource.attributes[service.version]"),
+                format!("{at}.timeUnixNano"),
+                format!("{at}.body"),
+            ]
+        );
+        assert!(errors.iter().all(|e| e.line == 1), "{errors:?}");
     }
 
     #[test]

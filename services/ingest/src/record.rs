@@ -290,6 +290,18 @@ pub fn parse_line_ref(
     }
 }
 
+/// serde_json counts lines and columns within the one line it was given, so
+/// its "at line 1 column 42" is rewritten to the body's line number.
+fn json_reason(e: &serde_json::Error, line_no: usize) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&position).unwrap_or(&text);
+    format!(
+        "invalid JSON at line {line_no}, column {}: {what}",
+        e.column()
+    )
+}
+
 /// The precise parser: every line the fast one does not take, and the wording
 /// of every error.
 fn parse_line_precise(
@@ -303,7 +315,7 @@ fn parse_line_precise(
         reason,
     };
     let value: Value =
-        serde_json::from_str(line).map_err(|e| err("(json)", format!("invalid JSON: {e}")))?;
+        serde_json::from_str(line).map_err(|e| err("(json)", json_reason(&e, line_no)))?;
     let Value::Object(obj) = value else {
         return Err(err("(json)", "expected a JSON object".to_owned()));
     };
@@ -1158,6 +1170,15 @@ mod tests {
         );
         assert!(errors[0].reason.contains("RFC 3339"));
         assert!(errors[2].reason.contains("missing"));
+        // The position is the body's line, not serde_json's "line 1".
+        assert!(
+            errors[1]
+                .reason
+                .starts_with("invalid JSON at line 2, column 2: "),
+            "{:?}",
+            errors[1]
+        );
+        assert!(!errors[1].reason.contains("line 1"), "{:?}", errors[1]);
     }
 
     #[test]
