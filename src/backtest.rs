@@ -34,7 +34,7 @@ use selfheal_detector::core::Detector;
 use selfheal_ingest::events::{prepare_log, EventBuilder, PreparedLog, StackCache};
 use selfheal_ingest::normalize::NormalizerConfig;
 use selfheal_ingest::record::{parse_line_ref, DefaultType, LineError, RecordRef};
-use selfheal_schemas::{Action, AnyEvent, Regression, RegressionKind, Verdict};
+use selfheal_schemas::{Action, AnyEvent, Deploy, Regression, RegressionKind, Verdict};
 use serde_json::json;
 
 /// Arguments of `selfheal backtest`.
@@ -74,6 +74,8 @@ pub(crate) struct Outcome {
     pub(crate) verdicts: Vec<Verdict>,
     /// Actions, in emission order.
     pub(crate) actions: Vec<Action>,
+    /// Deploys of the input, in event-time order (for the console).
+    pub(crate) deploys: Vec<Deploy>,
 }
 
 /// One input record, parsed and (log lines) prepared ahead of the pipeline.
@@ -415,6 +417,9 @@ impl Cores {
 
     /// Feeds one input event through all three stages.
     pub(crate) fn feed(&mut self, event: &AnyEvent, out: &mut Outcome) {
+        if let AnyEvent::Deploy(d) = event {
+            out.deploys.push(d.clone());
+        }
         let regressions = self.detect(event);
         // Every input reaches triage and the fixer too (deploys for diffs and
         // rollback targets, counts and traffic for the recovery check).
@@ -881,7 +886,8 @@ fn finite(x: f64) -> serde_json::Value {
     }
 }
 
-/// Writes the three output files (and `rejected.ndjson` when lines were bad).
+/// Writes the output files: regressions, verdicts, actions, deploys (and
+/// `rejected.ndjson` when lines were bad).
 pub(crate) fn write_outputs(
     dir: &Path,
     outcome: &Outcome,
@@ -956,6 +962,23 @@ pub(crate) fn write_outputs(
                     "reasons": a.reasons, "rule": a.rule,
                     "status": serde_json::to_value(a.status).unwrap_or_default(),
                     "target_revision": a.target_revision,
+                })
+                .to_string()
+            })
+            .collect(),
+    )?;
+    write(
+        "deploys.ndjson",
+        outcome
+            .deploys
+            .iter()
+            .map(|d| {
+                json!({
+                    "service": d.service, "revision": d.revision,
+                    "previous_revision": d.previous_revision,
+                    "deployed_at": rfc3339(d.deployed_at_ms), "deployed_at_ms": d.deployed_at_ms,
+                    "repo": d.repo, "commit_range": d.commit_range, "diff_url": d.diff_url,
+                    "diff": d.diff,
                 })
                 .to_string()
             })

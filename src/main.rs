@@ -4,6 +4,7 @@
 //! cluster, so a new user can try the whole loop with zero set-up.
 
 mod backtest;
+mod console;
 mod demo;
 #[cfg(test)]
 mod live_vs_backtest;
@@ -56,6 +57,9 @@ enum Command {
     /// Replay an NDJSON history through detector, triage and fixer (dry-run)
     /// in event time; write regressions/verdicts/actions NDJSON files.
     Backtest(backtest::BacktestArgs),
+    /// The web console (read-only): fleet, service and incident pages from
+    /// the topics (`--kafka`) or a backtest's output directory (`--from`).
+    Console(console::ConsoleArgs),
     /// The closed loop, end to end: a demo service gets a bad deploy; selfheal
     /// detects, attributes, rolls back, verifies and opens a fix branch.
     Demo(demo::DemoArgs),
@@ -121,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
         Command::Backtest(args) => backtest::command(&args),
+        Command::Console(args) => console::command(args).await,
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
         Command::Realbugs(args) => realbugs::command(&args),
@@ -177,6 +182,17 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
     };
     for h in &handles {
         tracing::info!(service = h.name, "http://{}/healthz", h.http_addr);
+    }
+    if config.console.enabled {
+        match console::spawn_for_up(&config, &shutdown).await {
+            Ok(addr) => tracing::info!("console: http://{addr}/"),
+            Err(e) => {
+                shutdown.cancel();
+                return Err(
+                    e.context("starting the console (console.enabled = false to go without)")
+                );
+            }
+        }
     }
     tracing::info!(
         "selfheal is up: POST NDJSON to http://{}/v1/logs (Ctrl-C to stop)",

@@ -106,7 +106,10 @@ fn backtest_ends_with_a_table_and_points_at_rejected_lines() {
     assert!(err.contains("2 of"), "{err}");
     assert!(err.contains(&rejected.display().to_string()), "{err}");
     let lines = std::fs::read_to_string(&rejected).unwrap();
-    assert!(lines.contains("invalid JSON at line"), "{lines}");
+    assert!(
+        lines.contains("\"line\":98,\"field\":\"(json)\",\"reason\":\"invalid JSON at column 2"),
+        "{lines}"
+    );
     let table = String::from_utf8_lossy(&o.stdout);
     let row = table
         .lines()

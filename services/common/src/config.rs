@@ -40,6 +40,28 @@ pub struct Config {
     pub triage: TriageConfig,
     /// Settings of the fixer service.
     pub fixer: FixerConfig,
+    /// The web console (`selfheal up`, `selfheal console`).
+    pub console: ConsoleConfig,
+}
+
+/// The read-only web console: fleet, service and incident pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve it from `selfheal up` (`selfheal console` always serves it).
+    pub enabled: bool,
+    /// Listen address. It has no authentication and shows error text and
+    /// diffs: keep it on loopback or behind an authenticating proxy.
+    pub listen: SocketAddr,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8084)),
+        }
+    }
 }
 
 /// Kafka connection settings.
