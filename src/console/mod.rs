@@ -38,6 +38,10 @@ pub(crate) struct ConsoleArgs {
     /// Show a backtest's output directory instead of the topics.
     #[arg(long)]
     pub(crate) from: Option<PathBuf>,
+    /// Read topics named with this suffix (as `selfheal demo --topic-suffix`
+    /// writes them).
+    #[arg(long, conflicts_with = "from")]
+    pub(crate) topic_suffix: Option<String>,
     /// Listen address; overrides `console.listen`.
     #[arg(long)]
     pub(crate) listen: Option<SocketAddr>,
@@ -65,6 +69,9 @@ pub(crate) async fn command(args: ConsoleArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(k) = &args.kafka {
         config.kafka.bootstrap = Some(k.clone());
+    }
+    if let Some(suffix) = &args.topic_suffix {
+        config.topics = config.topics.with_suffix(suffix);
     }
     let listen = args.listen.unwrap_or(config.console.listen);
     let shutdown = selfheal_common::service::signal_token();
