@@ -23,6 +23,9 @@ use super::model::Model;
 pub(crate) struct Shared {
     model: Arc<RwLock<Model>>,
     changed: Arc<watch::Sender<u64>>,
+    /// Ends the event streams, so a graceful shutdown does not wait forever
+    /// for open pages.
+    stop: CancellationToken,
 }
 
 impl Default for Shared {
@@ -30,6 +33,7 @@ impl Default for Shared {
         Self {
             model: Arc::default(),
             changed: Arc::new(watch::channel(0).0),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -93,12 +97,19 @@ async fn events(
     State(s): State<Shared>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let rx = s.changed.subscribe();
-    let stream = futures::stream::unfold((rx, true), |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
+    let stop = s.stop.clone();
+    let stream = futures::stream::unfold((rx, true), move |(mut rx, first)| {
+        let stop = stop.clone();
+        async move {
+            if !first {
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    () = stop.cancelled() => return None,
+                }
+            }
+            let v = *rx.borrow_and_update();
+            Some((Ok(Event::default().data(v.to_string())), (rx, false)))
         }
-        let v = *rx.borrow_and_update();
-        Some((Ok(Event::default().data(v.to_string())), (rx, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
@@ -118,9 +129,10 @@ pub(crate) fn router(shared: Shared) -> Router {
 /// address and the server task.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    shared: Shared,
+    mut shared: Shared,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    shared.stop = shutdown.clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("console: cannot listen on {addr} (console.listen): {e}"))?;
@@ -134,4 +146,73 @@ pub(crate) async fn serve(
         }
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::testing::{deploy, regression};
+
+    async fn next_data(r: &mut reqwest::Response) -> String {
+        loop {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream stays open");
+            let text = String::from_utf8_lossy(&chunk).into_owned();
+            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+                return line.to_owned();
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_are_served_and_changes_are_announced_by_sse() {
+        let shared = Shared::default();
+        let shutdown = CancellationToken::new();
+        let (addr, task) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            shared.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let mut sse = http
+            .get(format!("http://{addr}/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(next_data(&mut sse).await, "0", "the current version first");
+        let missing = http
+            .get(format!("http://{addr}/incident/checkout/b"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+
+        shared.fold_all(&[
+            AnyEvent::Deploy(deploy("checkout", "b", 600_000)),
+            AnyEvent::Regression(regression("checkout", "b", 720_000)),
+        ]);
+        assert_eq!(next_data(&mut sse).await, "2", "announced after the change");
+        let page = http
+            .get(format!("http://{addr}/incident/checkout/b"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("6 vs 0.04"));
+        let post = http.post(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(post.status(), 405, "read-only");
+
+        // An open page does not hold up the shutdown: its stream ends.
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the server stops with a page still open")
+            .unwrap();
+        drop(sse);
+    }
 }
