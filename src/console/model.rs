@@ -15,8 +15,9 @@ const MINUTES_KEPT: usize = 24 * 60;
 /// Errors and requests of one revision in one event-time minute.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Rate {
-    /// Error events counted (SignatureCount).
-    pub(crate) errors: i64,
+    /// Error events counted (SignatureCount; a count spanning several
+    /// minutes is spread evenly over them).
+    pub(crate) errors: f64,
     /// Requests served (Traffic).
     pub(crate) requests: i64,
 }
@@ -25,9 +26,9 @@ impl Rate {
     /// Errors per request when traffic is known, else errors per minute.
     pub(crate) fn value(self) -> f64 {
         if self.requests > 0 {
-            self.errors as f64 / self.requests as f64
+            self.errors / self.requests as f64
         } else {
-            self.errors as f64
+            self.errors
         }
     }
 }
@@ -206,8 +207,17 @@ impl Model {
             }
             AnyEvent::Action(a) => fold_action(self.incident(&a.service, &a.revision), a),
             AnyEvent::SignatureCount(c) => {
-                self.rate(&c.service, minute(c.first_seen_ms), &c.revision)
-                    .errors += c.count;
+                // Ingest pre-aggregates over a wall-clock interval, so one count
+                // can span minutes of event time: spread it over them (over the
+                // first hour of a longer span; the total is kept).
+                let first = minute(c.first_seen_ms);
+                let last = minute(c.last_seen_ms.max(c.first_seen_ms));
+                let minutes = ((last - first) / 60_000 + 1).min(60);
+                let share = c.count as f64 / minutes as f64;
+                for k in 0..minutes {
+                    self.rate(&c.service, first + k * 60_000, &c.revision)
+                        .errors += share;
+                }
             }
             AnyEvent::Traffic(t) => {
                 self.rate(&t.service, minute(t.window_start_ms), &t.revision)
@@ -363,9 +373,17 @@ mod tests {
             "checkout", "b", 60_000, 100,
         )));
         let r = m.services["checkout"].rates[&(60_000, "b".to_owned())];
-        assert_eq!((r.errors, r.requests), (5, 100));
+        assert_eq!((r.errors, r.requests), (5.0, 100));
         assert!((r.value() - 0.05).abs() < 1e-12);
         assert_eq!(m.version, 3);
+        // A count over three minutes of event time: a third in each.
+        let mut spread = crate::console::testing::count("checkout", "b", 180_000, 6);
+        spread.last_seen_ms = 300_000;
+        m.fold(&AnyEvent::SignatureCount(spread));
+        let rates = &m.services["checkout"].rates;
+        for minute in [180_000, 240_000, 300_000] {
+            assert_eq!(rates[&(minute, "b".to_owned())].errors, 2.0);
+        }
     }
 
     #[test]
