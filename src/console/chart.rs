@@ -56,7 +56,7 @@ fn marks(s: &ServiceState) -> Vec<Mark> {
         }
         for a in &i.actions {
             out.push(Mark {
-                at_ms: a.latest.decided_at_ms,
+                at_ms: a.decided_at_ms(),
                 colour: "#2ca02c",
                 label: describe::action_kind(a.latest.action).to_owned(),
             });
@@ -120,7 +120,8 @@ pub(crate) fn timeline(s: &ServiceState) -> String {
         let colour = PALETTE[n % PALETTE.len()];
         let points: Vec<String> = series[rev]
             .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+            // A minute's rate is drawn at its middle.
+            .map(|(t, v)| format!("{:.1},{:.1}", x(*t + 30_000), y(*v)))
             .collect();
         let _ = write!(
             svg,

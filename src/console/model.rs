@@ -40,6 +40,8 @@ pub(crate) struct StatusStep {
     pub(crate) status: ActionStatus,
     /// The latest reason at that status.
     pub(crate) reason: String,
+    /// The action's event time as published with that status.
+    pub(crate) at_ms: i64,
 }
 
 /// An action and every status it was published with, in order.
@@ -49,6 +51,15 @@ pub(crate) struct ActionHistory {
     pub(crate) latest: Action,
     /// Its statuses, first to latest (repeats collapsed).
     pub(crate) steps: Vec<StatusStep>,
+}
+
+impl ActionHistory {
+    /// When it was decided: its first status's event time.
+    pub(crate) fn decided_at_ms(&self) -> i64 {
+        self.steps
+            .first()
+            .map_or(self.latest.decided_at_ms, |s| s.at_ms)
+    }
 }
 
 /// Every regression of one deploy (service + revision), its latest verdict
@@ -276,6 +287,7 @@ fn fold_action(i: &mut Incident, a: &Action) {
                 h.steps.push(StatusStep {
                     status: a.status,
                     reason,
+                    at_ms: a.decided_at_ms,
                 });
             }
             h.latest = a.clone();
@@ -285,6 +297,7 @@ fn fold_action(i: &mut Incident, a: &Action) {
             steps: vec![StatusStep {
                 status: a.status,
                 reason,
+                at_ms: a.decided_at_ms,
             }],
         }),
     }
@@ -319,6 +332,7 @@ mod tests {
         rb.status = ActionStatus::Succeeded;
         m.fold(&AnyEvent::Action(rb.clone()));
         rb.status = ActionStatus::RecoveryVerified;
+        rb.decided_at_ms = 999_000;
         rb.reasons.push("recovered".into());
         m.fold(&AnyEvent::Action(rb));
         let s = &m.services["checkout"];
@@ -333,6 +347,8 @@ mod tests {
                 ActionStatus::RecoveryVerified
             ]
         );
+        assert_eq!(i.actions[0].decided_at_ms(), 0, "marked when first decided");
+        assert_eq!(i.actions[0].steps[2].at_ms, 999_000);
         assert!(!i.is_open());
         assert!(m.open_incidents().is_empty());
         assert_eq!(
