@@ -273,11 +273,12 @@ fn check_console_in_a_browser(bootstrap: &str, bad: &Demo, docs: &Demo) {
         "{fleet}"
     );
     let service = browser::dump_dom(&chromium, &format!("http://{addr}/service/{SERVICE}"));
-    assert_eq!(
-        service.matches("<polyline class=\"rate\"").count(),
-        2,
-        "A and B: {service}"
-    );
+    let revisions: std::collections::BTreeSet<&str> = service
+        .split("<polyline class=\"rate\" data-revision=\"")
+        .skip(1)
+        .filter_map(|p| p.split('"').next())
+        .collect();
+    assert_eq!(revisions.len(), 2, "a line for A and one for B: {service}");
     assert!(
         service.contains("verdict caused") && service.contains(">rollback<"),
         "{service}"

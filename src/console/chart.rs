@@ -18,6 +18,8 @@ const PAD_L: f64 = 60.0;
 const PAD_R: f64 = 20.0;
 const PAD_T: f64 = 30.0;
 const PAD_B: f64 = 40.0;
+/// Minutes without data after which a revision's line breaks.
+const GAP_MS: i64 = 3 * 60_000;
 /// Revision line colours, in order of first appearance.
 const PALETTE: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756",
@@ -70,6 +72,22 @@ fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
 }
 
+/// Splits a revision's minutes where more than [`GAP_MS`] pass without data.
+fn runs(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..points.len() {
+        if points[i].0 - points[i - 1].0 > GAP_MS {
+            out.push(&points[start..i]);
+            start = i;
+        }
+    }
+    if start < points.len() {
+        out.push(&points[start..]);
+    }
+    out
+}
+
 /// The timeline SVG of one service, or a note when it has nothing to draw.
 pub(crate) fn timeline(s: &ServiceState) -> String {
     let marks = marks(s);
@@ -118,17 +136,25 @@ pub(crate) fn timeline(s: &ServiceState) -> String {
     );
     for (n, rev) in order.iter().enumerate() {
         let colour = PALETTE[n % PALETTE.len()];
-        let points: Vec<String> = series[rev]
-            .iter()
-            // A minute's rate is drawn at its middle.
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t + 30_000), y(*v)))
-            .collect();
+        // A revision that did not serve for a while (replaced, then rolled
+        // back to) gets a gap, not a line across the time it was away.
+        for run in runs(&series[rev]) {
+            let points: Vec<String> = run
+                .iter()
+                // A minute's rate is drawn at its middle.
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t + 30_000), y(*v)))
+                .collect();
+            let _ = write!(
+                svg,
+                "<polyline class=\"rate\" data-revision=\"{r}\" fill=\"none\" stroke=\"{colour}\" \
+                 stroke-width=\"2\" points=\"{}\"/>",
+                points.join(" "),
+                r = esc(short(rev)),
+            );
+        }
         let _ = write!(
             svg,
-            "<polyline class=\"rate\" data-revision=\"{r}\" fill=\"none\" stroke=\"{colour}\" \
-             stroke-width=\"2\" points=\"{}\"/>\
-             <text x=\"{lx}\" y=\"{ly}\" font-size=\"12\" fill=\"{colour}\">{r}</text>",
-            points.join(" "),
+            "<text x=\"{lx}\" y=\"{ly}\" font-size=\"12\" fill=\"{colour}\">{r}</text>",
             r = esc(short(rev)),
             lx = W - PAD_R - 120.0,
             ly = PAD_T + 14.0 * n as f64,
@@ -176,6 +202,16 @@ mod tests {
         m.fold(&AnyEvent::Regression(regression("checkout", "b", 720_000)));
         let svg = timeline(&m.services["checkout"]);
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        m.fold(&AnyEvent::SignatureCount(count(
+            "checkout", "a", 1_200_000, 1,
+        )));
+        let svg = timeline(&m.services["checkout"]);
+        assert_eq!(
+            svg.matches("<polyline class=\"rate\" data-revision=\"a\"")
+                .count(),
+            2,
+            "a broken where it did not serve: {svg}"
+        );
         assert!(svg.contains("data-revision=\"b\""));
         assert_eq!(svg.matches("class=\"mark\"").count(), 3, "{svg}");
         assert!(svg.contains("deploy b") && svg.contains("detected b"));
