@@ -5,6 +5,9 @@
 # ensure_system_packages: installs, with apt-get and only when missing, what the
 #   build needs on a fresh Debian machine: gcc/g++/make (build-essential),
 #   pkg-config, zlib1g-dev, libssl-dev, python3.
+# ensure_chromium: installs headless Chromium (the Debian package `chromium`)
+#   when missing, for the console's browser tests (tests/console_browser.rs,
+#   tests/demo_e2e.rs); exports SELFHEAL_TEST_CHROMIUM.
 # ensure_cargo: makes `cargo` (or $SELFHEAL_TEST_CARGO) callable as $CARGO_BIN,
 #   adding ~/.cargo/bin to PATH if needed.
 
@@ -32,6 +35,23 @@ ensure_system_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     --no-install-recommends "${missing[@]}"
+}
+
+ensure_chromium() {
+  local bin="${SELFHEAL_TEST_CHROMIUM:-chromium}"
+  if ! command -v "$bin" >/dev/null; then
+    say "chromium not found; installing the Debian package chromium (headless browser for the console tests)"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || die "need root (or sudo) to install chromium"
+      sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends chromium
+  fi
+  SELFHEAL_TEST_CHROMIUM="$(command -v "$bin")"
+  export SELFHEAL_TEST_CHROMIUM
 }
 
 ensure_cargo() {

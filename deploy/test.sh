@@ -9,11 +9,13 @@
 #        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
 #        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
 # Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>,
-#        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages)
+#        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
+#        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests)
 #
 # On a fresh Debian machine it installs what the build needs with apt-get
 # (gcc/g++/make via build-essential, pkg-config, zlib1g-dev, libssl-dev,
-# python3; Java + Maven for Kafka via deploy/kafka/fetch.sh). Rust itself
+# python3; chromium for the console's browser tests; Java + Maven for Kafka
+# via deploy/kafka/fetch.sh). Rust itself
 # must already be installed (rustup; ~/.cargo/bin is added to PATH).
 # Concurrent runs using the same port wait for each other (lock file).
 # Exit code: cargo's (or non-zero if the broker could not be started).
@@ -38,6 +40,7 @@ T0=$(now_ms)
 source "$DEPLOY_DIR/prereqs.sh"
 ensure_system_packages
 ensure_cargo
+ensure_chromium
 
 # --- Python for the subscriber in tests/demo_e2e.rs (confluent-kafka, fastavro) --
 SELFHEAL_TEST_PYTHON="$("$DEPLOY_DIR/python-deps.sh")" || die "installing the Python test dependencies failed"

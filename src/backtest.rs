@@ -34,7 +34,7 @@ use selfheal_detector::core::Detector;
 use selfheal_ingest::events::{prepare_log, EventBuilder, PreparedLog, StackCache};
 use selfheal_ingest::normalize::NormalizerConfig;
 use selfheal_ingest::record::{parse_line_ref, DefaultType, LineError, RecordRef};
-use selfheal_schemas::{Action, AnyEvent, Regression, RegressionKind, Verdict};
+use selfheal_schemas::{Action, AnyEvent, Deploy, Regression, RegressionKind, Verdict};
 use serde_json::json;
 
 /// Arguments of `selfheal backtest`.
@@ -74,6 +74,8 @@ pub(crate) struct Outcome {
     pub(crate) verdicts: Vec<Verdict>,
     /// Actions, in emission order.
     pub(crate) actions: Vec<Action>,
+    /// Deploys of the input, in event-time order (for the console).
+    pub(crate) deploys: Vec<Deploy>,
 }
 
 /// One input record, parsed and (log lines) prepared ahead of the pipeline.
@@ -415,6 +417,9 @@ impl Cores {
 
     /// Feeds one input event through all three stages.
     pub(crate) fn feed(&mut self, event: &AnyEvent, out: &mut Outcome) {
+        if let AnyEvent::Deploy(d) = event {
+            out.deploys.push(d.clone());
+        }
         let regressions = self.detect(event);
         // Every input reaches triage and the fixer too (deploys for diffs and
         // rollback targets, counts and traffic for the recovery check).
@@ -881,7 +886,8 @@ fn finite(x: f64) -> serde_json::Value {
     }
 }
 
-/// Writes the three output files (and `rejected.ndjson` when lines were bad).
+/// Writes the output files: regressions, verdicts, actions, deploys (and
+/// `rejected.ndjson` when lines were bad).
 pub(crate) fn write_outputs(
     dir: &Path,
     outcome: &Outcome,
@@ -966,7 +972,27 @@ pub(crate) fn write_outputs(
             })
             .collect(),
     )?;
-    if !rejected.is_empty() {
+    write(
+        "deploys.ndjson",
+        outcome
+            .deploys
+            .iter()
+            .map(|d| {
+                json!({
+                    "service": d.service, "revision": d.revision,
+                    "previous_revision": d.previous_revision,
+                    "deployed_at": rfc3339(d.deployed_at_ms), "deployed_at_ms": d.deployed_at_ms,
+                    "repo": d.repo, "commit_range": d.commit_range, "diff_url": d.diff_url,
+                    "diff": d.diff,
+                })
+                .to_string()
+            })
+            .collect(),
+    )?;
+    if rejected.is_empty() {
+        // A stale file from an earlier run would name lines this run accepted.
+        let _ = std::fs::remove_file(dir.join("rejected.ndjson"));
+    } else {
         write("rejected.ndjson", rejected.to_vec())?;
     }
     Ok(())
@@ -980,8 +1006,26 @@ fn kind_name(k: RegressionKind) -> &'static str {
     }
 }
 
-/// The `selfheal backtest` command. The score table is the command's output,
-/// so it goes to stdout.
+/// Fails before the run if `--out` cannot take the output files: it is a
+/// file, or the directory cannot be created or written.
+fn check_out_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--out {}: exists and is not a directory (the backtest writes regressions.ndjson, verdicts.ndjson and actions.ndjson into it)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".selfheal-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write into the directory", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The `selfheal backtest` command. The per-deploy table and the score table
+/// are the command's output, so they go to stdout.
 #[allow(clippy::print_stdout)]
 pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
@@ -994,6 +1038,7 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
     } else {
         vec![&config]
     };
+    check_out_dir(&args.out)?;
     let started = std::time::Instant::now();
     let (outcomes, rejected) = run(&configs, args.detector_instances, &args.input)?;
     let run_s = started.elapsed().as_secs_f64();
@@ -1025,6 +1070,15 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         },
         outcome.records as f64 / total_s.max(1e-9)
     );
+    if !rejected.is_empty() {
+        eprintln!(
+            "backtest: {} of {} lines rejected (not replayed); each with its line, field and reason in {}",
+            rejected.len(),
+            outcome.records + rejected.len(),
+            args.out.join("rejected.ndjson").display()
+        );
+    }
+    print!("{}", crate::summary::deploy_table(&outcome));
     if let Some(truth) = truth {
         // Scored from the rows just written, so the score reads exactly
         // what other tools read (and tolerates fields they add or lack).

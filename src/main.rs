@@ -4,6 +4,7 @@
 //! cluster, so a new user can try the whole loop with zero set-up.
 
 mod backtest;
+mod console;
 mod demo;
 #[cfg(test)]
 mod live_vs_backtest;
@@ -11,6 +12,7 @@ mod realbugs;
 mod replay;
 mod score;
 mod simulate;
+mod summary;
 
 use std::sync::Arc;
 
@@ -55,6 +57,9 @@ enum Command {
     /// Replay an NDJSON history through detector, triage and fixer (dry-run)
     /// in event time; write regressions/verdicts/actions NDJSON files.
     Backtest(backtest::BacktestArgs),
+    /// The web console (read-only): fleet, service and incident pages from
+    /// the topics (`--kafka`) or a backtest's output directory (`--from`).
+    Console(console::ConsoleArgs),
     /// The closed loop, end to end: a demo service gets a bad deploy; selfheal
     /// detects, attributes, rolls back, verifies and opens a fix branch.
     Demo(demo::DemoArgs),
@@ -89,9 +94,30 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Errors are printed as their chain of causes, one line each, without the
+/// backtrace `anyhow` captures when `RUST_BACKTRACE` is set (a config typo
+/// is not a crash); `SELFHEAL_BACKTRACE=1` asks for it.
+fn main() -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(Cli::parse())));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if std::env::var_os("SELFHEAL_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("Error: {e:?}");
+            } else {
+                eprintln!("Error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Up(args) => up(args).await,
         Command::Ingest(args) => Ok(service::main_with(args, selfheal_ingest::run).await?),
         Command::Detector(args) => Ok(service::main_with(args, selfheal_detector::run).await?),
@@ -99,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Fixer(args) => Ok(service::main_with(args, selfheal_fixer::run).await?),
         Command::Normalize(args) => selfheal_ingest::cli::main_normalize(args),
         Command::Backtest(args) => backtest::command(&args),
+        Command::Console(args) => console::command(args).await,
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
         Command::Realbugs(args) => realbugs::command(&args),
@@ -155,6 +182,17 @@ async fn up(args: ServiceArgs) -> anyhow::Result<()> {
     };
     for h in &handles {
         tracing::info!(service = h.name, "http://{}/healthz", h.http_addr);
+    }
+    if config.console.enabled {
+        match console::spawn_for_up(&config, &shutdown).await {
+            Ok(addr) => tracing::info!("console: http://{addr}/"),
+            Err(e) => {
+                shutdown.cancel();
+                return Err(
+                    e.context("starting the console (console.enabled = false to go without)")
+                );
+            }
+        }
     }
     tracing::info!(
         "selfheal is up: POST NDJSON to http://{}/v1/ndjson/logs (Ctrl-C to stop)",

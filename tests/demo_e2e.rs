@@ -12,6 +12,7 @@
 //! `fastavro` and nothing but `schemas/*.avsc`, reads the same Regression,
 //! Verdict and Action events and checks their fields.
 
+mod browser;
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -195,6 +196,148 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `selfheal console` on both scenarios' topics, in headless Chromium: the
+/// fleet, service and incident pages of the bad deploy show the cited line,
+/// the verdict and the rollback with its status history; the docs-only
+/// deploy shows `not_caused`. Screenshots go to `browser::screenshot_dir()`.
+fn check_console_in_a_browser(bootstrap: &str, bad: &Demo, docs: &Demo) {
+    let Some(chromium) = browser::chromium() else {
+        return;
+    };
+    let console = |demo: &Demo| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_selfheal"))
+            .args(["console", "--kafka", bootstrap, "--listen", "127.0.0.1:0"])
+            .args(["--topic-suffix", &demo.suffix])
+            .env_remove("SELFHEAL_CONFIG")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn selfheal console");
+        let addr = browser::address_from(child.stderr.take().unwrap(), "console: ");
+        (KillOnDrop(child), addr)
+    };
+    let (_bad_console, addr) = console(bad);
+    let b = deploys_of(bootstrap, bad)
+        .into_iter()
+        .find(|d| d.previous_revision.is_some())
+        .expect("the deploy of B")
+        .revision;
+    let incident_url = format!("http://{addr}/incident/{SERVICE}/{b}");
+    // The console reads the topics from their beginning: wait until it has
+    // the whole story (the recovery check is the last action status).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let incident = loop {
+        let dom = browser::dump_dom(&chromium, &incident_url);
+        if dom.contains("recovery_verified") {
+            break dom;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console never showed the recovery:\n{dom}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let cited = incident
+        .split("class=\"cited\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cited line:\n{incident}"));
+    assert!(
+        cited
+            .starts_with("   23 +    total = convert(subtotal, params.get(\"currency\", \"usd\"))"),
+        "{cited}"
+    );
+    assert!(
+        incident.contains("<span class=\"caused\">caused</span>"),
+        "{incident}"
+    );
+    assert!(
+        incident.contains("cites src/shop/pricing.py:23"),
+        "{incident}"
+    );
+    let rollback = incident
+        .split("<td>rollback</td>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no rollback:\n{incident}"));
+    let a = &rollback[..rollback.find("</tr>").unwrap()];
+    for status in ["in_progress", "succeeded", "recovery_verified", "recovered"] {
+        assert!(
+            a.contains(status),
+            "`{status}` missing from the rollback: {a}"
+        );
+    }
+    let fleet = browser::dump_dom(&chromium, &format!("http://{addr}/"));
+    assert!(fleet.contains("Open incidents (0)"), "healed: {fleet}");
+    assert!(
+        fleet.contains(&format!("href=\"/incident/{SERVICE}/{b}\"")),
+        "{fleet}"
+    );
+    let service = browser::dump_dom(&chromium, &format!("http://{addr}/service/{SERVICE}"));
+    let revisions: std::collections::BTreeSet<&str> = service
+        .split("<polyline class=\"rate\" data-revision=\"")
+        .skip(1)
+        .filter_map(|p| p.split('"').next())
+        .collect();
+    assert_eq!(revisions.len(), 2, "a line for A and one for B: {service}");
+    assert!(
+        service.contains("verdict caused") && service.contains(">rollback<"),
+        "{service}"
+    );
+
+    let shots = browser::screenshot_dir();
+    browser::screenshot(
+        &chromium,
+        &format!("http://{addr}/"),
+        &shots.join("fleet.png"),
+        1200,
+        520,
+    );
+    browser::screenshot(
+        &chromium,
+        &format!("http://{addr}/service/{SERVICE}"),
+        &shots.join("service.png"),
+        1200,
+        720,
+    );
+    browser::screenshot(
+        &chromium,
+        &incident_url,
+        &shots.join("incident.png"),
+        1200,
+        1100,
+    );
+
+    let (_docs_console, addr) = console(docs);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let fleet = browser::dump_dom(&chromium, &format!("http://{addr}/"));
+        if fleet.contains("not_caused") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the docs-only verdict never showed:\n{fleet}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn deploys_of(bootstrap: &str, demo: &Demo) -> Vec<Deploy> {
+    events(bootstrap, &topics(demo).deploys, |e| match e {
+        AnyEvent::Deploy(d) => Some(d),
+        _ => None,
+    })
+}
+
 fn deployed_revision(demo: &Demo) -> String {
     std::fs::read_to_string(demo.workdir.join("run/ready"))
         .unwrap()
@@ -246,6 +389,7 @@ fn demo_closes_the_loop_and_other_teams_can_subscribe() {
 
     check_bad_deploy(&bootstrap, &bad);
     check_docs_only(&bootstrap, &docs);
+    check_console_in_a_browser(&bootstrap, &bad, &docs);
 
     if let Some(summary) = subscriber(&bootstrap, &bad) {
         assert_eq!(summary["verdict"], "caused", "{summary}");

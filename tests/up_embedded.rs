@@ -39,6 +39,7 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
             .env("SELFHEAL__HTTP__DETECTOR", any)
             .env("SELFHEAL__HTTP__TRIAGE", any)
             .env("SELFHEAL__HTTP__FIXER", any)
+            .env("SELFHEAL__CONSOLE__LISTEN", any)
             // The fixture is history (March 2026), past the default max age.
             .env("SELFHEAL__INGEST__MAX_AGE_S", "0")
             .env("RUST_LOG", "info")
@@ -57,9 +58,9 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
             }
         }
     });
-    let (mut ingest, mut fixer) = (None, None);
+    let (mut ingest, mut fixer, mut console) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ingest.is_none() || fixer.is_none() {
+    while ingest.is_none() || fixer.is_none() || console.is_none() {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("selfheal up did not report its addresses in time");
@@ -69,8 +70,11 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
         if let Some(a) = addr_in(&line, "service=\"fixer\"") {
             fixer = Some(a);
         }
+        if let Some(a) = addr_in(&line, "console: ") {
+            console = Some(a);
+        }
     }
-    let (ingest, fixer) = (ingest.unwrap(), fixer.unwrap());
+    let (ingest, fixer, console) = (ingest.unwrap(), fixer.unwrap(), console.unwrap());
 
     let http = reqwest::Client::new();
     let r = http
@@ -99,6 +103,9 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    assert_the_log_tells_what_happened(&rx);
+    assert_the_console_shows_the_incident(&http, &console).await;
+
     let pid = child.0.id().to_string();
     let sent = Instant::now();
     assert!(Command::new("kill")
@@ -117,4 +124,91 @@ async fn selfheal_up_runs_the_loop_embedded_and_exits_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// The quickstart's log, read as a person would: the regression with its
+/// error text, counts and detection time (event time and after the deploy),
+/// the verdict with the cited line, the action with its rule and target.
+fn assert_the_log_tells_what_happened(rx: &mpsc::Receiver<String>) {
+    let wanted: [(&str, &[&str]); 3] = [
+        (
+            "regression (new) in checkout b",
+            &[
+                "`KeyError: '",
+                "observed 6 vs",
+                "expected",
+                "(event time)",
+                "after the deploy",
+            ],
+        ),
+        (
+            "verdict caused",
+            &["for checkout b", "cites src/checkout/pricing.py:216"],
+        ),
+        (
+            "action rollback to a",
+            &["for checkout b", "by rule caused_rollback"],
+        ),
+    ];
+    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while found.iter().any(Option::is_none) {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            panic!("the log did not tell what happened; found so far: {found:?}");
+        };
+        for (slot, (marker, _)) in found.iter_mut().zip(&wanted) {
+            if slot.is_none() && line.contains(marker) {
+                *slot = Some(line.clone());
+            }
+        }
+    }
+    for (line, (_, parts)) in found.iter().flatten().zip(&wanted) {
+        for part in *parts {
+            assert!(line.contains(part), "`{part}` missing from: {line}");
+        }
+    }
+    let regression = found[0].as_deref().unwrap_or_default();
+    // The fixture deploys b at 10:00:00Z; detection is in event time, minutes later.
+    assert!(
+        regression.contains("detected 2026-03-09T10:"),
+        "event time, not wall clock: {regression}"
+    );
+}
+
+/// The console `selfheal up` serves reads the embedded cluster's topics: the
+/// incident page shows the cited line, the verdict and the rollback.
+async fn assert_the_console_shows_the_incident(http: &reqwest::Client, console: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .get(format!("http://{console}/incident/checkout/b"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let page = r.text().await.unwrap();
+        if status == 200 && page.contains("id=\"actions\"") && page.contains("<td>rollback</td>") {
+            assert!(page.contains("class=\"cited\">  216 +"), "{page}");
+            assert!(
+                page.contains("<span class=\"caused\">caused</span>"),
+                "{page}"
+            );
+            assert!(page.contains("cites src/checkout/pricing.py:216"), "{page}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console never showed the incident:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let fleet = http
+        .get(format!("http://{console}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(fleet.contains("href=\"/incident/checkout/b\""), "{fleet}");
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod ranges;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -38,6 +40,28 @@ pub struct Config {
     pub triage: TriageConfig,
     /// Settings of the fixer service.
     pub fixer: FixerConfig,
+    /// The web console (`selfheal up`, `selfheal console`).
+    pub console: ConsoleConfig,
+}
+
+/// The read-only web console: fleet, service and incident pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve it from `selfheal up` (`selfheal console` always serves it).
+    pub enabled: bool,
+    /// Listen address. It has no authentication and shows error text and
+    /// diffs: keep it on loopback or behind an authenticating proxy.
+    pub listen: SocketAddr,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8084)),
+        }
+    }
 }
 
 /// Kafka connection settings.
@@ -1001,16 +1025,37 @@ impl Config {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
         overrides.sort();
-        for (key, value) in overrides {
-            apply_env(&mut tree, &key, &value)?;
+        for (key, value) in &overrides {
+            apply_env(&mut tree, key, value)?;
         }
-        let source_name = file
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "environment".to_owned());
-        serde_path_to_error::deserialize(tree).map_err(|e| Error::Config {
-            source_name,
-            message: format!("at `{}`: {}", e.path(), e.inner()),
-        })
+        // Which source set a key: the variable that overrode it, else the file.
+        let source_of = |key: &str| -> String {
+            overrides
+                .iter()
+                .find(|(var, _)| env_path(var).join(".") == key)
+                .map(|(var, _)| format!("environment variable {var}"))
+                .or_else(|| file.map(|p| p.display().to_string()))
+                .unwrap_or_else(|| "environment".to_owned())
+        };
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            Error::Config {
+                source_name: source_of(&key),
+                message: format!("at `{key}`: {}", e.inner()),
+            }
+        })?;
+        let refused = ranges::check(&config);
+        if let Some(first) = refused.first() {
+            let all: Vec<String> = refused
+                .iter()
+                .map(|r| format!("`{}` {}", r.key, r.message))
+                .collect();
+            return Err(Error::Config {
+                source_name: source_of(&first.key),
+                message: all.join("; "),
+            });
+        }
+        Ok(config)
     }
 }
 
@@ -1031,10 +1076,9 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
     }
 }
 
-/// Applies one `SELFHEAL__A__B=value` override. The value is read as a TOML value
-/// when it parses as one (numbers, booleans, arrays), else as a plain string.
-fn apply_env(tree: &mut toml::Value, key: &str, value: &str) -> Result<()> {
-    let path: Vec<String> = key[ENV_PREFIX.len()..]
+/// The key path a `SELFHEAL__A__B` variable sets (`["a", "b"]`).
+fn env_path(var: &str) -> Vec<String> {
+    var[ENV_PREFIX.len()..]
         .split("__")
         .enumerate()
         // Sections and fields are snake_case; keys of free-form maps (librdkafka
@@ -1046,7 +1090,13 @@ fn apply_env(tree: &mut toml::Value, key: &str, value: &str) -> Result<()> {
                 p.to_owned()
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Applies one `SELFHEAL__A__B=value` override. The value is read as a TOML value
+/// when it parses as one (numbers, booleans, arrays), else as a plain string.
+fn apply_env(tree: &mut toml::Value, key: &str, value: &str) -> Result<()> {
+    let path = env_path(key);
     if path.iter().any(String::is_empty) {
         return Err(Error::Config {
             source_name: key.to_owned(),
@@ -1148,6 +1198,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fixer.dryrun"), "{err}");
+    }
+
+    #[test]
+    fn a_mistyped_variable_is_named() {
+        let err = Config::load_from(None, env(&[("SELFHEAL__KAFKA__BOOTSTRAPP", "x:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SELFHEAL__KAFKA__BOOTSTRAPP"), "{err}");
+        assert!(err.contains("kafka.bootstrapp"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_with_key_and_source() {
+        let err = Config::load_from(None, env(&[("SELFHEAL__DETECTOR__ALPHA", "7.0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`detector.alpha` must be between 0 and 1"),
+            "{err}"
+        );
+        assert!(err.contains("SELFHEAL__DETECTOR__ALPHA"), "{err}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[topics]\npartitions = 0").unwrap();
+        let err = Config::load_from(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`topics.partitions` must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
     }
 
     #[test]

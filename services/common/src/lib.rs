@@ -9,6 +9,7 @@
 //! - [`config`]: the documented, typed configuration (TOML + `SELFHEAL__…` env).
 //! - [`kafka`]: client configuration, the idempotent producer, topic creation.
 //! - [`consumer`]: the at-least-once consume → process → produce → store-offset loop.
+//! - [`describe`]: one-line summaries of regressions, verdicts and actions for people.
 //! - [`ids`]: stable content-derived ids (regressions, verdicts, actions).
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` (axum), mergeable with service routes.
 //! - [`metrics`]: the Prometheus registry and the standard per-service metrics
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod describe;
 pub mod embedded;
 pub mod http;
 pub mod ids;

@@ -97,9 +97,6 @@ impl Core for Checked {
     }
 
     fn describe(o: &Regression) -> String {
-        format!(
-            "{:?} regression of {} in {} {}: observed {}, p = {:.2e}",
-            o.kind, o.signature, o.service, o.revision, o.observed, o.p_value
-        )
+        selfheal_common::describe::regression(o)
     }
 }

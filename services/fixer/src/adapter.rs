@@ -129,7 +129,8 @@ impl FixerStage {
                     done.reasons.push(format!("failed: {e}"));
                 }
             }
-            tracing::info!(action = %done.id, status = ?done.status, service = %done.service, "action finished");
+            tracing::info!(action = %done.id, status = ?done.status, service = %done.service,
+                "{}", selfheal_common::describe::action(&done));
             publish(&producer, &topic, &done).await;
             if let Some(n) = &executors.notifier {
                 n.notify(&done).await;
@@ -221,7 +222,7 @@ impl Stage for FixerStage {
                 revision = %action.revision,
                 rule = %action.rule,
                 "{}",
-                action.reasons.first().map(String::as_str).unwrap_or_default()
+                selfheal_common::describe::action(&action)
             );
             out.push(
                 Outgoing::event(&self.config.topics.actions, &action)

@@ -21,8 +21,8 @@ pub struct NormalizeArgs {
     #[arg(long, default_value = "-")]
     pub service: String,
     /// Masking threads (default: the number of CPUs); grouping and output
-    /// stay on one thread, in input order.
-    #[arg(long)]
+    /// stay on one thread, in input order. At least 1.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
 }
 

@@ -290,6 +290,16 @@ pub fn parse_line_ref(
     }
 }
 
+/// serde_json counts lines and columns within the one line it was given, so
+/// its "at line 1 column 42" is dropped for the column alone: the line is the
+/// error's `line` (the body's; chunked parsers shift it afterwards).
+fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&position).unwrap_or(&text);
+    format!("invalid JSON at column {}: {what}", e.column())
+}
+
 /// The precise parser: every line the fast one does not take, and the wording
 /// of every error.
 fn parse_line_precise(
@@ -302,8 +312,7 @@ fn parse_line_precise(
         field: field.to_owned(),
         reason,
     };
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| err("(json)", format!("invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(line).map_err(|e| err("(json)", json_reason(&e)))?;
     let Value::Object(obj) = value else {
         return Err(err("(json)", "expected a JSON object".to_owned()));
     };
@@ -1158,6 +1167,11 @@ mod tests {
         );
         assert!(errors[0].reason.contains("RFC 3339"));
         assert!(errors[2].reason.contains("missing"));
+        // The position is the body's line, not serde_json's "line 1".
+        assert_eq!(
+            errors[1].to_string(),
+            "line 2: field `(json)`: invalid JSON at column 2: key must be a string"
+        );
     }
 
     #[test]

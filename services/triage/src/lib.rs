@@ -282,17 +282,8 @@ impl Stage for TriageStage {
     }
 }
 
-/// A one-line summary of a verdict for the log.
+/// A one-line summary of a verdict for the log (decision, confidence and
+/// the cited `file:line`).
 pub fn describe(v: &Verdict) -> String {
-    format!(
-        "{:?} ({:.2}) for {} {}: {}",
-        v.decision,
-        v.confidence,
-        v.service,
-        v.revision,
-        v.evidence
-            .first()
-            .map(|e| format!("{}:{}", e.file, e.line.unwrap_or_default()))
-            .unwrap_or_else(|| "no line cited".to_owned())
-    )
+    selfheal_common::describe::verdict(v)
 }

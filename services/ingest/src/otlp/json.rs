@@ -65,13 +65,14 @@ pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed
                 ordinal += 1;
                 let path = format!("{spath}.logRecords[{li}]");
                 let mapped = fields(lr, &path, ordinal)
+                    .map_err(|e| vec![e])
                     .and_then(|f| log_record(f, &resource_attrs, &path, ordinal, checks));
                 match mapped {
                     Ok((r, source)) => {
                         out.parsed.0.push((ordinal, Record::Log(r)));
                         out.revision_sources.push(source);
                     }
-                    Err(e) => out.parsed.1.push(e),
+                    Err(faults) => out.parsed.1.extend(faults),
                 }
             }
         }
@@ -155,6 +156,30 @@ fn fields(lr: &Value, path: &str, ordinal: usize) -> Result<Fields, LineError> {
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// A record's event time (ms): `timeUnixNano`, else `observedTimeUnixNano`,
+/// checked by `check_ts`; or the field at fault and why.
+fn event_time(
+    obj: &Map<String, Value>,
+    check_ts: &dyn Fn(i64) -> Result<(), String>,
+) -> Result<i64, (&'static str, String)> {
+    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| ("timeUnixNano", r))? {
+        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
+        _ => match nanos(obj, "observedTimeUnixNano").map_err(|r| ("observedTimeUnixNano", r))? {
+            Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
+            _ => {
+                return Err((
+                    "timeUnixNano",
+                    "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
+                ))
+            }
+        },
+    };
+    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
+    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
+    check_ts(ts_ms).map_err(|r| (ts_field, r))?;
+    Ok(ts_ms)
 }
 
 /// A `fixed64` field: proto3 JSON writes it as a decimal string; numbers are
@@ -309,6 +334,25 @@ mod tests {
         assert!(errors.iter().any(|e| e.field
             == "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"
             && e.reason == "too far ahead"));
+    }
+
+    #[test]
+    fn every_fault_of_a_record_is_listed() {
+        let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[]}]}]}]}"#;
+        let (records, errors) = parse_logs(body.as_bytes()).unwrap();
+        assert!(records.is_empty());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let at = "resourceLogs[0].scopeLogs[0].logRecords[0]";
+        assert_eq!(
+            fields,
+            [
+                // No revision is no fault by default: the fallback applies.
+                format!("{at}.resource.attributes[service.name]"),
+                format!("{at}.timeUnixNano"),
+                format!("{at}.body"),
+            ]
+        );
+        assert!(errors.iter().all(|e| e.line == 1), "{errors:?}");
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub(crate) fn log_record(
     path: &str,
     ordinal: usize,
     checks: &Checks<'_>,
-) -> Result<(LogRecord, String), LineError> {
+) -> Result<(LogRecord, String), Vec<LineError>> {
     let err = |field: &str, reason: String| LineError {
         line: ordinal,
         field: format!("{path}.{field}"),
@@ -116,46 +116,60 @@ pub(crate) fn log_record(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.trim().is_empty())
     };
-    let service = attr("service.name").ok_or_else(|| {
-        err(
+    // Every fault of the record is reported, so a sender fixes them in one
+    // round.
+    let mut faults = Vec::new();
+    let service = attr("service.name");
+    if service.is_none() {
+        faults.push(err(
             "resource.attributes[service.name]",
             "required attribute is missing".to_owned(),
-        )
-    })?;
-    let (revision, source) = match checks
+        ));
+    }
+    let revision = match checks
         .revision
         .attributes
         .iter()
         .find_map(|k| attr(k).map(|v| (v.to_owned(), k.clone())))
     {
-        Some(found) => found,
+        Some(found) => Some(found),
         None => match &checks.revision.fallback {
-            Some(fallback) => (fallback.clone(), "fallback".to_owned()),
+            Some(fallback) => Some((fallback.clone(), "fallback".to_owned())),
             None => {
-                return Err(err(
+                faults.push(err(
                     "resource.attributes[service.version]",
                     format!(
                         "no revision: none of the attributes {:?} is set and \
                          ingest.otlp_revision_fallback is empty",
                         checks.revision.attributes
                     ),
-                ))
+                ));
+                None
             }
         },
     };
-    let (ns, ts_field) = match (f.time_ns, f.observed_ns) {
-        (t, _) if t > 0 => (t, "timeUnixNano"),
-        (_, o) if o > 0 => (o, "observedTimeUnixNano"),
+    let ts = match (f.time_ns, f.observed_ns) {
+        (t, _) if t > 0 => Some((t, "timeUnixNano")),
+        (_, o) if o > 0 => Some((o, "observedTimeUnixNano")),
         _ => {
-            return Err(err(
+            faults.push(err(
                 "timeUnixNano",
                 "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
-            ))
+            ));
+            None
         }
     };
     // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
-    let ts_ms = i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
-    (checks.check_ts)(ts_ms).map_err(|r| err(ts_field, r))?;
+    let ts_ms = ts.and_then(|(ns, field)| {
+        let ms = i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
+        match (checks.check_ts)(ms) {
+            Ok(()) => Some(ms),
+            Err(r) => {
+                faults.push(err(field, r));
+                None
+            }
+        }
+    });
     let exception_message = attr("exception.message");
     let exception_type = attr("exception.type");
     // The body is what the program logged ("failed to quote"); the exception
@@ -164,13 +178,18 @@ pub(crate) fn log_record(
     let message = f
         .body
         .filter(|m| !m.trim().is_empty())
-        .or_else(|| exception_message.map(str::to_owned))
-        .ok_or_else(|| {
-            err(
-                "body",
-                "no body and no exception.message attribute".to_owned(),
-            )
-        })?;
+        .or_else(|| exception_message.map(str::to_owned));
+    if message.is_none() {
+        faults.push(err(
+            "body",
+            "no body and no exception.message attribute".to_owned(),
+        ));
+    }
+    let (Some(service), Some((revision, source)), Some(ts_ms), Some(message)) =
+        (service, revision, ts_ms, message)
+    else {
+        return Err(faults);
+    };
     let stack = attr("exception.stacktrace").map(str::to_owned).or_else(|| {
         exception_message
             .filter(|m| *m != message)

@@ -39,7 +39,7 @@ pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed
                         out.parsed.0.push((ordinal, Record::Log(r)));
                         out.revision_sources.push(source);
                     }
-                    Err(e) => out.parsed.1.push(e),
+                    Err(faults) => out.parsed.1.extend(faults),
                 }
             }
         }
