@@ -236,9 +236,9 @@ pub async fn post_rounds(url: &str, rounds: Vec<Vec<String>>) -> usize {
     n
 }
 
-/// Waits until consumer group `group` has committed, on every partition of
-/// `topics`, the partition's end offset: everything written was consumed.
-pub fn wait_consumed(bootstrap: &str, group: &str, topics: &[&str], timeout: Duration) {
+/// How far consumer group `group` is through `topics`: (records committed,
+/// records written) summed over every partition, and the partitions behind.
+pub fn progress(bootstrap: &str, group: &str, topics: &[&str]) -> (i64, i64, Vec<String>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -254,31 +254,51 @@ pub fn wait_consumed(bootstrap: &str, group: &str, topics: &[&str], timeout: Dur
             tpl.add_partition(topic, p.id());
         }
     }
-    let deadline = Instant::now() + timeout;
-    let mut behind = Vec::new();
-    while Instant::now() < deadline {
-        let committed = consumer
-            .committed_offsets(tpl.clone(), Duration::from_secs(10))
-            .unwrap();
-        behind.clear();
-        for e in committed.elements() {
-            let (_, high) = consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
-                .unwrap();
-            let at = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            };
-            if at < high {
-                behind.push(format!("{}[{}] {at}/{high}", e.topic(), e.partition()));
+    // The coordinator can be slow to answer right after a kill: retry.
+    let mut tries = 0;
+    let committed = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(c) => break c,
+            Err(e) if tries < 5 => {
+                tries += 1;
+                eprintln!("committed offsets of {group}: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
             }
+            Err(e) => panic!("committed offsets of {group}: {e}"),
         }
+    };
+    let (mut done, mut total, mut behind) = (0, 0, Vec::new());
+    for e in committed.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+            .unwrap();
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        done += at - low;
+        total += high - low;
+        if at < high {
+            behind.push(format!("{}[{}] {at}/{high}", e.topic(), e.partition()));
+        }
+    }
+    (done, total, behind)
+}
+
+/// Waits until consumer group `group` has committed, on every partition of
+/// `topics`, the partition's end offset: everything written was consumed.
+pub fn wait_consumed(bootstrap: &str, group: &str, topics: &[&str], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, _, behind) = progress(bootstrap, group, topics);
         if behind.is_empty() {
             return;
         }
+        if Instant::now() > deadline {
+            panic!("group {group} did not consume its input within {timeout:?}: {behind:?}");
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("group {group} did not consume its input within {timeout:?}: {behind:?}");
 }
 
 /// Every committed regression on `topic`, as keys, sorted. Reads until the
