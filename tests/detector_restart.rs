@@ -140,7 +140,11 @@ async fn a_killed_detector_resumes_from_its_changelog_exactly() {
     let svc2 = all_again.iter().find(|r| r.service == "svc2").unwrap();
     let after = svc2.detected_at_ms - svc2.window_start_ms;
     eprintln!("svc2 detected {} s after the deploy", after / 1000);
-    assert!(after <= 10 * 60_000, "detected {} s after the deploy", after / 1000);
+    assert!(
+        after <= 10 * 60_000,
+        "detected {} s after the deploy",
+        after / 1000
+    );
 
     shutdown.cancel();
     ingest.wait().await.unwrap();
