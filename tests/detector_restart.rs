@@ -133,9 +133,18 @@ async fn a_killed_detector_resumes_from_its_changelog_exactly() {
     services.sort_unstable();
     assert_eq!(services, ["svc1", "svc2", "svc3"]);
     assert!(all_again.iter().all(|r| r.kind == RegressionKind::New));
-    // svc2's "new" needs the baseline it saw before the crash: restored.
+    // svc2's "new" needs the baseline it saw before the crash: restored. It
+    // is found minutes after the deploy, not at the window's end (60 min):
+    // counted per minute (3 KeyErrors by 10:04, as the backtest finds it),
+    // then held by the fleet guard while the same error shows in svc1/svc3.
     let svc2 = all_again.iter().find(|r| r.service == "svc2").unwrap();
-    assert!(svc2.detected_at_ms - svc2.window_start_ms <= 5 * 60_000);
+    let after = svc2.detected_at_ms - svc2.window_start_ms;
+    eprintln!("svc2 detected {} s after the deploy", after / 1000);
+    assert!(
+        after <= 10 * 60_000,
+        "detected {} s after the deploy",
+        after / 1000
+    );
 
     shutdown.cancel();
     ingest.wait().await.unwrap();

@@ -13,9 +13,11 @@ Scenarios (each prints what it did and what it measured):
                exception types and functions, so they do not group), reports
                the intake rate and, with --detector-metrics, the detector's
                state afterwards (it must keep running).
+  soak         steady valid load for --seconds while sampling --pid's RSS:
+               prints RSS first/max/last (run.sh passes `selfheal up`'s pid).
 
 Usage: deploy/fault/inject.py [--url http://127.0.0.1:4318] [--token T]
-                              {far-future,slow-clients,flood,all} [options]
+                              {far-future,slow-clients,flood,soak,all} [options]
 """
 import argparse
 import json
@@ -162,19 +164,72 @@ def flood(args):
     return ok
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def soak(args):
+    """Steady valid load (traffic and recurring errors of --services services,
+    stamped now) for --seconds, sampling --pid's RSS every --sample seconds;
+    prints RSS first/max/last and the request outcomes."""
+    t_end = time.time() + args.seconds
+    samples, statuses, lines_sent, i = [], {}, 0, 0
+    next_sample = time.time()
+    while time.time() < t_end:
+        if args.pid and time.time() >= next_sample:
+            samples.append(rss_kib(args.pid))
+            next_sample += args.sample
+        lines = []
+        for s in range(args.services):
+            svc = f"soak-{s}"
+            lines.append(json.dumps({"type": "traffic", "ts": now_ms(), "service": svc,
+                                     "revision": "r1", "requests": 1000, "window_s": 60}))
+            for k in range(20):
+                lines.append(json.dumps({
+                    "ts": now_ms(), "service": svc, "revision": "r1", "level": "error",
+                    "message": f"Timeout after {i + k}ms calling dep-{k % 7} (request_id=req-{i}-{k})",
+                }))
+        status, _ = post(args.url + "/v1/ndjson/logs", "\n".join(lines), args.token)
+        statuses[status] = statuses.get(status, 0) + 1
+        lines_sent += len(lines)
+        i += 1
+        time.sleep(args.interval)
+    if args.pid:
+        samples.append(rss_kib(args.pid))
+    ok = set(statuses) == {200}
+    if samples:
+        print(f"soak: {args.seconds:.0f} s, {lines_sent} lines in {i} requests, responses {statuses}; "
+              f"RSS first {samples[0] / 1024:.1f} MiB, max {max(samples) / 1024:.1f} MiB, "
+              f"last {samples[-1] / 1024:.1f} MiB ({len(samples)} samples)")
+    else:
+        print(f"soak: {args.seconds:.0f} s, {lines_sent} lines, responses {statuses} (no --pid: no RSS)")
+    print(f"soak: {'OK' if ok else 'UNEXPECTED'}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="http://127.0.0.1:4318")
     ap.add_argument("--token", default=None)
-    ap.add_argument("scenario", choices=["far-future", "slow-clients", "flood", "all"])
+    ap.add_argument("scenario", choices=["far-future", "slow-clients", "flood", "soak", "all"])
     ap.add_argument("--clients", type=int, default=20, help="slow-clients: connections of each kind")
     ap.add_argument("--max-wait", type=float, default=60.0, help="slow-clients: give up after (s)")
     ap.add_argument("--signatures", type=int, default=5000, help="flood: distinct signatures")
     ap.add_argument("--detector-metrics", default=None, help="flood: e.g. http://127.0.0.1:8081/metrics")
     ap.add_argument("--settle", type=float, default=10.0, help="flood: wait before reading detector metrics (s)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="soak: duration (s)")
+    ap.add_argument("--pid", type=int, default=None, help="soak: process whose RSS is sampled")
+    ap.add_argument("--sample", type=float, default=5.0, help="soak: RSS sampling period (s)")
+    ap.add_argument("--services", type=int, default=10, help="soak: services sending")
+    ap.add_argument("--interval", type=float, default=0.2, help="soak: pause between requests (s)")
     args = ap.parse_args()
-    runs = {"far-future": far_future, "slow-clients": slow_clients, "flood": flood}
-    names = list(runs) if args.scenario == "all" else [args.scenario]
+    runs = {"far-future": far_future, "slow-clients": slow_clients, "flood": flood, "soak": soak}
+    # `all`: the quick scenarios; the soak runs on its own (run.sh runs it).
+    names = [n for n in runs if n != "soak"] if args.scenario == "all" else [args.scenario]
     ok = all([runs[n](args) for n in names])
     sys.exit(0 if ok else 1)
 

@@ -549,6 +549,7 @@ impl Detector {
     /// Runs the evaluations of deploy `idx` from `first` through its latest
     /// one, in order, stopping where one has to wait.
     fn run_from(&mut self, service: &str, idx: usize, first: i64) -> Vec<Regression> {
+        self.forget_held_from(service, idx, first);
         let window = i64::from(self.config.window_minutes) * MINUTE_MS;
         let mut out = Vec::new();
         let mut at = first;
@@ -566,6 +567,28 @@ impl Detector {
             at = next;
         }
         out
+    }
+
+    /// Forgets when deploy `idx`'s candidates were first held at or after
+    /// `first`: those evaluations are about to re-run with more data, and a
+    /// hold that began in a run on partial data (a topic read ahead of
+    /// another) must not shorten the hold the complete data gives, or the
+    /// detection time would depend on arrival order (issue 17).
+    fn forget_held_from(&mut self, service: &str, idx: usize, first: i64) {
+        let svc = self.services.get_mut(service).expect("exists");
+        if !svc.held.values().any(|t| *t >= first) {
+            return;
+        }
+        let rev = &svc.deploys[idx].deploy.revision;
+        let ids: BTreeSet<String> = svc
+            .sigs
+            .keys()
+            .flat_map(|sig| {
+                [RegressionKind::New, RegressionKind::Spike]
+                    .map(|k| output::regression_id(service, rev, sig, k))
+            })
+            .collect();
+        svc.held.retain(|id, t| *t < first || !ids.contains(id));
     }
 
     /// Re-judges the waiting evaluations whose wait is over.

@@ -25,7 +25,8 @@ const MAX_STACK_CHARS: usize = 16_000;
 /// The events one batch of records turns into.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Events {
-    /// One per (service, revision, signature) in the batch, in first-seen order.
+    /// One per (service, revision, signature, event-time minute) in the batch,
+    /// in first-seen order.
     pub signatures: Vec<SignatureCount>,
     /// One per traffic record.
     pub traffic: Vec<Traffic>,
@@ -68,7 +69,7 @@ impl WithNormalizer for &NormalizerConfig {
 }
 
 /// Converts records into events. Log lines with the same (service, revision,
-/// signature) are counted into one SignatureCount carrying the first/last event
+/// signature) in the same event-time minute are counted into one SignatureCount carrying the first/last event
 /// time and the first occurrence as the scrubbed sample.
 pub fn to_events(
     normalizer: impl WithNormalizer,
@@ -263,18 +264,20 @@ impl EventBuilder {
         let (signature, template) =
             normalizer.group_prepared(&p.log.service, &p.prepared, fingerprint);
         let log = p.log;
+        let minute = minute_of(log.ts_ms);
         let mut h = StableHasher::new();
         h.write_str(&log.service);
         h.write_str(&log.revision);
         h.write_u64(signature);
+        h.write_u64(minute as u64);
         let key = h.finish();
         let found = match self.index.get(&key) {
-            Some(&i) if self.is(i, &log.service, &log.revision, signature) => Some(i),
+            Some(&i) if self.is(i, &log.service, &log.revision, signature, minute) => Some(i),
             Some(_) => self
                 .collided
                 .iter()
                 .copied()
-                .find(|&i| self.is(i, &log.service, &log.revision, signature)),
+                .find(|&i| self.is(i, &log.service, &log.revision, signature, minute)),
             None => None,
         };
         if let Some(i) = found {
@@ -326,9 +329,12 @@ impl EventBuilder {
         });
     }
 
-    fn is(&self, i: usize, service: &str, revision: &str, signature: u64) -> bool {
+    fn is(&self, i: usize, service: &str, revision: &str, signature: u64, minute: i64) -> bool {
         let sc = &self.out.signatures[i];
-        self.ids[i] == signature && sc.service == service && sc.revision == revision
+        self.ids[i] == signature
+            && sc.service == service
+            && sc.revision == revision
+            && minute_of(sc.first_seen_ms) == minute
     }
 
     /// The batch's events.
@@ -339,12 +345,12 @@ impl EventBuilder {
 
 /// Pre-aggregation across batches (pure): merges the events of many requests
 /// into what one flush writes. SignatureCounts with the same (service, revision,
-/// signature) become one (counts added, time bounds widened, the first sample
+/// signature, minute) become one (counts added, time bounds widened, the first sample
 /// kept); traffic, deploys and builds are kept as they are, in arrival order.
 #[derive(Debug, Default)]
 pub struct Accumulator {
     events: Events,
-    index: HashMap<(String, String, String), usize>,
+    index: HashMap<(String, String, String, i64), usize>,
 }
 
 impl Accumulator {
@@ -355,6 +361,7 @@ impl Accumulator {
                 sc.service.clone(),
                 sc.revision.clone(),
                 sc.signature.clone(),
+                minute_of(sc.first_seen_ms),
             );
             match self.index.get(&key) {
                 Some(&i) => {
@@ -399,6 +406,16 @@ impl Accumulator {
     }
 }
 
+/// The event-time minute of `ts_ms`. Counts are kept per minute: the
+/// detector buckets a count at its first occurrence, so a count merged
+/// across minutes would move the later minutes' errors to the first one,
+/// and what the detector sees would depend on how requests and flushes cut
+/// the stream (issue 17: live must equal the backtest, which counts per
+/// minute).
+fn minute_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(60_000)
+}
+
 fn scrub_lines(text: &str) -> String {
     scrub(text).into_owned()
 }
@@ -422,6 +439,54 @@ fn truncate(s: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
     use crate::record::{parse_body, DefaultType};
+
+    /// The detector buckets a count at its first occurrence: one count over
+    /// two minutes would move the second minute's errors into the first, and
+    /// live results would depend on how requests cut the stream.
+    #[test]
+    fn counts_never_span_a_minute_whatever_the_batching() {
+        let line = |ts: i64| {
+            format!(r#"{{"ts":{ts},"service":"a","revision":"r","message":"Timeout after 30ms"}}"#)
+        };
+        let body = [59_000, 59_500, 60_000, 125_000].map(line).join("\n");
+        let (records, errors) = parse_body(&body, DefaultType::Log);
+        assert!(errors.is_empty());
+        let one = to_events(
+            &mut Normalizer::new(NormalizerConfig::default()),
+            records.into_iter().map(|(_, r)| r),
+        );
+        let counts: Vec<(i64, i64, i64)> = one
+            .signatures
+            .iter()
+            .map(|s| (s.count, s.first_seen_ms, s.last_seen_ms))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (2, 59_000, 59_500),
+                (1, 60_000, 60_000),
+                (1, 125_000, 125_000)
+            ]
+        );
+        // Across requests merged into one flush: the same.
+        let mut normalizer = Normalizer::new(NormalizerConfig::default());
+        let mut acc = Accumulator::default();
+        for ts in [59_000, 60_000, 59_500, 125_000] {
+            let (records, _) = parse_body(&line(ts), DefaultType::Log);
+            acc.add(to_events(
+                &mut normalizer,
+                records.into_iter().map(|(_, r)| r),
+            ));
+        }
+        let mut merged: Vec<(i64, i64, i64)> = acc
+            .take()
+            .signatures
+            .iter()
+            .map(|s| (s.count, s.first_seen_ms, s.last_seen_ms))
+            .collect();
+        merged.sort_unstable_by_key(|c| c.1);
+        assert_eq!(merged, counts);
+    }
 
     #[test]
     fn same_signature_in_one_batch_is_counted_once_with_time_bounds() {

@@ -158,30 +158,6 @@ fn fields(lr: &Value, path: &str, ordinal: usize) -> Result<Fields, LineError> {
     })
 }
 
-/// A record's event time (ms): `timeUnixNano`, else `observedTimeUnixNano`,
-/// checked by `check_ts`; or the field at fault and why.
-fn event_time(
-    obj: &Map<String, Value>,
-    check_ts: &dyn Fn(i64) -> Result<(), String>,
-) -> Result<i64, (&'static str, String)> {
-    let (ts_ms, ts_field) = match nanos(obj, "timeUnixNano").map_err(|r| ("timeUnixNano", r))? {
-        Some(ns) if ns > 0 => (ns / 1_000_000, "timeUnixNano"),
-        _ => match nanos(obj, "observedTimeUnixNano").map_err(|r| ("observedTimeUnixNano", r))? {
-            Some(ns) if ns > 0 => (ns / 1_000_000, "observedTimeUnixNano"),
-            _ => {
-                return Err((
-                    "timeUnixNano",
-                    "neither timeUnixNano nor observedTimeUnixNano is set".to_owned(),
-                ))
-            }
-        },
-    };
-    // u64 nanoseconds end in 2554: within the parser's years 1970..=9999.
-    let ts_ms = i64::try_from(ts_ms).unwrap_or(i64::MAX);
-    check_ts(ts_ms).map_err(|r| (ts_field, r))?;
-    Ok(ts_ms)
-}
-
 /// A `fixed64` field: proto3 JSON writes it as a decimal string; numbers are
 /// accepted too.
 fn nanos(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
