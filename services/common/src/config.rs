@@ -414,6 +414,15 @@ pub struct DetectorConfig {
     /// emits exactly what an uninterrupted run would. Off: at-least-once with
     /// in-memory state (the embedded cluster's transactions are not faithful).
     pub exactly_once: bool,
+    /// A stable name for this detector instance (e.g. a StatefulSet pod name,
+    /// `$HOSTNAME` in Kubernetes), used as its Kafka `transactional.id`
+    /// (`<group>.<name>`). With one, a restart after a crash fences the dead
+    /// process and aborts its open transaction at once; without one (the
+    /// default) each process start gets a unique id, and a restarted
+    /// detector's read of its changelog waits until the dead process's open
+    /// transaction times out (`transaction.timeout.ms`, 60 s). Two live
+    /// instances must never share a name: they would fence each other.
+    pub instance_name: String,
 }
 
 impl Default for DetectorConfig {
@@ -435,6 +444,7 @@ impl Default for DetectorConfig {
             hold_remediation_s: 600,
             max_signatures_per_service: 5_000,
             exactly_once: true,
+            instance_name: String::new(),
         }
     }
 }

@@ -178,7 +178,10 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
         t.builds.as_str(),
     ];
     let group = format!("{}.{}", config.kafka.group_prefix, NAME);
-    let instance = fleet_topic::instance_id(&group);
+    let instance = match config.detector.instance_name.trim() {
+        "" => fleet_topic::instance_id(&group),
+        name => format!("{group}.{name}"),
+    };
 
     let mut pc = client_config(&config.kafka)?;
     pc.set("transactional.id", &instance)
