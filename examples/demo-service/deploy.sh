@@ -45,8 +45,10 @@ echo "$pid" >"$dir/run/service.pid"
 
 i=0
 until [ -f "$dir/run/ready" ] && grep -q "^$rev $pid\$" "$dir/run/ready"; do
-  if ! kill -0 "$pid" 2>/dev/null || [ $i -ge 200 ]; then
-    echo "deploy.sh: $rev did not start (see $dir/run/service.out)" >&2
+  # 30 s: a cold Python start on a loaded 2-core CI machine can take 10 s.
+  if ! kill -0 "$pid" 2>/dev/null || [ $i -ge 600 ]; then
+    echo "deploy.sh: $rev did not start (see $dir/run/service.out); its last lines:" >&2
+    tail -n 20 "$dir/run/service.out" >&2 || true
     exit 1
   fi
   sleep 0.05
