@@ -1083,7 +1083,8 @@ pub(crate) fn command(args: &BacktestArgs) -> anyhow::Result<()> {
         // Scored from the rows just written, so the score reads exactly
         // what other tools read (and tolerates fields they add or lack).
         let theirs = simple.map(|s| crate::score::score(&truth, &s.regressions));
-        let report = crate::score::score_dir(&truth, &args.out, theirs)?;
+        let report = crate::score::score_dir(&truth, &args.out, theirs)?
+            .with_reference(&truth, &args.input)?;
         print!("{}", report.table());
         crate::score::write_json(&args.out, &report)?;
     }

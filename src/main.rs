@@ -79,9 +79,13 @@ enum Command {
         /// The truth file from `selfheal simulate`.
         #[arg(long)]
         truth: std::path::PathBuf,
+        /// The history the backtest read: with golden truth, also score the
+        /// simple golden-signal reference on it.
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
     },
     /// Generate a labeled fleet history (NDJSON) and its ground truth
-    /// (`--profile adversarial`, the default, or `classic`).
+    /// (`--profile adversarial`, the default, `classic` or `golden`).
     Simulate {
         /// Where to write the history.
         #[arg(long)]
@@ -90,7 +94,7 @@ enum Command {
         #[arg(long)]
         truth: std::path::PathBuf,
         #[command(flatten)]
-        sim: simulate::SimArgs,
+        sim: simulate::SimCli,
     },
 }
 
@@ -129,10 +133,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
         Command::Realbugs(args) => realbugs::command(&args),
-        Command::Score { dir, truth } => {
+        Command::Score { dir, truth, input } => {
             let truth = score::read_truth(&truth)?;
             let simple = score::previous_simple_recipe(&dir);
-            let report = score::score_dir(&truth, &dir, simple)?;
+            let mut report = score::score_dir(&truth, &dir, simple)?;
+            if let Some(input) = input {
+                report = report.with_reference(&truth, &input)?;
+            }
             #[allow(clippy::print_stdout)]
             {
                 print!("{}", report.table());
@@ -148,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ))
                 };
             let (mut o, mut t) = (create(&out)?, create(&truth)?);
-            let (lines, deploys) = simulate::simulate(&sim, &mut o, &mut t)?;
+            let (lines, deploys) = simulate::simulate(&sim.resolve(), &mut o, &mut t)?;
             std::io::Write::flush(&mut o)?;
             std::io::Write::flush(&mut t)?;
             eprintln!(

@@ -21,6 +21,14 @@
 //!
 //! Breakdowns by linkability, confounder, bug kind and language show where
 //! each stage fails.
+//!
+//! Golden-signal truth (`selfheal simulate --profile golden`) adds a
+//! per-kind section ([`golden`]): latency, 5xx rate and saturation scored
+//! separately, beside a simple reference computed from the input history
+//! ([`reference`], [`Report::with_reference`]).
+
+mod golden;
+mod reference;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -249,6 +257,9 @@ pub(crate) struct Report {
     pub(crate) verdict_rows: usize,
     pub(crate) rows_with_incident_id: usize,
     pub(crate) rows_with_localization: usize,
+    /// Per golden-signal kind, with the reference (golden truth only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) golden: Option<golden::Golden>,
 }
 
 /// The triage accuracy over deploys with a verdict.
@@ -338,6 +349,7 @@ fn report(
         verdict_rows: verdicts.len(),
         rows_with_incident_id: verdicts.iter().filter(|v| v.incident_id.is_some()).count(),
         rows_with_localization: verdicts.iter().filter(|v| v.localization.is_some()).count(),
+        golden: golden::Golden::score(truth, regressions),
     };
     for t in truth {
         let key = (t.service.as_str(), t.revision.as_str());
@@ -433,6 +445,15 @@ fn finite(x: f64) -> serde_json::Value {
 }
 
 impl Report {
+    /// Adds the golden reference, computed from the `input` history (one
+    /// streaming pass); nothing to do when the truth has no golden labels.
+    pub(crate) fn with_reference(mut self, truth: &[Truth], input: &Path) -> anyhow::Result<Self> {
+        if let Some(g) = &mut self.golden {
+            g.reference = Some(reference::score(truth, input)?);
+        }
+        Ok(self)
+    }
+
     /// The score as JSON (`DIR/score.json`); NaN latencies become null.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
@@ -582,6 +603,9 @@ impl Report {
                 format!("{}/{}", v.verdict_right, v.judged),
                 v.clean_rolled_back
             );
+        }
+        if let Some(g) = &self.golden {
+            s.push_str(&g.table());
         }
         s
     }

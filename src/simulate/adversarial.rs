@@ -322,6 +322,7 @@ pub(super) fn simulate(
             confounders: conf,
             error: c.map(|c| c.error.lines().next().unwrap_or("").to_owned()),
             changes: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            ..Truth::default()
         };
         writeln!(
             truth,

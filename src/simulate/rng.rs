@@ -93,6 +93,62 @@ impl Rng {
         let g = self.gamma(shape + 1.0) * (shape + 1.0);
         g * self.uniform().powf(1.0 / shape) / shape
     }
+    /// A standard normal draw (Box–Muller).
+    pub(super) fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    /// Binomial(n, p): by inversion when the smaller tail's mean is under 15
+    /// (exact, cost grows with that mean), else the normal approximation.
+    pub(super) fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        if n == 0 || p <= 0.0 {
+            return 0;
+        }
+        if p >= 1.0 {
+            return n;
+        }
+        if p > 0.5 {
+            return n - self.binomial(n, 1.0 - p);
+        }
+        let mean = n as f64 * p;
+        if mean >= 15.0 {
+            let sd = (mean * (1.0 - p)).sqrt();
+            return (mean + sd * self.normal()).round().clamp(0.0, n as f64) as u64;
+        }
+        // Inversion: walk the pmf from 0.
+        let q = 1.0 - p;
+        let mut pmf = q.powf(n as f64);
+        let mut cdf = pmf;
+        let u = self.uniform();
+        let mut k = 0u64;
+        while u > cdf && k < n {
+            pmf *= (n - k) as f64 / (k + 1) as f64 * p / q;
+            k += 1;
+            cdf += pmf;
+            if pmf < 1e-12 && cdf > 1.0 - 1e-9 {
+                break;
+            }
+        }
+        k
+    }
+    /// Multinomial(n, probs) by conditional binomials (`probs` sum to ~1;
+    /// the last category takes what is left).
+    pub(super) fn multinomial(&mut self, n: u64, probs: &[f64], out: &mut [u64]) {
+        let (mut left, mut mass) = (n, 1.0f64);
+        let last = probs.len().saturating_sub(1);
+        for (i, p) in probs.iter().enumerate() {
+            let k = if i == last {
+                left
+            } else if mass <= 0.0 {
+                0
+            } else {
+                self.binomial(left, (p / mass).clamp(0.0, 1.0))
+            };
+            out[i] = k;
+            left -= k;
+            mass -= p;
+        }
+    }
     /// A lowercase hex string of `n` digits.
     pub(super) fn hex(&mut self, n: usize) -> String {
         let mut s = String::with_capacity(n);

@@ -4,7 +4,7 @@
 //! files still read.
 
 /// The label of one simulated deploy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Truth {
     /// Service.
     pub(crate) service: String,
@@ -12,11 +12,14 @@ pub(crate) struct Truth {
     pub(crate) revision: String,
     /// Deploy time, epoch ms.
     pub(crate) deployed_at_ms: i64,
-    /// `culprit_new`, `culprit_spike` or `clean`.
+    /// `culprit_new`, `culprit_spike`, `clean`, or (golden profile)
+    /// `culprit_latency`, `culprit_error_rate`, `culprit_saturation`.
     pub(crate) label: String,
     /// The main confounder around this deploy, if any (`surge`,
     /// `surge_errors`, `outage`, `partial_outage`, `slow_burn`, `rolling`,
-    /// `docs`, `tests`, `ci`, `config`, `late`). In the classic profile only for
+    /// `docs`, `tests`, `ci`, `config`, `late`; golden: `dependency_slow`,
+    /// `surge`, `noisy_instance`, `gaps`, `restart`, `scale_out`, `rolling`,
+    /// `canary`, `late`). In the classic profile only for
     /// clean deploys; in the adversarial one culprits can have one too.
     pub(crate) confounder: Option<String>,
     /// For culprits: the file of the changed line that causes the error.
@@ -53,4 +56,17 @@ pub(crate) struct Truth {
     /// `tests`, `docs`, `ci`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) changes: Vec<String>,
+    /// Golden profile: the golden signals the culprit truly degrades
+    /// (`latency`, `error_rate`, `saturation`; a leak ending in OOM kills
+    /// also lists `error_rate`). Empty for clean deploys and other profiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) signals: Vec<String>,
+    /// Golden latency culprits: the `http.route` slowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) route: Option<String>,
+    /// Golden culprits: the size of the effect (latency: the route's p99
+    /// factor at zero load; 5xx: the rate factor; leak: MB/h per instance;
+    /// CPU: the per-request factor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) magnitude: Option<f64>,
 }
