@@ -38,6 +38,8 @@ pub(super) fn minute(
             + per_inst * m.cpu_per_req * cpu_f
             + 0.015 * rng.normal()
             + if i.gc { 0.04 } else { 0.0 }
+            // Cold start (JIT, cache fills) costs CPU too.
+            + 0.25 * (m.cold_start(i.age_min(t)) - 1.0)
             + cpu_add;
         let ts = t + i.offset_ms;
         let rev = &w.revs[si][i.rev];

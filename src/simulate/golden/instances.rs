@@ -38,9 +38,14 @@ impl Inst {
         self.down_until = t + rng.int(1, 2) * MIN;
     }
 
+    /// Minutes since it (re)started.
+    pub(super) fn age_min(&self, t: i64) -> f64 {
+        (t - self.started) as f64 / MIN as f64
+    }
+
     /// Resident memory in bytes at `t`.
     pub(super) fn memory(&self, t: i64, m: &Memory) -> f64 {
-        let age = (t - self.started) as f64 / MIN as f64;
+        let age = self.age_min(t);
         m.base * (1.0 - 0.4 * (-age / m.warm_min).exp()) + self.heap + self.leaked
     }
 }

@@ -22,6 +22,8 @@
 //!   (5–40 min), then a GC sawtooth (5–30% of a 150 MB–1.5 GB base, period
 //!   3–45 min); OOM-killed above a limit (1.5–2.5× the warm peak) and
 //!   restarted under the same name; CPU ∝ requests per instance + noise.
+//!   A new or restarted instance starts cold: up to 40% slower (and
+//!   busier), decaying over 1–3 minutes, so every deploy shows a brief bump.
 //!   Rolling and canary deploys split traffic and instances between both
 //!   revisions for 10–90 minutes.
 //! - **Culprits** ([`culprit::Kind`]): `latency_tail` (p99 ×1.5–4 on one

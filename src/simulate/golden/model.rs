@@ -73,6 +73,10 @@ pub(crate) struct Model {
     pub(crate) memory: Memory,
     /// Traffic multiplier per day (day-to-day variation).
     pub(crate) daily: Vec<f64>,
+    /// Cold start: a new or restarted instance is this much slower (and
+    /// busier) at first, decaying with time constant `cold_tau_min`.
+    pub(crate) cold: f64,
+    pub(crate) cold_tau_min: f64,
 }
 
 /// Draws the model of `svc` for a history of `days` days.
@@ -116,6 +120,8 @@ pub(crate) fn draw(rng: &mut Rng, svc: &Service, days: usize) -> Model {
             limit: (base + saw_amp) * rng.range(1.5, 2.5),
         },
         daily: (0..days + 1).map(|_| rng.range(0.85, 1.15)).collect(),
+        cold: rng.range(0.0, 0.4),
+        cold_tau_min: rng.range(1.0, 3.0),
     }
 }
 
@@ -152,6 +158,11 @@ fn route_mix(rng: &mut Rng) -> Mix {
 }
 
 impl Model {
+    /// The cold-start multiplier of an instance `age_min` minutes old.
+    pub(crate) fn cold_start(&self, age_min: f64) -> f64 {
+        1.0 + self.cold * (-age_min / self.cold_tau_min).exp()
+    }
+
     /// Requests per minute at `t_frac_day` (time of day in days, phase
     /// applied) on day `day`, before surges.
     pub(crate) fn rpm(&self, svc: &Service, day_frac: f64, day: usize) -> f64 {

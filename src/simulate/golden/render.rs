@@ -60,6 +60,8 @@ pub(super) struct Serving {
     pub(super) per_inst: f64,
     /// Its CPU-per-request multiplier.
     pub(super) cpu: f64,
+    /// Its instances' mean cold-start latency multiplier.
+    pub(super) cold: f64,
 }
 
 /// What a minute brings a service from outside: a dependency's latency
@@ -239,12 +241,11 @@ fn service_minute(
     };
     let mut loads = Vec::new();
     for &(rev, deploy, share) in &serving {
-        let up = l
-            .pool
-            .insts
-            .iter()
-            .filter(|i| i.rev == rev && i.up(t))
-            .count();
+        let (mut up, mut cold) = (0usize, 0.0);
+        for i in l.pool.insts.iter().filter(|i| i.rev == rev && i.up(t)) {
+            up += 1;
+            cold += m.cold_start(i.age_min(t));
+        }
         let per_inst = rpm * share / up.max(1) as f64;
         let effect = effect_at(w, deploy, t);
         let s = Serving {
@@ -253,6 +254,7 @@ fn service_minute(
             rpm: rpm * share,
             per_inst,
             cpu: effect.map_or(1.0, |e| e.cpu),
+            cold: if up == 0 { 1.0 } else { cold / up as f64 },
         };
         let kills = killed.iter().filter(|r| **r == rev).count();
         if let Some(d) = deploy {

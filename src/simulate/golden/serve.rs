@@ -34,7 +34,7 @@ pub(super) fn minute(
         .max(m.cpu_idle + (cpu_base - m.cpu_idle) * s.cpu)
         .min(RHO_MAX);
     let rho0 = traffic_rho.max(cpu_base).min(RHO_MAX);
-    let scale = o.latency / (1.0 - rho);
+    let scale = o.latency * s.cold / (1.0 - rho);
     let err_f = effect.map_or(1.0, |e| e.errors);
     // Load-induced 5xx (timeouts, rejected connections) from ρ = 0.7 up.
     let load = |r: f64| m.err_base * 40.0 * ((r - 0.7).max(0.0) / 0.22).powi(2);
