@@ -913,7 +913,7 @@ pub(crate) fn write_outputs(
             .map(|r| {
                 json!({
                     "service": r.service, "revision": r.revision, "signature": r.signature,
-                    "template": r.template, "kind": kind_name(r.kind),
+                    "template": r.template, "kind": RegressionKind::as_str(r.kind),
                     "detected_at": rfc3339(r.detected_at_ms), "detected_at_ms": r.detected_at_ms,
                     "deployed_at_ms": r.deployed_at_ms,
                     "observed": r.observed, "expected": finite(r.expected),
@@ -996,14 +996,6 @@ pub(crate) fn write_outputs(
         write("rejected.ndjson", rejected.to_vec())?;
     }
     Ok(())
-}
-
-fn kind_name(k: RegressionKind) -> &'static str {
-    match k {
-        RegressionKind::New => "new",
-        RegressionKind::Spike => "spike",
-        RegressionKind::BuildFailure => "build_failure",
-    }
 }
 
 /// Fails before the run if `--out` cannot take the output files: it is a
@@ -1263,7 +1255,7 @@ mod tests {
                         r.service.clone(),
                         r.revision.clone(),
                         r.signature.clone(),
-                        kind_name(r.kind),
+                        RegressionKind::as_str(r.kind),
                         r.detected_at_ms,
                         r.externally_correlated,
                     )

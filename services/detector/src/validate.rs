@@ -156,6 +156,7 @@ mod tests {
             window_start_ms: 1_800_000_000_000,
             window_s: 60,
             requests: 100,
+            errors: None,
         }
     }
 

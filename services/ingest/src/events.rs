@@ -228,6 +228,7 @@ impl EventBuilder {
                 window_start_ms: t.ts_ms,
                 window_s: t.window_s,
                 requests: t.requests,
+                errors: None,
             }),
             RecordRef::Deploy(d) => self.out.deploys.push(Deploy {
                 service: d.service,
