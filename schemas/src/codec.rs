@@ -143,6 +143,24 @@ impl AnyEvent {
         }
     }
 
+    /// The event time an input event is bucketed at (a count's first
+    /// occurrence, a window's start, a deploy's or build's time); `None`
+    /// for the detector's and later stages' outputs and dead letters.
+    pub fn input_time_ms(&self) -> Option<i64> {
+        match self {
+            AnyEvent::SignatureCount(e) => Some(e.first_seen_ms),
+            AnyEvent::Traffic(e) => Some(e.window_start_ms),
+            AnyEvent::Deploy(e) => Some(e.deployed_at_ms),
+            AnyEvent::Build(e) => Some(e.finished_at_ms),
+            AnyEvent::LatencyHistogram(e) => Some(e.window_start_ms),
+            AnyEvent::InstanceGauge(e) => Some(e.ts_ms),
+            AnyEvent::Regression(_)
+            | AnyEvent::Verdict(_)
+            | AnyEvent::Action(_)
+            | AnyEvent::DeadLetter(_) => None,
+        }
+    }
+
     /// The event's Kafka key (see [`Event::key`]).
     pub fn key(&self) -> &str {
         match self {

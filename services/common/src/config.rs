@@ -114,6 +114,10 @@ pub struct TopicsConfig {
     pub deploys: String,
     /// Build events (ingest → detector).
     pub builds: String,
+    /// LatencyHistogram events (ingest → detector).
+    pub latency: String,
+    /// InstanceGauge events (ingest → detector).
+    pub gauges: String,
     /// Regression events (detector → triage, fixer, other teams).
     pub regressions: String,
     /// Verdict events (triage → fixer, other teams).
@@ -146,6 +150,8 @@ impl Default for TopicsConfig {
             traffic: "selfheal.traffic".to_owned(),
             deploys: "selfheal.deploys".to_owned(),
             builds: "selfheal.builds".to_owned(),
+            latency: "selfheal.latency".to_owned(),
+            gauges: "selfheal.gauges".to_owned(),
             regressions: "selfheal.regressions".to_owned(),
             verdicts: "selfheal.verdicts".to_owned(),
             actions: "selfheal.actions".to_owned(),
@@ -161,19 +167,34 @@ impl Default for TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic name, in a fixed order.
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.logs_raw,
             &self.signatures,
             &self.traffic,
             &self.deploys,
             &self.builds,
+            &self.latency,
+            &self.gauges,
             &self.regressions,
             &self.verdicts,
             &self.actions,
             &self.dlq,
             &self.detector_changelog,
             &self.detector_fleet,
+        ]
+    }
+
+    /// The detector's input topics: signature counts, traffic, deploys,
+    /// builds, latency histograms and gauges.
+    pub fn detector_inputs(&self) -> [&str; 6] {
+        [
+            &self.signatures,
+            &self.traffic,
+            &self.deploys,
+            &self.builds,
+            &self.latency,
+            &self.gauges,
         ]
     }
 
@@ -187,6 +208,8 @@ impl TopicsConfig {
             traffic: s(&self.traffic),
             deploys: s(&self.deploys),
             builds: s(&self.builds),
+            latency: s(&self.latency),
+            gauges: s(&self.gauges),
             regressions: s(&self.regressions),
             verdicts: s(&self.verdicts),
             actions: s(&self.actions),
