@@ -446,6 +446,43 @@ pub struct DetectorConfig {
     /// transaction times out (`transaction.timeout.ms`, 60 s). Two live
     /// instances must never share a name: they would fence each other.
     pub instance_name: String,
+    /// Golden signals: latency histograms and server-error rates.
+    pub golden: GoldenConfig,
+}
+
+/// How the detector judges golden signals (latency, server-error rate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoldenConfig {
+    /// Judge latency histograms and traffic's server errors at all.
+    pub enabled: bool,
+    /// Fewest new-revision requests (in a latency series, or with known
+    /// errors) before a golden signal is judged.
+    pub min_requests: u32,
+    /// Fewest new-revision server errors for an error-rate regression.
+    pub min_errors: u32,
+    /// Smallest rise of the share of requests above a bucket bound (slow
+    /// requests, or failed ones) over the control's share.
+    pub min_tail_ratio: f64,
+    /// Smallest rise of the worst of p50, p95 and p99 for a latency
+    /// regression (so a statistically clear but tiny shift is not one).
+    pub min_quantile_ratio: f64,
+    /// Smallest absolute rise of the server-error share of requests
+    /// (0.001: a tenth of a percentage point).
+    pub min_error_rate_increase: f64,
+}
+
+impl Default for GoldenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_requests: 100,
+            min_errors: 10,
+            min_tail_ratio: 1.5,
+            min_quantile_ratio: 1.2,
+            min_error_rate_increase: 0.001,
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -468,6 +505,7 @@ impl Default for DetectorConfig {
             max_signatures_per_service: 5_000,
             exactly_once: true,
             instance_name: String::new(),
+            golden: GoldenConfig::default(),
         }
     }
 }
