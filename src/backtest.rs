@@ -391,13 +391,10 @@ impl Cores {
         if self.detectors.len() == 1 {
             return self.detectors[0].on_event(event);
         }
-        let service = match event {
-            AnyEvent::SignatureCount(x) => &x.service,
-            AnyEvent::Traffic(x) => &x.service,
-            AnyEvent::Deploy(x) => &x.service,
-            AnyEvent::Build(x) => &x.service,
-            _ => return Vec::new(),
-        };
+        if event.input_time_ms().is_none() {
+            return Vec::new();
+        }
+        let service = event.key();
         let hash = selfheal_common::ids::stable_id(&[service]);
         let owner =
             u64::from_str_radix(&hash, 16).unwrap_or_default() % self.detectors.len() as u64;
@@ -536,14 +533,7 @@ impl<'scope> Fanout<'scope> {
         }
         let events = builder.finish();
         // The order the live topics deliver a flush in.
-        let ordered: Vec<AnyEvent> = events
-            .deploys
-            .into_iter()
-            .map(AnyEvent::Deploy)
-            .chain(events.builds.into_iter().map(AnyEvent::Build))
-            .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
-            .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount))
-            .collect();
+        let ordered: Vec<AnyEvent> = events.into_ordered().collect();
         let batch = Arc::new(ordered);
         for tx in &self.senders {
             // A closed channel means its thread panicked: `finish` says so.
@@ -913,7 +903,7 @@ pub(crate) fn write_outputs(
             .map(|r| {
                 json!({
                     "service": r.service, "revision": r.revision, "signature": r.signature,
-                    "template": r.template, "kind": kind_name(r.kind),
+                    "template": r.template, "kind": RegressionKind::as_str(r.kind),
                     "detected_at": rfc3339(r.detected_at_ms), "detected_at_ms": r.detected_at_ms,
                     "deployed_at_ms": r.deployed_at_ms,
                     "observed": r.observed, "expected": finite(r.expected),
@@ -996,14 +986,6 @@ pub(crate) fn write_outputs(
         write("rejected.ndjson", rejected.to_vec())?;
     }
     Ok(())
-}
-
-fn kind_name(k: RegressionKind) -> &'static str {
-    match k {
-        RegressionKind::New => "new",
-        RegressionKind::Spike => "spike",
-        RegressionKind::BuildFailure => "build_failure",
-    }
 }
 
 /// Fails before the run if `--out` cannot take the output files: it is a
@@ -1176,14 +1158,7 @@ mod tests {
         {
             let events =
                 selfheal_ingest::events::to_events(&mut normalizer, minute.iter().cloned());
-            let ordered = events
-                .deploys
-                .into_iter()
-                .map(AnyEvent::Deploy)
-                .chain(events.builds.into_iter().map(AnyEvent::Build))
-                .chain(events.traffic.into_iter().map(AnyEvent::Traffic))
-                .chain(events.signatures.into_iter().map(AnyEvent::SignatureCount));
-            for e in ordered {
+            for e in events.into_ordered() {
                 cores.feed(&e, &mut out);
             }
         }
@@ -1264,7 +1239,7 @@ mod tests {
                         r.service.clone(),
                         r.revision.clone(),
                         r.signature.clone(),
-                        kind_name(r.kind),
+                        RegressionKind::as_str(r.kind),
                         r.detected_at_ms,
                         r.externally_correlated,
                     )

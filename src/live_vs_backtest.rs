@@ -39,35 +39,23 @@ fn history(profile: Profile, seed: u64) -> Vec<AnyEvent> {
     let mut events = Vec::new();
     for minute in records.chunk_by(|a, b| ts(a).div_euclid(60_000) == ts(b).div_euclid(60_000)) {
         let e = selfheal_ingest::events::to_events(&mut normalizer, minute.iter().cloned());
-        events.extend(
-            e.deploys
-                .into_iter()
-                .map(AnyEvent::Deploy)
-                .chain(e.builds.into_iter().map(AnyEvent::Build))
-                .chain(e.traffic.into_iter().map(AnyEvent::Traffic))
-                .chain(e.signatures.into_iter().map(AnyEvent::SignatureCount)),
-        );
+        events.extend(e.into_ordered());
     }
     events
 }
 
 fn service_of(e: &AnyEvent) -> &str {
-    match e {
-        AnyEvent::SignatureCount(x) => &x.service,
-        AnyEvent::Traffic(x) => &x.service,
-        AnyEvent::Deploy(x) => &x.service,
-        AnyEvent::Build(x) => &x.service,
-        _ => "",
+    if e.input_time_ms().is_some() {
+        e.key()
+    } else {
+        ""
     }
 }
 
 fn time_of(e: &AnyEvent) -> i64 {
     match e {
         AnyEvent::SignatureCount(x) => x.last_seen_ms,
-        AnyEvent::Traffic(x) => x.window_start_ms,
-        AnyEvent::Deploy(x) => x.deployed_at_ms,
-        AnyEvent::Build(x) => x.finished_at_ms,
-        _ => 0,
+        other => other.input_time_ms().unwrap_or(0),
     }
 }
 

@@ -51,6 +51,8 @@ fn event_time(e: &AnyEvent) -> i64 {
         AnyEvent::Build(b) => b.finished_at_ms,
         AnyEvent::Traffic(t) => t.window_start_ms,
         AnyEvent::SignatureCount(s) => s.first_seen_ms,
+        AnyEvent::LatencyHistogram(h) => h.window_start_ms,
+        AnyEvent::InstanceGauge(g) => g.ts_ms,
         _ => i64::MAX,
     }
 }
@@ -139,6 +141,8 @@ pub(crate) async fn command(args: ReplayArgs) -> anyhow::Result<()> {
         t.builds.as_str(),
         t.traffic.as_str(),
         t.signatures.as_str(),
+        t.latency.as_str(),
+        t.gauges.as_str(),
     ];
     let cfg = config.clone();
     let input_names: Vec<String> = inputs.iter().map(|s| (*s).to_owned()).collect();

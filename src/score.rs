@@ -35,7 +35,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::Context;
-use selfheal_schemas::{Regression, RegressionKind};
+use selfheal_schemas::Regression;
 use serde::{Deserialize, Serialize};
 
 use crate::simulate::Truth;
@@ -57,12 +57,7 @@ impl From<&Regression> for RegressionRow {
         RegressionRow {
             service: r.service.clone(),
             revision: r.revision.clone(),
-            kind: match r.kind {
-                RegressionKind::New => "new",
-                RegressionKind::Spike => "spike",
-                RegressionKind::BuildFailure => "build_failure",
-            }
-            .to_owned(),
+            kind: r.kind.as_str().to_owned(),
             detected_at_ms: r.detected_at_ms,
             externally_correlated: r.externally_correlated,
         }

@@ -162,6 +162,7 @@ mod tests {
             onset_ms: None,
             external_cues: vec![],
             hold_remediation_until_ms: None,
+            metric: None,
         }
     }
 

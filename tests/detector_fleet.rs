@@ -37,6 +37,7 @@ fn traffic(service: &str, revision: &str, t: i64) -> AnyEvent {
         window_start_ms: t,
         window_s: 60,
         requests: 1000,
+        errors: None,
     })
 }
 

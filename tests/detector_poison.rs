@@ -45,6 +45,7 @@ fn traffic(window_s: i32) -> Vec<u8> {
         window_start_ms: T0,
         window_s,
         requests: 10,
+        errors: None,
     })
     .unwrap()
 }

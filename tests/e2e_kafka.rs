@@ -480,6 +480,7 @@ async fn restarted_triage_still_knows_earlier_deploys() {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     };
     send(
         config.topics.regressions.clone(),

@@ -47,6 +47,7 @@ fn regression(service: &str) -> Regression {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     }
 }
 
@@ -208,6 +209,7 @@ async fn live_rollback_is_executed_reported_and_verified() {
             window_start_ms: T0 + 180_000 + i * 60_000,
             window_s: 60,
             requests: 1000,
+            errors: None,
         })
         .collect();
     send(&config, &config.topics.traffic, &traffic).await;

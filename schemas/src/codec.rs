@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::events::{
-    Action, Build, DeadLetter, Deploy, Regression, SignatureCount, Traffic, Verdict,
+    Action, Build, DeadLetter, Deploy, InstanceGauge, LatencyHistogram, Regression, SignatureCount,
+    Traffic, Verdict,
 };
 
 /// First two bytes of every single-object encoded message.
@@ -35,7 +36,7 @@ const ANY_EVENT: &str = "any selfheal event";
 const TRUNCATED: &str = "the datum is truncated";
 
 /// The schema files, in [`Kind`] order.
-static SCHEMA_FILES: [(&str, &str); 8] = [
+static SCHEMA_FILES: [(&str, &str); 10] = [
     (
         "SignatureCount.avsc",
         include_str!("../SignatureCount.avsc"),
@@ -47,6 +48,11 @@ static SCHEMA_FILES: [(&str, &str); 8] = [
     ("Verdict.avsc", include_str!("../Verdict.avsc")),
     ("Action.avsc", include_str!("../Action.avsc")),
     ("DeadLetter.avsc", include_str!("../DeadLetter.avsc")),
+    (
+        "LatencyHistogram.avsc",
+        include_str!("../LatencyHistogram.avsc"),
+    ),
+    ("InstanceGauge.avsc", include_str!("../InstanceGauge.avsc")),
 ];
 
 /// Earlier versions of the schemas, still decoded (resolved into today's
@@ -54,13 +60,18 @@ static SCHEMA_FILES: [(&str, &str); 8] = [
 /// contents)`. A schema grows only by fields with defaults; each time one
 /// does, the version it replaces is kept here, so messages written by an
 /// older selfheal (or still on a topic) stay readable.
-static HISTORY_FILES: [(Kind, &str); 3] = [
+static HISTORY_FILES: [(Kind, &str); 5] = [
     (Kind::Verdict, include_str!("../history/Verdict.v1.avsc")),
     (
         Kind::Regression,
         include_str!("../history/Regression.v1.avsc"),
     ),
     (Kind::Action, include_str!("../history/Action.v1.avsc")),
+    (
+        Kind::Regression,
+        include_str!("../history/Regression.v2.avsc"),
+    ),
+    (Kind::Traffic, include_str!("../history/Traffic.v1.avsc")),
 ];
 
 /// The `.avsc` files this crate embeds, as `(file name, contents)`, e.g.
@@ -91,6 +102,10 @@ pub trait Event:
 }
 
 /// Any one selfheal event, as returned by [`decode_any`].
+// A Regression is a few hundred bytes larger than a count: events are
+// decoded and handled one at a time, so the size costs nothing worth the
+// boxing every `match` would then carry.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyEvent {
     /// A [`SignatureCount`].
@@ -109,6 +124,10 @@ pub enum AnyEvent {
     Action(Action),
     /// A [`DeadLetter`].
     DeadLetter(DeadLetter),
+    /// A [`LatencyHistogram`].
+    LatencyHistogram(LatencyHistogram),
+    /// An [`InstanceGauge`].
+    InstanceGauge(InstanceGauge),
 }
 
 impl AnyEvent {
@@ -123,6 +142,26 @@ impl AnyEvent {
             AnyEvent::Verdict(_) => Verdict::NAME,
             AnyEvent::Action(_) => Action::NAME,
             AnyEvent::DeadLetter(_) => DeadLetter::NAME,
+            AnyEvent::LatencyHistogram(_) => LatencyHistogram::NAME,
+            AnyEvent::InstanceGauge(_) => InstanceGauge::NAME,
+        }
+    }
+
+    /// The event time an input event is bucketed at (a count's first
+    /// occurrence, a window's start, a deploy's or build's time); `None`
+    /// for the detector's and later stages' outputs and dead letters.
+    pub fn input_time_ms(&self) -> Option<i64> {
+        match self {
+            AnyEvent::SignatureCount(e) => Some(e.first_seen_ms),
+            AnyEvent::Traffic(e) => Some(e.window_start_ms),
+            AnyEvent::Deploy(e) => Some(e.deployed_at_ms),
+            AnyEvent::Build(e) => Some(e.finished_at_ms),
+            AnyEvent::LatencyHistogram(e) => Some(e.window_start_ms),
+            AnyEvent::InstanceGauge(e) => Some(e.ts_ms),
+            AnyEvent::Regression(_)
+            | AnyEvent::Verdict(_)
+            | AnyEvent::Action(_)
+            | AnyEvent::DeadLetter(_) => None,
         }
     }
 
@@ -137,6 +176,8 @@ impl AnyEvent {
             AnyEvent::Verdict(e) => e.key(),
             AnyEvent::Action(e) => e.key(),
             AnyEvent::DeadLetter(e) => e.key(),
+            AnyEvent::LatencyHistogram(e) => e.key(),
+            AnyEvent::InstanceGauge(e) => e.key(),
         }
     }
 }
@@ -219,6 +260,8 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyEvent> {
         Kind::Verdict => AnyEvent::Verdict(decode_body(reader, name, body)?),
         Kind::Action => AnyEvent::Action(decode_body(reader, name, body)?),
         Kind::DeadLetter => AnyEvent::DeadLetter(decode_body(reader, name, body)?),
+        Kind::LatencyHistogram => AnyEvent::LatencyHistogram(decode_body(reader, name, body)?),
+        Kind::InstanceGauge => AnyEvent::InstanceGauge(decode_body(reader, name, body)?),
     })
 }
 
@@ -323,10 +366,12 @@ enum Kind {
     Verdict,
     Action,
     DeadLetter,
+    LatencyHistogram,
+    InstanceGauge,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 10] = [
         Kind::SignatureCount,
         Kind::Traffic,
         Kind::Deploy,
@@ -335,6 +380,8 @@ impl Kind {
         Kind::Verdict,
         Kind::Action,
         Kind::DeadLetter,
+        Kind::LatencyHistogram,
+        Kind::InstanceGauge,
     ];
 
     fn name(self) -> &'static str {
@@ -347,6 +394,8 @@ impl Kind {
             Kind::Verdict => "Verdict",
             Kind::Action => "Action",
             Kind::DeadLetter => "DeadLetter",
+            Kind::LatencyHistogram => "LatencyHistogram",
+            Kind::InstanceGauge => "InstanceGauge",
         }
     }
 }
@@ -475,6 +524,8 @@ impl_event!(Regression, service);
 impl_event!(Verdict, service);
 impl_event!(Action, service);
 impl_event!(DeadLetter, source_topic);
+impl_event!(LatencyHistogram, service);
+impl_event!(InstanceGauge, service);
 
 #[cfg(test)]
 mod tests {
@@ -503,6 +554,8 @@ mod tests {
             Verdict::NAME,
             Action::NAME,
             DeadLetter::NAME,
+            LatencyHistogram::NAME,
+            InstanceGauge::NAME,
         ];
         let kinds: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
         assert_eq!(names.as_slice(), kinds.as_slice());

@@ -73,6 +73,57 @@ pub struct Traffic {
     pub window_s: i32,
     /// Requests served in the interval.
     pub requests: i64,
+    /// Server errors (5xx, gRPC UNAVAILABLE) among them; `None`: unknown.
+    pub errors: Option<i64>,
+}
+
+/// Request durations of one service revision on one route in one minute, as
+/// an explicit-bucket histogram
+/// (`LatencyHistogram.avsc`, topic `selfheal.latency`, ingest → detector).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "selfheal")]
+pub struct LatencyHistogram {
+    /// Service that served the requests; the Kafka key.
+    pub service: String,
+    /// Revision that served them.
+    pub revision: String,
+    /// Metric name, e.g. `http.server.request.duration`.
+    pub metric: String,
+    /// Unit of `bounds` and `sum` (`s` or `ms`).
+    pub unit: String,
+    /// `http.route`; `None` for the whole service.
+    pub route: Option<String>,
+    /// Start (inclusive) of the interval, event time, epoch ms.
+    pub window_start_ms: i64,
+    /// Length of the interval in seconds.
+    pub window_s: i32,
+    /// Bucket bounds, strictly increasing.
+    pub bounds: Vec<f64>,
+    /// Requests per bucket, `bounds.len() + 1` values.
+    pub counts: Vec<i64>,
+    /// Sum of the durations, if every merged record had it.
+    pub sum: Option<f64>,
+}
+
+/// One instance's memory or CPU gauge at one time
+/// (`InstanceGauge.avsc`, topic `selfheal.gauges`, ingest → detector).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "selfheal")]
+pub struct InstanceGauge {
+    /// Service of the instance; the Kafka key.
+    pub service: String,
+    /// Revision the instance runs.
+    pub revision: String,
+    /// Instance id.
+    pub instance: String,
+    /// Metric name (`process.memory.usage`, `process.cpu.utilization`).
+    pub metric: String,
+    /// Unit as sent (`By`, `1`).
+    pub unit: String,
+    /// Event time of the value, epoch ms.
+    pub ts_ms: i64,
+    /// The value, in `unit`.
+    pub value: f64,
 }
 
 /// A revision of a service went live
@@ -137,6 +188,9 @@ pub struct Build {
 /// - [`New`](Self::New): A signature the baseline never had (`new`).
 /// - [`Spike`](Self::Spike): A known signature at a significantly higher rate (`spike`).
 /// - [`BuildFailure`](Self::BuildFailure): The revision's build failed (`build_failure`).
+/// - [`Latency`](Self::Latency): A latency quantile rose (`latency`).
+/// - [`ErrorRate`](Self::ErrorRate): The server-error share of requests rose (`error_rate`).
+/// - [`Saturation`](Self::Saturation): Memory or CPU per instance grew (`saturation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "selfheal")]
 #[serde(rename_all = "snake_case")]
@@ -147,6 +201,49 @@ pub enum RegressionKind {
     New,
     Spike,
     BuildFailure,
+    Latency,
+    ErrorRate,
+    Saturation,
+}
+
+impl RegressionKind {
+    /// Whether this is a golden-signal kind (latency, error rate,
+    /// saturation): a metric regressed, not an error signature or a build.
+    pub fn is_metric(self) -> bool {
+        matches!(self, Self::Latency | Self::ErrorRate | Self::Saturation)
+    }
+
+    /// The Avro symbol, e.g. `"build_failure"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Spike => "spike",
+            Self::BuildFailure => "build_failure",
+            Self::Latency => "latency",
+            Self::ErrorRate => "error_rate",
+            Self::Saturation => "saturation",
+        }
+    }
+}
+
+/// What a golden-signal regression measured, in the metric's own unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "selfheal")]
+pub struct MetricDetail {
+    /// Metric name.
+    pub name: String,
+    /// Unit of the values.
+    pub unit: String,
+    /// Route the latency was measured on; `None`: the whole service.
+    pub route: Option<String>,
+    /// For latency: the quantile compared.
+    pub quantile: Option<f64>,
+    /// The new revision's value.
+    pub observed_value: f64,
+    /// The baseline's value.
+    pub expected_value: f64,
+    /// For saturation: the instances that grew.
+    pub instances: Vec<String>,
 }
 
 /// What error rates are measured against (Avro enum `selfheal.RateBasis`).
@@ -231,6 +328,9 @@ pub struct Regression {
     /// Attributed, but an external cause is not ruled out: remediation
     /// should wait until this event time. `None`: act at once.
     pub hold_remediation_until_ms: Option<i64>,
+    /// For latency, error-rate and saturation regressions: the metric and
+    /// its values; `None` otherwise.
+    pub metric: Option<MetricDetail>,
 }
 
 /// Whether a deploy caused its regressions (Avro enum `selfheal.Decision`).

@@ -18,6 +18,7 @@
 //!     window_start_ms: 1_773_050_400_000,
 //!     window_s: 60,
 //!     requests: 8105,
+//!     errors: Some(37),
 //! };
 //! let bytes = encode(&traffic)?;
 //! assert_eq!(&bytes[..2], &[0xC3, 0x01]);
@@ -58,5 +59,6 @@ pub use codec::{decode, decode_any, encode, schema_files, AnyEvent, Event};
 pub use error::{Error, Result};
 pub use events::{
     Action, ActionKind, ActionStatus, Build, BuildStatus, DeadLetter, Decision, Deploy, Evidence,
-    Frame, Localization, RateBasis, Regression, RegressionKind, SignatureCount, Traffic, Verdict,
+    Frame, InstanceGauge, LatencyHistogram, Localization, MetricDetail, RateBasis, Regression,
+    RegressionKind, SignatureCount, Traffic, Verdict,
 };

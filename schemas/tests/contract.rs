@@ -9,8 +9,9 @@ use apache_avro::rabin::Rabin;
 use apache_avro::Schema;
 use selfheal_schemas::{
     decode, decode_any, encode, schema_files, Action, ActionKind, ActionStatus, AnyEvent, Build,
-    BuildStatus, DeadLetter, Decision, Deploy, Error, Event, Evidence, Frame, Localization,
-    RateBasis, Regression, RegressionKind, SignatureCount, Traffic, Verdict,
+    BuildStatus, DeadLetter, Decision, Deploy, Error, Event, Evidence, Frame, InstanceGauge,
+    LatencyHistogram, Localization, MetricDetail, RateBasis, Regression, RegressionKind,
+    SignatureCount, Traffic, Verdict,
 };
 use serde_json::Value as Json;
 
@@ -59,6 +60,7 @@ fn traffic() -> Traffic {
         window_start_ms: 1_773_050_400_000,
         window_s: 60,
         requests: 8105,
+        errors: None,
     }
 }
 
@@ -131,6 +133,42 @@ fn regression(full: bool) -> Regression {
             Vec::new()
         },
         hold_remediation_until_ms: full.then_some(1_773_051_300_000),
+        metric: full.then(|| MetricDetail {
+            name: "http.server.request.duration".into(),
+            unit: "s".into(),
+            route: Some("/quote".into()),
+            quantile: Some(0.99),
+            observed_value: 1.25,
+            expected_value: 0.31,
+            instances: vec!["checkout-7f9c-x2".into()],
+        }),
+    }
+}
+
+fn latency_histogram(full: bool) -> LatencyHistogram {
+    LatencyHistogram {
+        service: "checkout".into(),
+        revision: "a1b2c3d".into(),
+        metric: "http.server.request.duration".into(),
+        unit: "s".into(),
+        route: full.then(|| "/quote".into()),
+        window_start_ms: 1_773_050_400_000,
+        window_s: 60,
+        bounds: vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0],
+        counts: vec![0, 3, 40, 900, 300, 20, 4, 1, 0],
+        sum: full.then_some(123.4),
+    }
+}
+
+fn instance_gauge() -> InstanceGauge {
+    InstanceGauge {
+        service: "checkout".into(),
+        revision: "a1b2c3d".into(),
+        instance: "checkout-7f9c-x2".into(),
+        metric: "process.memory.usage".into(),
+        unit: "By".into(),
+        ts_ms: 1_773_050_400_000,
+        value: 734_003_200.0,
     }
 }
 
@@ -249,9 +287,13 @@ fn dead_letter(full: bool) -> DeadLetter {
 
 /// Every event, each with all optional fields set and with none set.
 fn all_events() -> Vec<AnyEvent> {
-    let mut events = vec![AnyEvent::Traffic(traffic())];
+    let mut events = vec![
+        AnyEvent::Traffic(traffic()),
+        AnyEvent::InstanceGauge(instance_gauge()),
+    ];
     for full in [true, false] {
         events.extend([
+            AnyEvent::LatencyHistogram(latency_histogram(full)),
             AnyEvent::SignatureCount(signature_count(full)),
             AnyEvent::Deploy(deploy(full)),
             AnyEvent::Build(build(full)),
@@ -274,6 +316,8 @@ fn encode_any(event: &AnyEvent) -> Vec<u8> {
         AnyEvent::Verdict(e) => encode(e),
         AnyEvent::Action(e) => encode(e),
         AnyEvent::DeadLetter(e) => encode(e),
+        AnyEvent::LatencyHistogram(e) => encode(e),
+        AnyEvent::InstanceGauge(e) => encode(e),
     }
     .expect("encode")
 }
@@ -291,7 +335,13 @@ fn round_trip<E: Event + PartialEq>(event: &E) {
 #[test]
 fn every_event_round_trips_with_and_without_optional_fields() {
     round_trip(&traffic());
+    round_trip(&Traffic {
+        errors: Some(37),
+        ..traffic()
+    });
+    round_trip(&instance_gauge());
     for full in [true, false] {
+        round_trip(&latency_histogram(full));
         round_trip(&signature_count(full));
         round_trip(&deploy(full));
         round_trip(&build(full));
@@ -376,6 +426,7 @@ fn extreme_values_round_trip() {
         window_start_ms: i64::MIN,
         window_s: i32::MAX,
         requests: i64::MAX,
+        errors: None,
     });
     round_trip(&Regression {
         expected: f64::INFINITY,
@@ -413,6 +464,8 @@ fn keys_are_the_service_or_the_source_topic() {
             AnyEvent::Regression(e) => e.service.as_str(),
             AnyEvent::Verdict(e) => e.service.as_str(),
             AnyEvent::Action(e) => e.service.as_str(),
+            AnyEvent::LatencyHistogram(e) => e.service.as_str(),
+            AnyEvent::InstanceGauge(e) => e.service.as_str(),
         };
         assert_eq!(event.key(), expected);
     }
@@ -467,6 +520,8 @@ fn derived_schemas_equal_the_files() {
     assert_type_matches_file::<Verdict>();
     assert_type_matches_file::<Action>();
     assert_type_matches_file::<DeadLetter>();
+    assert_type_matches_file::<LatencyHistogram>();
+    assert_type_matches_file::<InstanceGauge>();
 }
 
 /// The fingerprints are the wire contract: a change here means every consumer
@@ -474,7 +529,7 @@ fn derived_schemas_equal_the_files() {
 /// Python's `avro` and `fastavro` on the same files.
 #[test]
 fn fingerprints_are_pinned() {
-    let pinned: [(&str, [u8; 8]); 8] = [
+    let pinned: [(&str, [u8; 8]); 10] = [
         (SignatureCount::NAME, SignatureCount::fingerprint()),
         (Traffic::NAME, Traffic::fingerprint()),
         (Deploy::NAME, Deploy::fingerprint()),
@@ -483,8 +538,10 @@ fn fingerprints_are_pinned() {
         (Verdict::NAME, Verdict::fingerprint()),
         (Action::NAME, Action::fingerprint()),
         (DeadLetter::NAME, DeadLetter::fingerprint()),
+        (LatencyHistogram::NAME, LatencyHistogram::fingerprint()),
+        (InstanceGauge::NAME, InstanceGauge::fingerprint()),
     ];
-    let expected: [(&str, u64); 8] = PINNED_FINGERPRINTS;
+    let expected: [(&str, u64); 10] = PINNED_FINGERPRINTS;
     for ((name, fp), (expected_name, expected_fp)) in pinned.iter().zip(expected) {
         assert_eq!(*name, expected_name);
         assert_eq!(
@@ -498,19 +555,21 @@ fn fingerprints_are_pinned() {
 
 /// CRC-64-AVRO of each file's Parsing Canonical Form, as the u64 whose
 /// little-endian bytes go on the wire.
-const PINNED_FINGERPRINTS: [(&str, u64); 8] = [
+const PINNED_FINGERPRINTS: [(&str, u64); 10] = [
     ("SignatureCount", 0x7c47_1a52_6e43_e7a8),
-    ("Traffic", 0xd5fe_1361_300c_5384),
+    ("Traffic", 0x3c82_9d60_ba0c_b490),
     ("Deploy", 0x753d_cc87_03db_6895),
     ("Build", 0x6f81_4b2c_e52d_f79c),
-    ("Regression", 0xc1c3_3da5_de30_73c0),
+    ("Regression", 0x3a44_103b_978e_3133),
     ("Verdict", 0x8ce0_c2b8_d2a4_941b),
     ("Action", 0x2d8f_046b_9943_1265),
     ("DeadLetter", 0x1c7f_cc4c_ca7f_615d),
+    ("LatencyHistogram", 0xc264_37aa_7374_772b),
+    ("InstanceGauge", 0xb02d_9899_d91a_a171),
 ];
 
 #[test]
-fn schema_files_are_the_eight_events() {
+fn schema_files_are_the_ten_events() {
     let names: Vec<&str> = schema_files().iter().map(|(name, _)| *name).collect();
     assert_eq!(
         names,
@@ -523,6 +582,8 @@ fn schema_files_are_the_eight_events() {
             "Verdict.avsc",
             "Action.avsc",
             "DeadLetter.avsc",
+            "LatencyHistogram.avsc",
+            "InstanceGauge.avsc",
         ]
     );
     // The embedded copies are the files on disk.
@@ -757,18 +818,20 @@ fn single_object_header_is_marker_then_little_endian_fingerprint() {
 
 #[test]
 fn body_is_the_plain_avro_datum() {
-    // Traffic: two strings, long, int, long, zig-zag varints.
+    // Traffic: two strings, long, int, long, zig-zag varints, then the
+    // null branch (0) of `errors`.
     let bytes = encode(&Traffic {
         service: "a".into(),
         revision: "bc".into(),
         window_start_ms: 1,
         window_s: -1,
         requests: 64,
+        errors: None,
     })
     .expect("encode");
     assert_eq!(
         bytes[10..],
-        [0x02, b'a', 0x04, b'b', b'c', 0x02, 0x01, 0x80, 0x01]
+        [0x02, b'a', 0x04, b'b', b'c', 0x02, 0x01, 0x80, 0x01, 0x00]
     );
     // DeadLetter's key and payload are Avro `bytes` (length + raw bytes), not
     // arrays of ints.
@@ -810,6 +873,7 @@ fn messages_from_other_avro_libraries_decode() {
             window_start_ms: 5,
             window_s: 60,
             requests: 8105,
+            errors: None,
         }
     );
     assert_eq!(

@@ -234,7 +234,10 @@ impl Model {
                 self.rate(&t.service, minute(t.window_start_ms), &t.revision)
                     .requests += t.requests;
             }
-            AnyEvent::Build(_) | AnyEvent::DeadLetter(_) => return,
+            AnyEvent::Build(_)
+            | AnyEvent::DeadLetter(_)
+            | AnyEvent::LatencyHistogram(_)
+            | AnyEvent::InstanceGauge(_) => return,
         }
         self.version += 1;
     }

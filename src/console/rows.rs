@@ -44,6 +44,7 @@ pub(crate) fn blank_regression(service: &str, revision: &str) -> Regression {
         onset_ms: None,
         external_cues: vec![],
         hold_remediation_until_ms: None,
+        metric: None,
     }
 }
 

@@ -94,5 +94,6 @@ pub(crate) fn traffic(service: &str, revision: &str, at_ms: i64, requests: i64) 
         window_start_ms: at_ms,
         window_s: 60,
         requests,
+        errors: None,
     }
 }

@@ -114,6 +114,10 @@ pub struct TopicsConfig {
     pub deploys: String,
     /// Build events (ingest → detector).
     pub builds: String,
+    /// LatencyHistogram events (ingest → detector).
+    pub latency: String,
+    /// InstanceGauge events (ingest → detector).
+    pub gauges: String,
     /// Regression events (detector → triage, fixer, other teams).
     pub regressions: String,
     /// Verdict events (triage → fixer, other teams).
@@ -146,6 +150,8 @@ impl Default for TopicsConfig {
             traffic: "selfheal.traffic".to_owned(),
             deploys: "selfheal.deploys".to_owned(),
             builds: "selfheal.builds".to_owned(),
+            latency: "selfheal.latency".to_owned(),
+            gauges: "selfheal.gauges".to_owned(),
             regressions: "selfheal.regressions".to_owned(),
             verdicts: "selfheal.verdicts".to_owned(),
             actions: "selfheal.actions".to_owned(),
@@ -161,19 +167,34 @@ impl Default for TopicsConfig {
 
 impl TopicsConfig {
     /// Every topic name, in a fixed order.
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.logs_raw,
             &self.signatures,
             &self.traffic,
             &self.deploys,
             &self.builds,
+            &self.latency,
+            &self.gauges,
             &self.regressions,
             &self.verdicts,
             &self.actions,
             &self.dlq,
             &self.detector_changelog,
             &self.detector_fleet,
+        ]
+    }
+
+    /// The detector's input topics: signature counts, traffic, deploys,
+    /// builds, latency histograms and gauges.
+    pub fn detector_inputs(&self) -> [&str; 6] {
+        [
+            &self.signatures,
+            &self.traffic,
+            &self.deploys,
+            &self.builds,
+            &self.latency,
+            &self.gauges,
         ]
     }
 
@@ -187,6 +208,8 @@ impl TopicsConfig {
             traffic: s(&self.traffic),
             deploys: s(&self.deploys),
             builds: s(&self.builds),
+            latency: s(&self.latency),
+            gauges: s(&self.gauges),
             regressions: s(&self.regressions),
             verdicts: s(&self.verdicts),
             actions: s(&self.actions),
@@ -423,6 +446,43 @@ pub struct DetectorConfig {
     /// transaction times out (`transaction.timeout.ms`, 60 s). Two live
     /// instances must never share a name: they would fence each other.
     pub instance_name: String,
+    /// Golden signals: latency histograms and server-error rates.
+    pub golden: GoldenConfig,
+}
+
+/// How the detector judges golden signals (latency, server-error rate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoldenConfig {
+    /// Judge latency histograms and traffic's server errors at all.
+    pub enabled: bool,
+    /// Fewest new-revision requests (in a latency series, or with known
+    /// errors) before a golden signal is judged.
+    pub min_requests: u32,
+    /// Fewest new-revision server errors for an error-rate regression.
+    pub min_errors: u32,
+    /// Smallest rise of the share of requests above a bucket bound (slow
+    /// requests, or failed ones) over the control's share.
+    pub min_tail_ratio: f64,
+    /// Smallest rise of the worst of p50, p95 and p99 for a latency
+    /// regression (so a statistically clear but tiny shift is not one).
+    pub min_quantile_ratio: f64,
+    /// Smallest absolute rise of the server-error share of requests
+    /// (0.001: a tenth of a percentage point).
+    pub min_error_rate_increase: f64,
+}
+
+impl Default for GoldenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_requests: 100,
+            min_errors: 10,
+            min_tail_ratio: 1.5,
+            min_quantile_ratio: 1.2,
+            min_error_rate_increase: 0.001,
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -445,6 +505,7 @@ impl Default for DetectorConfig {
             max_signatures_per_service: 5_000,
             exactly_once: true,
             instance_name: String::new(),
+            golden: GoldenConfig::default(),
         }
     }
 }

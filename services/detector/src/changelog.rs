@@ -357,7 +357,7 @@ struct Chunk {
 
 enum Parsed {
     Chunk(String, Chunk),
-    Legacy(String, LegacyRecord),
+    Legacy(String, Box<LegacyRecord>),
 }
 
 /// A key for a log line: printable, bounded, NUL shown as `\0`.
@@ -371,7 +371,7 @@ fn parse(key: &[u8], value: Vec<u8>) -> Result<Parsed, String> {
     if value.first() == Some(&b'{') && !key.contains('\u{0}') {
         let record: LegacyRecord = serde_json::from_slice(&value)
             .map_err(|e| format!("not a snapshot of the previous format: {e}"))?;
-        return Ok(Parsed::Legacy(key.to_owned(), record));
+        return Ok(Parsed::Legacy(key.to_owned(), Box::new(record)));
     }
     if value.len() < HEADER_LEN || value[..4] != MAGIC {
         return Err(format!(

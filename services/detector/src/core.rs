@@ -41,6 +41,7 @@ mod fdr;
 mod flag;
 #[cfg(test)]
 mod fleet_instances;
+mod golden;
 mod guard;
 mod load;
 mod output;
@@ -212,6 +213,9 @@ struct ServiceState {
     /// When this service's series were last compacted (its own event time).
     #[serde(default)]
     last_compaction_ms: Option<i64>,
+    /// Latency histograms and server errors (golden signals).
+    #[serde(default)]
+    golden: golden::GoldenState,
     /// No open deploy of this service has an evaluation due before this (a
     /// lower bound; `None` when unknown), so most events skip the scan.
     #[serde(skip)]
@@ -291,6 +295,7 @@ impl Detector {
                     .chain(v.traffic.values())
                     .map(Series::buckets)
                     .sum::<usize>()
+                    + v.golden.buckets()
             })
             .sum();
         if let Some(f) = &self.fleet {
@@ -460,6 +465,13 @@ impl Detector {
                 out.extend(self.on_build(b));
                 (&b.service, b.finished_at_ms)
             }
+            AnyEvent::LatencyHistogram(h) => {
+                self.on_histogram(h);
+                (&h.service, h.window_start_ms)
+            }
+            // Saturation is not judged yet: a gauge only moves its
+            // service's watermark.
+            AnyEvent::InstanceGauge(g) => (&g.service, g.ts_ms),
             _ => return out,
         };
         let svc = service_state(&mut self.services, service);
@@ -476,6 +488,7 @@ impl Detector {
                 out.extend(self.reevaluate_late(&sc.service, sc.first_seen_ms));
             }
             AnyEvent::Traffic(tr) => out.extend(self.reevaluate_late(&tr.service, t)),
+            AnyEvent::LatencyHistogram(h) => out.extend(self.reevaluate_late(&h.service, t)),
             _ => {}
         }
         // This service's watermark may be what other services' evaluations
@@ -781,6 +794,22 @@ impl Detector {
             i64::from(t.window_s) * 1_000,
             t.requests as f64,
         );
+        svc.golden.on_traffic(t);
+    }
+
+    fn on_histogram(&mut self, h: &selfheal_schemas::LatencyHistogram) {
+        self.touch(&h.service);
+        if self.is_too_old(&h.service, h.window_start_ms) {
+            tracing::warn!(service = %h.service, ts = h.window_start_ms, metric = %h.metric,
+                reason = "older than its service's watermark minus the baseline horizon",
+                "latency histogram beyond the horizon: counted, but no open evaluation covers it");
+        }
+        let svc = service_state(&mut self.services, &h.service);
+        svc.first_seen_ms = Some(
+            svc.first_seen_ms
+                .map_or(h.window_start_ms, |f| f.min(h.window_start_ms)),
+        );
+        svc.golden.on_histogram(h);
     }
 
     /// Marks `service` changed (see [`Detector::take_touched`]).
@@ -944,6 +973,7 @@ impl Detector {
             series.compact(recent_from, evict_before);
             !series.is_empty()
         });
+        svc.golden.compact(recent_from, evict_before);
         // Finished deploys are kept one baseline long: the fleet guard asks
         // whether a service deployed recently.
         svc.deploys.retain(|d| {
@@ -961,6 +991,16 @@ impl Detector {
     /// One evaluation of deploy `idx` of `service` at event time `at`: the
     /// stages in order (see the module docs).
     fn evaluate(&mut self, service: &str, idx: usize, at: i64) -> Vec<Regression> {
+        // Golden signals first: `None` when they wait for other services.
+        let Some(mut out) = self.evaluate_golden(service, idx, at) else {
+            return Vec::new();
+        };
+        out.extend(self.evaluate_signatures(service, idx, at));
+        out
+    }
+
+    /// Stages 1–7 for the service's error signatures.
+    fn evaluate_signatures(&mut self, service: &str, idx: usize, at: i64) -> Vec<Regression> {
         let candidates = self.candidates(service, idx, at);
         if candidates.is_empty() {
             return Vec::new();

@@ -171,12 +171,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
 
 fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Result<()> {
     let t = &config.topics;
-    let inputs = [
-        t.signatures.as_str(),
-        t.traffic.as_str(),
-        t.deploys.as_str(),
-        t.builds.as_str(),
-    ];
+    let inputs = t.detector_inputs();
     let group = format!("{}.{}", config.kafka.group_prefix, NAME);
     let instance = match config.detector.instance_name.trim() {
         "" => fleet_topic::instance_id(&group),
@@ -508,6 +503,8 @@ fn service_of(e: &AnyEvent) -> Option<&str> {
         AnyEvent::Traffic(x) => Some(&x.service),
         AnyEvent::Deploy(x) => Some(&x.service),
         AnyEvent::Build(x) => Some(&x.service),
+        AnyEvent::LatencyHistogram(x) => Some(&x.service),
+        AnyEvent::InstanceGauge(x) => Some(&x.service),
         _ => None,
     }
 }

@@ -52,12 +52,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         );
     }
     let t = &config.topics;
-    let inputs = vec![
-        t.signatures.clone(),
-        t.traffic.clone(),
-        t.deploys.clone(),
-        t.builds.clone(),
-    ];
+    let inputs: Vec<String> = t.detector_inputs().map(str::to_owned).to_vec();
     let stage = CoreStage::new(
         NAME,
         Checked {

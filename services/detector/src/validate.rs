@@ -33,6 +33,10 @@ pub fn check(topics: &TopicsConfig, topic: &str, event: &AnyEvent) -> Result<(),
         Some("Deploy")
     } else if topic == topics.builds {
         Some("Build")
+    } else if topic == topics.latency {
+        Some("LatencyHistogram")
+    } else if topic == topics.gauges {
+        Some("InstanceGauge")
     } else {
         None
     };
@@ -76,6 +80,14 @@ pub fn check_values(event: &AnyEvent) -> Result<(), Rejection> {
         AnyEvent::Traffic(t) => {
             service(&t.service)?;
             count("requests", t.requests)?;
+            if let Some(e) = t.errors {
+                if !(0..=t.requests).contains(&e) {
+                    return Err(format!(
+                        "errors is {e}, not within 0..=requests ({})",
+                        t.requests
+                    ));
+                }
+            }
             time("window_start_ms", t.window_start_ms)?;
             if !(1..=MAX_WINDOW_S).contains(&t.window_s) {
                 return Err(format!(
@@ -93,6 +105,26 @@ pub fn check_values(event: &AnyEvent) -> Result<(), Rejection> {
             service(&b.service)?;
             time("finished_at_ms", b.finished_at_ms)
         }
+        AnyEvent::LatencyHistogram(h) => {
+            service(&h.service)?;
+            time("window_start_ms", h.window_start_ms)?;
+            histogram(&h.bounds, &h.counts)?;
+            if !(1..=MAX_WINDOW_S).contains(&h.window_s) {
+                return Err(format!(
+                    "window_s is {}, not within 1..={MAX_WINDOW_S}",
+                    h.window_s
+                ));
+            }
+            Ok(())
+        }
+        AnyEvent::InstanceGauge(g) => {
+            service(&g.service)?;
+            time("ts_ms", g.ts_ms)?;
+            if !g.value.is_finite() || g.value < 0.0 {
+                return Err(format!("value is {}, not a finite number ≥ 0", g.value));
+            }
+            Ok(())
+        }
         // Not an input: the topic check above names it; elsewhere ignored.
         _ => Ok(()),
     }
@@ -107,6 +139,32 @@ fn service(s: &str) -> Result<(), Rejection> {
         ));
     }
     Ok(())
+}
+
+/// Bounds finite and strictly increasing; one more count than bounds, each
+/// a count, their total too.
+fn histogram(bounds: &[f64], counts: &[i64]) -> Result<(), Rejection> {
+    if bounds.is_empty() || bounds.iter().any(|b| !b.is_finite()) {
+        return Err("bounds are empty or not finite".to_owned());
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("bounds are not strictly increasing".to_owned());
+    }
+    if counts.len() != bounds.len() + 1 {
+        return Err(format!(
+            "{} counts for {} bounds (expected {})",
+            counts.len(),
+            bounds.len(),
+            bounds.len() + 1
+        ));
+    }
+    for c in counts {
+        count("counts[i]", *c)?;
+    }
+    count(
+        "sum of counts",
+        counts.iter().fold(0i64, |a, c| a.saturating_add(*c)),
+    )
 }
 
 fn count(field: &str, v: i64) -> Result<(), Rejection> {
@@ -156,6 +214,7 @@ mod tests {
             window_start_ms: 1_800_000_000_000,
             window_s: 60,
             requests: 100,
+            errors: None,
         }
     }
 

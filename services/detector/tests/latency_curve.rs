@@ -76,6 +76,7 @@ fn traffic(rev: &str, ts: i64) -> AnyEvent {
         window_start_ms: ts,
         window_s: 60,
         requests: REQUESTS,
+        errors: None,
     })
 }
 

@@ -67,6 +67,7 @@ fn request(repo: Option<String>, previous: &str, revision: &str, line: Option<i3
             onset_ms: None,
             external_cues: Vec::new(),
             hold_remediation_until_ms: None,
+            metric: None,
         }],
         diff: None,
         reasoning: "frame pricing.py:4 touches a changed line".into(),

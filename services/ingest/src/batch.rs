@@ -412,5 +412,11 @@ pub fn encode(
     for e in &events.signatures {
         out.push(Outgoing::event(&topics.signatures, e)?);
     }
+    for e in &events.latency {
+        out.push(Outgoing::event(&topics.latency, e)?);
+    }
+    for e in &events.gauges {
+        out.push(Outgoing::event(&topics.gauges, e)?);
+    }
     Ok(out)
 }

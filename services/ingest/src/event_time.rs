@@ -84,12 +84,7 @@ impl EventTimeLimits {
 
 /// A record's event time, epoch ms.
 pub fn ts_of(r: &Record) -> i64 {
-    match r {
-        Record::Log(l) => l.ts_ms,
-        Record::Traffic(t) => t.ts_ms,
-        Record::Deploy(d) => d.ts_ms,
-        Record::Build(b) => b.ts_ms,
-    }
+    r.ts_ms()
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -10,7 +10,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use selfheal_schemas::{Build, BuildStatus, Deploy, SignatureCount, Traffic};
+use selfheal_schemas::{
+    AnyEvent, Build, BuildStatus, Deploy, InstanceGauge, LatencyHistogram, SignatureCount, Traffic,
+};
+
+use crate::golden::{gauge_event, histogram_event, Merger};
 
 use crate::normalize::hash::{PreHashed, StableHasher};
 use crate::normalize::stack::{self, Parsed};
@@ -34,17 +38,41 @@ pub struct Events {
     pub deploys: Vec<Deploy>,
     /// One per build record.
     pub builds: Vec<Build>,
+    /// One per (service, revision, metric, unit, route, bounds, window,
+    /// event-time minute), merged bucket-wise.
+    pub latency: Vec<LatencyHistogram>,
+    /// One per (service, instance, metric, event-time minute): the latest.
+    pub gauges: Vec<InstanceGauge>,
 }
 
 impl Events {
     /// Total number of events.
     pub fn len(&self) -> usize {
-        self.signatures.len() + self.traffic.len() + self.deploys.len() + self.builds.len()
+        self.signatures.len()
+            + self.traffic.len()
+            + self.deploys.len()
+            + self.builds.len()
+            + self.latency.len()
+            + self.gauges.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every event, in the order the live topics deliver a flush in:
+    /// deploys and builds first (a revision is known before its data), then
+    /// traffic, latency and gauges, then signature counts.
+    pub fn into_ordered(self) -> impl Iterator<Item = AnyEvent> {
+        self.deploys
+            .into_iter()
+            .map(AnyEvent::Deploy)
+            .chain(self.builds.into_iter().map(AnyEvent::Build))
+            .chain(self.traffic.into_iter().map(AnyEvent::Traffic))
+            .chain(self.latency.into_iter().map(AnyEvent::LatencyHistogram))
+            .chain(self.gauges.into_iter().map(AnyEvent::InstanceGauge))
+            .chain(self.signatures.into_iter().map(AnyEvent::SignatureCount))
     }
 }
 
@@ -207,6 +235,8 @@ pub struct EventBuilder {
     collided: Vec<usize>,
     /// Numeric signature of each of `out.signatures`.
     ids: Vec<u64>,
+    /// Histograms and gauges being merged.
+    metrics: Merger,
 }
 
 impl EventBuilder {
@@ -228,7 +258,10 @@ impl EventBuilder {
                 window_start_ms: t.ts_ms,
                 window_s: t.window_s,
                 requests: t.requests,
+                errors: t.errors,
             }),
+            RecordRef::Histogram(h) => self.metrics.add_histogram(histogram_event(h)),
+            RecordRef::Gauge(g) => self.metrics.add_gauge(gauge_event(g)),
             RecordRef::Deploy(d) => self.out.deploys.push(Deploy {
                 service: d.service,
                 revision: d.revision,
@@ -338,7 +371,8 @@ impl EventBuilder {
     }
 
     /// The batch's events.
-    pub fn finish(self) -> Events {
+    pub fn finish(mut self) -> Events {
+        (self.out.latency, self.out.gauges) = self.metrics.take();
         self.out
     }
 }
@@ -351,6 +385,7 @@ impl EventBuilder {
 pub struct Accumulator {
     events: Events,
     index: HashMap<(String, String, String, i64), usize>,
+    metrics: Merger,
 }
 
 impl Accumulator {
@@ -387,22 +422,25 @@ impl Accumulator {
         self.events.traffic.extend(events.traffic);
         self.events.deploys.extend(events.deploys);
         self.events.builds.extend(events.builds);
+        self.metrics.absorb(events.latency, events.gauges);
     }
 
     /// Events accumulated so far.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() + self.metrics.len()
     }
 
     /// Whether nothing is accumulated.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.events.is_empty() && self.metrics.is_empty()
     }
 
     /// Takes everything accumulated, leaving the accumulator empty.
     pub fn take(&mut self) -> Events {
         self.index.clear();
-        std::mem::take(&mut self.events)
+        let mut out = std::mem::take(&mut self.events);
+        (out.latency, out.gauges) = self.metrics.take();
+        out
     }
 }
 

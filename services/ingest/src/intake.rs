@@ -344,12 +344,7 @@ async fn handle(
 }
 
 fn service_of(r: &Record) -> &str {
-    match r {
-        Record::Log(l) => &l.service,
-        Record::Traffic(t) => &t.service,
-        Record::Deploy(d) => &d.service,
-        Record::Build(b) => &b.service,
-    }
+    r.service()
 }
 
 /// Authentication, content type and the body, in that order (nothing of an

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod event_time;
 pub mod events;
 pub mod github;
+pub mod golden;
 pub mod idempotency;
 pub mod intake;
 pub mod normalize;

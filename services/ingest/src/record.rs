@@ -7,8 +7,11 @@
 //! words the errors. A line the fast parser does not accept as it is goes
 //! through the precise one, so a bad line's error never depends on the path.
 
+mod metric;
+
 use std::borrow::Cow;
 
+pub use metric::{GaugeRecord, HistogramRecord, MAX_BOUNDS};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -53,6 +56,8 @@ pub struct TrafficRecord {
     pub revision: String,
     /// Requests served in the interval.
     pub requests: i64,
+    /// Server errors among them (5xx, gRPC UNAVAILABLE); `None`: not sent.
+    pub errors: Option<i64>,
     /// Interval length in seconds.
     pub window_s: i32,
 }
@@ -104,6 +109,36 @@ pub enum Record {
     Deploy(DeployRecord),
     /// `"type":"build"`.
     Build(BuildRecord),
+    /// `"type":"histogram"`.
+    Histogram(HistogramRecord),
+    /// `"type":"gauge"`.
+    Gauge(GaugeRecord),
+}
+
+impl Record {
+    /// The record's service.
+    pub fn service(&self) -> &str {
+        match self {
+            Record::Log(l) => &l.service,
+            Record::Traffic(t) => &t.service,
+            Record::Deploy(d) => &d.service,
+            Record::Build(b) => &b.service,
+            Record::Histogram(h) => &h.service,
+            Record::Gauge(g) => &g.service,
+        }
+    }
+
+    /// The record's event time, epoch ms.
+    pub fn ts_ms(&self) -> i64 {
+        match self {
+            Record::Log(l) => l.ts_ms,
+            Record::Traffic(t) => t.ts_ms,
+            Record::Deploy(d) => d.ts_ms,
+            Record::Build(b) => b.ts_ms,
+            Record::Histogram(h) => h.ts_ms,
+            Record::Gauge(g) => g.ts_ms,
+        }
+    }
 }
 
 /// A log line as received, its strings borrowed from the input line where the
@@ -171,6 +206,10 @@ pub enum RecordRef<'a> {
     Deploy(DeployRecord),
     /// `"type":"build"`.
     Build(BuildRecord),
+    /// `"type":"histogram"`.
+    Histogram(HistogramRecord),
+    /// `"type":"gauge"`.
+    Gauge(GaugeRecord),
 }
 
 impl RecordRef<'_> {
@@ -181,6 +220,8 @@ impl RecordRef<'_> {
             RecordRef::Traffic(t) => Record::Traffic(t),
             RecordRef::Deploy(d) => Record::Deploy(d),
             RecordRef::Build(b) => Record::Build(b),
+            RecordRef::Histogram(h) => Record::Histogram(h),
+            RecordRef::Gauge(g) => Record::Gauge(g),
         }
     }
 
@@ -191,6 +232,8 @@ impl RecordRef<'_> {
             RecordRef::Traffic(t) => t.ts_ms,
             RecordRef::Deploy(d) => d.ts_ms,
             RecordRef::Build(b) => b.ts_ms,
+            RecordRef::Histogram(h) => h.ts_ms,
+            RecordRef::Gauge(g) => g.ts_ms,
         }
     }
 }
@@ -202,6 +245,8 @@ impl From<Record> for RecordRef<'static> {
             Record::Traffic(t) => RecordRef::Traffic(t),
             Record::Deploy(d) => RecordRef::Deploy(d),
             Record::Build(b) => RecordRef::Build(b),
+            Record::Histogram(h) => RecordRef::Histogram(h),
+            Record::Gauge(g) => RecordRef::Gauge(g),
         }
     }
 }
@@ -349,17 +394,21 @@ fn parse_line_precise(
                     ),
                 ));
             }
-            let window_s = match obj.get("window_s") {
-                None | Some(Value::Null) => 60,
+            let window_s = metric::window_s(&f)?;
+            let errors = match obj.get("errors") {
+                None | Some(Value::Null) => None,
                 Some(_) => {
-                    let w = f.req_i64("window_s")?;
-                    if !(1..=MAX_WINDOW_S).contains(&w) {
+                    let e = f.req_i64("errors")?;
+                    if !(0..=requests).contains(&e) {
                         return Err(err(
-                            "window_s",
-                            format!("must be 1..={MAX_WINDOW_S} seconds, got {w}"),
+                            "errors",
+                            format!(
+                                "must be 0..=requests ({requests}), got {}",
+                                crate::shown::value(&e.to_string())
+                            ),
                         ));
                     }
-                    w as i32
+                    Some(e)
                 }
             };
             Ok(Record::Traffic(TrafficRecord {
@@ -367,6 +416,7 @@ fn parse_line_precise(
                 service: f.req_str("service")?,
                 revision: f.req_str("revision")?,
                 requests,
+                errors,
                 window_s,
             }))
         }
@@ -403,10 +453,12 @@ fn parse_line_precise(
                 log: f.opt_str("log")?.map(str::to_owned),
             }))
         }
+        "histogram" => metric::histogram(&f).map(Record::Histogram),
+        "gauge" => metric::gauge(&f).map(Record::Gauge),
         other => Err(err(
             "type",
             format!(
-                "unknown record type {} (expected log, traffic, deploy or build)",
+                "unknown record type {} (expected log, traffic, histogram, gauge, deploy or build)",
                 crate::shown::value(other)
             ),
         )),
@@ -555,6 +607,7 @@ mod fast {
         exception_type: Option<Val<'a>>,
         trace_id: Option<Val<'a>>,
         requests: Option<Val<'a>>,
+        errors: Option<Val<'a>>,
         window_s: Option<Val<'a>>,
         previous_revision: Option<Val<'a>>,
         repo: Option<Val<'a>>,
@@ -624,11 +677,17 @@ mod fast {
                     Some(Val::Int(w)) if (1..=MAX_WINDOW_S).contains(&w) => w as i32,
                     Some(_) => return None,
                 };
+                let errors = match f.errors {
+                    None => None,
+                    Some(Val::Int(e)) if (0..=requests).contains(&e) => Some(e),
+                    Some(_) => return None,
+                };
                 Some(RecordRef::Traffic(TrafficRecord {
                     ts_ms: ts(f.ts)?,
                     service: req_str(f.service)?.into_owned(),
                     revision: req_str(f.revision)?.into_owned(),
                     requests,
+                    errors,
                     window_s,
                 }))
             }
@@ -702,6 +761,7 @@ mod fast {
                 Key::ExceptionType => &mut self.exception_type,
                 Key::TraceId => &mut self.trace_id,
                 Key::Requests => &mut self.requests,
+                Key::Errors => &mut self.errors,
                 Key::WindowS => &mut self.window_s,
                 Key::PreviousRevision => &mut self.previous_revision,
                 Key::Repo => &mut self.repo,
@@ -915,6 +975,7 @@ mod fast {
             "exception_type" => Key::ExceptionType,
             "trace_id" => Key::TraceId,
             "requests" => Key::Requests,
+            "errors" => Key::Errors,
             "window_s" => Key::WindowS,
             "previous_revision" => Key::PreviousRevision,
             "repo" => Key::Repo,
@@ -967,6 +1028,7 @@ mod fast {
         ExceptionType,
         TraceId,
         Requests,
+        Errors,
         WindowS,
         PreviousRevision,
         Repo,

@@ -449,6 +449,7 @@ mod tests {
             onset_ms: None,
             external_cues: Vec::new(),
             hold_remediation_until_ms: None,
+            metric: None,
         }
     }
 

@@ -97,6 +97,10 @@ pub struct Facts {
     pub persisted_after_rollback: Option<String>,
     /// The diff could not be obtained (the reason).
     pub diff_unavailable: Option<String>,
+    /// No error signature regressed, a golden signal did (its name, e.g.
+    /// `p99 http.server.request.duration on /quote`): judged at revision
+    /// level, like a spike.
+    pub metric_rose: Option<String>,
 }
 
 /// One piece of evidence about the deploy's guilt, with its weight.
@@ -120,6 +124,8 @@ pub enum Evidence {
     LateOnset(i64),
     /// No diff to look at.
     DiffUnavailable(String),
+    /// A golden signal (latency, server errors) rose on the deployed revision.
+    MetricRose(String),
 }
 
 impl Evidence {
@@ -127,7 +133,7 @@ impl Evidence {
     fn odds(&self) -> f64 {
         match self {
             Evidence::NewOnRevision => 0.85 / 0.15,
-            Evidence::SpikeOnRevision => 1.0,
+            Evidence::SpikeOnRevision | Evidence::MetricRose(_) => 1.0,
             Evidence::Localized(Localization::Line) => 10.0,
             Evidence::Localized(Localization::Function) => 5.0,
             Evidence::Localized(Localization::File) => 2.0,
@@ -150,6 +156,9 @@ impl fmt::Display for Evidence {
             }
             Evidence::SpikeOnRevision => {
                 write!(f, "an existing error rose on the deployed revision")
+            }
+            Evidence::MetricRose(what) => {
+                write!(f, "{what} rose on the deployed revision (a golden signal, no error log)")
             }
             Evidence::Localized(Localization::None) => {
                 write!(f, "nothing in the code localizes it")
@@ -249,10 +258,10 @@ pub fn judge(f: &Facts, caused_at: f64) -> Judgement {
 
 /// The evidence rule 5 weighs, prior first.
 fn evidence(f: &Facts) -> Vec<Evidence> {
-    let mut out = vec![if f.any_new {
-        Evidence::NewOnRevision
-    } else {
-        Evidence::SpikeOnRevision
+    let mut out = vec![match (&f.metric_rose, f.any_new) {
+        (_, true) => Evidence::NewOnRevision,
+        (Some(what), false) => Evidence::MetricRose(what.clone()),
+        (None, false) => Evidence::SpikeOnRevision,
     }];
     out.push(Evidence::Localized(f.localization));
     if let Some(why) = &f.diff_unavailable {

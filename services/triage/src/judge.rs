@@ -184,6 +184,11 @@ impl Triage {
             runtime_changed: parsed.then(|| classes.iter().any(|c| c.is_runtime_relevant())),
             classes: class_names(classes),
             any_new: runtime.iter().any(|x| x.kind == RegressionKind::New),
+            metric_rose: runtime
+                .iter()
+                .all(|x| x.kind.is_metric())
+                .then(|| runtime.first().map(|x| x.template.clone()))
+                .flatten(),
             external: all_external.then(|| {
                 external
                     .iter()

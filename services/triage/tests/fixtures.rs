@@ -207,6 +207,7 @@ fn gen_case(rng: &mut Rng, i: usize) -> Case {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     };
     let (m0, l0) = stack[0];
     let (m1, l1) = stack[1];

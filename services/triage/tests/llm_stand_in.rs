@@ -114,6 +114,7 @@ fn events() -> (AnyEvent, Regression) {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     };
     (deploy, r)
 }

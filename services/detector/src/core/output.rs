@@ -14,12 +14,7 @@ pub(crate) fn regression_id(
     signature: &str,
     kind: RegressionKind,
 ) -> String {
-    let kind_name = match kind {
-        RegressionKind::New => "new",
-        RegressionKind::BuildFailure => "build_failure",
-        _ => "spike",
-    };
-    stable_id(&[service, revision, signature, kind_name])
+    stable_id(&[service, revision, signature, kind.as_str()])
 }
 
 /// Where a regression came from.
@@ -88,6 +83,7 @@ pub(crate) fn regression(
         onset_ms: a.onset_ms,
         external_cues: a.cues,
         hold_remediation_until_ms: ctx.hold_remediation_until_ms,
+        metric: None,
     }
 }
 
@@ -124,6 +120,7 @@ pub(crate) fn build_failure(id: String, b: &Build) -> Regression {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     }
 }
 

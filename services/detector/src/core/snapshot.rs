@@ -137,6 +137,7 @@ mod tests {
             window_start_ms: 1_000_000,
             window_s: 60,
             requests: 100,
+            errors: None,
         }));
         let before = serde_json::to_value(d.snapshot("checkout").unwrap()).unwrap();
         let parts = d.snapshot_parts("checkout").unwrap().unwrap();

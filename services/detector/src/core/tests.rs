@@ -30,6 +30,7 @@ pub(super) fn traffic(service: &str, rev: &str, requests: i64, ts: i64) -> AnyEv
         window_start_ms: ts,
         window_s: 60,
         requests,
+        errors: None,
     })
 }
 

@@ -14,6 +14,7 @@ fn detection_does_not_depend_on_which_topic_is_read_first() {
             window_start_ms: t,
             window_s: 60,
             requests: 1200,
+            errors: None,
         })
     };
     let mut traffic = Vec::new();

@@ -243,6 +243,7 @@ mod tests {
                 onset_ms: None,
                 external_cues: Vec::new(),
                 hold_remediation_until_ms: None,
+                metric: None,
             }],
             diff: Some(DIFF.into()),
             reasoning: "frame at pricing.py:215".into(),

@@ -26,6 +26,10 @@ pub struct Assessment {
     pub externally_correlated: bool,
     /// Event time from the deploy to the verdict.
     pub since_deploy_ms: Option<i64>,
+    /// Every regression is a latency one: the share is of *slow* requests
+    /// (above the baseline's bucket bound), which spend a latency SLO's
+    /// budget as failed requests spend an availability SLO's.
+    pub latency_only: bool,
 }
 
 impl Assessment {
@@ -33,8 +37,13 @@ impl Assessment {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let (Some(b), Some(s)) = (self.burn_rate, self.share) {
+            let what = if self.latency_only {
+                "slower than the baseline's bound"
+            } else {
+                "failing"
+            };
             parts.push(format!(
-                "burn rate {b:.1} ({:.3}% of requests failing)",
+                "burn rate {b:.1} ({:.3}% of requests {what})",
                 s * 100.0
             ));
         } else {
@@ -113,5 +122,7 @@ pub fn assess(
         externally_correlated: !runtime.is_empty()
             && runtime.iter().all(|r| r.externally_correlated),
         since_deploy_ms,
+        latency_only: !runtime.is_empty()
+            && runtime.iter().all(|r| r.kind == RegressionKind::Latency),
     }
 }

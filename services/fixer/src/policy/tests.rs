@@ -49,6 +49,7 @@ fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
         onset_ms: None,
         external_cues: Vec::new(),
         hold_remediation_until_ms: None,
+        metric: None,
     }
 }
 
@@ -233,6 +234,7 @@ fn traffic_b(at: i64) -> AnyEvent {
         window_start_ms: at - 60_000,
         window_s: 60,
         requests: 1000,
+        errors: None,
     })
 }
 
@@ -246,6 +248,7 @@ fn burn_rate_from_traffic_events_when_the_regression_has_no_requests() {
             window_start_ms: T0 + i * 30_000,
             window_s: 30,
             requests: 100,
+            errors: None,
         }));
     }
     // 5 errors / 200 requests = 2.5% → burn 25: high.
@@ -678,6 +681,7 @@ fn traffic(at: i64) -> AnyEvent {
         window_start_ms: at,
         window_s: 60,
         requests: 1000,
+        errors: None,
     })
 }
 

@@ -1,0 +1,299 @@
+//! The control a deploy's golden signals are judged against, and the
+//! external causes that clear it.
+//!
+//! **Control.** While the previous revision still serves (rolling and
+//! canary deploys), its requests at the same minutes are the control: same
+//! load, same dependencies, same time. Otherwise the baseline days are the
+//! control, restricted to the hours whose traffic was within ×1.3 of the
+//! service's traffic now (×1.6 when fewer than six hours match; all hours
+//! without traffic data), because latency and errors rise with load
+//! (queueing): a deploy at the daily peak must not be compared with the
+//! night.
+//!
+//! **External causes.** A regression is not the deploy's when:
+//! - the service's traffic rose ×1.5 or more since the rise began, against
+//!   the half hour ending ten minutes before the deploy (`traffic_surge`);
+//! - other services' latency or server errors rose ×2 at the same time
+//!   (`aligned:N`): one such service that did not deploy in the last half
+//!   hour is enough, or two that did, or one when the rise began three
+//!   minutes or more after the deploy (a deploy-caused rise starts with the
+//!   new revision's first requests).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::test::Hourly;
+use super::{Deployed, Finding, GoldenState, LatencySeries};
+use crate::series::{Series, HOUR_MS, MINUTE_MS};
+
+/// Fewest concurrent old-revision requests for it to be the control.
+const MIN_CONCURRENT: f64 = 200.0;
+/// A service's traffic rise that makes a regression a load effect.
+const SURGE_RATIO: f64 = 1.5;
+/// A witness's rise that counts as "rose at the same time".
+const WITNESS_RATIO: f64 = 2.0;
+/// Fewest witness requests above its bound (or errors) since the onset.
+const WITNESS_MIN: f64 = 10.0;
+/// How long before the onset a witness's own normal is taken from.
+const WITNESS_LOOKBACK: i64 = 6 * HOUR_MS;
+/// A witness that deployed this recently before the onset may have its own
+/// regression: it counts only with another, or with a late onset.
+const RECENT_DEPLOY: i64 = 30 * MINUTE_MS;
+/// An onset this long after the deploy is not the new revision's first
+/// requests.
+const LATE_ONSET: i64 = 3 * MINUTE_MS;
+
+/// The history part of the control: the baseline hours at today's load,
+/// and the revisions that may form it.
+#[derive(Debug, Clone, Default)]
+pub(in crate::core) struct Control {
+    hours: BTreeSet<i64>,
+    excluded: BTreeSet<String>,
+}
+
+/// Chooses the baseline hours at the service's current load.
+pub(super) fn control(
+    traffic: &BTreeMap<String, Series>,
+    d: &Deployed<'_>,
+    regressed: &BTreeSet<String>,
+) -> Control {
+    let mut excluded = regressed.clone();
+    excluded.insert(d.revision.to_owned());
+    let first_hour = d.base_from.div_euclid(HOUR_MS) * HOUR_MS;
+    let all: BTreeSet<i64> = (first_hour..d.t0 - HOUR_MS)
+        .step_by(HOUR_MS as usize)
+        .collect();
+    let minutes = ((d.at - d.t0) as f64 / MINUTE_MS as f64).max(1.0);
+    let now: f64 = traffic.values().map(|s| s.sum(d.t0, d.at)).sum::<f64>() / minutes;
+    let mut per_hour: BTreeMap<i64, f64> = BTreeMap::new();
+    for s in traffic.values() {
+        for (h, v) in s.hourly(d.base_from, d.t0 - HOUR_MS) {
+            *per_hour.entry(h).or_default() += v / 60.0;
+        }
+    }
+    if now <= 0.0 || per_hour.is_empty() {
+        return Control {
+            hours: all,
+            excluded,
+        };
+    }
+    for factor in [1.3, 1.6] {
+        let hours: BTreeSet<i64> = per_hour
+            .iter()
+            .filter(|(_, r)| **r >= now / factor && **r <= now * factor)
+            .map(|(h, _)| *h)
+            .collect();
+        if hours.len() >= 6 {
+            return Control { hours, excluded };
+        }
+    }
+    Control {
+        hours: all,
+        excluded,
+    }
+}
+
+/// The control histograms of `series`: the old revision's at the same
+/// minutes when it served enough of them (`true`), else the matched hours'.
+pub(super) fn control_histograms(
+    series: &LatencySeries,
+    d: &Deployed<'_>,
+    c: &Control,
+) -> (Hourly, bool) {
+    if let Some(prev) = d.previous.and_then(|p| series.by_revision.get(p)) {
+        let now: Vec<f64> = prev.iter().map(|b| b.sum(d.t0, d.at)).collect();
+        if now.iter().sum::<f64>() >= MIN_CONCURRENT {
+            return (Hourly { hours: vec![now] }, true);
+        }
+    }
+    let width = series.bounds.len() + 1;
+    let mut hours: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (rev, buckets) in &series.by_revision {
+        if c.excluded.contains(rev) {
+            continue;
+        }
+        for (j, b) in buckets.iter().enumerate() {
+            for (h, v) in b.hourly(d.base_from, d.t0) {
+                if c.hours.contains(&h) {
+                    hours.entry(h).or_insert_with(|| vec![0.0; width])[j] += v;
+                }
+            }
+        }
+    }
+    (
+        Hourly {
+            hours: hours.into_values().collect(),
+        },
+        false,
+    )
+}
+
+/// The control of the server-error rate, as two buckets (ok, failed).
+pub(super) fn control_rates(state: &GoldenState, d: &Deployed<'_>, c: &Control) -> (Hourly, bool) {
+    let pair = |rev: &str, from: i64, to: i64| {
+        let e = state.errors.get(rev).map_or(0.0, |s| s.sum(from, to));
+        let r = state
+            .error_requests
+            .get(rev)
+            .map_or(0.0, |s| s.sum(from, to));
+        vec![(r - e).max(0.0), e]
+    };
+    if let Some(prev) = d.previous {
+        let now = pair(prev, d.t0, d.at);
+        if now.iter().sum::<f64>() >= MIN_CONCURRENT {
+            return (Hourly { hours: vec![now] }, true);
+        }
+    }
+    let mut hours: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (rev, req) in &state.error_requests {
+        if c.excluded.contains(rev) {
+            continue;
+        }
+        let errs: BTreeMap<i64, f64> = state
+            .errors
+            .get(rev)
+            .map(|s| s.hourly(d.base_from, d.t0).into_iter().collect())
+            .unwrap_or_default();
+        for (h, r) in req.hourly(d.base_from, d.t0) {
+            if c.hours.contains(&h) {
+                let e = errs.get(&h).copied().unwrap_or(0.0);
+                let acc = hours.entry(h).or_insert_with(|| vec![0.0, 0.0]);
+                acc[0] += (r - e).max(0.0);
+                acc[1] += e;
+            }
+        }
+    }
+    (
+        Hourly {
+            hours: hours.into_values().collect(),
+        },
+        false,
+    )
+}
+
+/// Another service, as the external check sees it.
+pub(in crate::core) struct Witness<'a> {
+    pub(in crate::core) service: &'a str,
+    pub(in crate::core) state: &'a GoldenState,
+    /// Its deploy times.
+    pub(in crate::core) deploys: Vec<i64>,
+}
+
+/// The external check's answer.
+#[derive(Debug, Clone, Default)]
+pub(in crate::core) struct Verdict {
+    /// Why the deploy is not the cause (`Some`: externally correlated).
+    pub(in crate::core) external: Option<String>,
+    /// Cues found (`traffic_surge`, `aligned:N`, `onset_late`).
+    pub(in crate::core) cues: Vec<String>,
+    /// Evidence behind the cues.
+    pub(in crate::core) evidence: Vec<String>,
+}
+
+/// Whether `f` has an external cause (see the module docs).
+pub(super) fn external(
+    f: &Finding,
+    d: &Deployed<'_>,
+    traffic: &BTreeMap<String, Series>,
+    others: &super::Others<'_>,
+) -> Verdict {
+    let mut v = Verdict::default();
+    let onset = f.onset_ms.max(d.t0);
+    let late = onset - d.t0 >= LATE_ONSET;
+    if late {
+        v.cues.push("onset_late".to_owned());
+        v.evidence.push(format!(
+            "the rise began {} min after the deploy",
+            (onset - d.t0) / MINUTE_MS
+        ));
+    }
+    let rate = |from: i64, to: i64| {
+        let n: f64 = traffic.values().map(|s| s.sum(from, to)).sum();
+        n / ((to - from).max(MINUTE_MS) as f64 / MINUTE_MS as f64)
+    };
+    let before = rate(d.t0 - 40 * MINUTE_MS, d.t0 - 10 * MINUTE_MS);
+    let since = rate(onset, d.at.max(onset + MINUTE_MS));
+    if before > 0.0 && since >= SURGE_RATIO * before {
+        v.cues.push("traffic_surge".to_owned());
+        v.external = Some(format!(
+            "{}'s traffic rose ×{:.1} (from {before:.0} to {since:.0} requests/min) as the rise began: a load effect, not the deploy",
+            d.service,
+            since / before
+        ));
+    }
+    let mut quiet = Vec::new();
+    let mut deployed = Vec::new();
+    for w in &others.services {
+        if w.service == d.service || !rose(w.state, onset, d.at) {
+            continue;
+        }
+        let recent = w
+            .deploys
+            .iter()
+            .any(|t| *t >= onset - RECENT_DEPLOY && *t <= d.at);
+        if recent {
+            deployed.push(w.service);
+        } else {
+            quiet.push(w.service);
+        }
+    }
+    let n = quiet.len() + deployed.len();
+    if n > 0 {
+        v.cues.push(format!("aligned:{n}"));
+        let names: Vec<&str> = quiet.iter().chain(&deployed).copied().collect();
+        let text = format!(
+            "{n} other service(s) slowed or failed at the same time: {}",
+            names.join(", ")
+        );
+        if v.external.is_none() && (!quiet.is_empty() || n >= 2 || late) {
+            v.external = Some(text);
+        } else {
+            v.evidence.push(text);
+        }
+    }
+    v
+}
+
+/// Whether a service's latency tail or server-error rate rose ×2 over
+/// `[onset, at)` against its own previous hours.
+fn rose(s: &GoldenState, onset: i64, at: i64) -> bool {
+    let from = onset - WITNESS_LOOKBACK;
+    let until = onset - 10 * MINUTE_MS;
+    let at = at.max(onset + MINUTE_MS);
+    let ratio = |k: f64, n: f64, k0: f64, n0: f64| {
+        (k >= WITNESS_MIN && n > 0.0 && n0 > 0.0).then(|| (k / n) / ((k0 + 1.0) / n0))
+    };
+    let total = |m: &BTreeMap<String, Series>, a: i64, b: i64| -> f64 {
+        m.values().map(|x| x.sum(a, b)).sum()
+    };
+    let errors = ratio(
+        total(&s.errors, onset, at),
+        total(&s.error_requests, onset, at),
+        total(&s.errors, from, until),
+        total(&s.error_requests, from, until),
+    );
+    if errors.is_some_and(|r| r >= WITNESS_RATIO) {
+        return true;
+    }
+    s.latency.values().any(|l| {
+        let sum = |a: i64, b: i64| {
+            let mut out = vec![0.0; l.bounds.len() + 1];
+            for buckets in l.by_revision.values() {
+                for (o, x) in out.iter_mut().zip(buckets) {
+                    *o += x.sum(a, b);
+                }
+            }
+            out
+        };
+        let base = sum(from, until);
+        let now = sum(onset, at);
+        let n0: f64 = base.iter().sum();
+        // The bound with about 5% of the witness's own requests above it.
+        let Some(j) = (0..base.len() - 1).find(|&j| base[j + 1..].iter().sum::<f64>() <= 0.05 * n0)
+        else {
+            return false;
+        };
+        let k0: f64 = base[j + 1..].iter().sum();
+        let k: f64 = now[j + 1..].iter().sum();
+        ratio(k, now.iter().sum(), k0, n0).is_some_and(|r| r >= WITNESS_RATIO)
+    })
+}

@@ -1,0 +1,271 @@
+//! The statistics of golden signals.
+//!
+//! **Latency.** For each bucket bound b of the histogram, the share of
+//! requests slower than b is a binomial proportion: the new revision's share
+//! is compared with the control's. A bucket bound is an exact threshold (no
+//! assumption about how values spread inside a bucket, no normality), and
+//! testing every bound covers a tail-only regression (p99 ×2, p50 the same)
+//! and a new slow mode (5% of requests) alike. The most significant bound
+//! is kept and its p-value multiplied by the number of bounds tested.
+//!
+//! **Server-error rate** is the same test on two buckets (ok, failed).
+//!
+//! **Over-dispersion.** Shares move from hour to hour for reasons that are
+//! no deploy's (load, traffic mix): the between-hour variance of the
+//! control's share, beyond what binomial noise explains, is added to the
+//! variance (a random-effects model), with a floor of 10% of the share so
+//! a control of few hours is never taken for a precise one.
+//!
+//! **Anytime validity.** The deploy is looked at every minute for
+//! `window_minutes`: each look's p-value is multiplied by the number of
+//! looks (Bonferroni), so the chance of any false alarm over the window
+//! stays below α whatever the look at which it would happen.
+
+/// Smallest control tail share a latency bound is tested at: rarer tails
+/// have too few control requests for their share to mean anything.
+pub(super) const MIN_LATENCY_P0: f64 = 0.0005;
+/// Largest control tail share tested: above it the bound is in the body.
+const MAX_P0: f64 = 0.7;
+/// Fewest new-revision requests above the bound for a finding.
+const MIN_TAIL_COUNT: f64 = 5.0;
+/// Fewest control requests for a control to judge by.
+const MIN_CONTROL: f64 = 100.0;
+
+/// The control's bucket counts, per hour (or one entry for the old
+/// revision's concurrent counts).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Hourly {
+    pub(super) hours: Vec<Vec<f64>>,
+}
+
+impl Hourly {
+    /// Counts per bucket over all hours.
+    pub(super) fn total(&self) -> Vec<f64> {
+        let width = self.hours.iter().map(Vec::len).max().unwrap_or(0);
+        let mut out = vec![0.0; width];
+        for h in &self.hours {
+            for (o, c) in out.iter_mut().zip(h) {
+                *o += c;
+            }
+        }
+        out
+    }
+}
+
+/// The evidence at the most significant bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Tail {
+    /// Index of the bound: requests in buckets above it are "slow".
+    pub(super) threshold: usize,
+    /// New-revision requests above the bound.
+    pub(super) k: f64,
+    /// New-revision requests.
+    pub(super) n: f64,
+    /// The control's share above the bound.
+    pub(super) p0: f64,
+    /// Control requests.
+    pub(super) base_n: f64,
+    /// One-sided p-value at this bound (before the multiplicity factors).
+    pub(super) p: f64,
+    /// Bounds tested.
+    pub(super) thresholds: usize,
+}
+
+impl Tail {
+    /// The new revision's share above the bound.
+    pub(super) fn share(&self) -> f64 {
+        self.k / self.n
+    }
+
+    /// Requests above the bound the control predicts.
+    pub(super) fn expected(&self) -> f64 {
+        self.p0 * self.n
+    }
+}
+
+/// The most significant bound at which the new revision's tail share
+/// exceeds the control's by at least `min_ratio`; `None` when no bound does.
+pub(super) fn tail(new: &[f64], control: &Hourly, min_ratio: f64, min_p0: f64) -> Option<Tail> {
+    let base = control.total();
+    let base_n: f64 = base.iter().sum();
+    let n: f64 = new.iter().sum();
+    if base_n < MIN_CONTROL || n <= 0.0 || base.len() != new.len() {
+        return None;
+    }
+    let mut best: Option<Tail> = None;
+    let mut tested = 0;
+    for j in 0..new.len() - 1 {
+        let above_base: f64 = base[j + 1..].iter().sum();
+        let p0 = (above_base + 0.5) / (base_n + 1.0);
+        if !(min_p0..=MAX_P0).contains(&p0) {
+            continue;
+        }
+        tested += 1;
+        let k: f64 = new[j + 1..].iter().sum();
+        if k < MIN_TAIL_COUNT || k / n < p0 * min_ratio {
+            continue;
+        }
+        let var = p0 * (1.0 - p0) * (1.0 / n + 1.0 / base_n) + between_hours(control, j, p0);
+        let p = normal_sf((k / n - p0) / var.sqrt());
+        if best.is_none_or(|b| p < b.p) {
+            best = Some(Tail {
+                threshold: j,
+                k,
+                n,
+                p0,
+                base_n,
+                p,
+                thresholds: 0,
+            });
+        }
+    }
+    best.map(|b| Tail {
+        thresholds: tested,
+        ..b
+    })
+}
+
+/// Between-hour variance of the control's share above bound `j`, beyond
+/// binomial noise; at least (10% of p0)².
+fn between_hours(control: &Hourly, j: usize, p0: f64) -> f64 {
+    let floor = (0.1 * p0).powi(2);
+    let shares: Vec<(f64, f64)> = control
+        .hours
+        .iter()
+        .filter_map(|h| {
+            let n: f64 = h.iter().sum();
+            (n >= 20.0).then(|| (h[j + 1..].iter().sum::<f64>() / n, n))
+        })
+        .collect();
+    if shares.len() < 3 {
+        return floor;
+    }
+    let m = shares.len() as f64;
+    let mean = shares.iter().map(|(f, _)| f).sum::<f64>() / m;
+    let var = shares.iter().map(|(f, _)| (f - mean).powi(2)).sum::<f64>() / (m - 1.0);
+    let binomial = shares.iter().map(|(_, n)| p0 * (1.0 - p0) / n).sum::<f64>() / m;
+    (var - binomial).max(floor)
+}
+
+/// P(Z ≥ z) for a standard normal Z.
+pub(super) fn normal_sf(z: f64) -> f64 {
+    if z.is_nan() {
+        return 1.0;
+    }
+    let upper = 0.5 * (1.0 - crate::stats::gamma_p(0.5, z * z / 2.0));
+    if z >= 0.0 {
+        upper
+    } else {
+        1.0 - upper
+    }
+}
+
+/// The q-quantile of binned counts, interpolated linearly inside its bucket
+/// (the first bucket starts at 0; the overflow bucket answers its lower
+/// bound, an underestimate). For reporting only: no decision rests on it.
+pub(super) fn quantile(bounds: &[f64], counts: &[f64], q: f64) -> Option<f64> {
+    let total: f64 = counts.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let target = q * total;
+    let mut below = 0.0;
+    for (i, c) in counts.iter().enumerate() {
+        if below + c >= target && *c > 0.0 {
+            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+            let Some(&upper) = bounds.get(i) else {
+                return Some(lower);
+            };
+            return Some(lower + (upper - lower) * (target - below) / c);
+        }
+        below += c;
+    }
+    bounds.last().copied()
+}
+
+/// The quantile (of p50, p95, p99) that rose the most: (q, new, baseline).
+pub(super) fn worst_quantile(bounds: &[f64], new: &[f64], base: &[f64]) -> Option<(f64, f64, f64)> {
+    [0.5, 0.95, 0.99]
+        .into_iter()
+        .filter_map(|q| {
+            let b = quantile(bounds, base, q)?;
+            let n = quantile(bounds, new, q)?;
+            (b > 0.0).then_some((q, n, b))
+        })
+        .max_by(|x, y| (x.1 / x.2).total_cmp(&(y.1 / y.2)))
+}
+
+/// The first minute whose share reaches halfway from `p0` to `share` (with
+/// at least five requests): where the rise began.
+pub(super) fn onset(minutes: &[(i64, f64, f64)], p0: f64, share: f64) -> Option<i64> {
+    let halfway = p0 + 0.5 * (share - p0);
+    minutes
+        .iter()
+        .find(|(_, above, n)| *n >= 5.0 && above / n >= halfway)
+        .map(|(m, _, _)| *m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hours(n: usize, counts: &[f64]) -> Hourly {
+        Hourly {
+            hours: vec![counts.to_vec(); n],
+        }
+    }
+
+    #[test]
+    fn a_tail_only_regression_is_found_at_the_tail_bound() {
+        // Buckets: ≤0.1, ≤0.25, ≤0.5, ≤1, >1. Baseline p99 ≈ in (0.25, 0.5].
+        let base = hours(24, &[800.0, 180.0, 15.0, 4.0, 1.0]);
+        // New: the body is the same, the slowest 2% moved above 0.5 s.
+        let new = [800.0, 180.0, 0.0, 15.0, 5.0];
+        let t = tail(&new, &base, 1.5, MIN_LATENCY_P0).expect("found");
+        assert!(t.threshold >= 2, "{t:?}");
+        assert!(t.p < 1e-6, "{t:?}");
+        // The body's bound (0.1 s) did not move: no finding there alone.
+        let same = [800.0, 180.0, 15.0, 4.0, 1.0];
+        assert!(tail(&same, &base, 1.5, MIN_LATENCY_P0).is_none());
+    }
+
+    #[test]
+    fn a_control_that_swings_between_hours_needs_a_larger_rise() {
+        let calm = hours(24, &[900.0, 100.0]);
+        let mut swinging = Hourly::default();
+        for h in 0..24 {
+            let slow = if h % 2 == 0 { 50.0 } else { 150.0 };
+            swinging.hours.push(vec![1000.0 - slow, slow]);
+        }
+        let new = [850.0, 150.0];
+        let a = tail(&new, &calm, 1.2, MIN_LATENCY_P0).expect("calm");
+        let b = tail(&new, &swinging, 1.2, MIN_LATENCY_P0).expect("swinging");
+        assert!(a.p < 1e-3, "{a:?}");
+        assert!(b.p > 0.05, "{b:?}");
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_buckets() {
+        let bounds = [1.0, 2.0];
+        let q = quantile(&bounds, &[50.0, 50.0, 0.0], 0.5).unwrap();
+        assert!((q - 1.0).abs() < 1e-9);
+        let q = quantile(&bounds, &[0.0, 100.0, 0.0], 0.25).unwrap();
+        assert!((q - 1.25).abs() < 1e-9);
+        assert_eq!(quantile(&bounds, &[0.0, 0.0, 10.0], 0.5), Some(2.0));
+        assert_eq!(quantile(&bounds, &[0.0, 0.0, 0.0], 0.5), None);
+    }
+
+    #[test]
+    fn normal_tail_matches_known_values() {
+        assert!((normal_sf(0.0) - 0.5).abs() < 1e-9);
+        assert!((normal_sf(1.959_964) - 0.025).abs() < 1e-6);
+        assert!((normal_sf(-1.959_964) - 0.975).abs() < 1e-6);
+        assert!(normal_sf(10.0) < 1e-20);
+    }
+
+    #[test]
+    fn onset_is_the_first_minute_halfway_up() {
+        let m = [(0, 1.0, 100.0), (60_000, 2.0, 100.0), (120_000, 9.0, 100.0)];
+        assert_eq!(onset(&m, 0.01, 0.1), Some(120_000));
+    }
+}
