@@ -33,8 +33,12 @@ const SURGE_RATIO: f64 = 1.5;
 const WITNESS_RATIO: f64 = 2.0;
 /// Fewest witness requests above its bound (or errors) since the onset.
 const WITNESS_MIN: f64 = 10.0;
-/// How long before the onset a witness's own normal is taken from.
-const WITNESS_LOOKBACK: i64 = 6 * HOUR_MS;
+/// How long before the onset a witness's own normal is taken from: the
+/// recent past, at about today's load (latency follows the daily cycle).
+const WITNESS_LOOKBACK: i64 = 35 * MINUTE_MS;
+/// A witness's rise must also be this many standard errors (binomial, plus
+/// a quarter of its share between minutes) above its normal.
+const WITNESS_Z: f64 = 4.0;
 /// A witness that deployed this recently before the onset may have its own
 /// regression: it counts only with another, or with a late onset.
 const RECENT_DEPLOY: i64 = 30 * MINUTE_MS;
@@ -257,10 +261,15 @@ pub(super) fn external(
 /// `[onset, at)` against its own previous hours.
 fn rose(s: &GoldenState, onset: i64, at: i64) -> bool {
     let from = onset - WITNESS_LOOKBACK;
-    let until = onset - 10 * MINUTE_MS;
+    let until = onset - 5 * MINUTE_MS;
     let at = at.max(onset + MINUTE_MS);
     let ratio = |k: f64, n: f64, k0: f64, n0: f64| {
-        (k >= WITNESS_MIN && n > 0.0 && n0 > 0.0).then(|| (k / n) / ((k0 + 1.0) / n0))
+        if k < WITNESS_MIN || n <= 0.0 || n0 <= 0.0 {
+            return None;
+        }
+        let p0 = (k0 + 1.0) / n0;
+        let sd = (p0 * (1.0 - p0) / n + (0.25 * p0).powi(2)).sqrt();
+        ((k / n - p0) / sd >= WITNESS_Z).then(|| (k / n) / p0)
     };
     let total = |m: &BTreeMap<String, Series>, a: i64, b: i64| -> f64 {
         m.values().map(|x| x.sum(a, b)).sum()

@@ -247,6 +247,9 @@ fn latency_finding(
         return None;
     }
     let minutes = minute_tail(series, d, tail.threshold);
+    if !persists(&minutes, &tail, cfg.golden.min_tail_ratio) {
+        return None;
+    }
     Some(Finding {
         kind: RegressionKind::Latency,
         key: output::series_id(key),
@@ -288,6 +291,9 @@ fn error_finding(
             (m, e, r)
         })
         .collect();
+    if !persists(&minutes, &tail, cfg.golden.min_tail_ratio) {
+        return None;
+    }
     Some(Finding {
         kind: RegressionKind::ErrorRate,
         key: output::series_id("http.server.error_rate"),
@@ -323,6 +329,23 @@ fn minute_tail(series: &LatencySeries, d: &Deployed<'_>, threshold: usize) -> Ve
         })
         .collect()
 }
+
+/// Whether the rise is still there in the latest [`PERSIST_MINUTES`]
+/// minutes, [`PERSIST_MINUTES`] minutes or more after the deploy: a
+/// deploy-caused rise persists while the revision serves, while new
+/// instances' cold start (and a blip) is over in a minute or three.
+fn persists(minutes: &[(i64, f64, f64)], tail: &test::Tail, min_ratio: f64) -> bool {
+    if minutes.len() < PERSIST_MINUTES + 1 {
+        return false;
+    }
+    let recent = &minutes[minutes.len() - PERSIST_MINUTES..];
+    let above: f64 = recent.iter().map(|m| m.1).sum();
+    let n: f64 = recent.iter().map(|m| m.2).sum();
+    n > 0.0 && above / n >= tail.p0 * min_ratio
+}
+
+/// See [`persists`].
+const PERSIST_MINUTES: usize = 3;
 
 /// Bucket counts over `[from, to)`.
 fn sum_buckets(buckets: &[Series], from: i64, to: i64) -> Vec<f64> {

@@ -49,7 +49,9 @@ fn run(
     after: impl Fn(i64) -> (Vec<i64>, i64, i64),
     b_after: impl Fn(i64) -> Vec<i64>,
 ) -> Vec<Regression> {
-    let mut d = Detector::new(DetectorConfig::default());
+    let mut config = DetectorConfig::default();
+    config.golden.enabled = true;
+    let mut d = Detector::new(config);
     let mut out = Vec::new();
     let start = T0 - 2 * 86_400_000;
     let mut t = start;
