@@ -473,6 +473,9 @@ pub struct GoldenConfig {
     /// Smallest absolute rise of the server-error share of requests
     /// (0.001: a tenth of a percentage point).
     pub min_error_rate_increase: f64,
+    /// Smallest memory growth per instance, bytes per hour, for a leak
+    /// (saturation) regression; also at least the previous revision's.
+    pub min_leak_bytes_per_hour: f64,
 }
 
 impl Default for GoldenConfig {
@@ -484,6 +487,7 @@ impl Default for GoldenConfig {
             min_tail_ratio: 1.5,
             min_quantile_ratio: 1.2,
             min_error_rate_increase: 0.001,
+            min_leak_bytes_per_hour: 20.0 * 1_048_576.0,
         }
     }
 }

@@ -469,9 +469,15 @@ impl Detector {
                 self.on_histogram(h);
                 (&h.service, h.window_start_ms)
             }
-            // Saturation is not judged yet: a gauge only moves its
-            // service's watermark.
-            AnyEvent::InstanceGauge(g) => (&g.service, g.ts_ms),
+            // Saturation is not judged yet: a gauge tells when an instance
+            // started (instances start cold) and moves the watermark.
+            AnyEvent::InstanceGauge(g) => {
+                self.touch(&g.service);
+                service_state(&mut self.services, &g.service)
+                    .golden
+                    .on_gauge(g);
+                (&g.service, g.ts_ms)
+            }
             _ => return out,
         };
         let svc = service_state(&mut self.services, service);

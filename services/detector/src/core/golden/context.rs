@@ -11,13 +11,20 @@
 //! night.
 //!
 //! **External causes.** A regression is not the deploy's when:
+//! - the old revision was already as slow or failing in the quarter hour
+//!   before the deploy (`same_rate_before_deploy`);
+//! - during a rollout, the new revision's instances each serve ×1.3 the
+//!   old ones' requests (`load_imbalance`: it is slower from load);
 //! - the service's traffic rose ×1.5 or more since the rise began, against
 //!   the half hour ending ten minutes before the deploy (`traffic_surge`);
-//! - other services' latency or server errors rose ×2 at the same time
-//!   (`aligned:N`): one such service that did not deploy in the last half
-//!   hour is enough, or two that did, or one when the rise began three
-//!   minutes or more after the deploy (a deploy-caused rise starts with the
-//!   new revision's first requests).
+//! - other services' latency or server errors rose ×1.5 (and clearly: three
+//!   standard errors) against their own last half hour, beginning within two
+//!   minutes of this rise (`aligned:N`): one such service that did not deploy
+//!   in the last half hour is enough, or two that did, or one when the rise
+//!   began three minutes or more after the deploy (a deploy-caused rise
+//!   starts with the new revision's first requests). A culprit deployed
+//!   while a dependency slows others is still the deploy's when the two
+//!   rises began at different minutes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,15 +37,18 @@ const MIN_CONCURRENT: f64 = 200.0;
 /// A service's traffic rise that makes a regression a load effect.
 const SURGE_RATIO: f64 = 1.5;
 /// A witness's rise that counts as "rose at the same time".
-const WITNESS_RATIO: f64 = 2.0;
+const WITNESS_RATIO: f64 = 1.5;
+/// How far apart two rises may begin and still be one event: a deploy's
+/// regression begins with its first requests, an outage at its own minute.
+const ALIGN: i64 = 2 * MINUTE_MS;
 /// Fewest witness requests above its bound (or errors) since the onset.
 const WITNESS_MIN: f64 = 10.0;
 /// How long before the onset a witness's own normal is taken from: the
 /// recent past, at about today's load (latency follows the daily cycle).
 const WITNESS_LOOKBACK: i64 = 35 * MINUTE_MS;
 /// A witness's rise must also be this many standard errors (binomial, plus
-/// a quarter of its share between minutes) above its normal.
-const WITNESS_Z: f64 = 4.0;
+/// a tenth of its share between minutes) above its normal.
+const WITNESS_Z: f64 = 3.0;
 /// A witness that deployed this recently before the onset may have its own
 /// regression: it counts only with another, or with a late onset.
 const RECENT_DEPLOY: i64 = 30 * MINUTE_MS;
@@ -66,8 +76,8 @@ pub(super) fn control(
     let all: BTreeSet<i64> = (first_hour..d.t0 - HOUR_MS)
         .step_by(HOUR_MS as usize)
         .collect();
-    let minutes = ((d.at - d.t0) as f64 / MINUTE_MS as f64).max(1.0);
-    let now: f64 = traffic.values().map(|s| s.sum(d.t0, d.at)).sum::<f64>() / minutes;
+    let minutes = ((d.at - d.from) as f64 / MINUTE_MS as f64).max(1.0);
+    let now: f64 = traffic.values().map(|s| s.sum(d.from, d.at)).sum::<f64>() / minutes;
     let mut per_hour: BTreeMap<i64, f64> = BTreeMap::new();
     for s in traffic.values() {
         for (h, v) in s.hourly(d.base_from, d.t0 - HOUR_MS) {
@@ -104,7 +114,7 @@ pub(super) fn control_histograms(
     c: &Control,
 ) -> (Hourly, bool) {
     if let Some(prev) = d.previous.and_then(|p| series.by_revision.get(p)) {
-        let now: Vec<f64> = prev.iter().map(|b| b.sum(d.t0, d.at)).collect();
+        let now: Vec<f64> = prev.iter().map(|b| b.sum(d.from, d.at)).collect();
         if now.iter().sum::<f64>() >= MIN_CONCURRENT {
             return (Hourly { hours: vec![now] }, true);
         }
@@ -142,7 +152,7 @@ pub(super) fn control_rates(state: &GoldenState, d: &Deployed<'_>, c: &Control) 
         vec![(r - e).max(0.0), e]
     };
     if let Some(prev) = d.previous {
-        let now = pair(prev, d.t0, d.at);
+        let now = pair(prev, d.from, d.at);
         if now.iter().sum::<f64>() >= MIN_CONCURRENT {
             return (Hourly { hours: vec![now] }, true);
         }
@@ -198,9 +208,15 @@ pub(super) fn external(
     f: &Finding,
     d: &Deployed<'_>,
     traffic: &BTreeMap<String, Series>,
+    state: &GoldenState,
     others: &super::Others<'_>,
 ) -> Verdict {
     let mut v = Verdict::default();
+    if f.kind == selfheal_schemas::RegressionKind::Saturation {
+        // A leak is per instance and per revision: no outage makes the
+        // new revision's instances, and only them, grow.
+        return v;
+    }
     let onset = f.onset_ms.max(d.t0);
     let late = onset - d.t0 >= LATE_ONSET;
     if late {
@@ -224,10 +240,22 @@ pub(super) fn external(
             since / before
         ));
     }
+    if v.external.is_none() {
+        if let Some(why) = before_deploy(f, d, state) {
+            v.cues.push("same_rate_before_deploy".to_owned());
+            v.external = Some(why);
+        }
+    }
+    if v.external.is_none() && f.concurrent {
+        if let Some(why) = imbalance(f, d, traffic, state) {
+            v.cues.push("load_imbalance".to_owned());
+            v.external = Some(why);
+        }
+    }
     let mut quiet = Vec::new();
     let mut deployed = Vec::new();
     for w in &others.services {
-        if w.service == d.service || !rose(w.state, onset, d.at) {
+        if w.service == d.service || aligned_onset(w.state, onset, d.at).is_none() {
             continue;
         }
         let recent = w
@@ -257,33 +285,73 @@ pub(super) fn external(
     v
 }
 
-/// Whether a service's latency tail or server-error rate rose ×2 over
-/// `[onset, at)` against its own previous hours.
-fn rose(s: &GoldenState, onset: i64, at: i64) -> bool {
-    let from = onset - WITNESS_LOOKBACK;
-    let until = onset - 5 * MINUTE_MS;
-    let at = at.max(onset + MINUTE_MS);
-    let ratio = |k: f64, n: f64, k0: f64, n0: f64| {
-        if k < WITNESS_MIN || n <= 0.0 || n0 <= 0.0 {
-            return None;
-        }
-        let p0 = (k0 + 1.0) / n0;
-        let sd = (p0 * (1.0 - p0) / n + (0.25 * p0).powi(2)).sqrt();
-        ((k / n - p0) / sd >= WITNESS_Z).then(|| (k / n) / p0)
+/// During a rollout, whether the new revision's instances each serve
+/// [`IMBALANCE`]× or more the old ones' requests: then it is slower (or
+/// failing) from load, as the old one would be, not from its code.
+fn imbalance(
+    f: &Finding,
+    d: &Deployed<'_>,
+    traffic: &BTreeMap<String, Series>,
+    state: &GoldenState,
+) -> Option<String> {
+    let prev = d.previous?;
+    let from = f.onset_ms.max(d.from);
+    let to = d.at.max(from + MINUTE_MS);
+    let per_instance = |rev: &str| {
+        let n = state.live_instances(rev, from, to)?;
+        let req = traffic.get(rev)?.sum(from, to);
+        (n > 0 && req > 0.0).then(|| req / n as f64)
     };
+    let (new, old) = (per_instance(d.revision)?, per_instance(prev)?);
+    (new >= IMBALANCE * old).then(|| {
+        format!(
+            "the new revision's instances each serve ×{:.1} the old ones' requests during the rollout: a load effect, not the deploy's code",
+            new / old
+        )
+    })
+}
+
+/// Whether the other revisions (the old one, before the deploy) were
+/// already as slow or failing in the [`BEFORE`] before the deploy: then the
+/// rise began before it, and the deploy only inherited it.
+fn before_deploy(f: &Finding, d: &Deployed<'_>, state: &GoldenState) -> Option<String> {
+    let (k, n) = state.tail_except(f, d.revision, d.t0 - BEFORE, d.t0);
+    if n < 50.0 {
+        return None;
+    }
+    let share = k / n;
+    let p0 = f.stat.p0;
+    let halfway = p0 + 0.5 * (f.stat.share() - p0);
+    (share >= halfway.max(1.5 * p0)).then(|| {
+        format!(
+            "already {:.2}% slow or failing in the {} min before the deploy (control {:.2}%, new revision {:.2}%): it began before the deploy",
+            100.0 * share,
+            BEFORE / MINUTE_MS,
+            100.0 * p0,
+            100.0 * f.stat.share()
+        )
+    })
+}
+
+/// See [`before_deploy`].
+const BEFORE: i64 = 15 * MINUTE_MS;
+
+/// See [`imbalance`].
+const IMBALANCE: f64 = 1.3;
+
+/// The witness's own onset, when its latency tail or server-error rate rose
+/// (×[`WITNESS_RATIO`], [`WITNESS_Z`] standard errors) over `[onset, at)`
+/// against its own recent past, and began within [`ALIGN`] of `onset`.
+fn aligned_onset(s: &GoldenState, onset: i64, at: i64) -> Option<i64> {
+    let at = at.max(onset + MINUTE_MS);
     let total = |m: &BTreeMap<String, Series>, a: i64, b: i64| -> f64 {
         m.values().map(|x| x.sum(a, b)).sum()
     };
-    let errors = ratio(
-        total(&s.errors, onset, at),
-        total(&s.error_requests, onset, at),
-        total(&s.errors, from, until),
-        total(&s.error_requests, from, until),
-    );
-    if errors.is_some_and(|r| r >= WITNESS_RATIO) {
-        return true;
+    let errors = |a: i64, b: i64| (total(&s.errors, a, b), total(&s.error_requests, a, b));
+    if let Some(t) = signal_onset(&errors, onset, at) {
+        return Some(t);
     }
-    s.latency.values().any(|l| {
+    s.latency.values().find_map(|l| {
         let sum = |a: i64, b: i64| {
             let mut out = vec![0.0; l.bounds.len() + 1];
             for buckets in l.by_revision.values() {
@@ -293,16 +361,36 @@ fn rose(s: &GoldenState, onset: i64, at: i64) -> bool {
             }
             out
         };
-        let base = sum(from, until);
-        let now = sum(onset, at);
+        let base = sum(onset - WITNESS_LOOKBACK, onset - 5 * MINUTE_MS);
         let n0: f64 = base.iter().sum();
         // The bound with about 5% of the witness's own requests above it.
-        let Some(j) = (0..base.len() - 1).find(|&j| base[j + 1..].iter().sum::<f64>() <= 0.05 * n0)
-        else {
-            return false;
+        let j = (0..base.len() - 1).find(|&j| base[j + 1..].iter().sum::<f64>() <= 0.05 * n0)?;
+        let slow = |a: i64, b: i64| {
+            let c = sum(a, b);
+            (c[j + 1..].iter().sum::<f64>(), c.iter().sum::<f64>())
         };
-        let k0: f64 = base[j + 1..].iter().sum();
-        let k: f64 = now[j + 1..].iter().sum();
-        ratio(k, now.iter().sum(), k0, n0).is_some_and(|r| r >= WITNESS_RATIO)
+        signal_onset(&slow, onset, at)
     })
+}
+
+/// `tail(a, b)` gives (requests above the bound, requests) over `[a, b)`.
+fn signal_onset(tail: &dyn Fn(i64, i64) -> (f64, f64), onset: i64, at: i64) -> Option<i64> {
+    let (k0, n0) = tail(onset - WITNESS_LOOKBACK, onset - 5 * MINUTE_MS);
+    let (k, n) = tail(onset, at);
+    if k < WITNESS_MIN || n <= 0.0 || n0 <= 0.0 {
+        return None;
+    }
+    let p0 = (k0 + 1.0) / n0;
+    let share = k / n;
+    let sd = (p0 * (1.0 - p0) / n + (0.1 * p0).powi(2)).sqrt();
+    if share < WITNESS_RATIO * p0 || (share - p0) / sd < WITNESS_Z {
+        return None;
+    }
+    let halfway = p0 + 0.5 * (share - p0);
+    let first = (onset - 10 * MINUTE_MS).div_euclid(MINUTE_MS) * MINUTE_MS;
+    let own = (first..at).step_by(MINUTE_MS as usize).find(|&m| {
+        let (k, n) = tail(m, m + MINUTE_MS);
+        n >= 5.0 && k / n >= halfway
+    })?;
+    ((own - onset).abs() <= ALIGN).then_some(own)
 }

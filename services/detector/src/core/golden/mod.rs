@@ -17,10 +17,12 @@
 //! - [`context`]: the control (the old revision now, or baseline hours at
 //!   the same load) and the external causes (a traffic surge, other
 //!   services slowing or failing at the same time).
+//! - [`memory`]: saturation: a memory floor rising per instance (a leak).
 //! - [`output`]: the Regression event.
 //! - [`stage`]: one evaluation's golden-signal stage in the detector.
 
 mod context;
+mod memory;
 mod output;
 mod stage;
 mod test;
@@ -30,7 +32,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use selfheal_common::config::DetectorConfig;
-use selfheal_schemas::{LatencyHistogram, RegressionKind, Traffic};
+use selfheal_schemas::{InstanceGauge, LatencyHistogram, RegressionKind, Traffic};
 
 use crate::series::{Series, MINUTE_MS};
 
@@ -48,7 +50,22 @@ pub(super) struct GoldenState {
     latency: BTreeMap<String, LatencySeries>,
     /// Revisions flagged for a golden signal: kept out of later baselines.
     regressed: BTreeSet<String>,
+    /// revision → instance → (first, last) event time of its gauges: when
+    /// each instance started serving (instances start cold).
+    #[serde(default)]
+    instances: BTreeMap<String, BTreeMap<String, (i64, i64)>>,
+    /// revision → instance → memory floors of its first two hours (a leak
+    /// is judged against instances of the same age).
+    #[serde(default)]
+    young: BTreeMap<String, BTreeMap<String, memory::Young>>,
 }
+
+/// The gauge a leak is judged on (OpenTelemetry's process metric, bytes).
+const MEMORY_METRIC: &str = "process.memory.usage";
+
+/// How long a new instance is taken to be warming up (JIT, caches, pools):
+/// a revision is judged on the minutes after its latest instance warmed up.
+const WARMUP: i64 = 5 * MINUTE_MS;
 
 /// One latency series: a metric on a route with one bucket layout.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -94,6 +111,42 @@ impl GoldenState {
         }
     }
 
+    /// Notes when an instance started (its first gauge; the minimum, so
+    /// arrival order does not matter).
+    pub(super) fn on_gauge(&mut self, g: &InstanceGauge) {
+        let seen = self
+            .instances
+            .entry(g.revision.clone())
+            .or_default()
+            .entry(g.instance.clone())
+            .or_insert((g.ts_ms, g.ts_ms));
+        seen.0 = seen.0.min(g.ts_ms);
+        seen.1 = seen.1.max(g.ts_ms);
+        if g.metric == MEMORY_METRIC {
+            self.young
+                .entry(g.revision.clone())
+                .or_default()
+                .entry(g.instance.clone())
+                .or_insert_with(|| memory::Young::new(g.ts_ms))
+                .add(g.ts_ms, g.value);
+        }
+    }
+
+    /// Where the judged window of `revision` starts: `t0`, or the minute its
+    /// latest instance to start by `at` warmed up.
+    fn warm_from(&self, revision: &str, t0: i64, at: i64) -> i64 {
+        let latest = self
+            .instances
+            .get(revision)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .map(|(first, _)| *first)
+            .filter(|f| *f <= at)
+            .max();
+        let warm = latest.map_or(t0, |f| (f + WARMUP).div_euclid(MINUTE_MS) * MINUTE_MS);
+        warm.max(t0)
+    }
+
     /// Folds minutes before `recent_from` into hours and evicts what is
     /// older than `evict_before`.
     pub(super) fn compact(&mut self, recent_from: i64, evict_before: i64) {
@@ -112,6 +165,15 @@ impl GoldenState {
             });
             !l.by_revision.is_empty()
         });
+        self.instances.retain(|_, m| {
+            m.retain(|_, (_, last)| *last >= evict_before);
+            !m.is_empty()
+        });
+        let instances = &self.instances;
+        self.young.retain(|rev, m| {
+            m.retain(|i, _| instances.get(rev).is_some_and(|x| x.contains_key(i)));
+            !m.is_empty()
+        });
     }
 
     /// Buckets held (for the detector's stats).
@@ -129,6 +191,45 @@ impl GoldenState {
             .map(Series::buckets)
             .sum();
         errors + latency
+    }
+
+    /// Instances of `revision` that sent a gauge in `[from, to)`; `None`
+    /// when it has no gauges at all (instances unknown).
+    pub(super) fn live_instances(&self, revision: &str, from: i64, to: i64) -> Option<usize> {
+        let m = self.instances.get(revision)?;
+        Some(
+            m.values()
+                .filter(|(first, last)| *first < to && *last >= from)
+                .count(),
+        )
+    }
+
+    /// (slow or failed, requests) of every revision but `except` over
+    /// `[from, to)`: for a latency finding, above its bound on its series;
+    /// else server errors.
+    fn tail_except(&self, f: &Finding, except: &str, from: i64, to: i64) -> (f64, f64) {
+        match f.series.as_ref().and_then(|k| self.latency.get(k)) {
+            Some(l) => l
+                .by_revision
+                .iter()
+                .filter(|(r, _)| r.as_str() != except)
+                .fold((0.0, 0.0), |(k, n), (_, b)| {
+                    let c = sum_buckets(b, from, to);
+                    (
+                        k + c[f.stat.threshold + 1..].iter().sum::<f64>(),
+                        n + c.iter().sum::<f64>(),
+                    )
+                }),
+            None => {
+                let sum = |m: &BTreeMap<String, Series>| -> f64 {
+                    m.iter()
+                        .filter(|(r, _)| r.as_str() != except)
+                        .map(|(_, s)| s.sum(from, to))
+                        .sum()
+                };
+                (sum(&self.errors), sum(&self.error_requests))
+            }
+        }
     }
 
     /// Keeps `revision` out of later baselines.
@@ -154,6 +255,9 @@ pub(super) struct Deployed<'a> {
     pub(super) revision: &'a str,
     pub(super) previous: Option<&'a str>,
     pub(super) t0: i64,
+    /// Start of the judged window: `t0`, or later while the revision's
+    /// instances warm up (see [`GoldenState::warm_from`]).
+    pub(super) from: i64,
     pub(super) at: i64,
     pub(super) base_from: i64,
 }
@@ -177,6 +281,10 @@ pub(super) struct Finding {
     /// Whether the control was the old revision serving at the same time
     /// (else: baseline hours at the same load).
     concurrent: bool,
+    /// For saturation: the instances that leak.
+    instances: Vec<String>,
+    /// For latency: the series' key in [`GoldenState::latency`].
+    series: Option<String>,
 }
 
 /// What other services look like, for the external check.
@@ -192,7 +300,7 @@ pub(super) fn evaluate(
     traffic: &BTreeMap<String, Series>,
     d: &Deployed<'_>,
 ) -> Vec<Finding> {
-    if !cfg.golden.enabled || d.at <= d.t0 {
+    if !cfg.golden.enabled || d.at <= d.from {
         return Vec::new();
     }
     let looks = f64::from(cfg.window_minutes.max(1));
@@ -205,6 +313,9 @@ pub(super) fn evaluate(
     }
     let tested = state.latency.len() + usize::from(!state.errors.is_empty());
     if let Some(f) = error_finding(cfg, state, d, &control, looks) {
+        found.push(f);
+    }
+    if let Some(f) = leak_finding(cfg, state, d, looks) {
         found.push(f);
     }
     let p: Vec<f64> = found.iter().map(|f| f.q).collect();
@@ -228,7 +339,7 @@ fn latency_finding(
     control: &context::Control,
     looks: f64,
 ) -> Option<Finding> {
-    let new = sum_buckets(series.by_revision.get(d.revision)?, d.t0, d.at);
+    let new = sum_buckets(series.by_revision.get(d.revision)?, d.from, d.at);
     let n: f64 = new.iter().sum();
     if n < f64::from(cfg.golden.min_requests) {
         return None;
@@ -263,6 +374,8 @@ fn latency_finding(
         stat: tail,
         q: p,
         concurrent,
+        instances: Vec::new(),
+        series: Some(key.to_owned()),
     })
 }
 
@@ -273,8 +386,8 @@ fn error_finding(
     control: &context::Control,
     looks: f64,
 ) -> Option<Finding> {
-    let k = state.errors.get(d.revision)?.sum(d.t0, d.at);
-    let n = state.error_requests.get(d.revision)?.sum(d.t0, d.at);
+    let k = state.errors.get(d.revision)?.sum(d.from, d.at);
+    let n = state.error_requests.get(d.revision)?.sum(d.from, d.at);
     if n < f64::from(cfg.golden.min_requests) || k < f64::from(cfg.golden.min_errors) {
         return None;
     }
@@ -307,6 +420,56 @@ fn error_finding(
         stat: tail,
         q: p,
         concurrent,
+        instances: Vec::new(),
+        series: None,
+    })
+}
+
+/// A memory leak on the new revision's instances (see [`memory`]). The
+/// p-value is a rank test: with no leak, an instance's growth is above all
+/// `m` of the control's with probability at most 1/(m + 1), so `L` of `N`
+/// doing so has binomial tail probability P(X ≥ L).
+fn leak_finding(
+    cfg: &DetectorConfig,
+    state: &GoldenState,
+    d: &Deployed<'_>,
+    looks: f64,
+) -> Option<Finding> {
+    let new = state.young.get(d.revision)?;
+    let control = state.young.get(d.previous?)?;
+    let (instances, excess, bar, judged, base) = memory::leaking(
+        new,
+        control,
+        d.base_from + 2 * memory::BLOCK,
+        d.at,
+        cfg.golden.min_leak_bytes_per_hour,
+    )?;
+    let (k, n) = (instances.len() as f64, judged as f64);
+    let p0 = 1.0 / (base as f64 + 1.0);
+    let p = crate::stats::beta_inc(k, n - k + 1.0, p0);
+    Some(Finding {
+        kind: RegressionKind::Saturation,
+        key: output::series_id(MEMORY_METRIC),
+        metric: MEMORY_METRIC.to_owned(),
+        unit: "By/h".to_owned(),
+        route: None,
+        quantile: None,
+        observed_value: excess,
+        expected_value: bar,
+        stat: test::Tail {
+            threshold: 0,
+            k,
+            n,
+            p0,
+            base_n: base as f64,
+            p,
+            thresholds: 1,
+        },
+        q: (p * looks).min(1.0),
+        onset_ms: d.t0,
+        concurrent: false,
+        instances,
+        series: None,
     })
 }
 
@@ -358,7 +521,8 @@ pub(super) fn assess(
     f: &Finding,
     d: &Deployed<'_>,
     traffic: &BTreeMap<String, Series>,
+    state: &GoldenState,
     others: &Others<'_>,
 ) -> context::Verdict {
-    context::external(f, d, traffic, others)
+    context::external(f, d, traffic, state, others)
 }

@@ -34,6 +34,17 @@ fn describe(f: &Finding) -> (String, String) {
                 ),
             )
         }
+        RegressionKind::Saturation => (
+            format!("memory leak ({})", f.metric),
+            format!(
+                "memory's floor grows {:.0} MB/h faster than the previous revision's instances at the same age, on {} of {} instances ({}); bar {:.0} MB/h",
+                f.observed_value / 1_048_576.0,
+                f.instances.len(),
+                f.stat.n,
+                f.instances.join(", "),
+                f.expected_value / 1_048_576.0
+            ),
+        ),
         _ => (
             "server-error rate".to_owned(),
             format!(
@@ -54,7 +65,9 @@ pub(in crate::core) fn regression(
     v: Verdict,
 ) -> Regression {
     let (template, message) = describe(f);
-    let control = if f.concurrent {
+    let control = if f.kind == RegressionKind::Saturation {
+        "control: the previous revision's instances at the same age"
+    } else if f.concurrent {
         "control: the previous revision serving at the same minutes"
     } else {
         "control: baseline hours at the same load"
@@ -101,7 +114,7 @@ pub(in crate::core) fn regression(
             quantile: f.quantile,
             observed_value: f.observed_value,
             expected_value: f.expected_value,
-            instances: Vec::new(),
+            instances: f.instances.clone(),
         }),
     }
 }

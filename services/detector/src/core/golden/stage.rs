@@ -27,6 +27,7 @@ impl Detector {
             revision: &dep.revision,
             previous: dep.previous_revision.as_deref(),
             t0,
+            from: svc.golden.warm_from(&dep.revision, t0, at),
             at,
             base_from: (t0 - i64::from(cfg.baseline_days) * DAY_MS).max(first_seen.min(t0)),
         };
@@ -62,7 +63,7 @@ impl Detector {
         let mut out = Vec::new();
         for (f, id) in &findings {
             let verdict = if cfg.fleet_guard {
-                super::assess(f, &d, &svc.traffic, &others)
+                super::assess(f, &d, &svc.traffic, &svc.golden, &others)
             } else {
                 super::context::Verdict::default()
             };
