@@ -454,10 +454,10 @@ pub struct DetectorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GoldenConfig {
-    /// Judge latency histograms and traffic's server errors at all. Off by
-    /// default for now: on the golden simulator its precision is 0.45–0.8
-    /// and a few clean deploys per hundred get rolled back (README), which
-    /// no fleet should get without asking for it.
+    /// Judge latency histograms, traffic's server errors and instances'
+    /// memory at all. Off by default for now: on the golden simulator its
+    /// precision is 0.33–0.82 and a clean deploy or two per 140 gets rolled
+    /// back (README), which no fleet should get without asking for it.
     pub enabled: bool,
     /// Fewest new-revision requests (in a latency series, or with known
     /// errors) before a golden signal is judged.

@@ -469,8 +469,8 @@ impl Detector {
                 self.on_histogram(h);
                 (&h.service, h.window_start_ms)
             }
-            // Saturation is not judged yet: a gauge tells when an instance
-            // started (instances start cold) and moves the watermark.
+            // A gauge tells when an instance started (instances start cold)
+            // and how its memory grows (saturation).
             AnyEvent::InstanceGauge(g) => {
                 self.touch(&g.service);
                 service_state(&mut self.services, &g.service)
