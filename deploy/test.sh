@@ -5,7 +5,10 @@
 # Usage: deploy/test.sh [CARGO TEST ARGS...]     (from any directory)
 #   e.g. deploy/test.sh                  # everything
 #        deploy/test.sh -p selfheal-common -- some_test --nocapture
-# Env:   SELFHEAL_TEST_KAFKA_PORT     test broker port (default 39092; controller port+1)
+# Env:   SELFHEAL_TEST_GATES          1: run deploy/gates.sh (fmt, clippy, rustdoc
+#                                     with -D warnings) first; default 1 with no
+#                                     arguments (the whole suite), else 0
+#        SELFHEAL_TEST_KAFKA_PORT     test broker port (default 39092; controller port+1)
 #        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
 #        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
 # Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>,
@@ -41,6 +44,15 @@ source "$DEPLOY_DIR/prereqs.sh"
 ensure_system_packages
 ensure_cargo
 ensure_chromium
+
+# --- Lint gates: fmt, clippy -D warnings, rustdoc -D warnings (deploy/gates.sh) --
+# Run with the whole suite (no arguments); SELFHEAL_TEST_GATES=0 skips them,
+# =1 forces them before a filtered run.
+if [[ "${SELFHEAL_TEST_GATES:-$([[ $# -eq 0 ]] && echo 1 || echo 0)}" == 1 ]]; then
+  t_gates=$(now_ms)
+  "$DEPLOY_DIR/gates.sh" || die "a lint gate failed (see above); fix it, or run deploy/gates.sh alone"
+  say "lint gates passed in $(secs_since "$t_gates")s"
+fi
 
 # --- Python for the subscriber in tests/demo_e2e.rs (confluent-kafka, fastavro) --
 SELFHEAL_TEST_PYTHON="$("$DEPLOY_DIR/python-deps.sh")" || die "installing the Python test dependencies failed"

@@ -25,7 +25,7 @@
 //! Golden-signal truth (`selfheal simulate --profile golden`) adds a
 //! per-kind section ([`golden`]): latency, 5xx rate and saturation scored
 //! separately, beside a simple reference computed from the input history
-//! ([`reference`], [`Report::with_reference`]).
+//! ([`mod@reference`], [`Report::with_reference`]).
 
 mod golden;
 mod reference;

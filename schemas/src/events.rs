@@ -244,6 +244,20 @@ pub struct MetricDetail {
     pub expected_value: f64,
     /// For saturation: the instances that grew.
     pub instances: Vec<String>,
+    /// For latency: p50, p95 and p99, new revision against control.
+    pub quantiles: Vec<QuantileValue>,
+}
+
+/// One quantile of a latency regression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "selfheal")]
+pub struct QuantileValue {
+    /// The quantile, e.g. 0.99.
+    pub quantile: f64,
+    /// The new revision's value.
+    pub observed_value: f64,
+    /// The control's value.
+    pub expected_value: f64,
 }
 
 /// What error rates are measured against (Avro enum `selfheal.RateBasis`).

@@ -59,6 +59,6 @@ pub use codec::{decode, decode_any, encode, schema_files, AnyEvent, Event};
 pub use error::{Error, Result};
 pub use events::{
     Action, ActionKind, ActionStatus, Build, BuildStatus, DeadLetter, Decision, Deploy, Evidence,
-    Frame, InstanceGauge, LatencyHistogram, Localization, MetricDetail, RateBasis, Regression,
-    RegressionKind, SignatureCount, Traffic, Verdict,
+    Frame, InstanceGauge, LatencyHistogram, Localization, MetricDetail, QuantileValue, RateBasis,
+    Regression, RegressionKind, SignatureCount, Traffic, Verdict,
 };

@@ -141,6 +141,11 @@ fn regression(full: bool) -> Regression {
             observed_value: 1.25,
             expected_value: 0.31,
             instances: vec!["checkout-7f9c-x2".into()],
+            quantiles: vec![selfheal_schemas::QuantileValue {
+                quantile: 0.99,
+                observed_value: 1.25,
+                expected_value: 0.31,
+            }],
         }),
     }
 }
@@ -560,7 +565,7 @@ const PINNED_FINGERPRINTS: [(&str, u64); 10] = [
     ("Traffic", 0x3c82_9d60_ba0c_b490),
     ("Deploy", 0x753d_cc87_03db_6895),
     ("Build", 0x6f81_4b2c_e52d_f79c),
-    ("Regression", 0x3a44_103b_978e_3133),
+    ("Regression", 0x9b36_568c_ea2b_dd21),
     ("Verdict", 0x8ce0_c2b8_d2a4_941b),
     ("Action", 0x2d8f_046b_9943_1265),
     ("DeadLetter", 0x1c7f_cc4c_ca7f_615d),

@@ -611,7 +611,7 @@ pub(super) fn class_name(rng: &mut Rng, noun: &str) -> String {
     pascal(&[noun]) + ROLES[rng.below(ROLES.len())]
 }
 
-/// One stack frame, innermost-first order in [`Stack::frames`].
+/// One stack frame, innermost-first order in `Stack::frames`.
 #[derive(Debug, Clone)]
 pub(super) struct Frame {
     /// Fully rendered line(s) of this frame in its runtime's format.

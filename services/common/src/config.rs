@@ -1058,11 +1058,28 @@ pub struct FixerServiceConfig {
     pub github_repo: Option<String>,
     /// Branch fix PRs target.
     pub base_branch: String,
+    /// The service's latency SLO, e.g. `{ quantile = 0.99, threshold_s = 0.5 }`:
+    /// a latency regression that breaks it is high severity, one that keeps
+    /// it is low.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_slo: Option<LatencySlo>,
+}
+
+/// A latency SLO: the `quantile` of request durations stays at or below
+/// `threshold_s` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySlo {
+    /// The quantile, e.g. 0.99.
+    pub quantile: f64,
+    /// The threshold in seconds.
+    pub threshold_s: f64,
 }
 
 impl Default for FixerServiceConfig {
     fn default() -> Self {
         Self {
+            latency_slo: None,
             slo: None,
             repo: None,
             github_repo: None,

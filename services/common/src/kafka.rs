@@ -52,7 +52,7 @@ impl Outgoing {
 
 /// An idempotent (`enable.idempotence=true`, `acks=all`) producer.
 ///
-/// [`EventProducer::send`] resolves only once the broker acknowledged the write,
+/// [`EventProducer::send_all`] resolves only once the broker acknowledged the writes,
 /// which is what lets the HTTP intake answer 2xx and consumers store offsets.
 #[derive(Clone)]
 pub struct EventProducer {

@@ -4,14 +4,14 @@
 //!
 //! 1. [`Triage::judge`] gathers the incident (every regression of the deploy
 //!    so far) and the deploys of the lookback;
-//! 2. a build failure is judged by its log ([`Triage::judge_build`]);
+//! 2. a build failure is judged by its log (`Triage::judge_build`);
 //! 3. otherwise the incident's errors are linked against each lookback
-//!    deploy's diff, pooled across signatures ([`Triage::localize`]): the
+//!    deploy's diff, pooled across signatures (`Triage::localize`): the
 //!    best localization wins (line > function > file > none), then the
 //!    higher score after `recency_decay^age`;
-//! 4. the facts about the deploy ([`Triage::facts`]) go to
+//! 4. the facts about the deploy (`Triage::facts`) go to
 //!    [`decide::judge`], which says whether the deploy is to blame;
-//! 5. [`Triage::verdict`] writes both answers into one Verdict.
+//! 5. `Triage::verdict` writes both answers into one Verdict.
 
 use std::collections::BTreeSet;
 

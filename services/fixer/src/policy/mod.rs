@@ -523,10 +523,10 @@ impl Policy {
 
     /// Decides the action for a verdict, or nothing if this (service, revision)
     /// was already acted on (duplicate or later verdicts). The steps: note
-    /// what the verdict says about the revision ([`Policy::note_verdict`]);
+    /// what the verdict says about the revision (`Policy::note_verdict`);
     /// a rollback that the incident's revision to `not_caused` answers
-    /// ([`Policy::after_experiment`]); at most one action per revision, plus
-    /// one escalation; the rule; the safety rails ([`Policy::apply_rails`]);
+    /// (`Policy::after_experiment`); at most one action per revision, plus
+    /// one escalation; the rule; the safety rails (`Policy::apply_rails`);
     /// the action and its job.
     pub fn decide(&mut self, v: &Verdict) -> Option<Decided> {
         let key = (v.service.clone(), v.revision.clone());
@@ -879,10 +879,16 @@ impl Policy {
         let deployed_at = deploy
             .map(|d| d.deployed_at_ms)
             .or_else(|| regressions.iter().find_map(|r| r.deployed_at_ms));
+        let latency_slo = self
+            .config
+            .services
+            .get(&v.service)
+            .and_then(|s| s.latency_slo);
         severity::assess(
             regressions,
             requests,
             slo,
+            latency_slo,
             &self.config,
             deployed_at.map(|at| v.decided_at_ms - at),
             v.signatures.iter().any(|s| s == "build_failure"),

@@ -6,7 +6,7 @@
 //! `1 - slo`. A burn rate of 1 spends the budget exactly over the SLO period;
 //! 14.4 spends 2% of a 30-day budget in an hour (Google SRE workbook, ch. 5).
 
-use selfheal_common::config::{FixerConfig, Severity};
+use selfheal_common::config::{FixerConfig, LatencySlo, Severity};
 use selfheal_schemas::{Regression, RegressionKind};
 
 /// The facts about a verdict's regressions that rules match on.
@@ -30,6 +30,10 @@ pub struct Assessment {
     /// (above the baseline's bucket bound), which spend a latency SLO's
     /// budget as failed requests spend an availability SLO's.
     pub latency_only: bool,
+    /// The service's latency SLO against the regressions' quantiles, when
+    /// one is configured and a latency regression reports its quantile:
+    /// `(breached, account)`.
+    pub latency_slo: Option<(bool, String)>,
 }
 
 impl Assessment {
@@ -48,6 +52,9 @@ impl Assessment {
             ));
         } else {
             parts.push("no request counts".to_owned());
+        }
+        if let Some((_, account)) = &self.latency_slo {
+            parts.push(account.clone());
         }
         if self.crash {
             parts.push("new crash signature".to_owned());
@@ -71,6 +78,7 @@ pub fn assess(
     regressions: &[Regression],
     requests: impl Fn(&Regression) -> Option<i64>,
     slo: f64,
+    latency_slo: Option<LatencySlo>,
     config: &FixerConfig,
     since_deploy_ms: Option<i64>,
     build_failure_signature: bool,
@@ -104,14 +112,19 @@ pub fn assess(
                 .any(|m| !m.is_empty() && text.contains(&m.to_lowercase()))
         }
     });
-    let severity = if crash || burn_rate.is_some_and(|b| b >= fast_burn_rate) {
-        Severity::High
-    } else if burn_rate.is_some_and(|b| b >= slow_burn_rate) {
-        Severity::Medium
-    } else if burn_rate.is_some() {
-        Severity::Low
-    } else {
-        Severity::Unknown
+    let latency_only =
+        !runtime.is_empty() && runtime.iter().all(|r| r.kind == RegressionKind::Latency);
+    let slo_check = latency_slo.and_then(|s| check_latency_slo(&runtime, s));
+    // A latency-only incident with a latency SLO is judged by the SLO: a
+    // slower revision that keeps it is not an emergency, one that breaks it
+    // is whatever the share of slow requests.
+    let severity = match (&slo_check, latency_only) {
+        (Some((true, _)), _) => Severity::High,
+        (Some((false, _)), true) => Severity::Low,
+        _ if crash || burn_rate.is_some_and(|b| b >= fast_burn_rate) => Severity::High,
+        _ if burn_rate.is_some_and(|b| b >= slow_burn_rate) => Severity::Medium,
+        _ if burn_rate.is_some() => Severity::Low,
+        _ => Severity::Unknown,
     };
     Assessment {
         severity,
@@ -122,7 +135,139 @@ pub fn assess(
         externally_correlated: !runtime.is_empty()
             && runtime.iter().all(|r| r.externally_correlated),
         since_deploy_ms,
-        latency_only: !runtime.is_empty()
-            && runtime.iter().all(|r| r.kind == RegressionKind::Latency),
+        latency_only,
+        latency_slo: slo_check,
+    }
+}
+
+/// The worst latency regression against the SLO: the new revision's value
+/// at the SLO's quantile (the nearest reported one at or above it).
+fn check_latency_slo(runtime: &[&Regression], slo: LatencySlo) -> Option<(bool, String)> {
+    let worst = runtime
+        .iter()
+        .filter(|r| r.kind == RegressionKind::Latency)
+        .filter_map(|r| {
+            let m = r.metric.as_ref()?;
+            let scale = if m.unit == "ms" { 0.001 } else { 1.0 };
+            let q = m
+                .quantiles
+                .iter()
+                .filter(|q| q.quantile >= slo.quantile - 1e-9)
+                .min_by(|a, b| a.quantile.total_cmp(&b.quantile))?;
+            Some((q.quantile, q.observed_value * scale, m.route.clone()))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (q, value, route) = worst;
+    let on = route.map(|r| format!(" on {r}")).unwrap_or_default();
+    let qname = format!("p{}", (q * 100.0).round());
+    let breached = value > slo.threshold_s;
+    let verb = if breached { "breaks" } else { "keeps" };
+    Some((
+        breached,
+        format!(
+            "{qname}{on} {value:.3} s {verb} the latency SLO ({qname} ≤ {} s)",
+            slo.threshold_s
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod latency_slo_tests {
+    use selfheal_schemas::{MetricDetail, QuantileValue, RateBasis};
+
+    use super::*;
+
+    fn latency(p99: f64, requests: i64, slow: i64) -> Regression {
+        Regression {
+            id: "r".into(),
+            service: "checkout".into(),
+            revision: "b".into(),
+            previous_revision: Some("a".into()),
+            kind: RegressionKind::Latency,
+            signature: "0123456789abcdef".into(),
+            template: "p99 http.server.request.duration on /quote".into(),
+            exception_type: None,
+            detected_at_ms: 60_000,
+            deployed_at_ms: Some(0),
+            window_start_ms: 0,
+            window_end_ms: 60_000,
+            observed: slow,
+            expected: 1.0,
+            rate_ratio: 10.0,
+            p_value: 1e-9,
+            q_value: Some(1e-9),
+            requests: Some(requests),
+            baseline_requests: Some(100_000),
+            rate_basis: RateBasis::PerRequest,
+            externally_correlated: false,
+            correlation_evidence: None,
+            sample_message: String::new(),
+            sample_stack: None,
+            frames: Vec::new(),
+            onset_ms: Some(0),
+            external_cues: Vec::new(),
+            hold_remediation_until_ms: None,
+            metric: Some(MetricDetail {
+                name: "http.server.request.duration".into(),
+                unit: "s".into(),
+                route: Some("/quote".into()),
+                quantile: Some(0.99),
+                observed_value: p99,
+                expected_value: 0.2,
+                instances: Vec::new(),
+                quantiles: vec![
+                    QuantileValue {
+                        quantile: 0.5,
+                        observed_value: 0.05,
+                        expected_value: 0.05,
+                    },
+                    QuantileValue {
+                        quantile: 0.99,
+                        observed_value: p99,
+                        expected_value: 0.2,
+                    },
+                ],
+            }),
+        }
+    }
+
+    fn run(r: &Regression, slo: Option<LatencySlo>) -> Assessment {
+        assess(
+            std::slice::from_ref(r),
+            |r| r.requests,
+            0.999,
+            slo,
+            &FixerConfig::default(),
+            Some(60_000),
+            false,
+        )
+    }
+
+    #[test]
+    fn a_latency_slo_decides_a_latency_only_incident() {
+        let slo = LatencySlo {
+            quantile: 0.99,
+            threshold_s: 0.5,
+        };
+        // 6% of requests slow: a high "burn" as if they failed, but p99
+        // 0.45 s keeps the SLO: low severity.
+        let kept = run(&latency(0.45, 1000, 60), Some(slo));
+        assert_eq!(kept.severity, Severity::Low, "{}", kept.describe());
+        assert!(
+            kept.describe().contains("keeps the latency SLO"),
+            "{}",
+            kept.describe()
+        );
+        let broken = run(&latency(1.2, 1000, 3), Some(slo));
+        assert_eq!(broken.severity, Severity::High, "{}", broken.describe());
+        assert!(
+            broken.describe().contains("p99 on /quote 1.200 s breaks"),
+            "{}",
+            broken.describe()
+        );
+        // Without an SLO the share of slow requests decides, as for errors.
+        let none = run(&latency(0.45, 1000, 60), None);
+        assert_eq!(none.severity, Severity::High);
+        assert!(none.describe().contains("slower than the baseline's bound"));
     }
 }

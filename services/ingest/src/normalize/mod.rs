@@ -6,7 +6,7 @@
 //! - [`group`]: online Drain-style grouping of masked templates, so messages that
 //!   differ only in non-id words (user names, hosts) share a signature.
 //! - [`stack`]: stack-trace parsing for Python, JVM, Go, Node.js, Rust and Ruby.
-//! - [`scrub`]: secrets and personal data → `[REDACTED:<class>]`.
+//! - [`mod@scrub`]: secrets and personal data → `[REDACTED:<class>]`.
 //! - [`hash`]: the stable 64-bit hash behind signature ids.
 //!
 //! A [`Normalizer`] is stateful (the grouper learns templates as it goes), so it

@@ -10,7 +10,7 @@
 //! - this file: the per-service state (histogram buckets and server errors
 //!   per revision, minute buckets folding into hours like every series) and
 //!   one evaluation of one deploy.
-//! - [`test`]: the statistics: tail shares of binned latency against the
+//! - [`mod@test`]: the statistics: tail shares of binned latency against the
 //!   baseline at every bucket bound (exact for binned data: no interpolation
 //!   decides), over-dispersed across hours, anytime-valid over the window's
 //!   looks by Bonferroni.
@@ -285,6 +285,8 @@ pub(super) struct Finding {
     instances: Vec<String>,
     /// For latency: the series' key in [`GoldenState::latency`].
     series: Option<String>,
+    /// For latency: (quantile, new, control) of p50, p95, p99.
+    quantiles: Vec<(f64, f64, f64)>,
 }
 
 /// What other services look like, for the external check.
@@ -353,7 +355,8 @@ fn latency_finding(
     )?;
     let p = (tail.p * looks * tail.thresholds as f64).min(1.0);
     let base = hourly.total();
-    let (quantile, observed, expected) = test::worst_quantile(&series.bounds, &new, &base)?;
+    let quantiles = test::quantiles(&series.bounds, &new, &base);
+    let (quantile, observed, expected) = test::worst(&quantiles)?;
     if observed < expected * cfg.golden.min_quantile_ratio {
         return None;
     }
@@ -376,6 +379,7 @@ fn latency_finding(
         concurrent,
         instances: Vec::new(),
         series: Some(key.to_owned()),
+        quantiles,
     })
 }
 
@@ -422,6 +426,7 @@ fn error_finding(
         concurrent,
         instances: Vec::new(),
         series: None,
+        quantiles: Vec::new(),
     })
 }
 
@@ -470,6 +475,7 @@ fn leak_finding(
         concurrent: false,
         instances,
         series: None,
+        quantiles: Vec::new(),
     })
 }
 

@@ -1,6 +1,6 @@
 //! A golden-signal finding as a Regression event.
 
-use selfheal_schemas::{MetricDetail, RateBasis, Regression, RegressionKind};
+use selfheal_schemas::{MetricDetail, QuantileValue, RateBasis, Regression, RegressionKind};
 
 use super::context::Verdict;
 use super::{Deployed, Finding};
@@ -115,6 +115,15 @@ pub(in crate::core) fn regression(
             observed_value: f.observed_value,
             expected_value: f.expected_value,
             instances: f.instances.clone(),
+            quantiles: f
+                .quantiles
+                .iter()
+                .map(|(q, n, b)| QuantileValue {
+                    quantile: *q,
+                    observed_value: *n,
+                    expected_value: *b,
+                })
+                .collect(),
         }),
     }
 }

@@ -183,8 +183,9 @@ pub(super) fn quantile(bounds: &[f64], counts: &[f64], q: f64) -> Option<f64> {
     bounds.last().copied()
 }
 
-/// The quantile (of p50, p95, p99) that rose the most: (q, new, baseline).
-pub(super) fn worst_quantile(bounds: &[f64], new: &[f64], base: &[f64]) -> Option<(f64, f64, f64)> {
+/// p50, p95 and p99 of the new counts and of the control's: (q, new,
+/// control), those the control has a positive value for.
+pub(super) fn quantiles(bounds: &[f64], new: &[f64], base: &[f64]) -> Vec<(f64, f64, f64)> {
     [0.5, 0.95, 0.99]
         .into_iter()
         .filter_map(|q| {
@@ -192,6 +193,14 @@ pub(super) fn worst_quantile(bounds: &[f64], new: &[f64], base: &[f64]) -> Optio
             let n = quantile(bounds, new, q)?;
             (b > 0.0).then_some((q, n, b))
         })
+        .collect()
+}
+
+/// The quantile (of p50, p95, p99) that rose the most: (q, new, control).
+pub(super) fn worst(quantiles: &[(f64, f64, f64)]) -> Option<(f64, f64, f64)> {
+    quantiles
+        .iter()
+        .copied()
         .max_by(|x, y| (x.1 / x.2).total_cmp(&(y.1 / y.2)))
 }
 
