@@ -34,6 +34,8 @@ pub struct Assessment {
     /// one is configured and a latency regression reports its quantile:
     /// `(breached, account)`.
     pub latency_slo: Option<(bool, String)>,
+    /// Every regression is a memory leak (saturation).
+    pub leak_only: bool,
 }
 
 impl Assessment {
@@ -50,6 +52,10 @@ impl Assessment {
                 "burn rate {b:.1} ({:.3}% of requests {what})",
                 s * 100.0
             ));
+        } else if self.leak_only {
+            parts.push(
+                "memory leak on the new revision's instances (no request failing yet)".to_owned(),
+            );
         } else {
             parts.push("no request counts".to_owned());
         }
@@ -90,10 +96,18 @@ pub fn assess(
         .iter()
         .filter(|r| r.kind != RegressionKind::BuildFailure)
         .collect();
-    let errors: i64 = runtime.iter().map(|r| r.observed.max(0)).sum();
+    // A leak's `observed` counts instances, not requests: it spends no
+    // error budget yet (it ends in OOM kills, later).
+    let per_request: Vec<&Regression> = runtime
+        .iter()
+        .copied()
+        .filter(|r| r.kind != RegressionKind::Saturation)
+        .collect();
+    let leak_only = !runtime.is_empty() && per_request.is_empty();
+    let errors: i64 = per_request.iter().map(|r| r.observed.max(0)).sum();
     // Regressions of one verdict share a deploy's window: the largest request
     // count is the denominator (summing would count the same requests twice).
-    let served = runtime.iter().filter_map(|r| requests(r)).max();
+    let served = per_request.iter().filter_map(|r| requests(r)).max();
     let share = served
         .filter(|n| *n > 0)
         .map(|n| (errors as f64 / n as f64).min(1.0));
@@ -121,6 +135,9 @@ pub fn assess(
     let severity = match (&slo_check, latency_only) {
         (Some((true, _)), _) => Severity::High,
         (Some((false, _)), true) => Severity::Low,
+        // A memory leak: no request fails yet, but the instances will be
+        // killed; not an emergency, not nothing.
+        _ if leak_only => Severity::Medium,
         _ if crash || burn_rate.is_some_and(|b| b >= fast_burn_rate) => Severity::High,
         _ if burn_rate.is_some_and(|b| b >= slow_burn_rate) => Severity::Medium,
         _ if burn_rate.is_some() => Severity::Low,
@@ -137,6 +154,7 @@ pub fn assess(
         since_deploy_ms,
         latency_only,
         latency_slo: slo_check,
+        leak_only,
     }
 }
 

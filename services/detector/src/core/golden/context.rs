@@ -386,11 +386,14 @@ fn signal_onset(tail: &dyn Fn(i64, i64) -> (f64, f64), onset: i64, at: i64) -> O
     if share < WITNESS_RATIO * p0 || (share - p0) / sd < WITNESS_Z {
         return None;
     }
-    let halfway = p0 + 0.5 * (share - p0);
     let first = (onset - 10 * MINUTE_MS).div_euclid(MINUTE_MS) * MINUTE_MS;
-    let own = (first..at).step_by(MINUTE_MS as usize).find(|&m| {
-        let (k, n) = tail(m, m + MINUTE_MS);
-        n >= 5.0 && k / n >= halfway
-    })?;
+    let minutes: Vec<(i64, f64, f64)> = (first..at)
+        .step_by(MINUTE_MS as usize)
+        .map(|m| {
+            let (k, n) = tail(m, m + MINUTE_MS);
+            (m, k, n)
+        })
+        .collect();
+    let own = super::test::onset(&minutes, p0)?;
     ((own - onset).abs() <= ALIGN).then_some(own)
 }

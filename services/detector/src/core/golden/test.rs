@@ -204,15 +204,40 @@ pub(super) fn worst(quantiles: &[(f64, f64, f64)]) -> Option<(f64, f64, f64)> {
         .max_by(|x, y| (x.1 / x.2).total_cmp(&(y.1 / y.2)))
 }
 
-/// The first minute whose share reaches halfway from `p0` to `share` (with
-/// at least five requests): where the rise began.
-pub(super) fn onset(minutes: &[(i64, f64, f64)], p0: f64, share: f64) -> Option<i64> {
-    let halfway = p0 + 0.5 * (share - p0);
-    minutes
+/// Where the rise began: the change point of the minutes' `(minute, slow,
+/// requests)`, the split into a before and an after segment of constant
+/// share that is most likely (binomial), the after share being the higher.
+/// The before segment leans on the control's share `p0` (as if it had
+/// [`PRIOR_REQUESTS`] more requests at that share), so a split at the first
+/// minute needs no data before it. One noisy minute cannot move the onset,
+/// as a first-minute-above-threshold rule lets it.
+pub(super) fn onset(minutes: &[(i64, f64, f64)], p0: f64) -> Option<i64> {
+    let ll = |k: f64, n: f64, p: f64| {
+        let p = p.clamp(1e-9, 1.0 - 1e-9);
+        k * p.ln() + (n - k) * (1.0 - p).ln()
+    };
+    let (total_k, total_n) = minutes
         .iter()
-        .find(|(_, above, n)| *n >= 5.0 && above / n >= halfway)
-        .map(|(m, _, _)| *m)
+        .fold((0.0, 0.0), |(k, n), m| (k + m.1, n + m.2));
+    let mut best: Option<(f64, i64)> = None;
+    let (mut kb, mut nb) = (0.0, 0.0);
+    for (m, k, n) in minutes {
+        let (ka, na) = (total_k - kb, total_n - nb);
+        let before = (kb + p0 * PRIOR_REQUESTS) / (nb + PRIOR_REQUESTS);
+        if na > 0.0 && ka / na > before {
+            let score = ll(kb, nb, before) + ll(ka, na, ka / na);
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, *m));
+            }
+        }
+        kb += k;
+        nb += n;
+    }
+    best.map(|(_, m)| m)
 }
+
+/// See [`onset`].
+const PRIOR_REQUESTS: f64 = 100.0;
 
 #[cfg(test)]
 mod tests {
@@ -273,8 +298,17 @@ mod tests {
     }
 
     #[test]
-    fn onset_is_the_first_minute_halfway_up() {
+    fn onset_is_the_change_point_and_one_noisy_minute_does_not_move_it() {
         let m = [(0, 1.0, 100.0), (60_000, 2.0, 100.0), (120_000, 9.0, 100.0)];
-        assert_eq!(onset(&m, 0.01, 0.1), Some(120_000));
+        assert_eq!(onset(&m, 0.01), Some(120_000));
+        // A noisy first minute, then the real rise at minute 6.
+        let mut m: Vec<(i64, f64, f64)> = (0..12)
+            .map(|i| (i * 60_000, if i >= 6 { 15.0 } else { 5.0 }, 100.0))
+            .collect();
+        m[0].1 = 12.0;
+        assert_eq!(onset(&m, 0.05), Some(6 * 60_000));
+        // A rise from the first minute.
+        let m: Vec<(i64, f64, f64)> = (0..6).map(|i| (i * 60_000, 15.0, 100.0)).collect();
+        assert_eq!(onset(&m, 0.05), Some(0));
     }
 }
