@@ -219,22 +219,32 @@ pub(super) fn onset(minutes: &[(i64, f64, f64)], p0: f64) -> Option<i64> {
     let (total_k, total_n) = minutes
         .iter()
         .fold((0.0, 0.0), |(k, n), m| (k + m.1, n + m.2));
-    let mut best: Option<(f64, i64)> = None;
+    let mut splits: Vec<(f64, i64)> = Vec::new();
     let (mut kb, mut nb) = (0.0, 0.0);
     for (m, k, n) in minutes {
         let (ka, na) = (total_k - kb, total_n - nb);
         let before = (kb + p0 * PRIOR_REQUESTS) / (nb + PRIOR_REQUESTS);
         if na > 0.0 && ka / na > before {
-            let score = ll(kb, nb, before) + ll(ka, na, ka / na);
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, *m));
-            }
+            splits.push((ll(kb, nb, before) + ll(ka, na, ka / na), *m));
         }
         kb += k;
         nb += n;
     }
-    best.map(|(_, m)| m)
+    // The earliest split about as likely as the best (log-likelihood within
+    // [`ONSET_SLACK`]): minutes with few requests (a rollout's first) leave
+    // the likelihood flat, and the rise then began at the earliest of them.
+    let best = splits
+        .iter()
+        .map(|(s, _)| *s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    splits
+        .iter()
+        .find(|(s, _)| *s >= best - ONSET_SLACK)
+        .map(|(_, m)| *m)
 }
+
+/// See [`onset`].
+const ONSET_SLACK: f64 = 2.0;
 
 /// See [`onset`].
 const PRIOR_REQUESTS: f64 = 100.0;
