@@ -246,6 +246,8 @@ pub struct MetricDetail {
     pub instances: Vec<String>,
     /// For latency: p50, p95 and p99, new revision against control.
     pub quantiles: Vec<QuantileValue>,
+    /// For latency: the bucket bound above which a request was slow.
+    pub threshold_value: Option<f64>,
 }
 
 /// One quantile of a latency regression.

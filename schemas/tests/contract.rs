@@ -146,6 +146,7 @@ fn regression(full: bool) -> Regression {
                 observed_value: 1.25,
                 expected_value: 0.31,
             }],
+            threshold_value: None,
         }),
     }
 }
@@ -565,7 +566,7 @@ const PINNED_FINGERPRINTS: [(&str, u64); 10] = [
     ("Traffic", 0x3c82_9d60_ba0c_b490),
     ("Deploy", 0x753d_cc87_03db_6895),
     ("Build", 0x6f81_4b2c_e52d_f79c),
-    ("Regression", 0x9b36_568c_ea2b_dd21),
+    ("Regression", 0x7c52_8287_8d6e_2658),
     ("Verdict", 0x8ce0_c2b8_d2a4_941b),
     ("Action", 0x2d8f_046b_9943_1265),
     ("DeadLetter", 0x1c7f_cc4c_ca7f_615d),

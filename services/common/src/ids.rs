@@ -32,3 +32,17 @@ mod tests {
         assert_eq!(stable_id(&[""]), "cbf29ce484222325");
     }
 }
+
+/// The id of a latency series (`Regression.signature` of a latency
+/// regression): its metric, route and bucket layout, which is what
+/// histograms merge within. The detector names regressions by it and the
+/// fixer's recovery check finds the histograms by it.
+pub fn metric_series_id(metric: &str, route: Option<&str>, bounds: &[f64]) -> String {
+    let bits: Vec<String> = bounds.iter().map(|b| format!("{b}")).collect();
+    let key = format!(
+        "{metric}\u{0}{}\u{0}{}",
+        route.unwrap_or(""),
+        bits.join(",")
+    );
+    stable_id(&["golden", &key])
+}

@@ -105,6 +105,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         t.verdicts.clone(),
         t.traffic.clone(),
         t.signatures.clone(),
+        t.latency.clone(),
         t.actions.clone(),
     ];
     let stage = adapter::FixerStage::new(policy, config.clone(), executors, updates);

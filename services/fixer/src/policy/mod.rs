@@ -210,12 +210,22 @@ impl Policy {
             }
             AnyEvent::Traffic(t) => {
                 self.on_traffic(t);
+                for w in self.watches.values_mut() {
+                    w.on_traffic(t);
+                }
                 let end = t.window_start_ms + i64::from(t.window_s) * 1000;
                 self.advance(&t.service, end)
             }
             AnyEvent::SignatureCount(c) => {
                 self.on_signature_count(c);
                 self.advance(&c.service, c.last_seen_ms)
+            }
+            AnyEvent::LatencyHistogram(h) => {
+                for w in self.watches.values_mut() {
+                    w.on_histogram(h);
+                }
+                let end = h.window_start_ms + i64::from(h.window_s) * 1000;
+                self.advance(&h.service, end)
             }
             AnyEvent::Action(a) => self.on_action(a),
             _ => Vec::new(),

@@ -15,10 +15,12 @@
 //! event-time watermark passes the window's end, so a quiet service is judged
 //! by its traffic events, and a replay concludes at the same point.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use selfheal_common::config::RecoveryConfig;
-use selfheal_schemas::{Action, RateBasis, Regression, SignatureCount};
+use selfheal_schemas::{
+    Action, LatencyHistogram, RateBasis, Regression, RegressionKind, SignatureCount, Traffic,
+};
 
 /// One rollback being watched.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,12 @@ pub struct Watch {
     rolled_back: String,
     /// (signature, revision, first_seen) already counted: duplicates don't double.
     counted: BTreeSet<(String, String, i64, i64)>,
+    /// Latency regressions: series id → the bound above which a request is
+    /// slow. Their "events" are the slow requests of the series' histograms.
+    slow_above: BTreeMap<String, f64>,
+    /// An error-rate regression is watched: its events are traffic's
+    /// server errors.
+    server_errors: bool,
 }
 
 /// How a watch ended.
@@ -86,6 +94,67 @@ impl Watch {
             observed: 0,
             rolled_back: action.revision.clone(),
             counted: BTreeSet::new(),
+            slow_above: baseline
+                .iter()
+                .filter(|r| r.kind == RegressionKind::Latency)
+                .filter_map(|r| Some((r.signature.clone(), r.metric.as_ref()?.threshold_value?)))
+                .collect(),
+            server_errors: baseline.iter().any(|r| r.kind == RegressionKind::ErrorRate),
+        }
+    }
+
+    /// Whether an event of `revision` at `[from, to)` is in this watch.
+    fn covers(&self, service: &str, revision: &str, from: i64, to: i64) -> bool {
+        service == self.service
+            && revision != self.rolled_back
+            && to > self.start_ms
+            && from < self.end_ms()
+    }
+
+    /// Counts a histogram's slow requests if it is a watched latency series
+    /// (the golden-signal form of [`Watch::on_count`]).
+    pub fn on_histogram(&mut self, h: &LatencyHistogram) {
+        let end = h.window_start_ms + i64::from(h.window_s) * 1000;
+        if !self.covers(&h.service, &h.revision, h.window_start_ms, end) {
+            return;
+        }
+        let id = selfheal_common::ids::metric_series_id(&h.metric, h.route.as_deref(), &h.bounds);
+        let Some(&bound) = self.slow_above.get(&id) else {
+            return;
+        };
+        // Bucket i holds (bounds[i-1], bounds[i]]: slow are those whose
+        // lower edge is at or above the bound.
+        let slow: i64 = h
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i > 0 && h.bounds[i - 1] >= bound)
+            .map(|(_, c)| (*c).max(0))
+            .sum();
+        let key = (id, h.revision.clone(), h.window_start_ms, end);
+        if self.counted.insert(key) {
+            self.observed += slow;
+        }
+    }
+
+    /// Counts a traffic window's server errors when an error-rate
+    /// regression is watched.
+    pub fn on_traffic(&mut self, t: &Traffic) {
+        let end = t.window_start_ms + i64::from(t.window_s) * 1000;
+        let Some(errors) = t.errors.filter(|_| self.server_errors) else {
+            return;
+        };
+        if !self.covers(&t.service, &t.revision, t.window_start_ms, end) {
+            return;
+        }
+        let key = (
+            "server_errors".to_owned(),
+            t.revision.clone(),
+            t.window_start_ms,
+            end,
+        );
+        if self.counted.insert(key) {
+            self.observed += errors.max(0);
         }
     }
 

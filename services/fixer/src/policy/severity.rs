@@ -245,6 +245,7 @@ mod latency_slo_tests {
                         expected_value: 0.2,
                     },
                 ],
+                threshold_value: None,
             }),
         }
     }

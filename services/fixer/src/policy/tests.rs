@@ -966,3 +966,78 @@ fn a_verdict_read_before_its_deploy_and_regressions_waits_for_them() {
         .unwrap();
     assert_ne!(a.rule, "caused_no_previous_revision");
 }
+
+/// A latency regression's recovery is judged on the latency: the slow
+/// requests of its histograms after the rollback, against its baseline
+/// share of them.
+#[test]
+fn a_latency_rollback_recovers_when_the_slow_share_returns() {
+    use selfheal_schemas::{LatencyHistogram, MetricDetail};
+    let bounds = vec![0.1, 0.25, 0.5, 1.0];
+    let series = selfheal_common::ids::metric_series_id(
+        "http.server.request.duration",
+        Some("/quote"),
+        &bounds,
+    );
+    let mut r = regression("r1", "b", RegressionKind::Latency);
+    r.signature = series.clone();
+    r.rate_basis = RateBasis::PerRequest;
+    r.requests = Some(1000);
+    r.observed = 300;
+    r.expected = 10.0; // 1% of requests slower than 0.25 s at baseline
+    r.metric = Some(MetricDetail {
+        name: "http.server.request.duration".into(),
+        unit: "s".into(),
+        route: Some("/quote".into()),
+        quantile: Some(0.99),
+        observed_value: 0.9,
+        expected_value: 0.2,
+        instances: vec![],
+        quantiles: vec![],
+        threshold_value: Some(0.25),
+    });
+    let action = Action {
+        id: "a1".into(),
+        service: "checkout".into(),
+        revision: "b".into(),
+        action: ActionKind::Rollback,
+        status: ActionStatus::Succeeded,
+        rule: "caused_rollback".into(),
+        reasons: vec![],
+        executor: None,
+        target_revision: Some("a".into()),
+        pr_url: None,
+        recovery_verified: None,
+        signatures: vec![series.clone()],
+        verdict_id: None,
+        decided_at_ms: T0,
+        incident_id: None,
+    };
+    let config = selfheal_common::config::RecoveryConfig::default();
+    let hist = |rev: &str, at: i64, slow: i64| LatencyHistogram {
+        service: "checkout".into(),
+        revision: rev.into(),
+        metric: "http.server.request.duration".into(),
+        unit: "s".into(),
+        route: Some("/quote".into()),
+        window_start_ms: at,
+        window_s: 60,
+        bounds: bounds.clone(),
+        counts: vec![900 - slow, 100, slow, 0, 0],
+        sum: None,
+    };
+    for (slow, recovered) in [(10, true), (100, false)] {
+        let mut w = recovery::Watch::start(&action, &[&r], &config, Some(T0));
+        let mut served = 0;
+        let mut t = w.start_ms;
+        while t < w.end_ms() {
+            w.on_histogram(&hist("a", t, slow));
+            // The rolled-back revision's late histograms say nothing.
+            w.on_histogram(&hist("b", t, 900));
+            served += 1000;
+            t += 60_000;
+        }
+        let out = w.conclude(Some(served), &config);
+        assert_eq!(out.recovered, recovered, "{slow}: {}", out.reason);
+    }
+}

@@ -287,6 +287,8 @@ pub(super) struct Finding {
     series: Option<String>,
     /// For latency: (quantile, new, control) of p50, p95, p99.
     quantiles: Vec<(f64, f64, f64)>,
+    /// For latency: the bound above which requests were slow.
+    threshold_value: Option<f64>,
 }
 
 /// What other services look like, for the external check.
@@ -366,7 +368,11 @@ fn latency_finding(
     }
     Some(Finding {
         kind: RegressionKind::Latency,
-        key: output::series_id(key),
+        key: selfheal_common::ids::metric_series_id(
+            &series.metric,
+            series.route.as_deref(),
+            &series.bounds,
+        ),
         metric: series.metric.clone(),
         unit: series.unit.clone(),
         route: series.route.clone(),
@@ -380,6 +386,7 @@ fn latency_finding(
         instances: Vec::new(),
         series: Some(key.to_owned()),
         quantiles,
+        threshold_value: series.bounds.get(tail.threshold).copied(),
     })
 }
 
@@ -427,6 +434,7 @@ fn error_finding(
         instances: Vec::new(),
         series: None,
         quantiles: Vec::new(),
+        threshold_value: None,
     })
 }
 
@@ -476,6 +484,7 @@ fn leak_finding(
         instances,
         series: None,
         quantiles: Vec::new(),
+        threshold_value: None,
     })
 }
 

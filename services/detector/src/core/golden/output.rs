@@ -124,6 +124,7 @@ pub(in crate::core) fn regression(
                     expected_value: *b,
                 })
                 .collect(),
+            threshold_value: f.threshold_value,
         }),
     }
 }
