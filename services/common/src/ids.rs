@@ -20,19 +20,6 @@ pub fn stable_id(parts: &[&str]) -> String {
     format!("{h:016x}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::stable_id;
-
-    #[test]
-    fn ids_are_stable_and_separator_aware() {
-        assert_eq!(stable_id(&["a", "b"]), stable_id(&["a", "b"]));
-        assert_ne!(stable_id(&["ab", ""]), stable_id(&["a", "b"]));
-        // FNV-1a of the empty string is the offset basis.
-        assert_eq!(stable_id(&[""]), "cbf29ce484222325");
-    }
-}
-
 /// The id of a latency series (`Regression.signature` of a latency
 /// regression): its metric, route and bucket layout, which is what
 /// histograms merge within. The detector names regressions by it and the
@@ -45,4 +32,17 @@ pub fn metric_series_id(metric: &str, route: Option<&str>, bounds: &[f64]) -> St
         bits.join(",")
     );
     stable_id(&["golden", &key])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_id;
+
+    #[test]
+    fn ids_are_stable_and_separator_aware() {
+        assert_eq!(stable_id(&["a", "b"]), stable_id(&["a", "b"]));
+        assert_ne!(stable_id(&["ab", ""]), stable_id(&["a", "b"]));
+        // FNV-1a of the empty string is the offset basis.
+        assert_eq!(stable_id(&[""]), "cbf29ce484222325");
+    }
 }
