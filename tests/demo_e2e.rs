@@ -399,6 +399,73 @@ fn demo_closes_the_loop_and_other_teams_can_subscribe() {
         assert_eq!(summary["verdict"], "not_caused", "{summary}");
         assert_eq!(summary["actions"], serde_json::json!(["none"]), "{summary}");
     }
+
+    // After the other two (two cores): a change that only makes /quote slow.
+    let mut slow = start(&bootstrap, "slow-query", root.path());
+    wait(&mut slow, Duration::from_secs(240));
+    check_slow_query(&bootstrap, &slow);
+}
+
+/// The slow-query scenario: no error line at all, a latency regression on
+/// /quote from the histograms the shipper built, attributed to the deploy,
+/// rolled back, and recovery verified on the latency.
+fn check_slow_query(bootstrap: &str, demo: &Demo) {
+    let t = topics(demo);
+    // B: the deploy over A (A is back after the rollback).
+    let b = deploys_of(bootstrap, demo)
+        .into_iter()
+        .find(|d| d.previous_revision.is_some())
+        .expect("the deploy of B")
+        .revision;
+    assert_ne!(deployed_revision(demo), b, "rolled back");
+    let regressions: Vec<Regression> = events(bootstrap, &t.regressions, |e| match e {
+        AnyEvent::Regression(r) => Some(r),
+        _ => None,
+    });
+    let latency: Vec<&Regression> = regressions
+        .iter()
+        .filter(|r| r.revision == b && r.kind == RegressionKind::Latency)
+        .collect();
+    assert_eq!(latency.len(), 1, "{regressions:#?}");
+    let r = latency[0];
+    assert!(!r.externally_correlated, "{r:#?}");
+    let m = r
+        .metric
+        .as_ref()
+        .expect("a latency regression has its metric");
+    assert_eq!(m.route.as_deref(), Some("/quote"));
+    assert!(
+        m.observed_value > 2.0 * m.expected_value,
+        "80 ms per quote is far slower than before: {m:?}"
+    );
+    let deployed = r.deployed_at_ms.expect("deployed_at_ms");
+    assert!(
+        r.detected_at_ms - deployed <= 5 * 60_000,
+        "detected {} event-time min after the deploy",
+        (r.detected_at_ms - deployed) / 60_000
+    );
+    let verdicts: Vec<Verdict> = events(bootstrap, &t.verdicts, |e| match e {
+        AnyEvent::Verdict(v) => Some(v),
+        _ => None,
+    });
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.revision == b && v.decision == Decision::Caused),
+        "{verdicts:#?}"
+    );
+    let actions: Vec<Action> = events(bootstrap, &t.actions, |e| match e {
+        AnyEvent::Action(a) => Some(a),
+        _ => None,
+    });
+    let verified = actions.iter().find(|a| {
+        a.revision == b
+            && a.action == ActionKind::Rollback
+            && a.status == ActionStatus::RecoveryVerified
+    });
+    let verified = verified.unwrap_or_else(|| panic!("no verified rollback: {actions:#?}"));
+    assert_eq!(verified.recovery_verified, Some(true));
+    assert!(verified.signatures.contains(&r.signature), "{verified:?}");
 }
 
 fn check_bad_deploy(bootstrap: &str, demo: &Demo) {

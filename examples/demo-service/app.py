@@ -3,8 +3,9 @@
 GET /quote?items=3&currency=EUR  -> {"total": ..., "currency": ...}
 GET /healthz                     -> {"revision": ...}
 
-It logs like a real service: one JSON line per request (access log) and one
-per error, with the Python traceback, to $DEMO_LOG. A log shipper (part of
+It logs like a real service: one JSON line per request (access log, with its
+duration), one per error, with the Python traceback, and a memory gauge once a
+second, to $DEMO_LOG. A log shipper (part of
 `selfheal demo`) tails that file and sends the errors and per-window request
 counts to selfheal's ingest.
 
@@ -49,6 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"revision": REVISION})
         if url.path != "/quote":
             return self.reply(404, {"error": "not found"})
+        started = time.perf_counter()
         try:
             body = pricing.quote(params)
             status = 200
@@ -60,7 +62,8 @@ class Handler(BaseHTTPRequestHandler):
                 "stack": traceback.format_exc(),
             })
             body, status = {"error": "internal error"}, 500
-        log({"kind": "access", "path": url.path, "status": status})
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        log({"kind": "access", "path": url.path, "status": status, "duration_ms": duration_ms})
         self.reply(status, body)
 
     def reply(self, status, body):
@@ -73,6 +76,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # the JSON access log replaces stderr lines
         pass
+
+
+def report_memory():
+    """A memory gauge once a second, as an OpenTelemetry process metric would."""
+    import resource
+
+    while True:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        log({"kind": "gauge", "metric": "process.memory.usage", "unit": "By",
+             "instance": f"shop-{os.getpid()}", "value": rss})
+        time.sleep(1.0)
 
 
 def watch_owner(pid):
@@ -90,6 +104,7 @@ def main():
     port = int(os.environ.get("DEMO_PORT", "8099"))
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
+    threading.Thread(target=report_memory, daemon=True).start()
     owner = os.environ.get("DEMO_OWNER_PID")
     if owner:
         threading.Thread(target=watch_owner, args=(int(owner),), daemon=True).start()

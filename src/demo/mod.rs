@@ -16,7 +16,10 @@
 //! 20 s of history suffice). The whole loop takes well under two minutes.
 //!
 //! # Layout
-//! - this file: the command, configuration and the two scenarios.
+//! - this file: the command, configuration and the three scenarios
+//!   (`bad-deploy`, `docs-only`, and `slow-query`: a change that only makes
+//!   a route slow, caught on the latency histograms the shipper builds from
+//!   the access log).
 //! - [`repo`]: the service's git repository, remote and deploy script.
 //! - [`shipper`]: the compressed clock, log shipper and traffic generator.
 //! - [`timeline`]: reads the scenario's events back from the topics.
@@ -58,6 +61,10 @@ pub(crate) enum Scenario {
     BadDeploy,
     /// A docs-only deploy during an upstream outage: not caused, no rollback.
     DocsOnly,
+    /// A deploy that makes `/quote` slow (an 80 ms query per request) and
+    /// logs no error: found on the latency histograms, rolled back, recovery
+    /// verified on the latency.
+    SlowQuery,
 }
 
 /// Arguments of `selfheal demo`.
@@ -129,6 +136,15 @@ pub(crate) async fn command(args: DemoArgs) -> anyhow::Result<()> {
     let port = free_port()?;
     repo.write_env(port, &python)?;
     configure(&mut config, &repo);
+    if args.scenario == Scenario::SlowQuery {
+        // Golden signals are opt-in; the demo's traffic (20 requests per
+        // event-time minute) and its Python process (warm in a second) are
+        // smaller and quicker than a fleet's defaults assume.
+        let g = &mut config.detector.golden;
+        g.enabled = true;
+        g.min_requests = 40;
+        g.warmup_s = 60;
+    }
     let embedded = crate::embedded_unless_configured(&mut config)?;
     let config = Arc::new(config);
     let shutdown = service::signal_token();
@@ -285,7 +301,14 @@ impl Run<'_> {
         let result = async {
             self.warm_up(&clock, &stats).await?;
             match self.args.scenario {
-                Scenario::BadDeploy => self.bad_deploy(&clock, &a, &mut events).await,
+                Scenario::BadDeploy => {
+                    self.bad_deploy(&clock, &a, &mut events, &repo::WRONG_DEFAULT)
+                        .await
+                }
+                Scenario::SlowQuery => {
+                    self.bad_deploy(&clock, &a, &mut events, &repo::SLOW_QUERY)
+                        .await
+                }
                 Scenario::DocsOnly => self.docs_only(&clock, &a, &mut events).await,
             }
         }
@@ -379,13 +402,16 @@ impl Run<'_> {
         }
     }
 
+    /// A deploy of `change` that breaks something: detected, attributed,
+    /// rolled back, recovery verified, fixed forward.
     async fn bad_deploy(
         &self,
         clock: &Clock,
         a: &str,
         events: &mut UnboundedReceiver<AnyEvent>,
+        change: &repo::Change,
     ) -> anyhow::Result<()> {
-        let d = self.deploy(clock, a, &repo::WRONG_DEFAULT).await?;
+        let d = self.deploy(clock, a, change).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.args.timeout_s);
         let mut first_seen: BTreeMap<String, i64> = BTreeMap::new();
         let mut regression: Option<Regression> = None;

@@ -35,6 +35,18 @@ pub(crate) const WRONG_DEFAULT: Change = Change {
     )],
 };
 
+/// Revision B of the slow-query scenario: every conversion reloads the
+/// exchange rates from the rates table, an 80 ms round trip per quote that
+/// raises no error at all: only latency shows it.
+pub(crate) const SLOW_QUERY: Change = Change {
+    message: "pricing: always use fresh exchange rates",
+    edits: &[(
+        "src/shop/pricing.py",
+        "return round(amount_usd * RATES[currency], 2)",
+        "return round(amount_usd * load_rates()[currency], 2)",
+    )],
+};
+
 /// A docs-only change: it cannot break the running service.
 pub(crate) const DOCS_ONLY: Change = Change {
     message: "docs: describe the quote endpoint",
@@ -55,6 +67,11 @@ pub(crate) struct DemoRepo {
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
+    Ok(run_raw(cmd)?.trim_end().to_owned())
+}
+
+/// [`run`] without trimming: a diff's last context line may be blank.
+fn run_raw(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
@@ -64,7 +81,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -108,18 +125,25 @@ impl DemoRepo {
 
     /// Runs git in the working clone.
     pub(crate) fn git(&self, args: &[&str]) -> anyhow::Result<String> {
-        run(Command::new("git")
-            .arg("-C")
-            .arg(&self.work)
-            .args([
-                "-c",
-                "user.name=Demo Developer",
-                "-c",
-                "user.email=dev@shop.example",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args))
+        Ok(self.git_raw(args)?.trim_end().to_owned())
+    }
+
+    /// [`DemoRepo::git`]'s output as it is (not trimmed).
+    fn git_raw(&self, args: &[&str]) -> anyhow::Result<String> {
+        run_raw(
+            Command::new("git")
+                .arg("-C")
+                .arg(&self.work)
+                .args([
+                    "-c",
+                    "user.name=Demo Developer",
+                    "-c",
+                    "user.email=dev@shop.example",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args),
+        )
     }
 
     fn commit(&self, message: &str) -> anyhow::Result<()> {
@@ -151,9 +175,7 @@ impl DemoRepo {
 
     /// `git diff from..to`, as a deploy pipeline would attach it.
     pub(crate) fn diff(&self, from: &str, to: &str) -> anyhow::Result<String> {
-        let mut d = self.git(&["diff", "--no-color", "--no-ext-diff", from, to])?;
-        d.push('\n');
-        Ok(d)
+        self.git_raw(&["diff", "--no-color", "--no-ext-diff", from, to])
     }
 
     /// The argv that deploys a revision (`{target_revision}` as a fixer template).

@@ -2,8 +2,9 @@
 //!
 //! The shipper does what Vector or Fluent Bit would do for a real service: it
 //! tails the service's JSON log, sends each error (with its traceback) to
-//! ingest's `/v1/ndjson/logs`, and turns the access log into request counts per
-//! window on `/v1/traffic`. Times go through the demo's compressed [`Clock`].
+//! ingest's `/v1/ndjson/logs`, turns the access log into request and 5xx
+//! counts and a latency histogram per window on `/v1/traffic`, and forwards
+//! the memory gauges. Times go through the demo's compressed [`Clock`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -110,7 +111,7 @@ pub(crate) async fn ship(
     let mut offset = 0u64;
     let mut partial = String::new();
     // Requests per (window index, revision); a window is one event-time minute.
-    let mut windows: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut windows: BTreeMap<(i64, String), Window> = BTreeMap::new();
     loop {
         let stopping = stop.is_cancelled();
         let mut logs = Vec::new();
@@ -129,10 +130,21 @@ pub(crate) async fn ship(
             let revision = rec["revision"].as_str().unwrap_or("unknown").to_owned();
             match rec["kind"].as_str() {
                 Some("access") => {
-                    *windows
+                    windows
                         .entry(((ts - clock.t0_ms).div_euclid(60_000), revision))
-                        .or_default() += 1;
+                        .or_default()
+                        .add(&rec);
                 }
+                Some("gauge") => logs.push(json!({
+                    "type": "gauge",
+                    "ts": ts,
+                    "service": service,
+                    "revision": revision,
+                    "instance": rec["instance"],
+                    "metric": rec["metric"],
+                    "unit": rec["unit"],
+                    "value": rec["value"],
+                })),
                 Some("error") => logs.push(json!({
                     "type": "log",
                     "ts": ts,
@@ -161,16 +173,32 @@ pub(crate) async fn ship(
             .collect();
         let traffic: Vec<Value> = closed
             .into_iter()
-            .map(|k| {
-                let n = windows.remove(&k).unwrap_or_default();
-                json!({
-                    "type": "traffic",
-                    "ts": clock.t0_ms + k.0 * 60_000,
-                    "service": service,
-                    "revision": k.1,
-                    "requests": n,
-                    "window_s": 60,
-                })
+            .flat_map(|k| {
+                let w = windows.remove(&k).unwrap_or_default();
+                let ts = clock.t0_ms + k.0 * 60_000;
+                [
+                    json!({
+                        "type": "traffic",
+                        "ts": ts,
+                        "service": service,
+                        "revision": k.1,
+                        "requests": w.requests,
+                        "errors": w.errors,
+                        "window_s": 60,
+                    }),
+                    json!({
+                        "type": "histogram",
+                        "ts": ts,
+                        "service": service,
+                        "revision": k.1,
+                        "metric": "http.server.request.duration",
+                        "unit": "s",
+                        "window_s": 60,
+                        "bounds": BOUNDS_S,
+                        "counts": w.counts,
+                        "attributes": {"http.route": "/quote"},
+                    }),
+                ]
             })
             .collect();
         if !traffic.is_empty() {
@@ -183,6 +211,34 @@ pub(crate) async fn ship(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = stop.cancelled() => {}
         }
+    }
+}
+
+/// OpenTelemetry's default bucket bounds for `http.server.request.duration`.
+const BOUNDS_S: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// One window of the access log: requests, server errors, durations.
+#[derive(Debug, Default)]
+struct Window {
+    requests: i64,
+    errors: i64,
+    counts: [i64; BOUNDS_S.len() + 1],
+}
+
+impl Window {
+    fn add(&mut self, access: &Value) {
+        self.requests += 1;
+        if access["status"].as_i64().is_some_and(|s| s >= 500) {
+            self.errors += 1;
+        }
+        let s = access["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        let bucket = BOUNDS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BOUNDS_S.len());
+        self.counts[bucket] += 1;
     }
 }
 

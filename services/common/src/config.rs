@@ -476,6 +476,10 @@ pub struct GoldenConfig {
     /// Smallest memory growth per instance, bytes per hour, for a leak
     /// (saturation) regression; also at least the previous revision's.
     pub min_leak_bytes_per_hour: f64,
+    /// How long a new instance warms up (JIT, caches, pools), in event-time
+    /// seconds: a revision is judged from this long after its latest
+    /// instance appeared (instances are known from their gauges).
+    pub warmup_s: u32,
 }
 
 impl Default for GoldenConfig {
@@ -488,6 +492,7 @@ impl Default for GoldenConfig {
             min_quantile_ratio: 1.2,
             min_error_rate_increase: 0.001,
             min_leak_bytes_per_hour: 20.0 * 1_048_576.0,
+            warmup_s: 300,
         }
     }
 }

@@ -23,3 +23,11 @@ def quote(params):
     total = convert(subtotal, params.get("currency", "USD"))
     payments.authorize(total)
     return {"items": items, "total": total, "currency": params.get("currency", "USD")}
+
+
+def load_rates():
+    """The exchange rates, fresh from the rates table (a round trip of ~80 ms)."""
+    import time
+
+    time.sleep(0.08)
+    return dict(RATES)

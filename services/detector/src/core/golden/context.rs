@@ -73,15 +73,15 @@ pub(super) fn control(
     let mut excluded = regressed.clone();
     excluded.insert(d.revision.to_owned());
     let first_hour = d.base_from.div_euclid(HOUR_MS) * HOUR_MS;
-    let all: BTreeSet<i64> = (first_hour..d.t0 - HOUR_MS)
-        .step_by(HOUR_MS as usize)
-        .collect();
+    let all: BTreeSet<i64> = (first_hour..d.t0).step_by(HOUR_MS as usize).collect();
     let minutes = ((d.at - d.from) as f64 / MINUTE_MS as f64).max(1.0);
     let now: f64 = traffic.values().map(|s| s.sum(d.from, d.at)).sum::<f64>() / minutes;
     let mut per_hour: BTreeMap<i64, f64> = BTreeMap::new();
     for s in traffic.values() {
-        for (h, v) in s.hourly(d.base_from, d.t0 - HOUR_MS) {
-            *per_hour.entry(h).or_default() += v / 60.0;
+        for (h, v) in s.hourly(d.base_from, d.t0) {
+            // The first and the last hour may be partial.
+            let covered = (h + HOUR_MS).min(d.t0) - h.max(d.base_from);
+            *per_hour.entry(h).or_default() += v / (covered.max(MINUTE_MS) / MINUTE_MS) as f64;
         }
     }
     if now <= 0.0 || per_hour.is_empty() {
@@ -227,6 +227,9 @@ pub(super) fn external(
         ));
     }
     let rate = |from: i64, to: i64| {
+        // A history shorter than the reference half hour: its rate is over
+        // what there is.
+        let from = from.max(d.base_from).min(to);
         let n: f64 = traffic.values().map(|s| s.sum(from, to)).sum();
         n / ((to - from).max(MINUTE_MS) as f64 / MINUTE_MS as f64)
     };

@@ -63,10 +63,6 @@ pub(super) struct GoldenState {
 /// The gauge a leak is judged on (OpenTelemetry's process metric, bytes).
 const MEMORY_METRIC: &str = "process.memory.usage";
 
-/// How long a new instance is taken to be warming up (JIT, caches, pools):
-/// a revision is judged on the minutes after its latest instance warmed up.
-const WARMUP: i64 = 5 * MINUTE_MS;
-
 /// One latency series: a metric on a route with one bucket layout.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct LatencySeries {
@@ -134,7 +130,7 @@ impl GoldenState {
 
     /// Where the judged window of `revision` starts: `t0`, or the minute its
     /// latest instance to start by `at` warmed up.
-    fn warm_from(&self, revision: &str, t0: i64, at: i64) -> i64 {
+    fn warm_from(&self, revision: &str, t0: i64, at: i64, warmup_ms: i64) -> i64 {
         let latest = self
             .instances
             .get(revision)
@@ -143,7 +139,7 @@ impl GoldenState {
             .map(|(first, _)| *first)
             .filter(|f| *f <= at)
             .max();
-        let warm = latest.map_or(t0, |f| (f + WARMUP).div_euclid(MINUTE_MS) * MINUTE_MS);
+        let warm = latest.map_or(t0, |f| (f + warmup_ms).div_euclid(MINUTE_MS) * MINUTE_MS);
         warm.max(t0)
     }
 

@@ -27,7 +27,12 @@ impl Detector {
             revision: &dep.revision,
             previous: dep.previous_revision.as_deref(),
             t0,
-            from: svc.golden.warm_from(&dep.revision, t0, at),
+            from: svc.golden.warm_from(
+                &dep.revision,
+                t0,
+                at,
+                i64::from(cfg.golden.warmup_s) * 1_000,
+            ),
             at,
             base_from: (t0 - i64::from(cfg.baseline_days) * DAY_MS).max(first_seen.min(t0)),
         };
