@@ -3,6 +3,13 @@
 //! stored only once they are acknowledged), and jobs run on tokio tasks, off
 //! the hot path, publishing their progress as updates of the same action.
 //!
+//! Order on the topic, and nothing announced that is not durable: a decided
+//! action is published by the loop, and its job (which publishes
+//! `in_progress`, then the outcome) and its notification start only when the
+//! fixer reads that very update back from the actions topic, so `planned` is
+//! always on the topic before `in_progress`, and Slack never hears of an
+//! action Kafka has not acknowledged.
+//!
 //! Idempotence across restarts: before consuming, the fixer re-reads its own
 //! actions topic from the beginning up to its current end and restores the
 //! policy from it, so a verdict delivered again after a restart (or twice by
@@ -11,6 +18,7 @@
 //! consumes the actions topic as an input, which is how executor outcomes reach
 //! the policy (a succeeded rollback starts its recovery watch).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +80,9 @@ pub struct FixerStage {
     config: Arc<Config>,
     executors: Executors,
     updates: EventProducer,
+    /// Updates this process published, waiting to be read back from the
+    /// actions topic (then durable) before their job and notification start.
+    pending: HashMap<(String, ActionStatus), Option<Job>>,
 }
 
 impl std::fmt::Debug for FixerStage {
@@ -96,6 +107,19 @@ impl FixerStage {
             config,
             executors,
             updates,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// An update read back from the actions topic: if this process decided
+    /// it, it is now durable, so its notification and job may start.
+    fn on_read_back(&mut self, a: &Action) {
+        let Some(job) = self.pending.remove(&(a.id.clone(), a.status)) else {
+            return;
+        };
+        self.announce(a);
+        if let Some(job) = job {
+            self.launch(a.clone(), job);
         }
     }
 
@@ -212,6 +236,9 @@ impl Stage for FixerStage {
         _meta: &MessageMeta,
     ) -> Result<Vec<Outgoing>, StageError> {
         let decided = self.policy.on_event(&event);
+        if let AnyEvent::Action(a) = &event {
+            self.on_read_back(a);
+        }
         let mut out = Vec::with_capacity(decided.len());
         for Decided { action, job } in decided {
             tracing::info!(
@@ -228,14 +255,20 @@ impl Stage for FixerStage {
                 Outgoing::event(&self.config.topics.actions, &action)
                     .map_err(|e| StageError::Fatal(format!("cannot encode Action: {e}")))?,
             );
-            self.announce(&action);
-            if let Some(job) = job {
-                self.launch(action, job);
+            // Bounded: an update that never comes back (the topic lost it)
+            // must not pin memory; its job is then not run (a planned
+            // action with no outcome, as after a crash), never run twice.
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.clear();
             }
+            self.pending.insert((action.id.clone(), action.status), job);
         }
         Ok(out)
     }
 }
+
+/// Most updates waiting to be read back (each is read back within moments).
+const MAX_PENDING: usize = 10_000;
 
 /// Reads `topic` from the beginning up to its end at the time of the call.
 pub fn read_actions(
