@@ -191,6 +191,14 @@ async fn live_rollback_is_executed_reported_and_verified() {
     let statuses: Vec<_> = seen.iter().map(|a| a.status).collect();
     assert!(statuses.contains(&ActionStatus::Planned), "{statuses:?}");
     assert!(statuses.contains(&ActionStatus::InProgress), "{statuses:?}");
+    // In topic order (one key, one partition): the job starts only once
+    // `planned` is on the topic.
+    let at = |s: ActionStatus| statuses.iter().position(|x| *x == s).unwrap();
+    assert!(
+        at(ActionStatus::Planned) < at(ActionStatus::InProgress)
+            && at(ActionStatus::InProgress) < at(ActionStatus::Succeeded),
+        "{statuses:?}"
+    );
     assert!(
         seen.iter().all(|a| a.id == seen[0].id),
         "one action id throughout"
