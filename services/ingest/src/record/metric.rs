@@ -91,16 +91,7 @@ pub(super) fn histogram(f: &Fields<'_>) -> Result<HistogramRecord, LineError> {
             ),
         ));
     }
-    let sum = match f.obj.get("sum") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_f64().filter(|x| x.is_finite()) {
-            Some(x) => Some(x),
-            None => return Err(f.err("sum", "must be a finite number")),
-        },
-        Some(other) => {
-            return Err(f.err("sum", format!("expected a number, got {}", kind(other))));
-        }
-    };
+    let sum = opt_finite(f, "sum")?;
     Ok(HistogramRecord {
         ts_ms: f.ts()?,
         service: f.req_str("service")?,
@@ -116,16 +107,8 @@ pub(super) fn histogram(f: &Fields<'_>) -> Result<HistogramRecord, LineError> {
 }
 
 pub(super) fn gauge(f: &Fields<'_>) -> Result<GaugeRecord, LineError> {
-    let value = match f.obj.get("value") {
-        None | Some(Value::Null) => return Err(f.err("value", "required field is missing")),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| f.err("value", "must be a finite number"))?,
-        Some(other) => {
-            return Err(f.err("value", format!("expected a number, got {}", kind(other))));
-        }
-    };
+    let value =
+        opt_finite(f, "value")?.ok_or_else(|| f.err("value", "required field is missing"))?;
     let metric = f.req_str("metric")?;
     if value < 0.0 {
         return Err(f.err(
@@ -161,21 +144,31 @@ pub(super) fn window_s(f: &Fields<'_>) -> Result<i32, LineError> {
     }
 }
 
+/// A finite number, or `None` when absent or null.
+fn opt_finite(f: &Fields<'_>, field: &str) -> Result<Option<f64>, LineError> {
+    match f.obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => finite(f, field, v).map(Some),
+    }
+}
+
+/// `v` as a finite number, or the error for `field`.
+fn finite(f: &Fields<'_>, field: &str, v: &Value) -> Result<f64, LineError> {
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| f.err(field, "must be a finite number")),
+        other => Err(f.err(field, format!("expected a number, got {}", kind(other)))),
+    }
+}
+
 fn numbers(f: &Fields<'_>, field: &str) -> Result<Vec<f64>, LineError> {
     let items = array(f, field)?;
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| match v {
-            Value::Number(n) => n
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| f.err(&format!("{field}[{i}]"), "must be a finite number")),
-            other => Err(f.err(
-                &format!("{field}[{i}]"),
-                format!("expected a number, got {}", kind(other)),
-            )),
-        })
+        .map(|(i, v)| finite(f, &format!("{field}[{i}]"), v))
         .collect()
 }
 
