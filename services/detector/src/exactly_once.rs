@@ -52,6 +52,8 @@ use crate::changelog::{Reader, RestoredHead, Writer};
 use crate::core::Detector;
 use crate::fleet::FleetSummary;
 use crate::fleet_topic::{self, FleetReader};
+use crate::merge::Limits;
+use crate::ordered_input::{Input, OrderedInput};
 use crate::{validate, NAME};
 
 /// Most records per transaction.
@@ -81,6 +83,8 @@ struct Metrics {
     restore_seconds: Gauge,
     /// Signatures restored by the latest restore.
     restored_signatures: IntGauge,
+    /// Empty input partitions passed over after their limit.
+    input_idle_passes: IntCounter,
 }
 
 impl Metrics {
@@ -108,6 +112,13 @@ impl Metrics {
             "Signatures restored from the changelog by the latest restore.",
         ))
         .expect("valid metric");
+        let input_idle_passes = IntCounter::with_opts(Opts::new(
+            "selfheal_detector_input_idle_passes_total",
+            "Times an empty input partition that was not caught up was passed over after \
+             holding the others back for its limit (its records may then count as late).",
+        ))
+        .expect("valid metric");
+        reg(Box::new(input_idle_passes.clone()));
         reg(Box::new(changelog_errors.clone()));
         reg(Box::new(fleet_errors.clone()));
         reg(Box::new(restore_seconds.clone()));
@@ -118,6 +129,7 @@ impl Metrics {
             fleet_errors,
             restore_seconds,
             restored_signatures,
+            input_idle_passes,
         }
     }
 }
@@ -228,28 +240,32 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
         .map_err(kafka_err("subscribe"))?;
     let mut owned: BTreeSet<i32> = BTreeSet::new();
     let mut changelog = Writer::default();
+    let mut input = OrderedInput::new(
+        &config.topics,
+        Limits::default(),
+        metrics.input_idle_passes.clone(),
+    );
     let result = loop {
         if stop.is_cancelled() {
             break Ok(());
         }
-        // Fill a batch; rebalances happen inside poll.
-        let mut batch: Vec<OwnedMessage> = Vec::new();
+        // Fetch what is there; rebalances happen inside poll.
+        let mut polled: Vec<OwnedMessage> = Vec::new();
         let deadline = Instant::now() + BATCH_WAIT;
-        while batch.len() < BATCH_MAX {
+        while polled.len() < BATCH_MAX {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             match consumer.poll(left) {
-                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Ok(m)) => polled.push(m.detach()),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => break,
             }
         }
-        // Assignment changes are applied before any record is processed.
-        let assigned: BTreeSet<i32> = consumer
-            .assignment()
-            .map_err(kafka_err("assignment"))?
+        // Assignment changes are applied before any record is buffered.
+        let assignment = consumer.assignment().map_err(kafka_err("assignment"))?;
+        let assigned: BTreeSet<i32> = assignment
             .elements()
             .iter()
             .map(|e| e.partition())
@@ -267,6 +283,9 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             }
             owned = assigned;
         }
+        input.assign(&consumer, &assignment, TXN_TIMEOUT)?;
+        input.push(&consumer, polled)?;
+        let batch = input.take(&consumer, BATCH_MAX)?;
         let remote = fleet
             .as_mut()
             .map(|f| {
@@ -283,6 +302,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             &mut changelog,
             Batch {
                 inputs: &batch,
+                offsets: input.offsets()?,
                 remote: &remote,
                 reporting: !owned.is_empty(),
             },
@@ -313,8 +333,11 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
 
 /// What one transaction processes.
 struct Batch<'a> {
-    /// Input records (may be empty).
-    inputs: &'a [OwnedMessage],
+    /// Input records in event-time order (may be empty).
+    inputs: &'a [Input],
+    /// The input offsets this transaction commits: after the last record
+    /// processed per partition (buffered ones are read again after a crash).
+    offsets: TopicPartitionList,
     /// Fleet summaries read since the last batch (any instance's, own too).
     remote: &'a [FleetSummary],
     /// Whether this instance owns input partitions (reports a watermark).
@@ -343,22 +366,23 @@ fn process_batch(
             outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
         }
     }
-    for m in batch.inputs {
+    for Input { msg: m, event } in batch.inputs {
         metrics.consumed(m.topic());
         let payload = m.payload().unwrap_or_default();
-        let event = selfheal_schemas::decode_any(payload)
-            .map_err(|e| (format!("undecodable: {e}"), "poison"))
+        let event = event
+            .as_ref()
+            .map_err(|e| (e.clone(), "poison"))
             .and_then(|event| {
-                validate::check(t, m.topic(), &event)
+                validate::check(t, m.topic(), event)
                     .map(|()| event)
                     .map_err(|reason| (reason, "rejected"))
             });
         match event {
             Ok(event) => {
-                if let Some(service) = service_of(&event) {
+                if let Some(service) = service_of(event) {
                     changelog.set_partition(service, m.partition());
                 }
-                for r in detector.on_event(&event) {
+                for r in detector.on_event(event) {
                     tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
                         observed = r.observed, externally_correlated = r.externally_correlated,
                         "regression");
@@ -425,13 +449,12 @@ fn process_batch(
         send(producer, &t.detector_changelog, &r.key, r.value.as_deref())?;
         metrics.produced(&t.detector_changelog);
     }
-    let positions = consumer.position().map_err(kafka_err("position"))?;
     let group = consumer.group_metadata().ok_or_else(|| Error::Stage {
         stage: NAME,
         message: "no consumer group metadata".to_owned(),
     })?;
     producer
-        .send_offsets_to_transaction(&positions, &group, TXN_TIMEOUT)
+        .send_offsets_to_transaction(&batch.offsets, &group, TXN_TIMEOUT)
         .map_err(kafka_err("send offsets to transaction"))?;
     producer
         .commit_transaction(TXN_TIMEOUT)

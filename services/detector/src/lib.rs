@@ -13,6 +13,10 @@
 //!   builds, publishing regressions.
 //! - [`exactly_once`] (adapter): the transactional loop for real brokers, with
 //!   the state changelog and the fleet topic ([`fleet_topic`]).
+//! - [`merge`] (pure): the input partitions' records merged in event-time
+//!   order (the backtest's), waiting for an empty partition unless it is
+//!   caught up; [`ordered_input`] (adapter) feeds it from the consumer and
+//!   commits only what was processed.
 //! - [`changelog`] (pure): the changelog's bounded records (a head per
 //!   service, a part per signature, chunked) and their reassembly.
 //! - [`metrics`] (adapter): the core's input-quality counters as Prometheus
@@ -23,7 +27,9 @@ pub mod core;
 pub mod exactly_once;
 pub mod fleet;
 pub mod fleet_topic;
+pub mod merge;
 pub mod metrics;
+pub mod ordered_input;
 pub mod series;
 pub mod stats;
 pub mod validate;

@@ -1,0 +1,292 @@
+//! The exactly-once loop's input, in event-time order (adapter): the
+//! consumer's records go into [`crate::merge`]'s per-partition buffers and
+//! come out in the order `selfheal backtest` processes them. Only what was
+//! handed to the core counts as consumed: the offsets committed with a
+//! transaction are those after the last record *processed* per partition, so
+//! buffered records are read again after a crash, never lost.
+//!
+//! A partition's buffer above [`Limits::buffered`] pauses its fetching, so a
+//! topic whose records lie far ahead in event time costs bounded memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use selfheal_common::config::TopicsConfig;
+use selfheal_common::{Error, Result};
+use selfheal_schemas::AnyEvent;
+
+use crate::merge::{Limits, Merge, PartId, Skip};
+
+/// One input record and what its payload decodes to.
+pub struct Input {
+    /// The record.
+    pub msg: OwnedMessage,
+    /// The event, or why the payload does not decode.
+    pub event: std::result::Result<AnyEvent, String>,
+}
+
+/// The input topics in the order one event minute is processed (the
+/// backtest's: deploys and builds, then the traffic and latency that rate
+/// the minute, gauges, then the counts judged against them).
+fn ranked(t: &TopicsConfig) -> Vec<String> {
+    [
+        &t.deploys,
+        &t.builds,
+        &t.traffic,
+        &t.latency,
+        &t.gauges,
+        &t.signatures,
+    ]
+    .into_iter()
+    .cloned()
+    .collect()
+}
+
+/// The ordered input of one consumer.
+pub struct OrderedInput {
+    merge: Merge<Input>,
+    /// Topic names by rank.
+    topics: Vec<String>,
+    /// Next offset the consumer will deliver, per partition (from the
+    /// committed offset at assignment, then from each record fetched).
+    fetched: BTreeMap<PartId, i64>,
+    /// Offset after the last record handed to the core, per partition: what
+    /// the next transaction commits.
+    processed: BTreeMap<PartId, i64>,
+    paused: BTreeSet<PartId>,
+    passed_idle: IntCounter,
+}
+
+fn kafka_err(operation: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> Error {
+    move |source| Error::Kafka { operation, source }
+}
+
+impl OrderedInput {
+    /// Ordered input over `topics`' detector inputs; `passed_idle` counts
+    /// partitions passed over after their limit.
+    pub fn new(topics: &TopicsConfig, limits: Limits, passed_idle: IntCounter) -> Self {
+        Self {
+            merge: Merge::new(limits),
+            topics: ranked(topics),
+            fetched: BTreeMap::new(),
+            processed: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            passed_idle,
+        }
+    }
+
+    fn part(&self, topic: &str, partition: i32) -> Option<PartId> {
+        let rank = self.topics.iter().position(|t| t == topic)?;
+        Some(PartId {
+            rank: u8::try_from(rank).expect("six topics"),
+            partition,
+        })
+    }
+
+    fn topic(&self, part: PartId) -> &str {
+        &self.topics[usize::from(part.rank)]
+    }
+
+    /// Makes the consumer's current assignment the merged set. New
+    /// partitions learn their committed offsets (so a caught-up partition is
+    /// known as such before anything is fetched); revoked ones drop their
+    /// buffers and positions.
+    pub fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assignment: &TopicPartitionList,
+        timeout: Duration,
+    ) -> Result<()> {
+        let parts: BTreeSet<PartId> = assignment
+            .elements()
+            .iter()
+            .filter_map(|e| self.part(e.topic(), e.partition()))
+            .collect();
+        self.fetched.retain(|p, _| parts.contains(p));
+        self.processed.retain(|p, _| parts.contains(p));
+        self.paused.retain(|p| parts.contains(p));
+        let new: Vec<PartId> = parts
+            .iter()
+            .copied()
+            .filter(|p| !self.merge.parts().any(|q| q == *p))
+            .collect();
+        self.merge.assign(parts.iter().copied(), Instant::now());
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &new {
+            tpl.add_partition(self.topic(*p), p.partition);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, timeout)
+            .map_err(kafka_err("committed offsets"))?;
+        for e in committed.elements() {
+            if let (Some(p), Offset::Offset(o)) = (self.part(e.topic(), e.partition()), e.offset())
+            {
+                self.fetched.insert(p, o);
+            }
+        }
+        Ok(())
+    }
+
+    /// Buffers records the consumer delivered (those of partitions no longer
+    /// assigned are dropped: their new owner reads them again), pausing
+    /// partitions whose buffer is full.
+    pub fn push<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        polled: Vec<OwnedMessage>,
+    ) -> Result<()> {
+        for msg in polled {
+            let Some(part) = self.part(msg.topic(), msg.partition()) else {
+                continue;
+            };
+            let event = selfheal_schemas::decode_any(msg.payload().unwrap_or_default())
+                .map_err(|e| format!("undecodable: {e}"));
+            let time = event.as_ref().ok().and_then(AnyEvent::input_time_ms);
+            let offset = msg.offset();
+            if self.merge.push(part, offset, time, Input { msg, event }) {
+                self.fetched.insert(part, offset + 1);
+            }
+        }
+        let full: Vec<PartId> = self
+            .merge
+            .parts()
+            .filter(|p| !self.paused.contains(p))
+            .filter(|p| self.merge.buffered(*p) >= self.merge.limits().buffered)
+            .collect();
+        if !full.is_empty() {
+            consumer
+                .pause(&self.list(&full))
+                .map_err(kafka_err("pause"))?;
+            self.paused.extend(full);
+        }
+        Ok(())
+    }
+
+    /// Up to `max` records in event-time order, as far as no empty partition
+    /// holds them back; resumes partitions that drained.
+    pub fn take<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        max: usize,
+    ) -> Result<Vec<Input>> {
+        let mut out = Vec::new();
+        let now = Instant::now();
+        while out.len() < max {
+            let (topics, fetched) = (&self.topics, &self.fetched);
+            let skip = |p: PartId| {
+                standing(
+                    consumer,
+                    &topics[usize::from(p.rank)],
+                    p.partition,
+                    fetched.get(&p).copied(),
+                )
+            };
+            let Some(popped) = self.merge.pop(now, skip) else {
+                break;
+            };
+            for p in &popped.passed_idle {
+                self.passed_idle.inc();
+                tracing::warn!(
+                    topic = self.topic(*p),
+                    partition = p.partition,
+                    "input partition passed over: it was empty and not known to be caught up \
+                     for its limit; its next records may count as late"
+                );
+            }
+            self.processed.insert(popped.part, popped.offset + 1);
+            out.push(popped.item);
+        }
+        let drained: Vec<PartId> = self
+            .paused
+            .iter()
+            .copied()
+            .filter(|p| self.merge.buffered(*p) <= self.merge.limits().buffered / 2)
+            .collect();
+        if !drained.is_empty() {
+            consumer
+                .resume(&self.list(&drained))
+                .map_err(kafka_err("resume"))?;
+            for p in drained {
+                self.paused.remove(&p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The offsets to commit with the next transaction: after the last
+    /// record processed, per partition that processed one.
+    pub fn offsets(&self) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &self.processed {
+            tpl.add_partition_offset(self.topic(*p), p.partition, Offset::Offset(*o))
+                .map_err(kafka_err("offsets to commit"))?;
+        }
+        Ok(tpl)
+    }
+
+    fn list(&self, parts: &[PartId]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition(self.topic(*p), p.partition);
+        }
+        tpl
+    }
+}
+
+/// How an empty partition stands: caught up when its next offset (`next`,
+/// or the log start without a committed offset, as `auto.offset.reset =
+/// earliest` starts) reached the log end librdkafka last saw in a fetch
+/// response (a local read, no broker round trip).
+fn standing<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    next: Option<i64>,
+) -> Skip {
+    let Some((low, high)) = cached_watermarks(consumer, topic, partition) else {
+        return Skip::Unknown;
+    };
+    if next.unwrap_or(low) >= high {
+        Skip::CaughtUp
+    } else {
+        Skip::Lagging
+    }
+}
+
+/// The low and high watermarks librdkafka cached for a partition from its
+/// last fetch response, without asking the broker; `None` before the first.
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: `rd_kafka_get_watermark_offsets` only reads librdkafka's
+    // cache under its own locks; the client pointer is alive for the
+    // borrow of `consumer`, and the out-pointers are valid locals.
+    // rust-rdkafka exposes only the broker round trip (`fetch_watermarks`),
+    // too slow to ask per empty partition per batch.
+    #[allow(unsafe_code)]
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        && low >= 0
+        && high >= 0)
+        .then_some((low, high))
+}
