@@ -151,6 +151,17 @@ impl OrderedInput {
                 .map_err(|e| format!("undecodable: {e}"));
             let time = event.as_ref().ok().and_then(AnyEvent::input_time_ms);
             let offset = msg.offset();
+            if let Some(expected) = self.fetched.get(&part).filter(|n| offset > **n) {
+                // Inputs are neither compacted nor transactional: a gap means
+                // records the consumer skipped (say so; nothing else would).
+                tracing::warn!(
+                    topic = msg.topic(),
+                    partition = msg.partition(),
+                    expected,
+                    got = offset,
+                    "input offsets skipped: records between them were not delivered"
+                );
+            }
             if self.merge.push(part, offset, time, Input { msg, event }) {
                 self.fetched.insert(part, offset + 1);
             }
