@@ -3,7 +3,7 @@
 # `selfheal up` against it (intake on a free port), runs the quick scenarios
 # of inject.py (far-future records, slow clients, signature flood), then a
 # soak with `selfheal up`'s RSS sampled (first/max/last), then the detector
-# kill -9 vs clean comparison (tests/detector_kill_vs_clean.rs, an ignored
+# kill -9 vs clean comparison (tests/detector_kill_vs_clean.rs, a
 # test run here against this broker), prints the figures, then stops
 # everything and deletes the broker's run dir. Exit non-zero if any failed.
 #
@@ -69,10 +69,10 @@ fi
 kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null || true
 UP_PID=""
 if [[ "${FAULT_KILLS:-10}" != 0 ]]; then
-  say "detector kill -9 x${FAULT_KILLS:-10} vs an uninterrupted run (cargo test, ignored test)"
+  say "detector kill -9 x${FAULT_KILLS:-10} vs an uninterrupted run (cargo test)"
   KILL_LOG="$(mktemp -t selfheal-fault-kill.XXXXXX.log)"
   ( cd "$ROOT_DIR" && SELFHEAL_TEST_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" SELFHEAL_TEST_KILLS="${FAULT_KILLS:-10}" \
-      cargo test --test detector_kill_vs_clean -- --ignored --nocapture ) >"$KILL_LOG" 2>&1 || STATUS=$?
+      cargo test --test detector_kill_vs_clean -- --nocapture ) >"$KILL_LOG" 2>&1 || STATUS=$?
   grep -E "^(kill -9 vs clean|input records committed|clean over finished|  (missing|extra)|assertion)" "$KILL_LOG" || true
   grep -q "test result: ok" "$KILL_LOG" && say "kill -9: equal to the clean run" || say "kill -9: DIFFERS from the clean run (log $KILL_LOG)"
 fi

@@ -85,6 +85,11 @@ pub struct Limits {
     /// unavailable leader): a bound, so one stuck partition cannot stop
     /// detection for every service.
     pub lagging: Duration,
+    /// How long a caught-up partition that just drained still holds the
+    /// others back: records written together (one intake flush to several
+    /// topics) reach the consumer a fetch round apart, and the log end it
+    /// knows is that old.
+    pub caught_up: Duration,
     /// Records buffered per partition above which the caller should pause
     /// fetching it.
     pub buffered: usize,
@@ -98,6 +103,7 @@ impl Default for Limits {
         Self {
             unknown: Duration::from_secs(10),
             lagging: Duration::from_secs(30),
+            caught_up: Duration::from_millis(500),
             buffered: 1_000,
         }
     }
@@ -219,10 +225,10 @@ impl<T> Merge<T> {
                 .empty_since
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
             match skip(id) {
-                Skip::CaughtUp => {}
+                Skip::CaughtUp if idle >= self.limits.caught_up => {}
                 Skip::Lagging if idle >= self.limits.lagging => idle_parts.push(id),
                 Skip::Unknown if idle >= self.limits.unknown => idle_parts.push(id),
-                Skip::Lagging | Skip::Unknown => return None,
+                Skip::CaughtUp | Skip::Lagging | Skip::Unknown => return None,
             }
         }
         let mut passed_idle = Vec::new();

@@ -42,7 +42,7 @@ fn run(
     seed: u64,
     stop_after: usize,
 ) -> Vec<(PartId, i64)> {
-    let now = Instant::now();
+    let mut now = Instant::now();
     let mut merge = Merge::new(Limits::default());
     merge.assign(logs.iter().map(|(p, _)| *p), now);
     let mut next: BTreeMap<PartId, usize> = logs
@@ -52,6 +52,7 @@ fn run(
     let mut rng = Rng(seed | 1);
     let mut out = Vec::new();
     loop {
+        now += Duration::from_millis(100);
         // Deliver a random chunk of one partition.
         let (p, log) = &logs[rng.next(logs.len())];
         let n = rng.next(3);
@@ -136,6 +137,7 @@ fn an_empty_partition_holds_the_others_back_for_a_bounded_time_and_is_reported_o
     let limits = Limits {
         unknown: Duration::from_secs(2),
         lagging: Duration::from_secs(30),
+        caught_up: Duration::from_millis(500),
         buffered: 10,
     };
     let t0 = Instant::now();
@@ -170,9 +172,16 @@ fn an_empty_partition_holds_the_others_back_for_a_bounded_time_and_is_reported_o
     assert!(merge.pop(t0 + Duration::from_secs(20), lagging).is_none());
     let p = merge.pop(t0 + Duration::from_secs(32), lagging).unwrap();
     assert_eq!((p.item, p.passed_idle), ("b0", vec![a]));
-    // A caught-up partition holds nothing back.
+    // A caught-up partition holds the others back only for a moment after
+    // it drained (a is empty since t0+2 s).
     merge.push(b, 1, Some(4 * M), "b1");
-    assert_eq!(merge.pop(t0, |_| Skip::CaughtUp).unwrap().item, "b1");
+    assert!(merge
+        .pop(t0 + Duration::from_millis(2_400), |_| Skip::CaughtUp)
+        .is_none());
+    let p = merge
+        .pop(t0 + Duration::from_millis(2_500), |_| Skip::CaughtUp)
+        .unwrap();
+    assert_eq!((p.item, p.passed_idle.len()), ("b1", 0));
 }
 
 #[test]
@@ -204,6 +213,7 @@ fn a_record_without_an_event_time_goes_first() {
     m2.assign([a, part(2, 0)], t0);
     m2.push(part(2, 0), 0, None, "poison");
     m2.push(a, 0, Some(M), "timed");
-    assert_eq!(m2.pop(t0, |_| Skip::CaughtUp).unwrap().item, "poison");
-    assert_eq!(merge.pop(t0, |_| Skip::CaughtUp).unwrap().item, "timed");
+    let later = t0 + Duration::from_secs(1);
+    assert_eq!(m2.pop(later, |_| Skip::CaughtUp).unwrap().item, "poison");
+    assert_eq!(merge.pop(later, |_| Skip::CaughtUp).unwrap().item, "timed");
 }
