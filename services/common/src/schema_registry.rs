@@ -218,7 +218,8 @@ impl Registry {
             url: self.url.clone(),
             subject: subject.to_owned(),
             reason: describe(e),
-            retryable: e.retriable || is_transport(e),
+            // The crate marks transport failures (no HTTP answer) and 502/503 retryable.
+            retryable: e.retriable,
         }
     }
 
@@ -238,12 +239,6 @@ fn describe(e: &SRCError) -> String {
         Some(cause) => format!("{} ({cause})", e.error),
         None => e.error.clone(),
     }
-}
-
-/// Whether the request never got an HTTP answer (connection refused, timeout):
-/// the crate marks only 502/503 retryable.
-fn is_transport(e: &SRCError) -> bool {
-    !e.error.contains("failed with status")
 }
 
 fn schema_text(file: &str) -> &'static str {
