@@ -33,5 +33,5 @@ if [[ ! -x "$VENV/bin/python" ]] || ! cmp -s "$REQS" "$stamp"; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" >&2
   cp "$REQS" "$stamp"
 fi
-"$VENV/bin/python" -c 'import confluent_kafka, fastavro' || die "the venv at $VENV is broken; delete it"
+"$VENV/bin/python" -c 'import confluent_kafka, fastavro, confluent_kafka.schema_registry.avro' || die "the venv at $VENV is broken; delete it"
 echo "$VENV/bin/python"

@@ -11,7 +11,10 @@
 #        SELFHEAL_TEST_KAFKA_PORT     test broker port (default 39092; controller port+1)
 #        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
 #        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
+#        SELFHEAL_TEST_REGISTRY_PORT  Apicurio Registry port (default Kafka port+2)
 # Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>,
+#        SELFHEAL_TEST_SCHEMA_REGISTRY (Apicurio's Confluent-compatible API,
+#        started by deploy/registry/start.sh, in-memory),
 #        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
 #        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests)
 #
@@ -27,6 +30,7 @@ set -euo pipefail
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_DIR="$(dirname "$DEPLOY_DIR")"
 KAFKA_DIR="$DEPLOY_DIR/kafka"
+REGISTRY_DIR="$DEPLOY_DIR/registry"
 
 say() { printf '[test] %s\n' "$*" >&2; }
 die() { printf '[test] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -66,6 +70,8 @@ PORT="${SELFHEAL_TEST_KAFKA_PORT:-39092}"
 export KAFKA_PORT="$PORT"
 export KAFKA_CONTROLLER_PORT=$((PORT + 1))
 export KAFKA_RUN_DIR="${SELFHEAL_TEST_KAFKA_RUN_DIR:-$KAFKA_DIR/run/test-$PORT}"
+export REGISTRY_PORT="${SELFHEAL_TEST_REGISTRY_PORT:-$((PORT + 2))}"
+export REGISTRY_RUN_DIR="$REGISTRY_DIR/run/test-$REGISTRY_PORT"
 
 # One test run per port at a time (also across checkouts on this machine).
 LOCK_FILE="${TMPDIR:-/tmp}/selfheal-test-kafka-$PORT.lock"
@@ -76,6 +82,7 @@ if ! flock -n 200; then
 fi
 
 BROKER_TIME="not started"
+REGISTRY_TIME="not started"
 CARGO_TIME="not run"
 # shellcheck disable=SC2317 # invoked via trap
 cleanup() {
@@ -83,7 +90,8 @@ cleanup() {
   trap - EXIT INT TERM
   # 200>&- : the helper processes must not inherit (and keep) the lock.
   "$KAFKA_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test broker failed"
-  say "kafka broker start: $BROKER_TIME, cargo test: $CARGO_TIME, total: $(secs_since "$T0")s (exit $rc)"
+  "$REGISTRY_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test registry failed"
+  say "kafka broker start: $BROKER_TIME, registry start: $REGISTRY_TIME, cargo test: $CARGO_TIME, total: $(secs_since "$T0")s (exit $rc)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -103,6 +111,15 @@ if ! "$KAFKA_DIR/start.sh" 200>&-; then
 fi
 BROKER_TIME="$(secs_since "$t_broker")s"
 export SELFHEAL_TEST_BOOTSTRAP="127.0.0.1:$PORT"
+
+# --- Schema Registry (Apicurio, in memory) for tests/schema_registry.rs --------
+"$REGISTRY_DIR/stop.sh" --clean 200>&- >/dev/null 2>&1 || true
+t_registry=$(now_ms)
+SELFHEAL_TEST_SCHEMA_REGISTRY="$("$REGISTRY_DIR/start.sh" 200>&-)" ||
+  die "Apicurio Registry did not start (see $REGISTRY_RUN_DIR/registry.log)"
+export SELFHEAL_TEST_SCHEMA_REGISTRY
+REGISTRY_TIME="$(secs_since "$t_registry")s"
+say "schema registry ready at $SELFHEAL_TEST_SCHEMA_REGISTRY in $REGISTRY_TIME"
 say "kafka ready at $SELFHEAL_TEST_BOOTSTRAP in $BROKER_TIME; running: $CARGO_BIN test --workspace $*"
 
 cd "$ROOT_DIR"

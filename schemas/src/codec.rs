@@ -21,6 +21,7 @@ use crate::events::{
     Action, Build, DeadLetter, Deploy, InstanceGauge, LatencyHistogram, Regression, SignatureCount,
     Traffic, Verdict,
 };
+use crate::registry_framing;
 
 /// First two bytes of every single-object encoded message.
 const MARKER: [u8; 2] = [0xC3, 0x01];
@@ -185,22 +186,28 @@ impl AnyEvent {
 /// Encodes `event` as an Avro single-object message with the writer schema
 /// from its `.avsc` file.
 pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>> {
-    let fingerprint = E::fingerprint();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MARKER);
-    out.extend_from_slice(&fingerprint);
-    let written = match registry().by_fingerprint(&fingerprint) {
-        Some(entry) => entry.writer.write_ser(&mut out, event),
+    out.extend_from_slice(&E::fingerprint());
+    write_datum(event, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `event`'s Avro binary datum (no header) to `out`, written with the
+/// schema from its `.avsc` file.
+pub(crate) fn write_datum<E: Event>(event: &E, out: &mut Vec<u8>) -> Result<()> {
+    let written = match registry().by_fingerprint(&E::fingerprint()) {
+        Some(entry) => entry.writer.write_ser(&mut *out, event),
         // An `Event` this crate does not define: build its writer on the spot.
         None => GenericDatumWriter::builder(E::schema())
             .build()
-            .and_then(|writer| writer.write_ser(&mut out, event)),
+            .and_then(|writer| writer.write_ser(&mut *out, event)),
     };
     written.map_err(|err| Error::Encode {
         event: E::NAME,
         message: err.to_string(),
     })?;
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes a single-object message that must hold an `E`.
@@ -265,8 +272,13 @@ pub fn decode_any(bytes: &[u8]) -> Result<AnyEvent> {
     })
 }
 
-/// Checks the marker and splits a message into fingerprint and body.
+/// Checks the marker and splits a message into fingerprint and body. A
+/// message in Schema Registry framing (first byte `00`) is split the same way,
+/// its id turned into the fingerprint of the schema it names.
 fn split_header(bytes: &[u8]) -> Result<([u8; 8], &[u8])> {
+    if let Some(framed) = registry_framing::split(bytes) {
+        return framed;
+    }
     let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(Error::TooShort { len: bytes.len() });
     };
@@ -345,7 +357,7 @@ fn corrupt(event: &'static str, err: &apache_avro::Error) -> Error {
 }
 
 /// Lowercase hex of bytes in the order given.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
         .iter()
@@ -489,6 +501,13 @@ impl Registry {
             .find(|(_, fp, _)| fp == fingerprint)
             .map(|(kind, _, reader)| (*kind, reader))
     }
+}
+
+/// The event name of a known writer schema fingerprint (current or earlier).
+pub(crate) fn event_of_fingerprint(fingerprint: &[u8; 8]) -> Option<&'static str> {
+    registry()
+        .reader_for(fingerprint)
+        .map(|(kind, _)| kind.name())
 }
 
 fn registry() -> &'static Registry {
@@ -643,7 +662,8 @@ mod tests {
         let err = split_header(b"{\"service\":\"x\"}").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "not Avro single-object encoding: expected marker C3 01, got 7B 22"
+            "not Avro single-object encoding: expected marker C3 01 \
+             (or the Schema Registry magic byte 00), got 7B 22"
         );
         let (fp, body) = split_header(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
         assert_eq!(fp, [1, 2, 3, 4, 5, 6, 7, 8]);

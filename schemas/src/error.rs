@@ -10,10 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`Error::is_poison`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The message is shorter than the 10-byte single-object header.
+    /// The message is shorter than the 10-byte single-object header (or,
+    /// starting with `00`, than the 5-byte Schema Registry header).
     #[error(
         "message too short for Avro single-object encoding: {len} bytes, \
-         need at least 10 (2-byte marker + 8-byte fingerprint)"
+         need at least 10 (2-byte marker + 8-byte fingerprint; Schema Registry \
+         framing: 5, magic byte 00 + 4-byte schema id)"
     )]
     TooShort {
         /// Length of the message in bytes.
@@ -21,7 +23,10 @@ pub enum Error {
     },
 
     /// The message does not start with the single-object marker `C3 01`.
-    #[error("not Avro single-object encoding: expected marker C3 01, got {found}")]
+    #[error(
+        "not Avro single-object encoding: expected marker C3 01 \
+         (or the Schema Registry magic byte 00), got {found}"
+    )]
     BadMarker {
         /// The first two bytes of the message, as uppercase hex (e.g. `7B 22`).
         found: String,
@@ -64,6 +69,26 @@ pub enum Error {
         count: usize,
     },
 
+    /// The message is in Schema Registry framing with an id this process has
+    /// not resolved yet (see [`learn_schema_id`](crate::learn_schema_id)).
+    #[error(
+        "Schema Registry schema id {id} is not known here (the consumer resolves \
+         ids from the registry set by `[schema_registry] url`)"
+    )]
+    UnknownSchemaId {
+        /// The 4-byte big-endian id after the magic byte.
+        id: u32,
+    },
+
+    /// A schema the registry holds under an id is not a selfheal schema.
+    #[error("Schema Registry schema id {id} is not a selfheal schema: {reason}")]
+    ForeignSchema {
+        /// The registry's schema id.
+        id: u32,
+        /// Why (unparsable, or a fingerprint no selfheal event has).
+        reason: String,
+    },
+
     /// The value could not be written with its schema.
     #[error("failed to encode {event}: {message}")]
     Encode {
@@ -81,7 +106,9 @@ impl Error {
     /// Always true: this crate does no IO, so every error comes from the bytes
     /// or the value themselves and would recur on a retry. Decode errors are
     /// poison by definition; an encode error means the value cannot be
-    /// represented in its schema, which no retry changes either.
+    /// represented in its schema, which no retry changes either. An
+    /// [`Error::UnknownSchemaId`] is poison for this crate too: the adapter
+    /// that can ask the registry resolves the id *before* decoding.
     pub fn is_poison(&self) -> bool {
         match self {
             Error::TooShort { .. }
@@ -90,6 +117,8 @@ impl Error {
             | Error::WrongEvent { .. }
             | Error::Corrupt { .. }
             | Error::TrailingBytes { .. }
+            | Error::UnknownSchemaId { .. }
+            | Error::ForeignSchema { .. }
             | Error::Encode { .. } => true,
         }
     }

@@ -45,6 +45,10 @@
 //!   compares each type's derived schema with its file so they cannot drift.
 //! - `codec`: the [`Event`] trait, [`encode`], [`decode`], [`decode_any`],
 //!   [`AnyEvent`] and [`schema_files`]; schemas are parsed once per process.
+//! - `registry_framing`: the optional Schema Registry wire format (magic byte
+//!   `00`, 4-byte big-endian schema id, datum): [`encode_registry`], and the
+//!   table of registry ids [`learn_schema_id`] fills. [`decode`] and
+//!   [`decode_any`] read both framings.
 //! - `error`: [`Error`] and [`Result`].
 //! - `README.md`: the contract as other teams read it (topics, wire format,
 //!   fingerprints, a Python reader).
@@ -54,6 +58,7 @@
 mod codec;
 mod error;
 mod events;
+mod registry_framing;
 
 pub use codec::{decode, decode_any, encode, schema_files, AnyEvent, Event};
 pub use error::{Error, Result};
@@ -61,4 +66,7 @@ pub use events::{
     Action, ActionKind, ActionStatus, Build, BuildStatus, DeadLetter, Decision, Deploy, Evidence,
     Frame, InstanceGauge, LatencyHistogram, Localization, MetricDetail, QuantileValue, RateBasis,
     Regression, RegressionKind, SignatureCount, Traffic, Verdict,
+};
+pub use registry_framing::{
+    encode_registry, learn_schema_id, registry_schema_id, schema_id_known, REGISTRY_MAGIC,
 };

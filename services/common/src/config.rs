@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 mod ranges;
+mod schema_registry;
+
+pub use schema_registry::SchemaRegistryConfig;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +45,8 @@ pub struct Config {
     pub fixer: FixerConfig,
     /// The web console (`selfheal up`, `selfheal console`).
     pub console: ConsoleConfig,
+    /// The optional Schema Registry wire format (off unless `url` is set).
+    pub schema_registry: SchemaRegistryConfig,
 }
 
 /// The read-only web console: fleet, service and incident pages.
@@ -1337,6 +1342,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("topics.partitions"), "{err}");
+    }
+
+    #[test]
+    fn the_schema_registry_is_off_unless_its_url_is_set() {
+        assert_eq!(Config::default().schema_registry.url, None);
+        let url = "http://127.0.0.1:8085/apis/ccompat/v7";
+        let c = Config::load_from(None, env(&[("SELFHEAL__SCHEMA_REGISTRY__URL", url)])).unwrap();
+        assert_eq!(c.schema_registry.url.as_deref(), Some(url));
+        let err = Config::load_from(None, env(&[("SELFHEAL__SCHEMA_REGISTRY__URL", "r:8081")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`schema_registry.url` must start with http://"),
+            "{err}"
+        );
+        assert!(err.contains("SELFHEAL__SCHEMA_REGISTRY__URL"), "{err}");
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub async fn run<S: Stage>(
                         continue;
                     }
                 };
+                // An id first seen here is looked up before decoding; an
+                // unreachable registry stops the loop, nothing is stored.
+                let resolved = crate::schema_registry::resolve_id_of(msg.payload().unwrap_or_default()).await;
+                if let Err(e) = resolved { outcome = Err(e); break; }
                 match process(&mut stage, &msg, &spec, &metrics) {
                     Ok(outputs) => {
                         let meta = meta_of(&msg);

@@ -32,19 +32,26 @@ pub struct Outgoing {
     pub topic: String,
     /// Message key (the service name, for per-service ordering).
     pub key: Vec<u8>,
-    /// Avro single-object encoded event.
+    /// The encoded event: Avro single-object encoding, or Schema Registry
+    /// framing when the topic is in registry mode.
     pub payload: Vec<u8>,
     /// What the event means for the metrics (regression, verdict, action).
     pub outcome: Option<crate::outcome::Outcome>,
 }
 
 impl Outgoing {
-    /// Encodes `event` for `topic`, keyed by [`Event::key`].
+    /// Encodes `event` for `topic`, keyed by [`Event::key`]: in Schema
+    /// Registry framing if `topic`'s schema was registered at start-up
+    /// ([`crate::schema_registry`]), else in single-object encoding.
     pub fn event<E: Event>(topic: &str, event: &E) -> Result<Self, selfheal_schemas::Error> {
+        let payload = match crate::schema_registry::writer_id(topic) {
+            Some(id) => selfheal_schemas::encode_registry(event, id)?,
+            None => selfheal_schemas::encode(event)?,
+        };
         Ok(Self {
             topic: topic.to_owned(),
             key: event.key().as_bytes().to_vec(),
-            payload: selfheal_schemas::encode(event)?,
+            payload,
             outcome: crate::outcome::of(event),
         })
     }
@@ -166,11 +173,18 @@ impl EventProducer {
     }
 }
 
-/// Creates every configured topic that does not exist yet (when `topics.create`).
+/// Creates every configured topic that does not exist yet (when `topics.create`),
+/// then, with `schema_registry.url` set, registers and checks the topics' value
+/// schemas ([`crate::schema_registry::prepare`]).
 ///
 /// Existing topics are left alone whatever their partition count: changing the
 /// partitioning of a keyed topic reshuffles keys, an operator's decision.
 pub async fn ensure_topics(config: &Config) -> Result<()> {
+    create_configured_topics(config).await?;
+    crate::schema_registry::prepare(config).await
+}
+
+async fn create_configured_topics(config: &Config) -> Result<()> {
     if !config.topics.create {
         return Ok(());
     }

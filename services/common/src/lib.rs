@@ -15,6 +15,9 @@
 //! - [`metrics`]: the Prometheus registry and the standard per-service metrics
 //!   (messages, outcomes by kind, detection delay, consumer lag, build info).
 //! - [`outcome`] (pure): what a produced event counts as in the metrics.
+//! - [`schema_registry`]: the optional Schema Registry mode: subjects
+//!   registered and checked at start-up, writer ids per topic, unknown ids
+//!   resolved for consumers.
 //! - [`service`]: a running service's handle, and shutdown signals.
 //! - [`embedded`]: librdkafka's in-process mock cluster for the zero-setup run.
 //! - [`telemetry`]: tracing set-up for binaries.
@@ -29,6 +32,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod outcome;
 mod pii;
+pub mod schema_registry;
 pub mod scrub;
 pub mod service;
 pub mod telemetry;
@@ -93,6 +97,18 @@ pub enum Error {
     /// The embedded mock cluster could not be started.
     #[error("embedded Kafka: {0}")]
     Embedded(String),
+    /// The Schema Registry refused a schema or could not be asked.
+    #[error("schema registry {url}, subject `{subject}`: {reason}")]
+    SchemaRegistry {
+        /// The registry's base URL.
+        url: String,
+        /// The subject (`<topic>-value`), or `schema id N` for a look-up.
+        subject: String,
+        /// What the registry answered, or why it could not be reached.
+        reason: String,
+        /// Whether asking again later may succeed (unreachable, 5xx).
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -101,7 +117,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Kafka { .. } | Error::Delivery { .. } | Error::QueueFull { .. }
+            Error::Kafka { .. }
+                | Error::Delivery { .. }
+                | Error::QueueFull { .. }
+                | Error::SchemaRegistry {
+                    retryable: true,
+                    ..
+                }
         )
     }
 }

@@ -95,6 +95,7 @@ pub(super) fn check(c: &Config) -> Vec<OutOfRange> {
             open_unit(o, &format!("fixer.services.{name}.slo"), slo);
         }
     }
+    super::schema_registry::check(&c.schema_registry, o);
     out
 }
 
