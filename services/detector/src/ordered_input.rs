@@ -147,6 +147,14 @@ impl OrderedInput {
             let Some(part) = self.part(msg.topic(), msg.partition()) else {
                 continue;
             };
+            // A registry schema id first seen here is looked up before
+            // decoding; an unreachable registry stops the loop (nothing of
+            // this batch is committed, so nothing is lost).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.block_on(selfheal_common::schema_registry::resolve_id_of(
+                    msg.payload().unwrap_or_default(),
+                ))?;
+            }
             let event = selfheal_schemas::decode_any(msg.payload().unwrap_or_default())
                 .map_err(|e| format!("undecodable: {e}"));
             let time = event.as_ref().ok().and_then(AnyEvent::input_time_ms);
