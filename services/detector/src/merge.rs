@@ -85,10 +85,11 @@ pub struct Limits {
     /// unavailable leader): a bound, so one stuck partition cannot stop
     /// detection for every service.
     pub lagging: Duration,
-    /// How long a caught-up partition that just drained still holds the
-    /// others back: records written together (one intake flush to several
-    /// topics) reach the consumer a fetch round apart, and the log end it
-    /// knows is that old.
+    /// How long a record waits for a caught-up empty partition: records
+    /// written together (one intake flush to several topics) reach the
+    /// consumer a fetch round apart, and the log end it knows for a
+    /// partition is that old. So the smallest head is handed over only once
+    /// it has been buffered this long, unless no partition is empty.
     pub caught_up: Duration,
     /// Records buffered per partition above which the caller should pause
     /// fetching it.
@@ -110,7 +111,8 @@ impl Default for Limits {
 }
 
 struct Part<T> {
-    queue: VecDeque<(Key, T)>,
+    /// Buffered records, each with when it was buffered.
+    queue: VecDeque<(Key, Instant, T)>,
     /// Next offset to accept (older deliveries are duplicates).
     next: Option<i64>,
     /// Since when the queue has been empty.
@@ -174,10 +176,17 @@ impl<T> Merge<T> {
         self.parts.keys().copied()
     }
 
-    /// Buffers a record of `part`. Returns false (and drops it) when the
-    /// partition is not assigned or the offset was already buffered (a
-    /// re-delivery after a pause).
-    pub fn push(&mut self, part: PartId, offset: i64, time_ms: Option<i64>, item: T) -> bool {
+    /// Buffers a record of `part`, delivered at `now`. Returns false (and
+    /// drops it) when the partition is not assigned or the offset was
+    /// already buffered (a re-delivery after a pause).
+    pub fn push(
+        &mut self,
+        part: PartId,
+        offset: i64,
+        time_ms: Option<i64>,
+        item: T,
+        now: Instant,
+    ) -> bool {
         let Some(p) = self.parts.get_mut(&part) else {
             return false;
         };
@@ -187,7 +196,8 @@ impl<T> Merge<T> {
         p.next = Some(offset + 1);
         p.empty_since = None;
         p.passed = false;
-        p.queue.push_back((Key::new(part, offset, time_ms), item));
+        p.queue
+            .push_back((Key::new(part, offset, time_ms), now, item));
         true
     }
 
@@ -211,11 +221,12 @@ impl<T> Merge<T> {
     /// has been empty.
     pub fn pop(&mut self, now: Instant, skip: impl Fn(PartId) -> Skip) -> Option<Popped<T>> {
         // The smallest head first: with nothing buffered, nobody is asked.
-        let (key, id) = self
+        let (key, since, id) = self
             .parts
             .iter()
-            .filter_map(|(id, p)| p.queue.front().map(|(k, _)| (*k, *id)))
+            .filter_map(|(id, p)| p.queue.front().map(|(k, t, _)| (*k, *t, *id)))
             .min()?;
+        let waited = now.saturating_duration_since(since);
         let mut idle_parts = Vec::new();
         for (&id, p) in &self.parts {
             if !p.queue.is_empty() {
@@ -225,7 +236,7 @@ impl<T> Merge<T> {
                 .empty_since
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
             match skip(id) {
-                Skip::CaughtUp if idle >= self.limits.caught_up => {}
+                Skip::CaughtUp if waited >= self.limits.caught_up => {}
                 Skip::Lagging if idle >= self.limits.lagging => idle_parts.push(id),
                 Skip::Unknown if idle >= self.limits.unknown => idle_parts.push(id),
                 Skip::CaughtUp | Skip::Lagging | Skip::Unknown => return None,
@@ -240,7 +251,7 @@ impl<T> Merge<T> {
             }
         }
         let p = self.parts.get_mut(&id).expect("chosen from the map");
-        let (_, item) = p.queue.pop_front().expect("non-empty");
+        let (_, _, item) = p.queue.pop_front().expect("non-empty");
         if p.queue.is_empty() {
             p.empty_since = Some(now);
         }

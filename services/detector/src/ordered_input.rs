@@ -143,6 +143,7 @@ impl OrderedInput {
         consumer: &BaseConsumer<C>,
         polled: Vec<OwnedMessage>,
     ) -> Result<()> {
+        let now = Instant::now();
         for msg in polled {
             let Some(part) = self.part(msg.topic(), msg.partition()) else {
                 continue;
@@ -170,7 +171,10 @@ impl OrderedInput {
                     "input offsets skipped: records between them were not delivered"
                 );
             }
-            if self.merge.push(part, offset, time, Input { msg, event }) {
+            if self
+                .merge
+                .push(part, offset, time, Input { msg, event }, now)
+            {
                 self.fetched.insert(part, offset + 1);
             }
         }

@@ -59,7 +59,7 @@ fn run(
         for _ in 0..n {
             let o = next[p];
             if o < log.len() {
-                assert!(merge.push(*p, o as i64, Some(log[o]), ()));
+                assert!(merge.push(*p, o as i64, Some(log[o]), (), now));
                 *next.get_mut(p).unwrap() += 1;
             }
         }
@@ -144,8 +144,8 @@ fn an_empty_partition_holds_the_others_back_for_a_bounded_time_and_is_reported_o
     let (a, b) = (part(2, 0), part(5, 0));
     let mut merge = Merge::new(limits);
     merge.assign([a, b], t0);
-    merge.push(a, 0, Some(M), "a0");
-    merge.push(a, 1, Some(2 * M), "a1");
+    merge.push(a, 0, Some(M), "a0", t0);
+    merge.push(a, 1, Some(2 * M), "a1", t0);
     // b unknown: waits 2 s.
     assert!(merge
         .pop(t0 + Duration::from_secs(1), |_| Skip::Unknown)
@@ -161,7 +161,7 @@ fn an_empty_partition_holds_the_others_back_for_a_bounded_time_and_is_reported_o
     assert_eq!((p.item, p.passed_idle.len()), ("a1", 0));
     // a is now empty too (since t0+2 s); b gets a record; a lagging holds b
     // back for 30 s.
-    merge.push(b, 0, Some(3 * M), "b0");
+    merge.push(b, 0, Some(3 * M), "b0", t0 + Duration::from_secs(2));
     let lagging = |p: PartId| {
         if p == a {
             Skip::Lagging
@@ -172,9 +172,9 @@ fn an_empty_partition_holds_the_others_back_for_a_bounded_time_and_is_reported_o
     assert!(merge.pop(t0 + Duration::from_secs(20), lagging).is_none());
     let p = merge.pop(t0 + Duration::from_secs(32), lagging).unwrap();
     assert_eq!((p.item, p.passed_idle), ("b0", vec![a]));
-    // A caught-up partition holds the others back only for a moment after
-    // it drained (a is empty since t0+2 s).
-    merge.push(b, 1, Some(4 * M), "b1");
+    // A caught-up empty partition holds a record back only for a moment
+    // after the record arrived (b1 at t0+2 s).
+    merge.push(b, 1, Some(4 * M), "b1", t0 + Duration::from_secs(2));
     assert!(merge
         .pop(t0 + Duration::from_millis(2_400), |_| Skip::CaughtUp)
         .is_none());
@@ -190,11 +190,11 @@ fn records_of_unassigned_partitions_and_redeliveries_are_not_buffered() {
     let (a, b) = (part(2, 0), part(5, 0));
     let mut merge = Merge::new(Limits::default());
     merge.assign([a], t0);
-    assert!(!merge.push(b, 0, Some(0), ()));
-    assert!(merge.push(a, 5, Some(0), ()));
-    assert!(!merge.push(a, 5, Some(0), ()), "re-delivered offset");
-    assert!(!merge.push(a, 4, Some(0), ()), "older offset");
-    assert!(merge.push(a, 6, Some(0), ()));
+    assert!(!merge.push(b, 0, Some(0), (), t0));
+    assert!(merge.push(a, 5, Some(0), (), t0));
+    assert!(!merge.push(a, 5, Some(0), (), t0), "re-delivered offset");
+    assert!(!merge.push(a, 4, Some(0), (), t0), "older offset");
+    assert!(merge.push(a, 6, Some(0), (), t0));
     assert_eq!(merge.buffered(a), 2);
     // Revoked: its buffer goes (the new owner reads it again).
     merge.assign([b], t0);
@@ -208,11 +208,11 @@ fn a_record_without_an_event_time_goes_first() {
     let a = part(5, 0);
     let mut merge = Merge::new(Limits::default());
     merge.assign([a, part(2, 0)], t0);
-    merge.push(a, 0, Some(M), "timed");
+    merge.push(a, 0, Some(M), "timed", t0);
     let mut m2 = Merge::new(Limits::default());
     m2.assign([a, part(2, 0)], t0);
-    m2.push(part(2, 0), 0, None, "poison");
-    m2.push(a, 0, Some(M), "timed");
+    m2.push(part(2, 0), 0, None, "poison", t0);
+    m2.push(a, 0, Some(M), "timed", t0);
     let later = t0 + Duration::from_secs(1);
     assert_eq!(m2.pop(later, |_| Skip::CaughtUp).unwrap().item, "poison");
     assert_eq!(merge.pop(later, |_| Skip::CaughtUp).unwrap().item, "timed");
