@@ -112,7 +112,7 @@ async fn a_history_shipped_every_two_minutes_gives_the_backtests_regressions() {
 /// Chunks of 7 minutes (not aligned to the detector's minutes or hours)
 /// over 8 services, the guard's wait raised past the chunks' skew.
 ///
-/// Not in the test command: with the event-time merge of the inputs, 5 of 6
+/// Not in the test command: with the event-time merge of the inputs, 8 of 11
 /// runs gave the backtest's 10 regressions but one (an externally correlated
 /// spike) 2 minutes earlier, from the re-run of a late record (README, "Live
 /// = backtest, and crash recovery"). So live = backtest does not yet hold for
