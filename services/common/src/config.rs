@@ -427,6 +427,13 @@ pub struct DetectorConfig {
     /// and not waited for, so a dead instance delays detection at most this
     /// long, once. Irrelevant with a single instance.
     pub fleet_wait_s: u32,
+    /// How far (event-time seconds) a service's error counts may run ahead
+    /// of its traffic before its evaluations go on without the traffic: its
+    /// watermark is held back to its latest traffic window's end while the
+    /// traffic lags by less than this, so no evaluation is decided on a
+    /// partial request count. Traffic that stops delays the service's
+    /// evaluations by this much. 0: never wait for traffic.
+    pub traffic_wait_s: u32,
     /// How long remediation of a regression is held, in event-time seconds
     /// after its detection, when the evidence for an external cause is
     /// ambiguous (a late onset, or a dependency error with a weak witness):
@@ -518,6 +525,7 @@ impl Default for DetectorConfig {
             per_request: true,
             fleet_guard: true,
             fleet_wait_s: 180,
+            traffic_wait_s: 180,
             hold_remediation_s: 600,
             max_signatures_per_service: 5_000,
             exactly_once: true,

@@ -205,11 +205,20 @@ struct ServiceState {
     emitted: BTreeSet<String>,
     /// Regression id → when it was first flagged while held for the guard.
     held: BTreeMap<String, i64>,
-    /// The latest event time of this service: its watermark is this minus
-    /// the allowed lateness. Per service, so one service's fresh (or
-    /// far-future) events never make another's data late or too old.
+    /// How far this service's event time has progressed: its watermark is
+    /// this minus the allowed lateness. Per service, so one service's fresh
+    /// (or far-future) events never make another's data late or too old.
+    /// The latest event time of any of its inputs, but held back by its
+    /// traffic (see [`progress`]). Never decreases.
     #[serde(default)]
     max_event_ms: Option<i64>,
+    /// The latest event time of any of its inputs.
+    #[serde(default)]
+    max_input_ms: Option<i64>,
+    /// The end of its latest traffic window: the rate every evaluation
+    /// divides by is known up to here.
+    #[serde(default)]
+    traffic_until_ms: Option<i64>,
     /// When this service's series were last compacted (its own event time).
     #[serde(default)]
     last_compaction_ms: Option<i64>,
@@ -480,10 +489,21 @@ impl Detector {
             }
             _ => return out,
         };
+        let wait = i64::from(self.config.traffic_wait_s) * 1_000;
         let svc = service_state(&mut self.services, service);
-        let moved = svc.max_event_ms.is_none_or(|m| t > m);
+        svc.max_input_ms = Some(
+            svc.max_input_ms
+                .or(svc.max_event_ms)
+                .map_or(t, |m| m.max(t)),
+        );
+        if let AnyEvent::Traffic(tr) = event {
+            let end = tr.window_start_ms + i64::from(tr.window_s) * 1_000;
+            svc.traffic_until_ms = Some(svc.traffic_until_ms.map_or(end, |u| u.max(end)));
+        }
+        let now = progress(svc.max_input_ms, svc.traffic_until_ms, wait);
+        let moved = now.is_some_and(|n| svc.max_event_ms.is_none_or(|m| n > m));
         if moved {
-            svc.max_event_ms = Some(t);
+            svc.max_event_ms = now;
         }
         if let Some(wm) = self.service_watermark(service) {
             out.extend(self.advance(service, wm));
@@ -1205,6 +1225,24 @@ impl Detector {
 
 /// How far back the fleet view keeps other instances' counts: the guard's
 /// lookback before a deploy, the deploy's window, and an hour of slack.
+/// A service's event-time progress: the latest time of any of its inputs,
+/// held back to the end of its traffic while the traffic lags by less than
+/// `wait`. Every evaluation divides by the traffic up to its boundary, so a
+/// service whose traffic arrives behind its error counts (a metrics pipeline
+/// slower than the log shipper, or its traffic behind another service's in a
+/// shared partition) is not judged on a partial rate, and an evaluation
+/// emitted on it (which cannot be taken back) never differs from the one
+/// in-order data gives. Traffic that stops (its exporter is down) delays the
+/// service's evaluations by `wait`, not forever. Without any traffic, the
+/// inputs' latest time (Flink's minimum over inputs, with an idle bound).
+fn progress(max_input: Option<i64>, traffic_until: Option<i64>, wait: i64) -> Option<i64> {
+    let m = max_input?;
+    Some(match traffic_until {
+        Some(u) => m.min(u.max(m - wait)),
+        None => m,
+    })
+}
+
 fn fleet_horizon(config: &DetectorConfig) -> i64 {
     GUARD_LOOKBACK + i64::from(config.window_minutes) * MINUTE_MS + HOUR_MS
 }

@@ -198,3 +198,58 @@ fn data_beyond_its_own_horizon_is_counted_and_reported() {
     assert_eq!(d.stats().beyond_horizon, 1);
     assert_eq!(d.service_watermark("z"), Some(T0 - 30 * DAY_MS - 120_000));
 }
+
+/// A clean deploy (the same error rate per request after it) whose traffic
+/// reaches the detector a chunk after its error counts, as when it sits
+/// behind another service's chunk in a shared partition or the metrics
+/// pipeline is slower than the log shipper. Judged on the counts alone, the
+/// new revision's exposure is short and its usual errors look like a spike.
+fn clean_deploy_traffic_behind(traffic_wait_s: u32) -> Vec<Regression> {
+    let t0 = T0 + DAY_MS;
+    let mut in_order = Vec::new();
+    for m in 0..(24 * 60 + 40) {
+        let t = T0 + m * MINUTE_MS;
+        let rev = if t < t0 { "a" } else { "b" };
+        if t == t0 {
+            in_order.push(deploy("c", "b", "a", t0));
+        }
+        in_order.push(traffic("c", rev, 1000, t));
+        in_order.push(sc("c", rev, "old", 20, t + 1));
+    }
+    // Chunks of 5 minutes: each chunk's counts, then its traffic.
+    let mut fed = Vec::new();
+    let chunk_of = |e: &AnyEvent| time_of(e).div_euclid(5 * MINUTE_MS);
+    for chunk in in_order.chunk_by(|x, y| chunk_of(x) == chunk_of(y)) {
+        let (tr, rest): (Vec<_>, Vec<_>) = chunk
+            .iter()
+            .cloned()
+            .partition(|e| matches!(e, AnyEvent::Traffic(_)));
+        fed.extend(rest);
+        fed.extend(tr);
+    }
+    let config = DetectorConfig {
+        traffic_wait_s,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(config);
+    let mut out = Vec::new();
+    for e in &fed {
+        out.extend(d.on_event(e));
+    }
+    out.extend(d.flush());
+    out
+}
+
+#[test]
+fn a_service_whose_traffic_arrives_behind_its_counts_is_not_judged_on_a_partial_rate() {
+    // A wait longer than the traffic's lag (5 minutes, past the allowed
+    // lateness).
+    let waited = clean_deploy_traffic_behind(360);
+    assert!(waited.is_empty(), "{waited:?}");
+    // The check can fail: without the wait, the partial rate flags.
+    let not_waited = clean_deploy_traffic_behind(0);
+    assert!(
+        !not_waited.is_empty(),
+        "without the traffic wait nothing was flagged"
+    );
+}
