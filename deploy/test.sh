@@ -12,11 +12,16 @@
 #        SELFHEAL_TEST_KAFKA_RUN_DIR  broker run dir (default deploy/kafka/run/test-<port>)
 #        SELFHEAL_TEST_CARGO          cargo binary to run (default: cargo)
 #        SELFHEAL_TEST_REGISTRY_PORT  Apicurio Registry port (default Kafka port+2)
+#        SELFHEAL_TEST_CLUSTER3       1: also start the 3-node KRaft cluster (brokers
+#                                     on Kafka port+10..+12) for tests/broker_kill.rs;
+#                                     default 1 with no arguments, else 0
 # Exports to the tests: SELFHEAL_TEST_BOOTSTRAP=127.0.0.1:<port>,
 #        SELFHEAL_TEST_SCHEMA_REGISTRY (Apicurio's Confluent-compatible API,
 #        started by deploy/registry/start.sh, in-memory),
 #        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
-#        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests)
+#        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests),
+#        SELFHEAL_TEST_CLUSTER3 / SELFHEAL_TEST_CLUSTER3_DIR (the 3-node cluster's
+#        bootstrap list and run dir, when started)
 #
 # On a fresh Debian machine it installs what the build needs with apt-get
 # (gcc/g++/make via build-essential, pkg-config, zlib1g-dev, libssl-dev,
@@ -82,6 +87,11 @@ if ! flock -n 200; then
 fi
 
 BROKER_TIME="not started"
+CLUSTER_TIME="not started"
+START_CLUSTER3="${SELFHEAL_TEST_CLUSTER3:-$([[ $# -eq 0 ]] && echo 1 || echo 0)}"
+unset SELFHEAL_TEST_CLUSTER3
+export KAFKA_CLUSTER_BASE_PORT=$((PORT + 10))
+export KAFKA_CLUSTER_RUN_DIR="$KAFKA_DIR/run/cluster3-test-$PORT"
 REGISTRY_TIME="not started"
 CARGO_TIME="not run"
 # shellcheck disable=SC2317 # invoked via trap
@@ -91,7 +101,10 @@ cleanup() {
   # 200>&- : the helper processes must not inherit (and keep) the lock.
   "$KAFKA_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test broker failed"
   "$REGISTRY_DIR/stop.sh" --clean 200>&- || say "WARNING: stopping the test registry failed"
-  say "kafka broker start: $BROKER_TIME, registry start: $REGISTRY_TIME, cargo test: $CARGO_TIME, total: $(secs_since "$T0")s (exit $rc)"
+  if [[ "$START_CLUSTER3" == 1 ]]; then
+    "$KAFKA_DIR/cluster3.sh" stop --clean 200>&- >/dev/null || say "WARNING: stopping the 3-node cluster failed"
+  fi
+  say "kafka broker start: $BROKER_TIME, registry start: $REGISTRY_TIME, 3-node cluster: $CLUSTER_TIME, cargo test: $CARGO_TIME, total: $(secs_since "$T0")s (exit $rc)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -120,6 +133,17 @@ SELFHEAL_TEST_SCHEMA_REGISTRY="$("$REGISTRY_DIR/start.sh" 200>&-)" ||
 export SELFHEAL_TEST_SCHEMA_REGISTRY
 REGISTRY_TIME="$(secs_since "$t_registry")s"
 say "schema registry ready at $SELFHEAL_TEST_SCHEMA_REGISTRY in $REGISTRY_TIME"
+# --- The 3-node KRaft cluster for tests/broker_kill.rs (kill -9 of a leader) ---
+if [[ "$START_CLUSTER3" == 1 ]]; then
+  "$KAFKA_DIR/cluster3.sh" stop --clean 200>&- >/dev/null 2>&1 || true
+  t_cluster=$(now_ms)
+  "$KAFKA_DIR/cluster3.sh" start 200>&- >&2 || die "the 3-node cluster did not start (see $KAFKA_CLUSTER_RUN_DIR)"
+  CLUSTER_TIME="$(secs_since "$t_cluster")s"
+  B=$KAFKA_CLUSTER_BASE_PORT
+  export SELFHEAL_TEST_CLUSTER3="127.0.0.1:$B,127.0.0.1:$((B + 1)),127.0.0.1:$((B + 2))"
+  export SELFHEAL_TEST_CLUSTER3_DIR="$KAFKA_CLUSTER_RUN_DIR"
+  say "3-node cluster ready at $SELFHEAL_TEST_CLUSTER3 in $CLUSTER_TIME"
+fi
 say "kafka ready at $SELFHEAL_TEST_BOOTSTRAP in $BROKER_TIME; running: $CARGO_BIN test --workspace $*"
 
 cd "$ROOT_DIR"

@@ -240,6 +240,7 @@ fn embedded_unless_configured(config: &mut Config) -> anyhow::Result<Option<Embe
     config.topics.create = false;
     // The mock cluster's transactions are not faithful: at-least-once.
     config.detector.exactly_once = false;
+    config.ingest.transactional = false;
     tracing::info!(
         bootstrap = cluster.bootstrap(),
         "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"

@@ -12,7 +12,9 @@
 #   FAULT_KAFKA_PORT  broker port (default: a free one)
 #   FAULT_SOAK_S      soak duration in seconds (default 60; the README's figure: 600)
 #   FAULT_KILLS       detector kills (default 10; 0 skips the comparison, which needs cargo)
-# Not here yet: broker kill on the 3-node cluster under load (README, "Fault suite").
+#   FAULT_BROKER_KILL 1 (default): a partition leader of a 3-node KRaft cluster
+#                     killed with kill -9 under load (tests/broker_kill.rs, needs
+#                     cargo; deploy/kafka/cluster3.sh on free ports); 0 skips it
 set -euo pipefail
 
 FAULT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,5 +77,23 @@ if [[ "${FAULT_KILLS:-10}" != 0 ]]; then
       cargo test --test detector_kill_vs_clean -- --nocapture ) >"$KILL_LOG" 2>&1 || STATUS=$?
   grep -E "^(kill -9 vs clean|input records committed|clean over finished|  (missing|extra)|assertion)" "$KILL_LOG" || true
   grep -q "test result: ok" "$KILL_LOG" && say "kill -9: equal to the clean run" || say "kill -9: DIFFERS from the clean run (log $KILL_LOG)"
+fi
+if [[ "${FAULT_BROKER_KILL:-1}" != 0 ]]; then
+  say "broker kill -9 under load on a 3-node cluster (cargo test)"
+  export KAFKA_CLUSTER_BASE_PORT="${FAULT_CLUSTER_BASE_PORT:-$((KAFKA_PORT + 10))}"
+  export KAFKA_CLUSTER_RUN_DIR="$ROOT_DIR/deploy/kafka/run/fault-cluster3-$KAFKA_CLUSTER_BASE_PORT"
+  B=$KAFKA_CLUSTER_BASE_PORT
+  BK_LOG="$(mktemp -t selfheal-fault-broker.XXXXXX.log)"
+  if "$ROOT_DIR/deploy/kafka/cluster3.sh" start >&2; then
+    ( cd "$ROOT_DIR" && CI=true SELFHEAL_TEST_CLUSTER3="127.0.0.1:$B,127.0.0.1:$((B + 1)),127.0.0.1:$((B + 2))" \
+        SELFHEAL_TEST_CLUSTER3_DIR="$KAFKA_CLUSTER_RUN_DIR" \
+        cargo test --test broker_kill -- --nocapture ) >"$BK_LOG" 2>&1 || STATUS=$?
+    grep -E "^broker kill:|panicked|assertion" "$BK_LOG" || true
+    grep -q "test result: ok" "$BK_LOG" && say "broker kill: nothing lost, nothing counted twice" \
+      || say "broker kill: FAILED (log $BK_LOG)"
+  else
+    say "the 3-node cluster did not start"; STATUS=1
+  fi
+  "$ROOT_DIR/deploy/kafka/cluster3.sh" stop --clean >/dev/null 2>&1 || true
 fi
 exit "$STATUS"

@@ -285,6 +285,14 @@ pub struct IngestConfig {
     /// full (Kafka slow or unreachable) the intake answers 503 + `Retry-After`
     /// at once, and the raw-topic consumer waits.
     pub max_buffered_records: usize,
+    /// Write each flush in one Kafka transaction. A flush Kafka does not
+    /// acknowledge in full is then aborted, so `read_committed` readers (the
+    /// detector, and subscribers told to read so) see none of it, and the
+    /// 503 that tells the client to resend is exact: the resend is counted
+    /// once. Off: a flush that fails half way may leave part of it written,
+    /// and a resend can count those records twice (never lose them). The
+    /// embedded cluster turns it off (its transactions are not faithful).
+    pub transactional: bool,
     /// Consume `topics.logs_raw` (JSON lines from Vector, Fluent Bit …) as a
     /// second input, at least once, bad lines to the DLQ.
     pub consume_raw: bool,
@@ -361,6 +369,7 @@ impl Default for IngestConfig {
             max_groups: 100_000,
             flush_interval_ms: 1_000,
             max_buffered_records: 1_000_000,
+            transactional: true,
             consume_raw: true,
             max_future_skew_s: 300,
             max_age_s: 30 * 86_400,

@@ -294,6 +294,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
                 ready
             })
             .unwrap_or_default();
+        let (offsets, offsets_moved) = input.offsets(&consumer)?;
         if let Err(e) = process_batch(
             config,
             &producer,
@@ -302,7 +303,8 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             &mut changelog,
             Batch {
                 inputs: &batch,
-                offsets: input.offsets()?,
+                offsets: offsets.clone(),
+                offsets_moved,
                 remote: &remote,
                 reporting: !owned.is_empty(),
             },
@@ -311,6 +313,7 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             let _ = producer.abort_transaction(TXN_TIMEOUT);
             break Err(e);
         }
+        input.committed(&offsets);
         crate::metrics::observe(&detector.stats());
     };
     if result.is_ok() && fleet.is_some() {
@@ -338,6 +341,9 @@ struct Batch<'a> {
     /// The input offsets this transaction commits: after the last record
     /// processed per partition (buffered ones are read again after a crash).
     offsets: TopicPartitionList,
+    /// Whether `offsets` moved since the last commit (past transaction
+    /// markers alone, possibly).
+    offsets_moved: bool,
     /// Fleet summaries read since the last batch (any instance's, own too).
     remote: &'a [FleetSummary],
     /// Whether this instance owns input partitions (reports a watermark).
@@ -413,7 +419,11 @@ fn process_batch(
     }
     let summaries = detector.take_fleet_summaries(batch.reporting);
     let touched = detector.take_touched();
-    if batch.inputs.is_empty() && outgoing.is_empty() && summaries.is_empty() && touched.is_empty()
+    if batch.inputs.is_empty()
+        && outgoing.is_empty()
+        && summaries.is_empty()
+        && touched.is_empty()
+        && !batch.offsets_moved
     {
         return Ok(());
     }

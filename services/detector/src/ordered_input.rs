@@ -58,6 +58,8 @@ pub struct OrderedInput {
     /// Offset after the last record handed to the core, per partition: what
     /// the next transaction commits.
     processed: BTreeMap<PartId, i64>,
+    /// The offsets the last transaction committed.
+    committed: BTreeMap<PartId, i64>,
     paused: BTreeSet<PartId>,
     passed_idle: IntCounter,
 }
@@ -75,6 +77,7 @@ impl OrderedInput {
             topics: ranked(topics),
             fetched: BTreeMap::new(),
             processed: BTreeMap::new(),
+            committed: BTreeMap::new(),
             paused: BTreeSet::new(),
             passed_idle,
         }
@@ -202,15 +205,22 @@ impl OrderedInput {
     ) -> Result<Vec<Input>> {
         let mut out = Vec::new();
         let now = Instant::now();
+        // The application positions, read once per call and only if a
+        // partition is empty (a local read of every assigned partition).
+        let positions = std::cell::OnceCell::new();
         while out.len() < max {
             let (topics, fetched) = (&self.topics, &self.fetched);
             let skip = |p: PartId| {
-                standing(
-                    consumer,
-                    &topics[usize::from(p.rank)],
-                    p.partition,
-                    fetched.get(&p).copied(),
-                )
+                let topic = &topics[usize::from(p.rank)];
+                let position = positions
+                    .get_or_init(|| app_positions(consumer))
+                    .get(&(topic.clone(), p.partition))
+                    .copied();
+                let next = match (fetched.get(&p).copied(), position) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                standing(consumer, topic, p.partition, next)
             };
             let Some(popped) = self.merge.pop(now, skip) else {
                 break;
@@ -245,14 +255,43 @@ impl OrderedInput {
     }
 
     /// The offsets to commit with the next transaction: after the last
-    /// record processed, per partition that processed one.
-    pub fn offsets(&self) -> Result<TopicPartitionList> {
+    /// record processed, per partition that processed one; for a partition
+    /// with nothing buffered, the consumer's position when it is further (it
+    /// stepped past a transaction marker, which no record carries: without
+    /// it the committed offset would stay one behind the log end, and the
+    /// group would show lag forever). The flag says whether any offset moved
+    /// since the last [`OrderedInput::committed`], so that markers alone
+    /// still get committed.
+    pub fn offsets<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(TopicPartitionList, bool)> {
+        let mut next = self.processed.clone();
+        for ((topic, partition), position) in app_positions(consumer) {
+            let Some(p) = self.part(&topic, partition) else {
+                continue;
+            };
+            if self.merge.buffered(p) == 0 && next.get(&p).is_none_or(|o| *o < position) {
+                next.insert(p, position);
+            }
+        }
+        let moved = next.iter().any(|(p, o)| self.committed.get(p) != Some(o));
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in &self.processed {
+        for (p, o) in &next {
             tpl.add_partition_offset(self.topic(*p), p.partition, Offset::Offset(*o))
                 .map_err(kafka_err("offsets to commit"))?;
         }
-        Ok(tpl)
+        Ok((tpl, moved))
+    }
+
+    /// Notes that `offsets` were committed.
+    pub fn committed(&mut self, offsets: &TopicPartitionList) {
+        for e in offsets.elements() {
+            if let (Some(p), Offset::Offset(o)) = (self.part(e.topic(), e.partition()), e.offset())
+            {
+                self.committed.insert(p, o);
+            }
+        }
     }
 
     fn list(&self, parts: &[PartId]) -> TopicPartitionList {
@@ -282,6 +321,28 @@ fn standing<C: ConsumerContext>(
     } else {
         Skip::Lagging
     }
+}
+
+/// The application's next offset per assigned partition, as librdkafka
+/// keeps it. Unlike the offset after the last record fetched, it steps past
+/// a transaction's commit marker (a record the application never sees) once
+/// the fetch reached it: with a transactional writer (the intake's
+/// `ingest.transactional`) the last record is followed by a marker, and the
+/// log end would otherwise stay one ahead, so a caught-up partition would
+/// look lagging.
+fn app_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+) -> std::collections::HashMap<(String, i32), i64> {
+    let Ok(tpl) = consumer.position() else {
+        return std::collections::HashMap::new();
+    };
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The low and high watermarks librdkafka cached for a partition from its

@@ -12,6 +12,11 @@
 //! takes them without waiting ([`Batcher::try_reserve`]: full means 503 at
 //! once); the raw consumer waits ([`Batcher::reserve`]: back-pressure).
 //!
+//! With `ingest.transactional` each flush is one Kafka transaction
+//! ([`crate::txn`]), one at a time: a flush that is not committed is
+//! aborted, so the 503 means nothing of it is visible to `read_committed`
+//! readers. Submissions that arrive meanwhile wait for the next flush.
+//!
 //! Shutdown: after the shutdown token, every submission is flushed at once;
 //! [`Batcher::close`] (called when HTTP and the consumer have stopped) flushes
 //! what is left and waits for the acknowledgements of every flush in flight.
@@ -23,11 +28,23 @@ use futures::future::try_join_all;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use selfheal_common::config::TopicsConfig;
 use selfheal_common::kafka::{EventProducer, Outgoing};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Accumulator, Events};
+use crate::txn::TxnWriter;
+
+/// How flushes reach Kafka.
+#[derive(Clone)]
+pub enum Writer {
+    /// The idempotent producer; flushes overlap. A flush that fails half
+    /// way may leave part of it written (a resend then counts it twice).
+    Pipelined(EventProducer),
+    /// One transaction per flush, one flush at a time: all or nothing.
+    Transactional(Arc<Mutex<TxnWriter>>),
+}
 
 /// Why a submission was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +117,7 @@ impl BatcherTask {
 impl Batcher {
     /// Starts the batching task.
     pub fn spawn(
-        producer: EventProducer,
+        writer: Writer,
         topics: Arc<TopicsConfig>,
         flush_interval: Duration,
         capacity: usize,
@@ -120,7 +137,7 @@ impl Batcher {
         };
         let task = tokio::spawn(run(
             rx,
-            producer,
+            writer,
             topics,
             flush_interval,
             // Under load a flush goes out before the interval ends, so the
@@ -237,7 +254,7 @@ impl BatchMetrics {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Submission>,
-    producer: EventProducer,
+    writer: Writer,
     topics: Arc<TopicsConfig>,
     interval: Duration,
     flush_at_events: usize,
@@ -249,6 +266,8 @@ async fn run(
     let mut waiters: Vec<Submission> = Vec::new();
     let mut in_flight = JoinSet::new();
     let mut draining = false;
+    // A flush came due while a transaction was in flight.
+    let mut deferred = false;
     // The first tick one full interval from now: `interval` would fire at
     // once, flushing whatever the first requests submitted before their time
     // (and, under load, at a moment that depends on scheduling).
@@ -265,19 +284,25 @@ async fn run(
             // submission is flushed as it arrives.
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
-                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
+                deferred = flush(&mut acc, &mut waiters, &writer, &topics, &metrics, &mut in_flight).await;
             }
             _ = ticker.tick() => {
-                flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
+                deferred = flush(&mut acc, &mut waiters, &writer, &topics, &metrics, &mut in_flight).await;
             }
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                // A transactional flush settled: what waited behind it goes
+                // now if its time came meanwhile.
+                if deferred {
+                    deferred = flush(&mut acc, &mut waiters, &writer, &topics, &metrics, &mut in_flight).await;
+                }
+            }
             sub = rx.recv() => {
                 let Some(mut sub) = sub else { break };
                 acc.add(std::mem::take(&mut sub.events));
                 waiters.push(sub);
                 // Draining: nothing waits for the interval any more.
                 if draining || acc.len() >= flush_at_events {
-                    flush(&mut acc, &mut waiters, &producer, &topics, &metrics, &mut in_flight).await;
+                    deferred = flush(&mut acc, &mut waiters, &writer, &topics, &metrics, &mut in_flight).await;
                 }
             }
         }
@@ -289,33 +314,41 @@ async fn run(
         acc.add(std::mem::take(&mut sub.events));
         waiters.push(sub);
     }
-    flush(
-        &mut acc,
-        &mut waiters,
-        &producer,
-        &topics,
-        &metrics,
-        &mut in_flight,
-    )
-    .await;
-    while in_flight.join_next().await.is_some() {}
+    // Until every flush settled and nothing is left (a transactional flush
+    // waits for the one in flight).
+    loop {
+        flush(
+            &mut acc,
+            &mut waiters,
+            &writer,
+            &topics,
+            &metrics,
+            &mut in_flight,
+        )
+        .await;
+        if in_flight.join_next().await.is_none() {
+            break;
+        }
+    }
 }
 
-/// Produces the accumulated events; a task reports the outcome to the waiters
-/// once every message is acknowledged (or one failed). While the producer's
-/// own queue is full this waits (its messages expire after the delivery
-/// timeout if Kafka stays away); meanwhile the bounded buffer fills and the
-/// intake answers 503.
+/// Produces the accumulated events; a task reports the outcome to the
+/// waiters once every message is acknowledged (or one failed), or once the
+/// flush's transaction committed (or was aborted). Returns `true` when the
+/// flush was put off: a transactional flush is in flight.
 async fn flush(
     acc: &mut Accumulator,
     waiters: &mut Vec<Submission>,
-    producer: &EventProducer,
+    writer: &Writer,
     topics: &TopicsConfig,
     metrics: &BatchMetrics,
     in_flight: &mut JoinSet<()>,
-) {
+) -> bool {
     if waiters.is_empty() && acc.is_empty() {
-        return;
+        return false;
+    }
+    if matches!(writer, Writer::Transactional(_)) && !in_flight.is_empty() {
+        return true;
     }
     let events = acc.take();
     let subs = std::mem::take(waiters);
@@ -327,9 +360,48 @@ async fn flush(
                 Err(FlushError::NotAcknowledged(format!("cannot encode: {e}"))),
                 metrics,
             );
-            return;
+            return false;
         }
     };
+    match writer {
+        Writer::Pipelined(producer) => {
+            pipelined(producer, outgoing, subs, metrics, in_flight).await;
+        }
+        Writer::Transactional(w) => {
+            let (w, metrics) = (w.clone(), metrics.clone());
+            in_flight.spawn(async move {
+                let by_topic = count_by_topic(&outgoing);
+                let outcome = tokio::task::spawn_blocking(move || {
+                    w.lock().expect("writer lock not poisoned").write(&outgoing)
+                })
+                .await;
+                let outcome = match outcome {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(FlushError::NotAcknowledged(e.to_string())),
+                    Err(e) => Err(FlushError::NotAcknowledged(format!("writer failed: {e}"))),
+                };
+                if outcome.is_ok() {
+                    for (topic, n) in &by_topic {
+                        metrics.events.with_label_values(&[topic]).inc_by(*n);
+                    }
+                }
+                settle(subs, outcome, &metrics);
+            });
+        }
+    }
+    false
+}
+
+/// The idempotent producer's flush. While the producer's own queue is full
+/// this waits (its messages expire after the delivery timeout if Kafka stays
+/// away); meanwhile the bounded buffer fills and the intake answers 503.
+async fn pipelined(
+    producer: &EventProducer,
+    outgoing: Vec<Outgoing>,
+    subs: Vec<Submission>,
+    metrics: &BatchMetrics,
+    in_flight: &mut JoinSet<()>,
+) {
     let mut acks = Vec::with_capacity(outgoing.len());
     for msg in &outgoing {
         match producer.enqueue_waiting(msg).await {

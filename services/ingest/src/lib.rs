@@ -13,7 +13,8 @@
 //! - [`events`] (pure): records → SignatureCount / Traffic / Deploy / Build events,
 //!   and their pre-aggregation across batches.
 //! - [`batch`] (adapter): the shared flush loop: pre-aggregation, bounded buffer,
-//!   durable acknowledgement of every submitter.
+//!   durable acknowledgement of every submitter; [`txn`]: one Kafka
+//!   transaction per flush (`ingest.transactional`).
 //! - [`intake`] (adapter): the axum HTTP intake; [`auth`]: its tenants;
 //!   [`request_body`]: content type, size, deadline and encoding of a body;
 //!   [`idempotency`] (pure): `Idempotency-Key` results.
@@ -38,6 +39,7 @@ pub mod record;
 pub mod request_body;
 pub mod server;
 pub mod shown;
+pub mod txn;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,8 +81,23 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let normalizer = Arc::new(Mutex::new(normalize::Normalizer::new(
         cli::normalizer_config(&config.ingest),
     )));
+    let writer = if config.ingest.transactional {
+        let (kafka, id) = (
+            config.kafka.clone(),
+            format!("{}.{NAME}", config.kafka.group_prefix),
+        );
+        let w = tokio::task::spawn_blocking(move || txn::TxnWriter::new(&kafka, &id))
+            .await
+            .map_err(|e| Error::Stage {
+                stage: NAME,
+                message: format!("creating the transactional producer: {e}"),
+            })??;
+        batch::Writer::Transactional(Arc::new(std::sync::Mutex::new(w)))
+    } else {
+        batch::Writer::Pipelined(producer.clone())
+    };
     let (batcher, batcher_task) = batch::Batcher::spawn(
-        producer.clone(),
+        writer,
         Arc::new(config.topics.clone()),
         Duration::from_millis(config.ingest.flush_interval_ms),
         config.ingest.max_buffered_records,
