@@ -238,9 +238,10 @@ fn embedded_unless_configured(config: &mut Config) -> anyhow::Result<Option<Embe
         .context("starting the embedded Kafka")?;
     config.kafka.bootstrap = Some(cluster.bootstrap().to_owned());
     config.topics.create = false;
-    // The mock cluster's transactions are not faithful: at-least-once.
-    config.detector.exactly_once = false;
-    config.ingest.transactional = false;
+    // The mock cluster keeps transactions (librdkafka tests its own
+    // transactional client against it), so the embedded run is the real
+    // loop: the detector's ordered, exactly-once input (the same order as
+    // `selfheal backtest`) and the intake's transactional flushes.
     tracing::info!(
         bootstrap = cluster.bootstrap(),
         "embedded Kafka (librdkafka mock cluster) started; nothing is persisted"

@@ -214,6 +214,9 @@ fn free_port() -> anyhow::Result<u16> {
 /// on free ports.
 fn configure(config: &mut Config, repo: &DemoRepo) {
     config.detector.window_minutes = WINDOW_MINUTES;
+    // The detector's wall-clock wait for an empty input partition, scaled
+    // like the clock (500 ms would be 30 s of the demo's event time).
+    config.detector.input_wait_ms = 20;
     // Compressed time runs event time 60x ahead of the wall clock.
     config.ingest.max_future_skew_s = 86_400;
     let f = &mut config.fixer;

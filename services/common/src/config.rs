@@ -289,9 +289,9 @@ pub struct IngestConfig {
     /// acknowledge in full is then aborted, so `read_committed` readers (the
     /// detector, and subscribers told to read so) see none of it, and the
     /// 503 that tells the client to resend is exact: the resend is counted
-    /// once. Off: a flush that fails half way may leave part of it written,
-    /// and a resend can count those records twice (never lose them). The
-    /// embedded cluster turns it off (its transactions are not faithful).
+    /// once. Off (for a cluster without transactions): a flush that fails
+    /// half way may leave part of it written, and a resend can count those
+    /// records twice (never lose them).
     pub transactional: bool,
     /// Consume `topics.logs_raw` (JSON lines from Vector, Fluent Bit …) as a
     /// second input, at least once, bad lines to the DLQ.
@@ -443,6 +443,12 @@ pub struct DetectorConfig {
     /// partial request count. Traffic that stops delays the service's
     /// evaluations by this much. 0: never wait for traffic.
     pub traffic_wait_s: u32,
+    /// Exactly-once mode: how long (wall-clock milliseconds) a record waits
+    /// for an input partition that is empty but caught up with its log end,
+    /// before it is handed over in event-time order without it. Records of
+    /// one intake flush reach the consumer a fetch apart, so this is short;
+    /// it is the detector's added latency.
+    pub input_wait_ms: u64,
     /// How long remediation of a regression is held, in event-time seconds
     /// after its detection, when the evidence for an external cause is
     /// ambiguous (a late onset, or a dependency error with a weak witness):
@@ -456,7 +462,8 @@ pub struct DetectorConfig {
     /// (to `topics.detector_changelog`) and input offsets are committed in one
     /// Kafka transaction, so a restarted detector resumes from its snapshot and
     /// emits exactly what an uninterrupted run would. Off: at-least-once with
-    /// in-memory state (the embedded cluster's transactions are not faithful).
+    /// in-memory state, inputs read in arrival order (for a cluster without
+    /// transactions).
     pub exactly_once: bool,
     /// A stable name for this detector instance (e.g. a StatefulSet pod name,
     /// `$HOSTNAME` in Kubernetes), used as its Kafka `transactional.id`
@@ -535,6 +542,7 @@ impl Default for DetectorConfig {
             fleet_guard: true,
             fleet_wait_s: 180,
             traffic_wait_s: 180,
+            input_wait_ms: 500,
             hold_remediation_s: 600,
             max_signatures_per_service: 5_000,
             exactly_once: true,

@@ -242,7 +242,10 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
     let mut changelog = Writer::default();
     let mut input = OrderedInput::new(
         &config.topics,
-        Limits::default(),
+        Limits {
+            caught_up: Duration::from_millis(config.detector.input_wait_ms),
+            ..Limits::default()
+        },
         metrics.input_idle_passes.clone(),
     );
     let result = loop {
@@ -368,7 +371,7 @@ fn process_batch(
         for r in detector.on_fleet(s) {
             tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
                 observed = r.observed, externally_correlated = r.externally_correlated,
-                "regression (released by a fleet summary)");
+                "{} (released by a fleet summary)", selfheal_common::describe::regression(&r));
             outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
         }
     }
@@ -391,7 +394,7 @@ fn process_batch(
                 for r in detector.on_event(event) {
                     tracing::info!(service = %r.service, revision = %r.revision, kind = ?r.kind,
                         observed = r.observed, externally_correlated = r.externally_correlated,
-                        "regression");
+                        "{}", selfheal_common::describe::regression(&r));
                     outgoing.push(encode(Outgoing::event(&t.regressions, &r))?);
                 }
             }

@@ -86,12 +86,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
             config.kafka.clone(),
             format!("{}.{NAME}", config.kafka.group_prefix),
         );
-        let w = tokio::task::spawn_blocking(move || txn::TxnWriter::new(&kafka, &id))
-            .await
-            .map_err(|e| Error::Stage {
-                stage: NAME,
-                message: format!("creating the transactional producer: {e}"),
-            })??;
+        let w = txn::TxnWriter::new(&kafka, &id)?;
         batch::Writer::Transactional(Arc::new(std::sync::Mutex::new(w)))
     } else {
         batch::Writer::Pipelined(producer.clone())

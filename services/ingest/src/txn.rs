@@ -36,7 +36,10 @@ const TRANSACTION_TIMEOUT_MS: &str = "15000";
 pub struct TxnWriter {
     kafka: KafkaConfig,
     id_base: String,
-    producer: FutureProducer,
+    /// `None` until the first flush, and again after a producer had to be
+    /// dropped: creating one waits for the transaction coordinator, which an
+    /// intake started while Kafka is down must not do before it can answer.
+    producer: Option<FutureProducer>,
 }
 
 impl std::fmt::Debug for TxnWriter {
@@ -80,21 +83,24 @@ fn create(kafka: &KafkaConfig, id: &str) -> Result<FutureProducer> {
         cc.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
     }
     let producer: FutureProducer = cc.create().map_err(kafka_err("create producer"))?;
+    // A flush waits for the coordinator no longer than for a delivery, so a
+    // Kafka that is down is a 503 in `kafka.delivery_timeout_ms`.
+    let wait = Duration::from_millis(kafka.delivery_timeout_ms).min(CALL_TIMEOUT);
     producer
-        .init_transactions(CALL_TIMEOUT)
+        .init_transactions(wait)
         .map_err(kafka_err("init transactions"))?;
     Ok(producer)
 }
 
 impl TxnWriter {
-    /// Creates the producer and initializes its transactions (blocking: it
-    /// waits for the transaction coordinator).
+    /// A writer whose producer is created (and its transactions
+    /// initialized) by the first flush; the configuration is checked now.
     pub fn new(kafka: &KafkaConfig, id_base: &str) -> Result<Self> {
-        let producer = create(kafka, &unique_id(id_base))?;
+        client_config(kafka)?;
         Ok(Self {
             kafka: kafka.clone(),
             id_base: id_base.to_owned(),
-            producer,
+            producer: None,
         })
     }
 
@@ -102,78 +108,77 @@ impl TxnWriter {
     /// `Err` once it was aborted or never began, so nothing of it is visible
     /// to `read_committed` readers.
     pub fn write(&mut self, msgs: &[Outgoing]) -> Result<()> {
-        self.producer
-            .begin_transaction()
-            .map_err(kafka_err("begin transaction"))
-            .or_else(|e| self.recover(e))?;
-        let outcome = self.produce_and_commit(msgs);
+        let producer = self.begin()?;
+        let outcome = produce_and_commit(&producer, msgs);
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, records = msgs.len(), "flush transaction not committed; aborting it");
-            if let Err(abort) = self.producer.abort_transaction(CALL_TIMEOUT) {
+            match producer.abort_transaction(CALL_TIMEOUT) {
+                Ok(()) => self.producer = Some(producer),
                 // The broker aborts the open transaction after the
                 // transaction timeout: readers see none of it either way
-                // (and wait for it at most that long). Start over.
-                self.replace(&kafka_err("abort transaction")(abort));
+                // (and wait for it at most that long). The next flush
+                // starts over with a new producer.
+                Err(abort) => {
+                    tracing::warn!(error = %abort, "abort failed; dropping the intake's transactional producer")
+                }
             }
+        } else {
+            self.producer = Some(producer);
         }
         outcome
     }
 
-    fn produce_and_commit(&self, msgs: &[Outgoing]) -> Result<()> {
-        for msg in msgs {
-            let mut record = FutureRecord::to(&msg.topic)
-                .key(&msg.key)
-                .payload(&msg.payload);
-            loop {
-                match self.producer.send_result(record) {
-                    // The delivery outcome is the commit's: a record that is
-                    // not delivered fails the commit.
-                    Ok(_delivery) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => {
-                        return Err(Error::Delivery {
-                            topic: msg.topic.clone(),
-                            reason: e.to_string(),
-                        })
-                    }
+    /// A producer inside a fresh transaction: the current one, or after a
+    /// failed `begin` (fenced, fatally failed, or left in a state the last
+    /// abort did not clear) a new one.
+    fn begin(&mut self) -> Result<FutureProducer> {
+        if let Some(p) = self.producer.take() {
+            match p.begin_transaction() {
+                Ok(()) => return Ok(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "begin failed; replacing the intake's transactional producer")
                 }
             }
         }
-        let deadline = Instant::now() + COMMIT_DEADLINE;
+        let p = create(&self.kafka, &unique_id(&self.id_base))?;
+        p.begin_transaction()
+            .map_err(kafka_err("begin transaction"))?;
+        Ok(p)
+    }
+}
+
+fn produce_and_commit(producer: &FutureProducer, msgs: &[Outgoing]) -> Result<()> {
+    for msg in msgs {
+        let mut record = FutureRecord::to(&msg.topic)
+            .key(&msg.key)
+            .payload(&msg.payload);
         loop {
-            match self.producer.commit_transaction(CALL_TIMEOUT) {
-                Ok(()) => return Ok(()),
-                // Not known whether it committed: asking again is safe.
-                Err(KafkaError::Transaction(e))
-                    if e.is_retriable() && Instant::now() < deadline =>
-                {
-                    tracing::warn!(error = %e, "flush commit outcome unknown; retrying the commit");
+            match producer.send_result(record) {
+                // The delivery outcome is the commit's: a record that is
+                // not delivered fails the commit.
+                Ok(_delivery) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(e) => return Err(kafka_err("commit transaction")(e)),
+                Err((e, _)) => {
+                    return Err(Error::Delivery {
+                        topic: msg.topic.clone(),
+                        reason: e.to_string(),
+                    })
+                }
             }
         }
     }
-
-    /// After a failed `begin` (the producer is fenced, fatally failed, or
-    /// left in a state the last abort did not clear): a new producer and one
-    /// more try.
-    fn recover(&mut self, e: Error) -> Result<()> {
-        self.replace(&e);
-        self.producer
-            .begin_transaction()
-            .map_err(kafka_err("begin transaction"))
-    }
-
-    fn replace(&mut self, why: &Error) {
-        tracing::warn!(error = %why, "replacing the intake's transactional producer");
-        match create(&self.kafka, &unique_id(&self.id_base)) {
-            Ok(p) => self.producer = p,
-            Err(e) => {
-                tracing::error!(error = %e, "could not create a new transactional producer; the next flush retries")
+    let deadline = Instant::now() + COMMIT_DEADLINE;
+    loop {
+        match producer.commit_transaction(CALL_TIMEOUT) {
+            Ok(()) => return Ok(()),
+            // Not known whether it committed: asking again is safe.
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                tracing::warn!(error = %e, "flush commit outcome unknown; retrying the commit");
             }
+            Err(e) => return Err(kafka_err("commit transaction")(e)),
         }
     }
 }
