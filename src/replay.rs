@@ -110,21 +110,36 @@ fn read_topics(
     consumer.assign(&assign)?;
     let order: BTreeMap<&str, usize> = topics.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let (mut events, mut undecodable) = (Vec::new(), 0usize);
+    let mut last_progress = std::time::Instant::now();
     while !ends.is_empty() {
-        let Some(msg) = consumer.poll(timeout) else {
+        if let Some(msg) = consumer.poll(Duration::from_millis(200)) {
+            let msg = msg?;
+            last_progress = std::time::Instant::now();
+            let key = (msg.topic().to_owned(), msg.partition());
+            match selfheal_schemas::decode_any(msg.payload().unwrap_or_default()) {
+                Ok(e) => events.push((order[msg.topic()], e)),
+                Err(_) => undecodable += 1,
+            }
+            if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
+                ends.remove(&key);
+            }
+        }
+        // A topic written in transactions ends with a commit marker, which
+        // is never delivered as a record: the position passes it.
+        for e in consumer.position()?.elements() {
+            let key = (e.topic().to_owned(), e.partition());
+            if let (Offset::Offset(pos), Some(end)) = (e.offset(), ends.get(&key)) {
+                if pos >= *end {
+                    ends.remove(&key);
+                    last_progress = std::time::Instant::now();
+                }
+            }
+        }
+        if !ends.is_empty() && last_progress.elapsed() > timeout {
             anyhow::bail!(
                 "no record within {timeout:?} while {} partitions remain",
                 ends.len()
             );
-        };
-        let msg = msg?;
-        let key = (msg.topic().to_owned(), msg.partition());
-        match selfheal_schemas::decode_any(msg.payload().unwrap_or_default()) {
-            Ok(e) => events.push((order[msg.topic()], e)),
-            Err(_) => undecodable += 1,
-        }
-        if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
-            ends.remove(&key);
         }
     }
     Ok((events, undecodable))

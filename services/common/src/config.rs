@@ -928,13 +928,56 @@ pub enum RollbackExecutorKind {
     Command,
     /// POST an HMAC-signed JSON body to `rollback.webhook_url`.
     Webhook,
+    /// Put a Kubernetes Deployment's pod template back to the one of the
+    /// target revision (`kubectl rollout undo --to-revision`, found by the
+    /// revision's label); `[fixer.rollback.kubernetes]`.
+    Kubernetes,
+    /// Abort an Argo Rollouts `Rollout` that is mid-update and put its pod
+    /// template back to the target revision's (`kubectl argo rollouts abort`
+    /// + `undo`); `[fixer.rollback.kubernetes]`.
+    ArgoRollouts,
+}
+
+/// Where and how the `kubernetes` and `argo_rollouts` executors reach the
+/// Kubernetes API. The defaults are a pod's own service account; behind
+/// `kubectl proxy` set `api_url = "http://127.0.0.1:8001"`, `token_file = ""`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The API server's base URL.
+    pub api_url: String,
+    /// Namespace of the workloads.
+    pub namespace: String,
+    /// The Deployment's or Rollout's name; placeholder `{service}`.
+    pub name: String,
+    /// The pod-template label whose value is selfheal's revision (the
+    /// `service.version` your deploys report), e.g. set by the CD pipeline.
+    pub revision_label: String,
+    /// File holding the bearer token, read at every call (service-account
+    /// tokens rotate); empty: no `Authorization` header.
+    pub token_file: String,
+    /// PEM file of the API server's CA; empty: the system's roots.
+    pub ca_file: String,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://kubernetes.default.svc".to_owned(),
+            namespace: "default".to_owned(),
+            name: "{service}".to_owned(),
+            revision_label: "app.kubernetes.io/version".to_owned(),
+            token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".to_owned(),
+            ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".to_owned(),
+        }
+    }
 }
 
 /// How rollbacks are carried out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RollbackConfig {
-    /// `none`, `command` or `webhook`.
+    /// `none`, `command`, `webhook`, `kubernetes` or `argo_rollouts`.
     pub executor: RollbackExecutorKind,
     /// Argv template, run without a shell. Placeholders `{service}`, `{revision}`,
     /// `{target_revision}`, `{action_id}` are validated (`[A-Za-z0-9._/:@+=-]`, no
@@ -952,6 +995,8 @@ pub struct RollbackConfig {
     pub retries: u32,
     /// Backoff before the first retry, ms; doubled on each further retry.
     pub backoff_ms: u64,
+    /// The Kubernetes API, for `executor = "kubernetes" | "argo_rollouts"`.
+    pub kubernetes: KubernetesConfig,
 }
 
 impl Default for RollbackConfig {
@@ -964,6 +1009,7 @@ impl Default for RollbackConfig {
             timeout_ms: 120_000,
             retries: 2,
             backoff_ms: 2_000,
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ use selfheal_schemas::{Action, ActionStatus, AnyEvent};
 use crate::dispatch::{self, FixDispatcher, Target};
 use crate::error::{Error, Result};
 use crate::executors::command::CommandExecutor;
+use crate::executors::kube::{history::Workload, KubeExecutor};
 use crate::executors::notify::Notifier;
 use crate::executors::webhook::WebhookExecutor;
 use crate::executors::{with_retries, RollbackExecutor};
@@ -65,6 +66,13 @@ impl Executors {
             RollbackExecutorKind::None => None,
             RollbackExecutorKind::Command => Some(Arc::new(CommandExecutor::new(&f.rollback)?)),
             RollbackExecutorKind::Webhook => Some(Arc::new(WebhookExecutor::new(&f.rollback)?)),
+            RollbackExecutorKind::Kubernetes => Some(Arc::new(KubeExecutor::new(
+                &f.rollback,
+                Workload::Deployment,
+            )?)),
+            RollbackExecutorKind::ArgoRollouts => {
+                Some(Arc::new(KubeExecutor::new(&f.rollback, Workload::Rollout)?))
+            }
         };
         Ok(Self {
             rollback,

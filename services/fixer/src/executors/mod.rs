@@ -8,10 +8,13 @@
 //! - [`template`]: argv templates with strictly validated placeholders.
 //! - [`command`]: run a command (no shell), e.g. `kubectl rollout undo …`.
 //! - [`webhook`]: POST an HMAC-SHA256-signed JSON body.
+//! - [`kube`]: a Kubernetes Deployment or Argo Rollouts `Rollout` back to the
+//!   target revision's pod template (abort first when mid-update).
 //! - [`notify`]: announce actions to Slack, PagerDuty (Events API v2) and a
 //!   signed webhook.
 
 pub mod command;
+pub mod kube;
 pub mod notify;
 pub mod template;
 pub mod webhook;

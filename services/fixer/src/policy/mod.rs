@@ -1083,6 +1083,8 @@ impl Policy {
                 RollbackExecutorKind::None => None,
                 RollbackExecutorKind::Command => Some("rollback_command"),
                 RollbackExecutorKind::Webhook => Some("rollback_webhook"),
+                RollbackExecutorKind::Kubernetes => Some("rollback_kubernetes"),
+                RollbackExecutorKind::ArgoRollouts => Some("rollback_argo_rollouts"),
             },
             ActionKind::FixForward => match self.config.dispatch.dispatcher {
                 DispatcherKind::None => None,
