@@ -6,6 +6,7 @@
 mod backtest;
 mod console;
 mod demo;
+mod deploy_event;
 #[cfg(test)]
 mod live_vs_backtest;
 mod realbugs;
@@ -63,6 +64,9 @@ enum Command {
     /// The closed loop, end to end: a demo service gets a bad deploy; selfheal
     /// detects, attributes, rolls back, verifies and opens a fix branch.
     Demo(demo::DemoArgs),
+    /// Record a deploy from any CI/CD step: POST its deploy record (with the
+    /// diff from the local git checkout) to the intake.
+    Deploy(deploy_event::DeployArgs),
     /// Replay the input topics from a point in time through detector, triage
     /// and fixer (dry-run), writing results to separate `<topic>.replay` topics.
     Replay(replay::ReplayArgs),
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Console(args) => console::command(args).await,
         Command::Demo(args) => demo::command(args).await,
         Command::Replay(args) => replay::command(args).await,
+        Command::Deploy(args) => deploy_event::command(args).await,
         Command::Realbugs(args) => realbugs::command(&args),
         Command::Score { dir, truth, input } => {
             let truth = score::read_truth(&truth)?;

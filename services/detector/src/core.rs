@@ -856,8 +856,12 @@ impl Detector {
             return; // duplicate input
         }
         let first_boundary = (d.deployed_at_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
+        let mut deploy = d.clone();
+        if deploy.previous_revision.is_none() {
+            deploy.previous_revision = inferred_previous(svc, d);
+        }
         svc.deploys.push(DeployState {
-            deploy: d.clone(),
+            deploy,
             next_eval_ms: first_boundary,
             baseline: BTreeMap::new(),
             per_request: None,
@@ -1245,6 +1249,35 @@ fn progress(max_input: Option<i64>, traffic_until: Option<i64>, wait: i64) -> Op
 
 fn fleet_horizon(config: &DetectorConfig) -> i64 {
     GUARD_LOOKBACK + i64::from(config.window_minutes) * MINUTE_MS + HOUR_MS
+}
+
+/// The revision a deploy without `previous_revision` replaced (GitHub's
+/// `deployment_status` and Argo CD's notifications carry none): the
+/// service's latest earlier deploy of another revision, else the revision
+/// that served most of its requests in the hour before. Without it the
+/// baseline is unchanged (every other revision) but a canary's live
+/// previous revision is not compared and the fixer has no rollback target.
+fn inferred_previous(svc: &ServiceState, d: &Deploy) -> Option<String> {
+    let earlier = svc
+        .deploys
+        .iter()
+        .filter(|s| s.deploy.deployed_at_ms < d.deployed_at_ms && s.deploy.revision != d.revision)
+        .max_by_key(|s| s.deploy.deployed_at_ms);
+    if let Some(s) = earlier {
+        return Some(s.deploy.revision.clone());
+    }
+    svc.traffic
+        .iter()
+        .filter(|(rev, _)| **rev != d.revision)
+        .map(|(rev, series)| {
+            (
+                series.sum(d.deployed_at_ms - HOUR_MS, d.deployed_at_ms),
+                rev,
+            )
+        })
+        .filter(|(n, _)| *n > 0.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, rev)| rev.clone())
 }
 
 /// The state of `name`, created empty if new (the name cloned only then).

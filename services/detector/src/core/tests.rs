@@ -108,6 +108,31 @@ fn new_signature_is_flagged_within_minutes_of_the_deploy() {
     assert!(r.observed >= 3);
 }
 
+/// GitHub and Argo CD deploys name no previous revision: the one that
+/// served before is inferred (from traffic here, as no earlier deploy is
+/// known), so the regression carries a rollback target.
+#[test]
+fn a_deploy_without_a_previous_revision_gets_the_one_that_served_before() {
+    let mut d = detector();
+    baseline(&mut d, "svc", 2);
+    let AnyEvent::Deploy(mut dep) = deploy("svc", "b", "-", T0) else {
+        unreachable!()
+    };
+    dep.previous_revision = None;
+    d.on_event(&AnyEvent::Deploy(dep.clone()));
+    let mut out = after(&mut d, "svc", 30, 2, 2);
+    out.extend(d.flush());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].previous_revision.as_deref(), Some("a"));
+    // A later deploy without one: the earlier deploy's revision.
+    dep.revision = "c".into();
+    dep.deployed_at_ms = T0 + 40 * MINUTE_MS;
+    d.on_event(&AnyEvent::Deploy(dep));
+    let svc = &d.services["svc"];
+    let last = svc.deploys.last().expect("a deploy");
+    assert_eq!(last.deploy.previous_revision.as_deref(), Some("b"));
+}
+
 /// Regression test: a deploy between minute boundaries was locked to
 /// per-time rates at its first evaluation, before any minute of its own
 /// traffic could exist, so per-request rates never applied to it.
