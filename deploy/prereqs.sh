@@ -54,6 +54,28 @@ ensure_chromium() {
   export SELFHEAL_TEST_CHROMIUM
 }
 
+# ensure_promtool: installs Prometheus' `promtool` (the Debian package
+#   `prometheus`; its daemon is not started) when missing, for the metrics
+#   lint in tests/metrics_scrape.rs; exports SELFHEAL_TEST_PROMTOOL.
+ensure_promtool() {
+  if ! command -v promtool >/dev/null; then
+    say "promtool not found; installing the Debian package prometheus (for promtool check metrics)"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || die "need root (or sudo) to install prometheus"
+      sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends prometheus ||
+      { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+          --no-install-recommends prometheus; } ||
+      die "installing the Debian package prometheus failed"
+  fi
+  SELFHEAL_TEST_PROMTOOL="$(command -v promtool)"
+  export SELFHEAL_TEST_PROMTOOL
+}
+
 ensure_cargo() {
   CARGO_BIN="${SELFHEAL_TEST_CARGO:-cargo}"
   if [[ "$CARGO_BIN" == cargo ]] && ! command -v cargo >/dev/null; then

@@ -20,6 +20,7 @@
 #        started by deploy/registry/start.sh, in-memory),
 #        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
 #        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests),
+#        SELFHEAL_TEST_PROMTOOL (Prometheus' promtool, for the metrics lint),
 #        SELFHEAL_TEST_CLUSTER3 / SELFHEAL_TEST_CLUSTER3_DIR (the 3-node cluster's
 #        bootstrap list and run dir, when started)
 #
@@ -53,6 +54,7 @@ source "$DEPLOY_DIR/prereqs.sh"
 ensure_system_packages
 ensure_cargo
 ensure_chromium
+ensure_promtool
 
 # --- Lint gates: fmt, clippy -D warnings, rustdoc -D warnings (deploy/gates.sh) --
 # Run with the whole suite (no arguments); SELFHEAL_TEST_GATES=0 skips them,

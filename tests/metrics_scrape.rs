@@ -48,6 +48,50 @@ fn label_values(metrics: &str) -> Vec<String> {
         .collect()
 }
 
+/// Prometheus' own linter (`promtool` from the Debian package `prometheus`,
+/// installed by `deploy/test.sh`): `SELFHEAL_TEST_PROMTOOL`. Required under
+/// `CI=true`.
+fn promtool() -> Option<String> {
+    match std::env::var("SELFHEAL_TEST_PROMTOOL") {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("SELFHEAL_TEST_PROMTOOL is not set; run the suite with ./deploy/test.sh (it installs promtool)")
+        }
+        _ => {
+            eprintln!("SKIPPED promtool check: SELFHEAL_TEST_PROMTOOL unset");
+            None
+        }
+    }
+}
+
+/// `promtool check metrics` on one scrape: no error and no lint problem.
+fn promtool_check(promtool: &str, service: &str, metrics: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics on {service}'s /metrics: {said}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_service_exposes_its_outcomes_lag_and_build() {
     let Some(bootstrap) = bootstrap() else { return };
@@ -134,6 +178,9 @@ async fn every_service_exposes_its_outcomes_lag_and_build() {
         let m = scrape(addr).await;
         let series = format!("selfheal_build_info{{service=\"{name}\",version=\"{version}\"}}");
         assert_eq!(value(&m, &series), Some(1.0), "{name}: {m}");
+        if let Some(promtool) = promtool() {
+            promtool_check(&promtool, name, &m);
+        }
     }
 
     let detector_m = scrape(detector.http_addr).await;
