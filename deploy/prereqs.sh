@@ -56,9 +56,10 @@ ensure_chromium() {
 
 # ensure_promtool: installs Prometheus' `promtool` (the Debian package
 #   `prometheus`; its daemon is not started) when missing, for the metrics
-#   lint in tests/metrics_scrape.rs; exports SELFHEAL_TEST_PROMTOOL.
+#   lint in tests/metrics_scrape.rs and the server in tests/prometheus_traffic.rs;
+#   exports SELFHEAL_TEST_PROMTOOL and SELFHEAL_TEST_PROMETHEUS.
 ensure_promtool() {
-  if ! command -v promtool >/dev/null; then
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
     say "promtool not found; installing the Debian package prometheus (for promtool check metrics)"
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
@@ -73,7 +74,8 @@ ensure_promtool() {
       die "installing the Debian package prometheus failed"
   fi
   SELFHEAL_TEST_PROMTOOL="$(command -v promtool)"
-  export SELFHEAL_TEST_PROMTOOL
+  SELFHEAL_TEST_PROMETHEUS="$(command -v prometheus)"
+  export SELFHEAL_TEST_PROMTOOL SELFHEAL_TEST_PROMETHEUS
 }
 
 ensure_cargo() {

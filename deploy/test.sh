@@ -20,7 +20,8 @@
 #        started by deploy/registry/start.sh, in-memory),
 #        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
 #        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests),
-#        SELFHEAL_TEST_PROMTOOL (Prometheus' promtool, for the metrics lint),
+#        SELFHEAL_TEST_PROMTOOL / SELFHEAL_TEST_PROMETHEUS (Prometheus' promtool
+#        and server, for the metrics lint and the PromQL traffic test),
 #        SELFHEAL_TEST_CLUSTER3 / SELFHEAL_TEST_CLUSTER3_DIR (the 3-node cluster's
 #        bootstrap list and run dir, when started)
 #

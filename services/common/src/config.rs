@@ -340,6 +340,56 @@ pub struct IngestConfig {
     /// (`POST /v1/webhooks/github`, `X-Hub-Signature-256` checked); empty:
     /// the endpoint answers 404.
     pub github_webhook_secret_env: String,
+    /// Traffic read from a Prometheus server instead of (or beside) pushed
+    /// `traffic` records (`[ingest.prometheus_traffic]`; off while `url` is
+    /// empty).
+    pub prometheus_traffic: PrometheusTrafficConfig,
+}
+
+/// Traffic from PromQL (`[ingest.prometheus_traffic]`): at the end of every
+/// window the intake asks Prometheus for each (service, revision)'s requests
+/// and server errors in it and writes them as `traffic` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrometheusTrafficConfig {
+    /// The Prometheus base URL (`http://prometheus:9090`); empty: off.
+    pub url: String,
+    /// Instant query giving requests per window, one series per service and
+    /// revision; `{window}` is replaced by the window (`60s`).
+    pub requests_query: String,
+    /// Same for server errors (5xx); empty: traffic without `errors`.
+    pub errors_query: String,
+    /// The series label holding the service.
+    pub service_label: String,
+    /// The series label holding the revision.
+    pub revision_label: String,
+    /// Window length, seconds.
+    pub window_s: u32,
+    /// How long after a window's end it is queried (scrape interval plus
+    /// margin, so the window's samples are in).
+    pub lag_s: u32,
+    /// Timeout of one query, ms.
+    pub timeout_ms: u64,
+    /// Windows missed while Prometheus was unreachable that are queried
+    /// when it is back (it still has them); older ones are logged and
+    /// counted as lost.
+    pub max_catch_up_windows: u32,
+}
+
+impl Default for PrometheusTrafficConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            requests_query: "sum by (service, revision) (increase(http_server_request_duration_seconds_count[{window}]))".to_owned(),
+            errors_query: "sum by (service, revision) (increase(http_server_request_duration_seconds_count{http_response_status_code=~\"5..\"}[{window}]))".to_owned(),
+            service_label: "service".to_owned(),
+            revision_label: "revision".to_owned(),
+            window_s: 60,
+            lag_s: 30,
+            timeout_ms: 10_000,
+            max_catch_up_windows: 60,
+        }
+    }
 }
 
 /// One tenant of the HTTP intake (`[[ingest.tenants]]`).
@@ -386,6 +436,7 @@ impl Default for IngestConfig {
             ],
             otlp_revision_fallback: "unknown".to_owned(),
             github_webhook_secret_env: String::new(),
+            prometheus_traffic: PrometheusTrafficConfig::default(),
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod idempotency;
 pub mod intake;
 pub mod normalize;
 pub mod otlp;
+pub mod promql;
 pub mod raw;
 pub mod record;
 pub mod request_body;
@@ -109,6 +110,16 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
             stop.clone(),
         ))
     });
+    let prom_task = (!config.ingest.prometheus_traffic.url.is_empty()).then(|| {
+        let (cfg, batcher, normalizer, registry, stop) = (
+            config.ingest.prometheus_traffic.clone(),
+            batcher.clone(),
+            normalizer.clone(),
+            registry.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { promql::run(cfg, batcher, normalizer, &registry, stop).await })
+    });
     let github_secret = match config.ingest.github_webhook_secret_env.as_str() {
         "" => None,
         name => Some(
@@ -165,13 +176,27 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
                 message: format!("http task: {e}"),
             })?
         };
-        let (raw, served) = tokio::join!(raw, http);
+        let prom = async {
+            let Some(t) = prom_task else { return Ok(()) };
+            let r = t.await.unwrap_or_else(|e| {
+                Err(Error::Stage {
+                    stage: NAME,
+                    message: format!("prometheus traffic task: {e}"),
+                })
+            });
+            if let Err(e) = &r {
+                tracing::error!(service = NAME, error = %e, "prometheus traffic failed; stopping ingest");
+            }
+            stop.cancel();
+            r
+        };
+        let (raw, served, prom) = tokio::join!(raw, http, prom);
         ready.set(false);
         batcher.close();
         batcher_task.wait().await;
         producer.flush(Duration::from_millis(config.kafka.delivery_timeout_ms))?;
         tracing::info!(service = NAME, "stopped");
-        served.and(raw)
+        served.and(raw).and(prom)
     });
     Ok(ServiceHandle::new(NAME, addr, task))
 }
