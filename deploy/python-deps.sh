@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates (once) a Python virtual environment with what the end-to-end tests'
-# Python subscriber needs (examples/subscriber/requirements.txt: confluent-kafka
-# and fastavro from PyPI), and prints the path of its python on stdout.
+# Python programs need, from PyPI: the subscriber's
+# (examples/subscriber/requirements.txt: confluent-kafka, fastavro) and the
+# OpenTelemetry SDK app's (examples/otel-python/requirements.txt), and prints
+# the path of its python on stdout.
 #
 # Usage: deploy/python-deps.sh            (from any directory)
 # Env:   SELFHEAL_PYTHON_VENV  where the venv lives (default deploy/python/.venv)
@@ -10,7 +12,7 @@ set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_DIR="$(dirname "$DEPLOY_DIR")"
-REQS="$ROOT_DIR/examples/subscriber/requirements.txt"
+REQ_FILES=("$ROOT_DIR/examples/subscriber/requirements.txt" "$ROOT_DIR/examples/otel-python/requirements.txt")
 VENV="${SELFHEAL_PYTHON_VENV:-$DEPLOY_DIR/python/.venv}"
 
 say() { printf '[python-deps] %s\n' "$*" >&2; }
@@ -26,12 +28,15 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 
 stamp="$VENV/.requirements"
-if [[ ! -x "$VENV/bin/python" ]] || ! cmp -s "$REQS" "$stamp"; then
-  say "creating $VENV with $(grep -v '^#' "$REQS" | tr '\n' ' ')"
+wanted="$(cat "${REQ_FILES[@]}")"
+if [[ ! -x "$VENV/bin/python" ]] || [[ "$wanted" != "$(cat "$stamp" 2>/dev/null)" ]]; then
+  say "creating $VENV with $(grep -hv '^#' "${REQ_FILES[@]}" | tr '\n' ' ')"
   rm -rf "$VENV"
   python3 -m venv "$VENV" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" >&2
-  cp "$REQS" "$stamp"
+  reqs=()
+  for f in "${REQ_FILES[@]}"; do reqs+=(-r "$f"); done
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${reqs[@]}" >&2
+  printf '%s' "$wanted" > "$stamp"
 fi
-"$VENV/bin/python" -c 'import confluent_kafka, fastavro, confluent_kafka.schema_registry.avro' || die "the venv at $VENV is broken; delete it"
+"$VENV/bin/python" -c 'import confluent_kafka, fastavro, confluent_kafka.schema_registry.avro, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http._log_exporter' || die "the venv at $VENV is broken; delete it"
 echo "$VENV/bin/python"
