@@ -19,6 +19,7 @@
 #        SELFHEAL_TEST_SCHEMA_REGISTRY (Apicurio's Confluent-compatible API,
 #        started by deploy/registry/start.sh, in-memory),
 #        SELFHEAL_TEST_PYTHON (a venv's python with the subscriber's PyPI packages),
+#        SELFHEAL_TEST_NODE (node, with examples/otel-node's npm packages installed),
 #        SELFHEAL_TEST_CHROMIUM (headless Chromium for the console tests),
 #        SELFHEAL_TEST_PROMTOOL / SELFHEAL_TEST_PROMETHEUS (Prometheus' promtool
 #        and server, for the metrics lint and the PromQL traffic test),
@@ -69,6 +70,9 @@ fi
 # --- Python for the subscriber in tests/demo_e2e.rs (confluent-kafka, fastavro) --
 SELFHEAL_TEST_PYTHON="$("$DEPLOY_DIR/python-deps.sh")" || die "installing the Python test dependencies failed"
 export SELFHEAL_TEST_PYTHON
+# --- Node.js for the OTLP JSON exporter app in tests/otlp_node_sdk.rs -----------
+SELFHEAL_TEST_NODE="$("$DEPLOY_DIR/node-deps.sh")" || die "installing the Node.js test dependencies failed"
+export SELFHEAL_TEST_NODE
 
 # --- Kafka test broker ----------------------------------------------------------
 PORT="${SELFHEAL_TEST_KAFKA_PORT:-39092}"
