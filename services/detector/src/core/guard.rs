@@ -251,7 +251,18 @@ impl Detector {
         // deploy-caused spike quiet for its first minutes.
         let late_dependency =
             late && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P) && !text_cues.is_empty();
+        // A dependency failure already well under way before the deploy
+        // that kept escalating after it: outages cascade (retries, pool
+        // exhaustion) faster than the ×3 a slow burn allows, and a deploy
+        // cannot start an error that ran before it.
+        let escalating_dependency = !text_cues.is_empty()
+            && before.is_some_and(|b| {
+                !b.same_rate
+                    && b.x >= predeploy::ESCALATION_MIN_RATIO * b.mu
+                    && c.x < predeploy::ESCALATION_BEYOND_RATIO * b.predicted
+            });
         if same_rate
+            || escalating_dependency
             || surge.is_some()
             || strong_rule
             || (pooled_strong && corroborated)
@@ -261,6 +272,11 @@ impl Detector {
             let mut why = Vec::new();
             if same_rate {
                 why.push("the error already ran at this rate before the deploy".to_owned());
+            } else if escalating_dependency {
+                why.push(
+                    "a dependency failure already under way before the deploy kept escalating"
+                        .to_owned(),
+                );
             } else if surge.is_some() {
                 why.push("an existing error that rose with a traffic surge".to_owned());
             } else if strong_rule {

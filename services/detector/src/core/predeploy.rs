@@ -35,6 +35,12 @@ pub(crate) const WINDOW_MS: i64 = 30 * MINUTE_MS;
 const MIN_EVENTS: f64 = 3.0;
 const ELEVATED_P: f64 = 1e-3;
 const BEYOND_RATIO: f64 = 3.0;
+/// A dependency-failure error (the guard's text cues) already this far
+/// above its baseline before the deploy …
+pub(crate) const ESCALATION_MIN_RATIO: f64 = 4.0;
+/// … is external unless the new revision is beyond this × the pre-deploy
+/// rate (a cascade escalates faster than a slow burn).
+pub(crate) const ESCALATION_BEYOND_RATIO: f64 = 10.0;
 
 /// The pre-deploy comparison of one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -283,6 +283,54 @@ fn upstream_outage_in_a_service_that_did_not_deploy_marks_it_external() {
         .contains("other@a"));
 }
 
+/// A dependency failure that began before the deploy and escalated after
+/// it (×4 over the pre-deploy rate, beyond the slow-burn margin of ×3) is
+/// an outage in progress, not the deploy's; the same escalation of an error
+/// without a dependency cue stays attributed.
+#[test]
+fn a_dependency_failure_escalating_from_before_the_deploy_is_external() {
+    let timeout = |rev: &str, sig: &str, count: i64, ts: i64| {
+        let AnyEvent::SignatureCount(mut c) = sc("a", rev, sig, count, ts) else {
+            unreachable!()
+        };
+        if sig == "dep" {
+            c.template = "Timeout after <*>ms calling payments-api".into();
+            c.sample_message = "Timeout after 3001ms calling payments-api".into();
+        }
+        AnyEvent::SignatureCount(c)
+    };
+    for (sig, external) in [("dep", true), ("plain", false)] {
+        let mut d = detector();
+        for m in 0..(24 * 60) {
+            let t = T0 - DAY_MS + m * MINUTE_MS;
+            d.on_event(&traffic("a", "a", 1000, t));
+            // 1 an hour as the baseline, 10 a minute in the half hour before.
+            let n = if m >= 24 * 60 - 30 {
+                10
+            } else {
+                i64::from(m % 60 == 0)
+            };
+            if n > 0 {
+                d.on_event(&timeout("a", sig, n, t + 1));
+            }
+        }
+        d.on_event(&deploy("a", "b", "a", T0));
+        let mut out = Vec::new();
+        for m in 0..20 {
+            let t = T0 + m * MINUTE_MS;
+            out.extend(d.on_event(&traffic("a", "b", 1000, t)));
+            out.extend(d.on_event(&timeout("b", sig, 40, t + 1)));
+        }
+        out.extend(d.flush());
+        assert!(!out.is_empty(), "{sig}: flagged");
+        assert_eq!(out[0].externally_correlated, external, "{sig}: {out:?}");
+        if external {
+            let why = out[0].correlation_evidence.as_deref().unwrap_or_default();
+            assert!(why.contains("kept escalating"), "{why}");
+        }
+    }
+}
+
 #[test]
 fn one_other_service_with_a_moderate_rise_of_the_same_error_is_not_an_outage() {
     let mut d = detector();
