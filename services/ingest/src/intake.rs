@@ -39,7 +39,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use serde::Serialize;
 
 use selfheal_common::config::IngestConfig;
@@ -76,6 +76,8 @@ pub struct Intake {
     idempotency: Idempotency,
     revision: Arc<RevisionPolicy>,
     github_secret: Option<Arc<Vec<u8>>>,
+    /// The previous point of each cumulative OTLP metric series.
+    cumulative: Arc<Mutex<crate::otlp::metrics::Cumulative>>,
     metrics: IntakeMetrics,
 }
 
@@ -99,6 +101,9 @@ impl Intake {
             idempotency: Idempotency::new(config.idempotency_keys),
             revision: Arc::new(RevisionPolicy::from_config(config)),
             github_secret: None,
+            cumulative: Arc::new(Mutex::new(crate::otlp::metrics::Cumulative::new(
+                CUMULATIVE_SERIES,
+            ))),
             metrics: IntakeMetrics::new(registry),
         }
     }
@@ -115,6 +120,7 @@ impl Intake {
         Router::new()
             .route("/v1/logs", post(logs))
             .route("/v1/otlp/logs", post(otlp_logs))
+            .route("/v1/metrics", post(otlp_metrics))
             .route("/v1/ndjson/logs", post(ndjson_logs))
             .route("/v1/traffic", post(traffic))
             .route("/v1/deploys", post(deploys))
@@ -125,6 +131,9 @@ impl Intake {
     }
 }
 
+/// Cumulative OTLP metric series remembered (a few hundred bytes each).
+const CUMULATIVE_SERIES: usize = 100_000;
+
 #[derive(Clone)]
 struct IntakeMetrics {
     records: IntCounterVec,
@@ -132,6 +141,7 @@ struct IntakeMetrics {
     responses: IntCounterVec,
     replays: IntCounterVec,
     revisions: IntCounterVec,
+    ignored_points: IntCounter,
     duration: HistogramVec,
 }
 
@@ -171,6 +181,17 @@ impl IntakeMetrics {
                  (a configured attribute, or `fallback`).",
                 "source",
             ),
+            ignored_points: {
+                let c = IntCounter::new(
+                    "selfheal_ingest_otlp_metric_points_ignored_total",
+                    "OTLP metric data points of metrics selfheal does not read.",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
             duration: {
                 let h = HistogramVec::new(
                     HistogramOpts::new(
@@ -233,13 +254,22 @@ enum Format {
     /// NDJSON on the OTLP path `/v1/logs`: accepted for one more release.
     DeprecatedNdjson,
     Otlp(Encoding),
+    /// OTLP metrics (`/v1/metrics`).
+    OtlpMetrics(Encoding),
     /// A GitHub webhook delivery (`deployment_status` → a deploy).
     Github,
 }
 
 impl Format {
     fn is_otlp(self) -> bool {
-        matches!(self, Self::Otlp(_))
+        self.otlp().is_some()
+    }
+    /// The OTLP encoding, for either signal.
+    fn otlp(self) -> Option<Encoding> {
+        match self {
+            Self::Otlp(e) | Self::OtlpMetrics(e) => Some(e),
+            _ => None,
+        }
     }
     /// Distinguishes idempotency keys of one endpoint's encodings.
     fn name(self) -> &'static str {
@@ -247,6 +277,8 @@ impl Format {
             Self::Ndjson(_) | Self::DeprecatedNdjson | Self::Github => "ndjson",
             Self::Otlp(Encoding::Json) => "otlp-json",
             Self::Otlp(Encoding::Protobuf) => "otlp-protobuf",
+            Self::OtlpMetrics(Encoding::Json) => "otlp-metrics-json",
+            Self::OtlpMetrics(Encoding::Protobuf) => "otlp-metrics-protobuf",
         }
     }
 }
@@ -295,6 +327,18 @@ async fn otlp_logs(State(s): State<Intake>, headers: HeaderMap, body: Body) -> R
         }
     };
     handle(s, format, "otlp_logs", headers, body).await
+}
+async fn otlp_metrics(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    let media = request_body::media_type(&headers);
+    let format = match otlp_encoding(&media) {
+        Some(encoding) => Format::OtlpMetrics(encoding),
+        None => {
+            let accepted = ["application/x-protobuf", "application/json"];
+            let e = request_body::unsupported_type(&media, &accepted);
+            return body_error(Format::OtlpMetrics(Encoding::Json), e);
+        }
+    };
+    handle(s, format, "otlp_metrics", headers, body).await
 }
 async fn github(State(s): State<Intake>, headers: HeaderMap, body: Body) -> Response {
     handle(s, Format::Github, "github", headers, body).await
@@ -609,7 +653,11 @@ async fn process(
         format!(
             "{} {} rejected; the {accepted} valid one(s) were written, resend only the rejected ones",
             rejected.len(),
-            if format.is_otlp() { "log record(s)" } else { "line(s)" },
+            match format {
+                Format::Otlp(_) => "log record(s)",
+                Format::OtlpMetrics(_) => "data point(s)",
+                _ => "line(s)",
+            },
         )
     });
     let status = if summary.is_some() && !format.is_otlp() {
@@ -655,6 +703,7 @@ fn parse(
             return Ok(parsed);
         }
         Format::Otlp(encoding) => encoding,
+        Format::OtlpMetrics(encoding) => return parse_metrics(s, body, encoding, now),
     };
     let check = |ts| s.limits.check(ts, now);
     let checks = Checks {
@@ -687,6 +736,45 @@ fn parse(
         );
     }
     Ok(parsed.parsed)
+}
+
+/// `/v1/metrics`: the data points selfheal reads, as records.
+fn parse_metrics(
+    s: &Intake,
+    body: &Bytes,
+    encoding: Encoding,
+    now: i64,
+) -> Result<Parsed, Box<Response>> {
+    let format = Format::OtlpMetrics(encoding);
+    let request = crate::otlp::metrics::decode(body, encoding).map_err(|e| {
+        Box::new(reply(
+            format,
+            StatusCode::BAD_REQUEST,
+            IntakeResponse::error(e),
+        ))
+    })?;
+    let check = |ts| s.limits.check(ts, now);
+    let checks = Checks {
+        check_ts: &check,
+        revision: &s.revision,
+    };
+    let out = {
+        let mut state = s.cumulative.lock().unwrap_or_else(|p| p.into_inner());
+        crate::otlp::metrics::records(request, &checks, &mut state)
+    };
+    s.metrics
+        .ignored_points
+        .inc_by(u64::try_from(out.ignored).unwrap_or(0));
+    for e in &out.parsed.1 {
+        tracing::warn!(
+            service = crate::NAME,
+            line = e.line,
+            field = %e.field,
+            reason = %e.reason,
+            "OTLP data point rejected"
+        );
+    }
+    Ok(out.parsed)
 }
 
 impl IntakeResponse {
@@ -782,7 +870,7 @@ fn parse_ndjson(
 /// The answer in the request's format: selfheal's JSON for NDJSON, the
 /// OTLP messages in the request's encoding for OTLP.
 fn reply(format: Format, status: StatusCode, body: IntakeResponse) -> Response {
-    let Format::Otlp(encoding) = format else {
+    let Some(encoding) = format.otlp() else {
         return (status, Json(body)).into_response();
     };
     let mut message = body.error.unwrap_or_default();
@@ -797,7 +885,12 @@ fn reply(format: Format, status: StatusCode, body: IntakeResponse) -> Response {
     }
     let bytes = if status.is_success() {
         let message = (!body.rejected.is_empty()).then_some(message.as_str());
-        otlp_response::success(encoding, body.rejected.len(), message)
+        match format {
+            Format::OtlpMetrics(_) => {
+                otlp_response::success_metrics(encoding, body.rejected.len(), message)
+            }
+            _ => otlp_response::success(encoding, body.rejected.len(), message),
+        }
     } else {
         otlp_response::error(encoding, status, &message)
     };
@@ -812,7 +905,7 @@ fn reply(format: Format, status: StatusCode, body: IntakeResponse) -> Response {
 /// The `Content-Type` of the answers to `format`.
 fn content_type(format: Format) -> &'static str {
     match format {
-        Format::Otlp(encoding) => encoding.content_type(),
+        Format::Otlp(encoding) | Format::OtlpMetrics(encoding) => encoding.content_type(),
         _ => "application/json",
     }
 }

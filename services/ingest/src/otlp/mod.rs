@@ -23,6 +23,7 @@
 //! `field` its path (`resourceLogs[0].scopeLogs[1].logRecords[2].timeUnixNano`).
 
 pub mod json;
+pub mod metrics;
 pub mod proto;
 pub mod response;
 

@@ -47,7 +47,7 @@ pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed
     Ok(out)
 }
 
-fn attributes(kvs: Vec<KeyValue>) -> Vec<(String, String)> {
+pub(crate) fn attributes(kvs: Vec<KeyValue>) -> Vec<(String, String)> {
     kvs.into_iter()
         .filter_map(|kv| Some((kv.key, any_value(kv.value?)?)))
         .collect()

@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
 use prost::Message;
 
 /// The encoding of an OTLP request, and so of its answer.
@@ -64,6 +67,30 @@ pub fn success(encoding: Encoding, rejected: usize, message: Option<&str>) -> Ve
             };
             body.to_string().into_bytes()
         }
+    }
+}
+
+/// The body of a 2xx answer to `/v1/metrics`: `rejected` data points and
+/// why, if any.
+pub fn success_metrics(encoding: Encoding, rejected: usize, message: Option<&str>) -> Vec<u8> {
+    let partial = (rejected > 0 || message.is_some()).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+        error_message: message.unwrap_or_default().to_owned(),
+    });
+    match encoding {
+        Encoding::Protobuf => ExportMetricsServiceResponse {
+            partial_success: partial,
+        }
+        .encode_to_vec(),
+        Encoding::Json => match partial {
+            Some(p) => serde_json::json!({"partialSuccess": {
+                "rejectedDataPoints": p.rejected_data_points.to_string(),
+                "errorMessage": p.error_message,
+            }}),
+            None => serde_json::json!({}),
+        }
+        .to_string()
+        .into_bytes(),
     }
 }
 
