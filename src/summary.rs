@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use selfheal_common::describe;
 
-use crate::backtest::Outcome;
+use selfheal_pipeline::Outcome;
 
 /// The longest cell (characters) before it is cut with "…".
 const CELL: usize = 60;
