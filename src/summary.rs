@@ -128,8 +128,7 @@ pub(crate) fn deploy_table(outcome: &Outcome) -> String {
 mod tests {
     use super::*;
     use selfheal_schemas::{
-        Action, ActionKind, ActionStatus, Decision, Evidence, RateBasis, Regression,
-        RegressionKind, Verdict,
+        Action, ActionKind, ActionStatus, Decision, Evidence, Regression, Verdict,
     };
 
     fn regression(service: &str, revision: &str) -> Regression {
@@ -138,9 +137,7 @@ mod tests {
             service: service.into(),
             revision: revision.into(),
             previous_revision: None,
-            kind: RegressionKind::New,
             signature: "s".into(),
-            template: "KeyError: <str>".into(),
             exception_type: None,
             detected_at_ms: 1_773_050_520_000,
             deployed_at_ms: Some(1_773_050_400_000),
@@ -150,19 +147,8 @@ mod tests {
             expected: 0.1,
             rate_ratio: 60.0,
             p_value: 1e-9,
-            q_value: None,
-            requests: None,
-            baseline_requests: None,
-            rate_basis: RateBasis::PerTime,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: "KeyError: 'usd'".into(),
-            sample_stack: None,
-            frames: vec![],
-            onset_ms: None,
-            external_cues: vec![],
-            hold_remediation_until_ms: None,
-            metric: None,
+            ..selfheal_schemas::testing::regression()
         }
     }
 

@@ -389,7 +389,7 @@ pub struct BriefHunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{Decision, Frame, Localization, RateBasis};
+    use selfheal_schemas::{Decision, Frame, Localization};
 
     const DIFF: &str = "diff --git a/src/checkout/pricing.py b/src/checkout/pricing.py\n--- a/src/checkout/pricing.py\n+++ b/src/checkout/pricing.py\n@@ -214,7 +214,7 @@ def quote(cart):\n     total = 0\n     for item in cart:\n-        rate = rates.get(item.currency, 1.0)\n+        rate = rates[item.currency]\n         total += item.price * rate\n";
 
@@ -421,35 +421,17 @@ mod tests {
 
     fn regression(frames: Vec<Frame>) -> Regression {
         Regression {
-            id: "r1".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
-            kind: RegressionKind::New,
             signature: "s".into(),
             template: "KeyError: <*>".into(),
-            exception_type: Some("KeyError".into()),
             detected_at_ms: 42,
             deployed_at_ms: Some(0),
             window_start_ms: 0,
             window_end_ms: 42,
-            observed: 5,
             expected: 0.5,
             rate_ratio: 10.0,
-            p_value: 0.001,
-            q_value: None,
-            requests: None,
-            baseline_requests: None,
-            rate_basis: RateBasis::PerTime,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: "KeyError: 'EUR'".into(),
-            sample_stack: None,
             frames,
-            onset_ms: None,
-            external_cues: Vec::new(),
-            hold_remediation_until_ms: None,
-            metric: None,
+            ..selfheal_schemas::testing::regression()
         }
     }
 

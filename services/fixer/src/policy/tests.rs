@@ -22,34 +22,10 @@ fn deploy(rev: &str, prev: Option<&str>, at: i64) -> AnyEvent {
 fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
     Regression {
         id: id.into(),
-        service: "checkout".into(),
         revision: rev.into(),
-        previous_revision: Some("a".into()),
         kind,
         signature: format!("sig-{id}"),
-        template: "KeyError: <str>".into(),
-        exception_type: Some("KeyError".into()),
-        detected_at_ms: T0 + 60_000,
-        deployed_at_ms: Some(T0),
-        window_start_ms: T0,
-        window_end_ms: T0 + 60_000,
-        observed: 5,
-        expected: 0.0,
-        rate_ratio: f64::INFINITY,
-        p_value: 0.001,
-        q_value: None,
-        requests: None,
-        baseline_requests: None,
-        rate_basis: RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
-        sample_message: "KeyError: 'XC'".into(),
-        sample_stack: None,
-        frames: vec![],
-        onset_ms: None,
-        external_cues: Vec::new(),
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     }
 }
 
