@@ -127,9 +127,7 @@ pub(crate) fn deploy_table(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{
-        Action, ActionKind, ActionStatus, Decision, Evidence, Regression, Verdict,
-    };
+    use selfheal_schemas::{Action, ActionKind, ActionStatus, Evidence, Regression, Verdict};
 
     fn regression(service: &str, revision: &str) -> Regression {
         Regression {
@@ -162,11 +160,7 @@ mod tests {
             ],
             verdicts: vec![Verdict {
                 id: "v".into(),
-                service: "checkout".into(),
-                revision: "b".into(),
                 blamed_revision: None,
-                decision: Decision::Caused,
-                confidence: 0.9,
                 reasoning: String::new(),
                 evidence: vec![Evidence {
                     file: "src/p.py".into(),
@@ -178,12 +172,8 @@ mod tests {
                 }],
                 signatures: vec![],
                 regression_ids: vec![],
-                file_classes: vec![],
                 decided_at_ms: 0,
-                adjudicator: "rules".into(),
-                incident_id: None,
-                incident_seq: 0,
-                localization: None,
+                ..selfheal_schemas::testing::verdict()
             }],
             actions: vec![Action {
                 id: "a".into(),

@@ -423,14 +423,9 @@ async fn restarted_triage_still_knows_earlier_deploys() {
         .await
         .unwrap();
     let deploy = selfheal_schemas::Deploy {
-        service: "checkout".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: Some(common::CULPRIT_DIFF.into()),
-        diff_url: None,
         deployed_at_ms: 1_000,
+        ..selfheal_schemas::testing::deploy()
     };
     send(
         config.topics.deploys.clone(),

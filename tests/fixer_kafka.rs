@@ -10,7 +10,7 @@ use common::{bootstrap, isolated_config, of, read_until};
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::{CancellationToken, Config};
 use selfheal_schemas::{
-    Action, ActionKind, ActionStatus, AnyEvent, Decision, Event, Regression, Traffic, Verdict,
+    Action, ActionKind, ActionStatus, AnyEvent, Event, Regression, Traffic, Verdict,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -30,20 +30,11 @@ fn verdict(service: &str) -> Verdict {
     Verdict {
         id: format!("v-{service}"),
         service: service.into(),
-        revision: "b".into(),
-        blamed_revision: Some("b".into()),
-        decision: Decision::Caused,
-        confidence: 0.9,
         reasoning: "frame touches a changed line".into(),
         evidence: vec![],
         signatures: vec!["00112233aabbccdd".into()],
         regression_ids: vec![format!("r-{service}")],
-        file_classes: vec![],
-        decided_at_ms: T0 + 120_000,
-        adjudicator: "rules".into(),
-        incident_id: None,
-        incident_seq: 0,
-        localization: None,
+        ..selfheal_schemas::testing::verdict()
     }
 }
 

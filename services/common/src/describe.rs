@@ -250,10 +250,6 @@ mod tests {
     fn a_verdict_cites_file_and_line_and_an_action_its_target() {
         let v = Verdict {
             id: "v".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            blamed_revision: Some("b".into()),
-            decision: Decision::Caused,
             confidence: 0.98,
             reasoning: String::new(),
             evidence: vec![Evidence {
@@ -266,12 +262,9 @@ mod tests {
             }],
             signatures: vec![],
             regression_ids: vec![],
-            file_classes: vec![],
             decided_at_ms: DEPLOY,
-            adjudicator: "rules".into(),
-            incident_id: None,
-            incident_seq: 0,
             localization: Some(Localization::Line),
+            ..selfheal_schemas::testing::verdict()
         };
         let line = verdict(&v);
         assert!(line.contains("verdict caused (confidence 0.98"), "{line}");

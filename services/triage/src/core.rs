@@ -395,14 +395,11 @@ mod tests {
 
     pub(crate) fn deploy_at(rev: &str, prev: &str, at: i64, diff: &str) -> Deploy {
         Deploy {
-            service: "checkout".into(),
             revision: rev.into(),
             previous_revision: Some(prev.into()),
-            repo: None,
-            commit_range: None,
             diff: Some(diff.into()),
-            diff_url: None,
             deployed_at_ms: at,
+            ..selfheal_schemas::testing::deploy()
         }
     }
 

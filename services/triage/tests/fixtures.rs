@@ -343,10 +343,9 @@ fn accuracy_on_the_labeled_fixture_set() {
             revision: c.regression.revision.clone(),
             previous_revision: c.regression.previous_revision.clone(),
             repo: Some(format!("git@github.com:shop/{}.git", c.regression.service)),
-            commit_range: None,
             diff: Some(c.deploy_diff.clone()),
-            diff_url: None,
             deployed_at_ms: 0,
+            ..selfheal_schemas::testing::deploy()
         }));
         let v = t.judge(&c.regression);
         let unrelated_code =

@@ -70,14 +70,9 @@ const DIFF: &str = "--- a/config/prod.yaml\n+++ b/config/prod.yaml\n@@ -3,3 +3,3
 
 fn events() -> (AnyEvent, Regression) {
     let deploy = AnyEvent::Deploy(Deploy {
-        service: "checkout".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: Some(DIFF.into()),
-        diff_url: None,
         deployed_at_ms: 0,
+        ..selfheal_schemas::testing::deploy()
     });
     let r = Regression {
         kind: RegressionKind::Spike,

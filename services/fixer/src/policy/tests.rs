@@ -8,14 +8,11 @@ const T0: i64 = 1_773_050_400_000;
 
 fn deploy(rev: &str, prev: Option<&str>, at: i64) -> AnyEvent {
     AnyEvent::Deploy(Deploy {
-        service: "checkout".into(),
         revision: rev.into(),
         previous_revision: prev.map(Into::into),
         repo: Some("/srv/checkout.git".into()),
-        commit_range: None,
-        diff: Some("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into()),
-        diff_url: None,
         deployed_at_ms: at,
+        ..selfheal_schemas::testing::deploy()
     })
 }
 
@@ -32,28 +29,13 @@ fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
 fn verdict(rev: &str, decision: Decision, confidence: f64, regs: &[&str]) -> Verdict {
     Verdict {
         id: format!("v-{rev}-{}", regs.join("-")),
-        service: "checkout".into(),
         revision: rev.into(),
         blamed_revision: (decision == Decision::Caused).then(|| rev.to_owned()),
         decision,
         confidence,
-        reasoning: "frame pricing.py:216 touches a changed line".into(),
-        evidence: vec![Evidence {
-            file: "src/pricing.py".into(),
-            line: Some(216),
-            hunk_header: Some("@@ -214,7 +214,7 @@".into()),
-            frame: None,
-            token: None,
-            strength: "frame".into(),
-        }],
         signatures: regs.iter().map(|r| format!("sig-{r}")).collect(),
         regression_ids: regs.iter().map(|r| (*r).to_owned()).collect(),
-        file_classes: vec![],
-        decided_at_ms: T0 + 120_000,
-        adjudicator: "rules".into(),
-        incident_id: None,
-        incident_seq: 0,
-        localization: None,
+        ..selfheal_schemas::testing::verdict()
     }
 }
 
