@@ -38,9 +38,9 @@ pub enum DiffState {
     Unavailable(String),
 }
 
-/// A deploy triage remembers.
+/// A deploy triage remembers, with its diff (inline, fetched, or why not).
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeployRecord {
+pub struct DeployWithDiff {
     /// The event.
     pub deploy: Deploy,
     /// Its diff.
@@ -53,7 +53,7 @@ pub struct Triage {
     pub(crate) config: TriageConfig,
     classifier: Classifier,
     /// Per service, ordered by deploy time (event time), oldest first.
-    deploys: BTreeMap<String, Vec<DeployRecord>>,
+    deploys: BTreeMap<String, Vec<DeployWithDiff>>,
     /// Regressions read before their deploy, by (service, revision).
     held: BTreeMap<(String, String), Vec<Regression>>,
     /// Every judged regression, by its deploy's incident.
@@ -177,7 +177,7 @@ impl Triage {
         let at = list.partition_point(|r| r.deploy.deployed_at_ms <= d.deployed_at_ms);
         list.insert(
             at,
-            DeployRecord {
+            DeployWithDiff {
                 deploy: d.clone(),
                 diff,
             },
@@ -237,12 +237,12 @@ impl Triage {
 
     /// The deploys a regression is judged against, newest first: the regressed
     /// revision's deploy and up to `lookback_deploys − 1` before it.
-    pub fn lookback(&self, r: &Regression) -> Vec<&DeployRecord> {
+    pub fn lookback(&self, r: &Regression) -> Vec<&DeployWithDiff> {
         self.lookback_of(&r.service, &r.revision)
     }
 
     /// [`Triage::lookback`] of a deploy.
-    pub(crate) fn lookback_of(&self, service: &str, revision: &str) -> Vec<&DeployRecord> {
+    pub(crate) fn lookback_of(&self, service: &str, revision: &str) -> Vec<&DeployWithDiff> {
         let Some(list) = self.deploys.get(service) else {
             return Vec::new();
         };
