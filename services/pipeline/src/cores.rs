@@ -157,14 +157,10 @@ mod tests {
 
     fn deploy(revision: &str, at: i64) -> AnyEvent {
         AnyEvent::Deploy(Deploy {
-            service: "checkout".into(),
             revision: revision.into(),
-            previous_revision: Some("a".into()),
-            repo: None,
-            commit_range: None,
             diff: None,
-            diff_url: None,
             deployed_at_ms: at,
+            ..selfheal_schemas::testing::deploy()
         })
     }
 
