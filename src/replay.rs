@@ -18,7 +18,9 @@ use selfheal_common::kafka::{client_config, create_topics, EventProducer, Outgoi
 use selfheal_common::service::ServiceArgs;
 use selfheal_schemas::AnyEvent;
 
-use crate::backtest::{write_outputs, Cores, Outcome};
+use selfheal_pipeline::Cores;
+
+use crate::backtest::write_outputs;
 
 /// Arguments of `selfheal replay`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,18 +45,6 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("--from: `{s}` is neither epoch milliseconds nor RFC 3339"))?;
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-fn event_time(e: &AnyEvent) -> i64 {
-    match e {
-        AnyEvent::Deploy(d) => d.deployed_at_ms,
-        AnyEvent::Build(b) => b.finished_at_ms,
-        AnyEvent::Traffic(t) => t.window_start_ms,
-        AnyEvent::SignatureCount(s) => s.first_seen_ms,
-        AnyEvent::LatencyHistogram(h) => h.window_start_ms,
-        AnyEvent::InstanceGauge(g) => g.ts_ms,
-        _ => i64::MAX,
-    }
 }
 
 /// Reads `topics` from `from_ms` to their current ends. Undecodable records
@@ -167,16 +157,9 @@ pub(crate) async fn command(args: ReplayArgs) -> anyhow::Result<()> {
     })
     .await??;
     // Event time, then the live topics' natural order, then arrival order.
-    events.sort_by_key(|(topic, e)| (event_time(e), *topic));
-    let mut out = Outcome {
-        records: events.len(),
-        ..Default::default()
-    };
-    let mut cores = Cores::new(&config)?;
-    for (_, e) in &events {
-        cores.feed(e, &mut out);
-    }
-    cores.finish(&mut out);
+    events.sort_by_key(|(topic, e)| (e.input_time_ms().unwrap_or(i64::MAX), *topic));
+    let mut out = Cores::new(&config)?.run(events.iter().map(|(_, e)| e));
+    out.records = events.len();
 
     let names = [
         format!("{}{}", t.regressions, args.suffix),

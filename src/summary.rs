@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use selfheal_common::describe;
 
-use crate::backtest::Outcome;
+use selfheal_pipeline::Outcome;
 
 /// The longest cell (characters) before it is cut with "…".
 const CELL: usize = 60;
@@ -127,10 +127,7 @@ pub(crate) fn deploy_table(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{
-        Action, ActionKind, ActionStatus, Decision, Evidence, RateBasis, Regression,
-        RegressionKind, Verdict,
-    };
+    use selfheal_schemas::{Action, ActionKind, ActionStatus, Evidence, Regression, Verdict};
 
     fn regression(service: &str, revision: &str) -> Regression {
         Regression {
@@ -138,9 +135,7 @@ mod tests {
             service: service.into(),
             revision: revision.into(),
             previous_revision: None,
-            kind: RegressionKind::New,
             signature: "s".into(),
-            template: "KeyError: <str>".into(),
             exception_type: None,
             detected_at_ms: 1_773_050_520_000,
             deployed_at_ms: Some(1_773_050_400_000),
@@ -150,19 +145,8 @@ mod tests {
             expected: 0.1,
             rate_ratio: 60.0,
             p_value: 1e-9,
-            q_value: None,
-            requests: None,
-            baseline_requests: None,
-            rate_basis: RateBasis::PerTime,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: "KeyError: 'usd'".into(),
-            sample_stack: None,
-            frames: vec![],
-            onset_ms: None,
-            external_cues: vec![],
-            hold_remediation_until_ms: None,
-            metric: None,
+            ..selfheal_schemas::testing::regression()
         }
     }
 
@@ -176,11 +160,7 @@ mod tests {
             ],
             verdicts: vec![Verdict {
                 id: "v".into(),
-                service: "checkout".into(),
-                revision: "b".into(),
                 blamed_revision: None,
-                decision: Decision::Caused,
-                confidence: 0.9,
                 reasoning: String::new(),
                 evidence: vec![Evidence {
                     file: "src/p.py".into(),
@@ -192,12 +172,8 @@ mod tests {
                 }],
                 signatures: vec![],
                 regression_ids: vec![],
-                file_classes: vec![],
                 decided_at_ms: 0,
-                adjudicator: "rules".into(),
-                incident_id: None,
-                incident_seq: 0,
-                localization: None,
+                ..selfheal_schemas::testing::verdict()
             }],
             actions: vec![Action {
                 id: "a".into(),

@@ -423,14 +423,9 @@ async fn restarted_triage_still_knows_earlier_deploys() {
         .await
         .unwrap();
     let deploy = selfheal_schemas::Deploy {
-        service: "checkout".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: Some(common::CULPRIT_DIFF.into()),
-        diff_url: None,
         deployed_at_ms: 1_000,
+        ..selfheal_schemas::testing::deploy()
     };
     send(
         config.topics.deploys.clone(),
@@ -448,39 +443,24 @@ async fn restarted_triage_still_knows_earlier_deploys() {
         .unwrap();
     let regression = selfheal_schemas::Regression {
         id: "r-restart".into(),
-        service: "checkout".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        kind: RegressionKind::New,
         signature: "s1".into(),
         template: "KeyError: <*>".into(),
-        exception_type: Some("KeyError".into()),
         detected_at_ms: 120_000,
         deployed_at_ms: Some(1_000),
         window_start_ms: 1_000,
         window_end_ms: 120_000,
-        observed: 5,
         expected: 0.1,
         rate_ratio: 50.0,
         p_value: 1e-6,
         q_value: Some(1e-5),
-        requests: None,
-        baseline_requests: None,
         rate_basis: selfheal_schemas::RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
-        sample_message: "KeyError: 'XC'".into(),
-        sample_stack: None,
         frames: vec![selfheal_schemas::Frame {
             file: "/app/src/checkout/pricing.py".into(),
             line: Some(216),
             function: "quote".into(),
             in_app: true,
         }],
-        onset_ms: None,
-        external_cues: Vec::new(),
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     };
     send(
         config.topics.regressions.clone(),

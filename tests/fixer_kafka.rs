@@ -10,8 +10,7 @@ use common::{bootstrap, isolated_config, of, read_until};
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::{CancellationToken, Config};
 use selfheal_schemas::{
-    Action, ActionKind, ActionStatus, AnyEvent, Decision, Event, RateBasis, Regression,
-    RegressionKind, Traffic, Verdict,
+    Action, ActionKind, ActionStatus, AnyEvent, Event, Regression, Traffic, Verdict,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -21,33 +20,9 @@ fn regression(service: &str) -> Regression {
     Regression {
         id: format!("r-{service}"),
         service: service.into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        kind: RegressionKind::New,
         signature: "00112233aabbccdd".into(),
-        template: "KeyError: <str>".into(),
-        exception_type: Some("KeyError".into()),
-        detected_at_ms: T0 + 60_000,
-        deployed_at_ms: Some(T0),
-        window_start_ms: T0,
-        window_end_ms: T0 + 60_000,
-        observed: 5,
-        expected: 0.0,
         rate_ratio: 0.0,
-        p_value: 0.001,
-        q_value: None,
-        requests: None,
-        baseline_requests: None,
-        rate_basis: RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
-        sample_message: "KeyError: 'XC'".into(),
-        sample_stack: None,
-        frames: vec![],
-        onset_ms: None,
-        external_cues: Vec::new(),
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     }
 }
 
@@ -55,20 +30,11 @@ fn verdict(service: &str) -> Verdict {
     Verdict {
         id: format!("v-{service}"),
         service: service.into(),
-        revision: "b".into(),
-        blamed_revision: Some("b".into()),
-        decision: Decision::Caused,
-        confidence: 0.9,
         reasoning: "frame touches a changed line".into(),
         evidence: vec![],
         signatures: vec!["00112233aabbccdd".into()],
         regression_ids: vec![format!("r-{service}")],
-        file_classes: vec![],
-        decided_at_ms: T0 + 120_000,
-        adjudicator: "rules".into(),
-        incident_id: None,
-        incident_seq: 0,
-        localization: None,
+        ..selfheal_schemas::testing::verdict()
     }
 }
 

@@ -18,8 +18,7 @@ use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::schema_registry::{resolve_id_of, subject_of, writer_id};
 use selfheal_common::{CancellationToken, Config};
 use selfheal_schemas::{
-    decode_any, encode, registry_schema_id, schema_id_known, AnyEvent, Frame, RateBasis,
-    Regression, RegressionKind, Traffic,
+    decode_any, encode, registry_schema_id, schema_id_known, AnyEvent, Frame, Regression, Traffic,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -335,13 +334,7 @@ async fn an_incompatible_subject_fails_start_up_naming_it_and_why() {
 fn regression(id: &str) -> Regression {
     Regression {
         id: id.into(),
-        service: "checkout".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        kind: RegressionKind::New,
         signature: "b379e3b0a5102f78".into(),
-        template: "KeyError: <str>".into(),
-        exception_type: Some("KeyError".into()),
         detected_at_ms: 1_773_050_640_000,
         deployed_at_ms: Some(1_773_050_400_000),
         window_start_ms: 1_773_050_400_000,
@@ -351,13 +344,7 @@ fn regression(id: &str) -> Regression {
         rate_ratio: 48.7,
         p_value: 3.7e-5,
         q_value: Some(1.9e-3),
-        requests: None,
-        baseline_requests: None,
-        rate_basis: RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
         sample_message: "KeyError: 'XC71'".into(),
-        sample_stack: None,
         frames: vec![Frame {
             file: "src/checkout/pricing.py".into(),
             line: Some(216),
@@ -365,9 +352,7 @@ fn regression(id: &str) -> Regression {
             in_app: true,
         }],
         onset_ms: Some(1_773_050_400_000),
-        external_cues: vec![],
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     }
 }
 

@@ -50,6 +50,9 @@
 //!   table of registry ids [`learn_schema_id`] fills. [`decode`] and
 //!   [`decode_any`] read both framings.
 //! - `error`: [`Error`] and [`Result`].
+//! - `testing` (the `testing` feature, for other crates' tests): one default
+//!   `Regression`, `Verdict` and `Deploy` that tests modify, so a new field
+//!   touches one file.
 //! - `README.md`: the contract as other teams read it (topics, wire format,
 //!   fingerprints, a Python reader).
 //! - `tests/contract.rs`: round trips, schema/type agreement, docs, the Rabin
@@ -59,6 +62,8 @@ mod codec;
 mod error;
 mod events;
 mod registry_framing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use codec::{decode, decode_any, encode, schema_files, AnyEvent, Event};
 pub use error::{Error, Result};

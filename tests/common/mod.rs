@@ -16,13 +16,9 @@ use selfheal_schemas::{AnyEvent, Deploy, Event};
 pub fn deploy(service: &str, at_ms: i64) -> Deploy {
     Deploy {
         service: service.into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: None,
-        diff_url: None,
         deployed_at_ms: at_ms,
+        ..selfheal_schemas::testing::deploy()
     }
 }
 

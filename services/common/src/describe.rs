@@ -191,20 +191,13 @@ pub fn action(a: &Action) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{Evidence, Localization, RateBasis, RegressionKind};
+    use selfheal_schemas::{Evidence, Localization, RateBasis};
 
     const DEPLOY: i64 = 1_773_050_400_000; // 2026-03-09T10:00:00Z
 
     fn regression_at(detected: i64) -> Regression {
         Regression {
-            id: "r1".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
-            kind: RegressionKind::New,
             signature: "b379e3b0a5102f78".into(),
-            template: "KeyError: <str>".into(),
-            exception_type: Some("KeyError".into()),
             detected_at_ms: detected,
             deployed_at_ms: Some(DEPLOY),
             window_start_ms: DEPLOY,
@@ -213,19 +206,10 @@ mod tests {
             expected: 0.04,
             rate_ratio: 146.4,
             p_value: 7.37e-13,
-            q_value: None,
             requests: Some(20),
-            baseline_requests: None,
             rate_basis: RateBasis::PerRequest,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: "KeyError: 'usd'\nmore".into(),
-            sample_stack: None,
-            frames: vec![],
-            onset_ms: None,
-            external_cues: vec![],
-            hold_remediation_until_ms: None,
-            metric: None,
+            ..selfheal_schemas::testing::regression()
         }
     }
 
@@ -266,10 +250,6 @@ mod tests {
     fn a_verdict_cites_file_and_line_and_an_action_its_target() {
         let v = Verdict {
             id: "v".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            blamed_revision: Some("b".into()),
-            decision: Decision::Caused,
             confidence: 0.98,
             reasoning: String::new(),
             evidence: vec![Evidence {
@@ -282,12 +262,9 @@ mod tests {
             }],
             signatures: vec![],
             regression_ids: vec![],
-            file_classes: vec![],
             decided_at_ms: DEPLOY,
-            adjudicator: "rules".into(),
-            incident_id: None,
-            incident_seq: 0,
             localization: Some(Localization::Line),
+            ..selfheal_schemas::testing::verdict()
         };
         let line = verdict(&v);
         assert!(line.contains("verdict caused (confidence 0.98"), "{line}");

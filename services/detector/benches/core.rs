@@ -113,13 +113,9 @@ fn bench(c: &mut Criterion) {
             let mut d = Detector::new(DetectorConfig::default());
             d.on_event(&AnyEvent::Deploy(Deploy {
                 service: "svc-0".into(),
-                revision: "b".into(),
-                previous_revision: Some("a".into()),
-                repo: None,
-                commit_range: None,
                 diff: None,
-                diff_url: None,
                 deployed_at_ms: 36 * 60 * MIN,
+                ..selfheal_schemas::testing::deploy()
             }));
             for e in &events {
                 black_box(d.on_event(e));

@@ -110,13 +110,9 @@ fn trial(seed: u64, new_rate: f64, spike_ratio: f64) -> Option<f64> {
         &mut d,
         AnyEvent::Deploy(Deploy {
             service: "svc".into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
-            repo: None,
-            commit_range: None,
             diff: None,
-            diff_url: None,
             deployed_at_ms: deployed,
+            ..selfheal_schemas::testing::deploy()
         }),
         &mut found,
     );

@@ -38,9 +38,9 @@ pub enum DiffState {
     Unavailable(String),
 }
 
-/// A deploy triage remembers.
+/// A deploy triage remembers, with its diff (inline, fetched, or why not).
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeployRecord {
+pub struct DeployWithDiff {
     /// The event.
     pub deploy: Deploy,
     /// Its diff.
@@ -53,7 +53,7 @@ pub struct Triage {
     pub(crate) config: TriageConfig,
     classifier: Classifier,
     /// Per service, ordered by deploy time (event time), oldest first.
-    deploys: BTreeMap<String, Vec<DeployRecord>>,
+    deploys: BTreeMap<String, Vec<DeployWithDiff>>,
     /// Regressions read before their deploy, by (service, revision).
     held: BTreeMap<(String, String), Vec<Regression>>,
     /// Every judged regression, by its deploy's incident.
@@ -177,7 +177,7 @@ impl Triage {
         let at = list.partition_point(|r| r.deploy.deployed_at_ms <= d.deployed_at_ms);
         list.insert(
             at,
-            DeployRecord {
+            DeployWithDiff {
                 deploy: d.clone(),
                 diff,
             },
@@ -237,12 +237,12 @@ impl Triage {
 
     /// The deploys a regression is judged against, newest first: the regressed
     /// revision's deploy and up to `lookback_deploys − 1` before it.
-    pub fn lookback(&self, r: &Regression) -> Vec<&DeployRecord> {
+    pub fn lookback(&self, r: &Regression) -> Vec<&DeployWithDiff> {
         self.lookback_of(&r.service, &r.revision)
     }
 
     /// [`Triage::lookback`] of a deploy.
-    pub(crate) fn lookback_of(&self, service: &str, revision: &str) -> Vec<&DeployRecord> {
+    pub(crate) fn lookback_of(&self, service: &str, revision: &str) -> Vec<&DeployWithDiff> {
         let Some(list) = self.deploys.get(service) else {
             return Vec::new();
         };
@@ -389,20 +389,17 @@ pub struct BriefHunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use selfheal_schemas::{Decision, Frame, Localization, RateBasis};
+    use selfheal_schemas::{Decision, Frame, Localization};
 
     const DIFF: &str = "diff --git a/src/checkout/pricing.py b/src/checkout/pricing.py\n--- a/src/checkout/pricing.py\n+++ b/src/checkout/pricing.py\n@@ -214,7 +214,7 @@ def quote(cart):\n     total = 0\n     for item in cart:\n-        rate = rates.get(item.currency, 1.0)\n+        rate = rates[item.currency]\n         total += item.price * rate\n";
 
     pub(crate) fn deploy_at(rev: &str, prev: &str, at: i64, diff: &str) -> Deploy {
         Deploy {
-            service: "checkout".into(),
             revision: rev.into(),
             previous_revision: Some(prev.into()),
-            repo: None,
-            commit_range: None,
             diff: Some(diff.into()),
-            diff_url: None,
             deployed_at_ms: at,
+            ..selfheal_schemas::testing::deploy()
         }
     }
 
@@ -421,35 +418,17 @@ mod tests {
 
     fn regression(frames: Vec<Frame>) -> Regression {
         Regression {
-            id: "r1".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
-            kind: RegressionKind::New,
             signature: "s".into(),
             template: "KeyError: <*>".into(),
-            exception_type: Some("KeyError".into()),
             detected_at_ms: 42,
             deployed_at_ms: Some(0),
             window_start_ms: 0,
             window_end_ms: 42,
-            observed: 5,
             expected: 0.5,
             rate_ratio: 10.0,
-            p_value: 0.001,
-            q_value: None,
-            requests: None,
-            baseline_requests: None,
-            rate_basis: RateBasis::PerTime,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: "KeyError: 'EUR'".into(),
-            sample_stack: None,
             frames,
-            onset_ms: None,
-            external_cues: Vec::new(),
-            hold_remediation_until_ms: None,
-            metric: None,
+            ..selfheal_schemas::testing::regression()
         }
     }
 

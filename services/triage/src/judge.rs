@@ -22,7 +22,7 @@ use selfheal_schemas::{
 };
 
 use crate::classes::FileClass;
-use crate::core::{DeployRecord, DiffState, Triage};
+use crate::core::{DeployWithDiff, DiffState, Triage};
 use crate::decide::{self, Facts, Judgement};
 use crate::diff::FileDiff;
 use crate::incident::{self, frames_of};
@@ -114,7 +114,7 @@ impl Triage {
         &self,
         runtime: &[&Regression],
         incident: &[Regression],
-        candidates: &[&DeployRecord],
+        candidates: &[&DeployWithDiff],
     ) -> Option<Localized> {
         let mut best: Option<Localized> = None;
         // Per regression: its frames located in the revision being linked
@@ -157,7 +157,7 @@ impl Triage {
         &self,
         runtime: &[&Regression],
         incident: &[Regression],
-        candidates: &[&DeployRecord],
+        candidates: &[&DeployWithDiff],
         best: Option<&Localized>,
         persisted: Option<String>,
     ) -> Facts {
@@ -245,7 +245,7 @@ impl Triage {
     fn verdict(
         &self,
         r: &Regression,
-        candidates: &[&DeployRecord],
+        candidates: &[&DeployWithDiff],
         best: Option<&Localized>,
         j: &Judgement,
         facts: &Facts,
@@ -300,7 +300,7 @@ impl Triage {
     }
 
     /// Step 2: a failed build, judged by the changed files/lines its log names.
-    pub(crate) fn judge_build(&self, r: &Regression, current: Option<&DeployRecord>) -> Verdict {
+    pub(crate) fn judge_build(&self, r: &Regression, current: Option<&DeployWithDiff>) -> Verdict {
         let base = |decision, confidence: f64, reasoning: String, evidence: Vec<Evidence>| {
             let localization = if evidence.iter().any(|e| e.line.is_some()) {
                 Localization::Line

@@ -255,14 +255,11 @@ mod tests {
 
     fn deploy(prev: Option<&str>, rev: &str) -> Deploy {
         Deploy {
-            service: "checkout".into(),
             revision: rev.into(),
             previous_revision: prev.map(str::to_owned),
-            repo: None,
-            commit_range: None,
             diff: None,
-            diff_url: None,
             deployed_at_ms: 0,
+            ..selfheal_schemas::testing::deploy()
         }
     }
 

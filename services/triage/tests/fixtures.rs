@@ -25,9 +25,7 @@
 use std::collections::BTreeMap;
 
 use selfheal_common::config::TriageConfig;
-use selfheal_schemas::{
-    AnyEvent, Decision, Deploy, Frame, Localization, RateBasis, Regression, RegressionKind,
-};
+use selfheal_schemas::{AnyEvent, Decision, Deploy, Frame, Localization, Regression};
 use selfheal_triage::core::Triage;
 
 /// Tiny deterministic generator (SplitMix64).
@@ -183,7 +181,6 @@ fn gen_case(rng: &mut Rng, i: usize) -> Case {
         service: svc.into(),
         revision: format!("rev{i}"),
         previous_revision: Some(format!("prev{i}")),
-        kind: RegressionKind::New,
         signature: format!("{i:016x}"),
         template: format!("{exc}: cannot read value <*>"),
         exception_type: Some(exc.into()),
@@ -195,19 +192,9 @@ fn gen_case(rng: &mut Rng, i: usize) -> Case {
         expected: 0.2,
         rate_ratio: 60.0,
         p_value: 1e-6,
-        q_value: None,
-        requests: None,
-        baseline_requests: None,
-        rate_basis: RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
         sample_message: format!("{exc}: cannot read value 42"),
-        sample_stack: None,
         frames,
-        onset_ms: None,
-        external_cues: Vec::new(),
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     };
     let (m0, l0) = stack[0];
     let (m1, l1) = stack[1];
@@ -356,10 +343,9 @@ fn accuracy_on_the_labeled_fixture_set() {
             revision: c.regression.revision.clone(),
             previous_revision: c.regression.previous_revision.clone(),
             repo: Some(format!("git@github.com:shop/{}.git", c.regression.service)),
-            commit_range: None,
             diff: Some(c.deploy_diff.clone()),
-            diff_url: None,
             deployed_at_ms: 0,
+            ..selfheal_schemas::testing::deploy()
         }));
         let v = t.judge(&c.regression);
         let unrelated_code =

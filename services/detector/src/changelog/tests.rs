@@ -31,13 +31,9 @@ fn count(service: &str, sig: usize, stack_bytes: usize) -> AnyEvent {
 fn deploy(service: &str, diff_bytes: usize) -> AnyEvent {
     AnyEvent::Deploy(Deploy {
         service: service.into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: Some("+x\n".repeat(diff_bytes / 3)),
-        diff_url: None,
         deployed_at_ms: T0 + 10_000,
+        ..selfheal_schemas::testing::deploy()
     })
 }
 

@@ -196,13 +196,9 @@ mod tests {
         let mut d = DeployState {
             deploy: selfheal_schemas::Deploy {
                 service: "s".into(),
-                revision: "b".into(),
-                previous_revision: Some("a".into()),
-                repo: None,
-                commit_range: None,
                 diff: None,
-                diff_url: None,
                 deployed_at_ms: t0,
+                ..selfheal_schemas::testing::deploy()
             },
             next_eval_ms: t0 + MINUTE_MS,
             baseline: BTreeMap::new(),

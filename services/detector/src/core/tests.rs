@@ -39,11 +39,9 @@ pub(super) fn deploy(service: &str, rev: &str, prev: &str, ts: i64) -> AnyEvent 
         service: service.into(),
         revision: rev.into(),
         previous_revision: Some(prev.into()),
-        repo: None,
-        commit_range: None,
         diff: None,
-        diff_url: None,
         deployed_at_ms: ts,
+        ..selfheal_schemas::testing::deploy()
     })
 }
 

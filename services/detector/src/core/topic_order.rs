@@ -47,13 +47,9 @@ fn detection_does_not_depend_on_which_topic_is_read_first() {
     ];
     let dep = vec![AnyEvent::Deploy(Deploy {
         service: "c".into(),
-        revision: "b".into(),
-        previous_revision: Some("a".into()),
-        repo: None,
-        commit_range: None,
         diff: None,
-        diff_url: None,
         deployed_at_ms: t0,
+        ..selfheal_schemas::testing::deploy()
     })];
     let groups = [traffic, sigs, dep];
     for perm in [

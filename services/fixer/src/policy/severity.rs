@@ -198,9 +198,6 @@ mod latency_slo_tests {
     fn latency(p99: f64, requests: i64, slow: i64) -> Regression {
         Regression {
             id: "r".into(),
-            service: "checkout".into(),
-            revision: "b".into(),
-            previous_revision: Some("a".into()),
             kind: RegressionKind::Latency,
             signature: "0123456789abcdef".into(),
             template: "p99 http.server.request.duration on /quote".into(),
@@ -217,14 +214,8 @@ mod latency_slo_tests {
             requests: Some(requests),
             baseline_requests: Some(100_000),
             rate_basis: RateBasis::PerRequest,
-            externally_correlated: false,
-            correlation_evidence: None,
             sample_message: String::new(),
-            sample_stack: None,
-            frames: Vec::new(),
             onset_ms: Some(0),
-            external_cues: Vec::new(),
-            hold_remediation_until_ms: None,
             metric: Some(MetricDetail {
                 name: "http.server.request.duration".into(),
                 unit: "s".into(),
@@ -247,6 +238,7 @@ mod latency_slo_tests {
                 ],
                 threshold_value: None,
             }),
+            ..selfheal_schemas::testing::regression()
         }
     }
 

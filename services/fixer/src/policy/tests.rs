@@ -8,76 +8,34 @@ const T0: i64 = 1_773_050_400_000;
 
 fn deploy(rev: &str, prev: Option<&str>, at: i64) -> AnyEvent {
     AnyEvent::Deploy(Deploy {
-        service: "checkout".into(),
         revision: rev.into(),
         previous_revision: prev.map(Into::into),
         repo: Some("/srv/checkout.git".into()),
-        commit_range: None,
-        diff: Some("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into()),
-        diff_url: None,
         deployed_at_ms: at,
+        ..selfheal_schemas::testing::deploy()
     })
 }
 
 fn regression(id: &str, rev: &str, kind: RegressionKind) -> Regression {
     Regression {
         id: id.into(),
-        service: "checkout".into(),
         revision: rev.into(),
-        previous_revision: Some("a".into()),
         kind,
         signature: format!("sig-{id}"),
-        template: "KeyError: <str>".into(),
-        exception_type: Some("KeyError".into()),
-        detected_at_ms: T0 + 60_000,
-        deployed_at_ms: Some(T0),
-        window_start_ms: T0,
-        window_end_ms: T0 + 60_000,
-        observed: 5,
-        expected: 0.0,
-        rate_ratio: f64::INFINITY,
-        p_value: 0.001,
-        q_value: None,
-        requests: None,
-        baseline_requests: None,
-        rate_basis: RateBasis::PerTime,
-        externally_correlated: false,
-        correlation_evidence: None,
-        sample_message: "KeyError: 'XC'".into(),
-        sample_stack: None,
-        frames: vec![],
-        onset_ms: None,
-        external_cues: Vec::new(),
-        hold_remediation_until_ms: None,
-        metric: None,
+        ..selfheal_schemas::testing::regression()
     }
 }
 
 fn verdict(rev: &str, decision: Decision, confidence: f64, regs: &[&str]) -> Verdict {
     Verdict {
         id: format!("v-{rev}-{}", regs.join("-")),
-        service: "checkout".into(),
         revision: rev.into(),
         blamed_revision: (decision == Decision::Caused).then(|| rev.to_owned()),
         decision,
         confidence,
-        reasoning: "frame pricing.py:216 touches a changed line".into(),
-        evidence: vec![Evidence {
-            file: "src/pricing.py".into(),
-            line: Some(216),
-            hunk_header: Some("@@ -214,7 +214,7 @@".into()),
-            frame: None,
-            token: None,
-            strength: "frame".into(),
-        }],
         signatures: regs.iter().map(|r| format!("sig-{r}")).collect(),
         regression_ids: regs.iter().map(|r| (*r).to_owned()).collect(),
-        file_classes: vec![],
-        decided_at_ms: T0 + 120_000,
-        adjudicator: "rules".into(),
-        incident_id: None,
-        incident_seq: 0,
-        localization: None,
+        ..selfheal_schemas::testing::verdict()
     }
 }
 

@@ -73,11 +73,9 @@ fn run(
                 service: "a".into(),
                 revision: "new".into(),
                 previous_revision: Some("old".into()),
-                repo: None,
-                commit_range: None,
                 diff: None,
-                diff_url: None,
                 deployed_at_ms: T0,
+                ..selfheal_schemas::testing::deploy()
             })));
         }
         t += MIN;
