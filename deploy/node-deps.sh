@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (once, with `npm ci` from the npm registry) the OpenTelemetry JS SDK
 # packages of examples/otel-node (the OTLP/HTTP JSON exporter app that
-# tests/otlp_node_sdk.rs runs), and prints the path of `node` on stdout.
+# tests/otel_sdks.rs runs), and prints the path of `node` on stdout.
 #
 # Usage: deploy/node-deps.sh            (from any directory)
 # On Debian without node/npm it installs the packages nodejs and npm with apt-get.

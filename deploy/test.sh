@@ -70,7 +70,7 @@ fi
 # --- Python for the subscriber in tests/demo_e2e.rs (confluent-kafka, fastavro) --
 SELFHEAL_TEST_PYTHON="$("$DEPLOY_DIR/python-deps.sh")" || die "installing the Python test dependencies failed"
 export SELFHEAL_TEST_PYTHON
-# --- Node.js for the OTLP JSON exporter app in tests/otlp_node_sdk.rs -----------
+# --- Node.js for the OTLP JSON exporter app in tests/otel_sdks.rs -----------
 SELFHEAL_TEST_NODE="$("$DEPLOY_DIR/node-deps.sh")" || die "installing the Node.js test dependencies failed"
 export SELFHEAL_TEST_NODE
 

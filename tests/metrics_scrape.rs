@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bootstrap, isolated_config, read_until, BAD_DEPLOY};
+use common::{bootstrap, external, isolated_config, read_until, BAD_DEPLOY};
 use selfheal_common::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -46,22 +46,6 @@ fn label_values(metrics: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// Prometheus' own linter (`promtool` from the Debian package `prometheus`,
-/// installed by `deploy/test.sh`): `SELFHEAL_TEST_PROMTOOL`. Required under
-/// `CI=true`.
-fn promtool() -> Option<String> {
-    match std::env::var("SELFHEAL_TEST_PROMTOOL") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("SELFHEAL_TEST_PROMTOOL is not set; run the suite with ./deploy/test.sh (it installs promtool)")
-        }
-        _ => {
-            eprintln!("SKIPPED promtool check: SELFHEAL_TEST_PROMTOOL unset");
-            None
-        }
-    }
 }
 
 /// `promtool check metrics` on one scrape: no error and no lint problem.
@@ -178,7 +162,7 @@ async fn every_service_exposes_its_outcomes_lag_and_build() {
         let m = scrape(addr).await;
         let series = format!("selfheal_build_info{{service=\"{name}\",version=\"{version}\"}}");
         assert_eq!(value(&m, &series), Some(1.0), "{name}: {m}");
-        if let Some(promtool) = promtool() {
+        if let Some(promtool) = external("SELFHEAL_TEST_PROMTOOL") {
             promtool_check(&promtool, name, &m);
         }
     }

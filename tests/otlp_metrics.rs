@@ -14,22 +14,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bootstrap, isolated_config, of, read_until};
+use common::{bootstrap, external, isolated_config, of, read_until};
 use selfheal_common::CancellationToken;
 use selfheal_schemas::{AnyEvent, Traffic};
-
-fn python() -> Option<String> {
-    match std::env::var("SELFHEAL_TEST_PYTHON") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("SELFHEAL_TEST_PYTHON is not set: run the suite with ./deploy/test.sh")
-        }
-        _ => {
-            eprintln!("SKIPPED: SELFHEAL_TEST_PYTHON unset (deploy/python-deps.sh prints one)");
-            None
-        }
-    }
-}
 
 fn traffic_of(evs: &[Result<AnyEvent, Vec<u8>>], service: &str) -> Vec<Traffic> {
     of(evs, |e| match e {
@@ -41,7 +28,9 @@ fn traffic_of(evs: &[Result<AnyEvent, Vec<u8>>], service: &str) -> Vec<Traffic> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_metrics_become_traffic_latency_and_gauges() {
     let Some(bootstrap) = bootstrap() else { return };
-    let Some(python) = python() else { return };
+    let Some(python) = external("SELFHEAL_TEST_PYTHON") else {
+        return;
+    };
     let mut config = isolated_config(&bootstrap);
     config.ingest.flush_interval_ms = 200;
     let config = Arc::new(config);

@@ -13,26 +13,13 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use common::{bootstrap, isolated_config, of, read_until};
+use common::{bootstrap, external, isolated_config, of, read_until};
 use selfheal_common::CancellationToken;
 use selfheal_schemas::{AnyEvent, Traffic};
 
 /// Requests per second the exporter counts, and the share that fail.
 const RPS: f64 = 40.0;
 const ERR_RPS: f64 = 4.0;
-
-fn prometheus_bin() -> Option<String> {
-    match std::env::var("SELFHEAL_TEST_PROMETHEUS") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => panic!(
-            "SELFHEAL_TEST_PROMETHEUS is not set; run the suite with ./deploy/test.sh (it installs Prometheus)"
-        ),
-        _ => {
-            eprintln!("SKIPPED: SELFHEAL_TEST_PROMETHEUS unset");
-            None
-        }
-    }
-}
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -108,7 +95,9 @@ async fn start_prometheus(bin: &str, target: &str, dir: &std::path::Path) -> (Ki
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_per_window_comes_from_a_real_prometheus() {
     let Some(bootstrap) = bootstrap() else { return };
-    let Some(bin) = prometheus_bin() else { return };
+    let Some(bin) = external("SELFHEAL_TEST_PROMETHEUS") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let target = exporter().await;
     let (_prom, url) = start_prometheus(&bin, &target, tmp.path()).await;

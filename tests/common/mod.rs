@@ -52,6 +52,23 @@ pub fn assign_from_beginning(bootstrap: &str, topic: &str, read_committed: bool)
     consumer
 }
 
+/// A program a test needs that `deploy/test.sh` installs and names in the
+/// environment variable `var` (a python venv, node, promtool, Prometheus).
+/// Unset: the test is skipped locally, but fails under `CI=true`, like a
+/// missing broker.
+pub fn external(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{var} is not set: run the suite with ./deploy/test.sh (it installs what the tests need)")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} unset; run ./deploy/test.sh to run this test");
+            None
+        }
+    }
+}
+
 /// The real broker's bootstrap address from `SELFHEAL_TEST_BOOTSTRAP` (set by
 /// `deploy/test.sh`). Without it the test is skipped locally, but fails under
 /// `CI=true`: CI must never count a Kafka test as passed without a broker.
