@@ -486,3 +486,63 @@ fn histogram_point(
         }),
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn point(start: u64, time: u64, counts: &[u64]) -> HistogramDataPoint {
+        HistogramDataPoint {
+            start_time_unix_nano: start,
+            time_unix_nano: time,
+            bucket_counts: counts.to_vec(),
+            explicit_bounds: vec![0.1],
+            count: counts.iter().sum(),
+            sum: Some(counts.iter().sum::<u64>() as f64),
+            ..HistogramDataPoint::default()
+        }
+    }
+
+    #[test]
+    fn cumulative_points_become_deltas_and_resets_start_over() {
+        let mut c = Cumulative::new(10);
+        let t0 = 1_800_000_000 * S;
+        let k = || "series".to_owned();
+        // A fresh process: its first point counts from its start.
+        assert_eq!(
+            c.delta(k(), &point(t0, t0 + 10 * S, &[3, 1])),
+            Some((t0, vec![3, 1], 4.0))
+        );
+        assert_eq!(
+            c.delta(k(), &point(t0, t0 + 20 * S, &[5, 4])),
+            Some((t0 + 10 * S, vec![2, 3], 5.0))
+        );
+        // A resend of the same point counts nothing.
+        assert_eq!(c.delta(k(), &point(t0, t0 + 20 * S, &[5, 4])), None);
+        // A restart of the process (new start): counted from its start.
+        let t1 = t0 + 30 * S;
+        assert_eq!(
+            c.delta(k(), &point(t1, t1 + 5 * S, &[1, 0])),
+            Some((t1, vec![1, 0], 1.0))
+        );
+        // A series first seen long after its start is only remembered.
+        let old = point(t0, t0 + 3_600 * S, &[900, 100]);
+        assert_eq!(c.delta("other".to_owned(), &old), None);
+        assert_eq!(
+            c.delta("other".to_owned(), &point(t0, t0 + 3_660 * S, &[910, 100])),
+            Some((t0 + 3_600 * S, vec![10, 0], 10.0))
+        );
+    }
+
+    #[test]
+    fn the_state_stays_bounded() {
+        let mut c = Cumulative::new(2);
+        let t0 = 1_800_000_000 * S;
+        for i in 0..5u64 {
+            c.delta(format!("s{i}"), &point(t0, t0 + (i + 1) * S, &[1, 0]));
+        }
+        assert!(c.last.len() <= 2, "{}", c.last.len());
+    }
+}
