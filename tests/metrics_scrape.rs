@@ -152,6 +152,10 @@ async fn every_service_exposes_its_outcomes_lag_and_build() {
         Some(1.0),
         "{ingest_m}"
     );
+    assert!(
+        value(&ingest_m, "selfheal_ingest_flush_size_messages_count").is_some_and(|n| n >= 1.0),
+        "a flush-size histogram: {ingest_m}"
+    );
     let version = env!("CARGO_PKG_VERSION");
     for (name, addr) in [
         ("ingest", ingest.http_addr),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 use selfheal_common::config::TopicsConfig;
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use std::sync::Mutex;
@@ -211,6 +211,7 @@ struct BatchMetrics {
     buffered: IntGauge,
     flushes: IntCounterVec,
     events: IntCounterVec,
+    size: Histogram,
 }
 
 impl BatchMetrics {
@@ -236,10 +237,19 @@ impl BatchMetrics {
             &["topic"],
         )
         .expect("valid metric");
+        let size = Histogram::with_opts(
+            HistogramOpts::new(
+                "selfheal_ingest_flush_size_messages",
+                "Kafka messages per flush (merged events of every request in it).",
+            )
+            .buckets(vec![1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
+        )
+        .expect("valid metric");
         for m in [
             Box::new(buffered.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(flushes.clone()),
             Box::new(events.clone()),
+            Box::new(size.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -247,6 +257,7 @@ impl BatchMetrics {
             buffered,
             flushes,
             events,
+            size,
         }
     }
 }
@@ -363,6 +374,7 @@ async fn flush(
             return false;
         }
     };
+    metrics.size.observe(outgoing.len() as f64);
     match writer {
         Writer::Pipelined(producer) => {
             pipelined(producer, outgoing, subs, metrics, in_flight).await;
