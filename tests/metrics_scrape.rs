@@ -123,6 +123,69 @@ async fn every_service_exposes_its_outcomes_lag_and_build() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // Fuzzed bad input: 300 NDJSON lines of random keys, types and values
+    // (seeded), to every NDJSON endpoint; the `field` label must stay a
+    // small set of the parser's own names.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let keys = [
+        "type", "ts", "service", "revision", "message", "requests", "errors", "window_s", "stack",
+        "x-y", "ünï", "",
+    ];
+    let values = [
+        "\"\"",
+        "null",
+        "-1",
+        "1e309",
+        "9223372036854775808",
+        "\"2099-01-01T00:00:00Z\"",
+        "[1,2]",
+        "{\"a\":1}",
+        "true",
+        "\"log\"",
+        "\"traffic\"",
+        "\"deploy\"",
+        "\"checkout\"",
+    ];
+    for endpoint in ["ndjson/logs", "traffic", "deploys", "builds"] {
+        let body: String = (0..75)
+            .map(|i| {
+                let n = 1 + next() % 6;
+                let fields: Vec<String> = (0..n)
+                    .map(|_| {
+                        let k = keys[(next() % keys.len() as u64) as usize];
+                        let v = values[(next() % values.len() as u64) as usize];
+                        format!(
+                            "\"{k}{}\":{v}",
+                            if next() % 4 == 0 {
+                                i.to_string()
+                            } else {
+                                String::new()
+                            }
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}\n", fields.join(","))
+            })
+            .collect();
+        let r = http
+            .post(format!("{base}/v1/{endpoint}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error() || r.status().is_success(),
+            "{endpoint}: {}",
+            r.status()
+        );
+    }
+
     let b = bootstrap.clone();
     let topic = config.topics.actions.clone();
     tokio::task::spawn_blocking(move || read_until(&b, &topic, WAIT, |evs| !evs.is_empty()))
@@ -144,12 +207,27 @@ async fn every_service_exposes_its_outcomes_lag_and_build() {
             .any(|v| v.contains("[0]") || v.contains("[39]")),
         "a label carries a record position: {ingest_m}"
     );
+    let fields: std::collections::BTreeSet<String> = ingest_m
+        .lines()
+        .filter(|l| l.starts_with("selfheal_ingest_lines_rejected_total{"))
+        .map(|l| l[..l.rfind(' ').unwrap_or(l.len())].to_owned())
+        .collect();
+    eprintln!(
+        "rejected-field label values after the fuzzed input: {}",
+        fields.len()
+    );
+    assert!(
+        fields.len() <= 30,
+        "the fuzzed input grew the field label to {} values: {fields:?}",
+        fields.len()
+    );
     assert_eq!(
         value(
             &ingest_m,
             "selfheal_ingest_request_duration_seconds_count{endpoint=\"logs\"}"
         ),
-        Some(1.0),
+        // BAD_DEPLOY and the fuzzed body, both on /v1/ndjson/logs.
+        Some(2.0),
         "{ingest_m}"
     );
     assert!(
