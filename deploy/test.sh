@@ -144,7 +144,15 @@ say "schema registry ready at $SELFHEAL_TEST_SCHEMA_REGISTRY in $REGISTRY_TIME"
 if [[ "$START_CLUSTER3" == 1 ]]; then
   "$KAFKA_DIR/cluster3.sh" stop --clean 200>&- >/dev/null 2>&1 || true
   t_cluster=$(now_ms)
-  "$KAFKA_DIR/cluster3.sh" start 200>&- >&2 || die "the 3-node cluster did not start (see $KAFKA_CLUSTER_RUN_DIR)"
+  # One retry: its fixed ports sit in the kernel's ephemeral range, so an
+  # outgoing connection can hold one for a moment (seen once: "Address already
+  # in use" on a controller port with nothing listening there).
+  if ! "$KAFKA_DIR/cluster3.sh" start 200>&- >&2; then
+    say "3-node cluster start failed; cleaning up and retrying once"
+    "$KAFKA_DIR/cluster3.sh" stop --clean 200>&- >/dev/null 2>&1 || true
+    sleep 3
+    "$KAFKA_DIR/cluster3.sh" start 200>&- >&2 || die "the 3-node cluster did not start (see $KAFKA_CLUSTER_RUN_DIR)"
+  fi
   CLUSTER_TIME="$(secs_since "$t_cluster")s"
   B=$KAFKA_CLUSTER_BASE_PORT
   export SELFHEAL_TEST_CLUSTER3="127.0.0.1:$B,127.0.0.1:$((B + 1)),127.0.0.1:$((B + 2))"
