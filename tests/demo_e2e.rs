@@ -518,8 +518,20 @@ fn check_bad_deploy(bootstrap: &str, demo: &Demo) {
         AnyEvent::Regression(r) => Some(r),
         _ => None,
     });
-    assert_eq!(regressions.len(), 1, "{regressions:?}");
-    let r = &regressions[0];
+    // The demo's payments-api upstream times out on 2% of calls at random, so a
+    // chance spike of those timeouts right after the deploy is sometimes
+    // flagged beside the KeyError (seen in 1 run of 3). That one is allowed,
+    // and only with its dependency cue; the KeyError must be there exactly once.
+    let (key_regressions, others): (Vec<&Regression>, Vec<&Regression>) = regressions
+        .iter()
+        .partition(|r| r.template.contains("KeyError"));
+    assert_eq!(key_regressions.len(), 1, "{regressions:?}");
+    assert!(
+        others.iter().all(|o| o.template.contains("payments-api")
+            && o.external_cues.iter().any(|c| c == "upstream:payments-api")),
+        "only the KeyError and a chance upstream spike: {regressions:?}"
+    );
+    let r = key_regressions[0];
     assert_eq!(
         (r.revision.as_str(), r.kind),
         (b.as_str(), RegressionKind::New)
@@ -538,12 +550,27 @@ fn check_bad_deploy(bootstrap: &str, demo: &Demo) {
         AnyEvent::Verdict(v) => Some(v),
         _ => None,
     });
-    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
-    let v = &verdicts[0];
+    // One incident for the deploy; a later regression of it (the chance
+    // upstream spike) may update the verdict, and the latest one counts.
+    assert!(!verdicts.is_empty());
+    assert!(
+        verdicts
+            .iter()
+            .all(|x| x.incident_id.is_some() && x.incident_id == verdicts[0].incident_id),
+        "{verdicts:?}"
+    );
+    let v = verdicts.iter().max_by_key(|x| x.incident_seq).unwrap();
     assert_eq!(v.decision, Decision::Caused);
     assert_eq!(v.evidence[0].file, "src/shop/pricing.py");
     assert_eq!(v.evidence[0].line, Some(changed_line));
-    assert_eq!(v.regression_ids, vec![r.id.clone()]);
+    assert!(v.regression_ids.contains(&r.id), "{v:?}");
+    assert!(
+        v.regression_ids
+            .iter()
+            .all(|id| regressions.iter().any(|x| &x.id == id)),
+        "{v:?}"
+    );
+    let verdict_ids: Vec<&str> = verdicts.iter().map(|x| x.id.as_str()).collect();
 
     // Actions: rollback planned → in progress → succeeded → recovery verified,
     // then the fix-forward that pushed the revert branch.
@@ -566,7 +593,9 @@ fn check_bad_deploy(bootstrap: &str, demo: &Demo) {
     }
     assert!(rollback.iter().all(|x| x.id == rollback[0].id
         && x.target_revision.as_deref() == Some(a.as_str())
-        && x.verdict_id.as_deref() == Some(v.id.as_str())));
+        && x.verdict_id
+            .as_deref()
+            .is_some_and(|id| verdict_ids.contains(&id))));
     let rolled = rollback
         .iter()
         .find(|x| x.status == ActionStatus::Succeeded)
@@ -615,8 +644,9 @@ fn check_bad_deploy(bootstrap: &str, demo: &Demo) {
         r.detected_at_ms - d.deployed_at_ms <= 5 * 60_000,
         "detected within 5 min"
     );
-    assert!(v.decided_at_ms >= r.detected_at_ms);
-    assert!(rollback[0].decided_at_ms >= v.decided_at_ms);
+    assert!(verdicts.iter().all(|x| x.decided_at_ms >= r.detected_at_ms));
+    let first_verdict = verdicts.iter().map(|x| x.decided_at_ms).min().unwrap();
+    assert!(rollback[0].decided_at_ms >= first_verdict);
     assert!(verified.decided_at_ms > rollback[0].decided_at_ms);
     assert!(fix.decided_at_ms >= verified.decided_at_ms);
 }

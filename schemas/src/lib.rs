@@ -61,6 +61,7 @@
 mod codec;
 mod error;
 mod events;
+pub mod ids;
 mod registry_framing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -10,7 +10,8 @@
 //! - [`kafka`]: client configuration, the idempotent producer, topic creation.
 //! - [`consumer`]: the at-least-once consume → process → produce → store-offset loop.
 //! - [`describe`]: one-line summaries of regressions, verdicts and actions for people.
-//! - [`ids`]: stable content-derived ids (regressions, verdicts, actions).
+//! - [`ids`]: stable content-derived ids (regressions, verdicts, actions),
+//!   re-exported from `selfheal-schemas`.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` (axum), mergeable with service routes.
 //! - [`metrics`]: the Prometheus registry and the standard per-service metrics
 //!   (messages, outcomes by kind, detection delay, consumer lag, build info).
@@ -27,7 +28,8 @@ pub mod consumer;
 pub mod describe;
 pub mod embedded;
 pub mod http;
-pub mod ids;
+/// Re-exported from the contracts crate, where subscribers can use it too.
+pub use selfheal_schemas::ids;
 pub mod kafka;
 pub mod metrics;
 pub mod outcome;

@@ -3,8 +3,9 @@
 //! that the service recovered.
 //!
 //! # Layout
-//! - [`policy`] (pure, sync, event time only): the rule table, the safety rails
-//!   and the recovery check. Drivable from a backtest ([`policy::Policy::actions_for`],
+//! - [`policy`] (pure, sync, event time only; in the core crate
+//!   `selfheal-fixer-core` with the `[fixer]` config): the rule table, the
+//!   safety rails and the recovery check. Drivable from a backtest ([`policy::Policy::actions_for`],
 //!   [`policy::backtest_record`]).
 //! - [`executors`]: rollback by argv-template command or HMAC-signed webhook;
 //!   notifications of actions (Slack, PagerDuty, signed webhook).
@@ -18,7 +19,8 @@ pub mod adapter;
 pub mod dispatch;
 pub mod error;
 pub mod executors;
-pub mod policy;
+/// The remediation policy lives in the pure core crate (`selfheal-fixer-core`).
+pub use selfheal_fixer_core::policy;
 pub mod text;
 
 use std::sync::Arc;

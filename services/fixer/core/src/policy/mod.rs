@@ -5,7 +5,7 @@
 //! inputs, so a backtest replays exactly what a live run decided.
 //!
 //! # Decisions
-//! For each verdict the [rule table](selfheal_common::config::FixerRule) picks
+//! For each verdict the [rule table](crate::config::FixerRule) picks
 //! an action (first match wins) from the verdict's decision and confidence, the
 //! severity of its regressions ([`severity`]: error-budget burn rate from
 //! requests, new crash signatures), whether it cites changed lines, external
@@ -40,8 +40,8 @@ pub mod severity;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use selfheal_common::config::{DispatcherKind, FixerConfig, FixerRule, RollbackExecutorKind};
-use selfheal_common::ids::stable_id;
+use crate::config::{DispatcherKind, FixerConfig, FixerRule, RollbackExecutorKind};
+use selfheal_schemas::ids::stable_id;
 use selfheal_schemas::{
     Action, ActionKind, ActionStatus, AnyEvent, Decision, Deploy, Evidence, Regression,
     RegressionKind, SignatureCount, Traffic, Verdict,

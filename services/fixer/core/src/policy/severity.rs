@@ -6,7 +6,7 @@
 //! `1 - slo`. A burn rate of 1 spends the budget exactly over the SLO period;
 //! 14.4 spends 2% of a 30-day budget in an hour (Google SRE workbook, ch. 5).
 
-use selfheal_common::config::{FixerConfig, LatencySlo, Severity};
+use crate::config::{FixerConfig, LatencySlo, Severity};
 use selfheal_schemas::{Regression, RegressionKind};
 
 /// The facts about a verdict's regressions that rules match on.

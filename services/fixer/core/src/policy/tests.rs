@@ -1,7 +1,7 @@
 //! The policy table, the safety rails and the recovery check.
 
 use super::*;
-use selfheal_common::config::FixerServiceConfig;
+use crate::config::FixerServiceConfig;
 use selfheal_schemas::RateBasis;
 
 const T0: i64 = 1_773_050_400_000;
@@ -695,7 +695,7 @@ fn recovery_verified_when_the_signatures_stop() {
 fn no_fix_after_rollback_when_disabled_or_without_a_dispatcher() {
     for config in [
         FixerConfig {
-            dispatch: selfheal_common::config::DispatchConfig {
+            dispatch: crate::config::DispatchConfig {
                 after_rollback: false,
                 dispatcher: DispatcherKind::Revert,
                 ..Default::default()
@@ -932,7 +932,7 @@ fn a_verdict_read_before_its_deploy_and_regressions_waits_for_them() {
 fn a_latency_rollback_recovers_when_the_slow_share_returns() {
     use selfheal_schemas::{LatencyHistogram, MetricDetail};
     let bounds = vec![0.1, 0.25, 0.5, 1.0];
-    let series = selfheal_common::ids::metric_series_id(
+    let series = selfheal_schemas::ids::metric_series_id(
         "http.server.request.duration",
         Some("/quote"),
         &bounds,
@@ -971,7 +971,7 @@ fn a_latency_rollback_recovers_when_the_slow_share_returns() {
         decided_at_ms: T0,
         incident_id: None,
     };
-    let config = selfheal_common::config::RecoveryConfig::default();
+    let config = crate::config::RecoveryConfig::default();
     let hist = |rev: &str, at: i64, slow: i64| LatencyHistogram {
         service: "checkout".into(),
         revision: rev.into(),

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use selfheal_common::config::RecoveryConfig;
+use crate::config::RecoveryConfig;
 use selfheal_schemas::{
     Action, LatencyHistogram, RateBasis, Regression, RegressionKind, SignatureCount, Traffic,
 };
@@ -118,7 +118,7 @@ impl Watch {
         if !self.covers(&h.service, &h.revision, h.window_start_ms, end) {
             return;
         }
-        let id = selfheal_common::ids::metric_series_id(&h.metric, h.route.as_deref(), &h.bounds);
+        let id = selfheal_schemas::ids::metric_series_id(&h.metric, h.route.as_deref(), &h.bounds);
         let Some(&bound) = self.slow_above.get(&id) else {
             return;
         };
