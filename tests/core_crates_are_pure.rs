@@ -18,7 +18,7 @@ const IO_CRATES: &[&str] = &[
 ];
 
 /// The pure core crates.
-const CORES: &[&str] = &["selfheal-fixer-core"];
+const CORES: &[&str] = &["selfheal-fixer-core", "selfheal-triage-core"];
 
 fn lock_graph() -> BTreeMap<String, Vec<String>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock");

@@ -2,7 +2,8 @@
 //! changed line, or says why it did not or cannot tell.
 //!
 //! # Layout
-//! Pure (sync, no IO, deterministic):
+//! Pure (sync, no IO, deterministic; in the core crate `selfheal-triage-core`
+//! with the `[triage]` config, re-exported here):
 //! - [`diff`]: the unified-diff parser (fuzzed: never panics).
 //! - [`classes`]: file classes (runtime, config, test, docs …) with per-repo overrides.
 //! - [`frames`]: stack-frame paths → repository paths.
@@ -19,18 +20,14 @@
 //! knows deploys it re-reads (its group offsets are committed); a regression
 //! of an unknown deploy is `inconclusive`.
 
-pub mod classes;
-pub mod core;
-pub mod decide;
-pub mod diff;
-pub mod frames;
-pub mod functions;
-pub mod incident;
-pub mod judge;
-pub mod link;
 pub mod llm;
-pub mod settings;
 pub mod source;
+
+/// The pure modules live in the core crate (`selfheal-triage-core`), which
+/// builds and tests without librdkafka or an async runtime.
+pub use selfheal_triage_core::{
+    classes, config, core, decide, diff, frames, functions, incident, judge, link, settings,
+};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,16 +43,8 @@ use selfheal_schemas::{AnyEvent, Decision, Regression, RegressionKind, Verdict};
 /// The service name.
 pub const NAME: &str = "triage";
 
-/// Errors of the triage crate.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The `[triage]` configuration is invalid (poison: fix the config).
-    #[error("invalid triage configuration: {0}")]
-    Config(String),
-}
-
-/// Result alias of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Errors of triage (defined in the core crate, whose constructor returns them).
+pub use selfheal_triage_core::error::{Error, Result};
 
 /// Starts triage (consumer loop + health/metrics HTTP).
 pub async fn spawn(

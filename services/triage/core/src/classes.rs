@@ -26,7 +26,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use selfheal_common::config::ClassOverride;
+use crate::config::ClassOverride;
 
 /// What kind of file a changed path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

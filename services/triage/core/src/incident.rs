@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use selfheal_common::ids::stable_id;
+use selfheal_schemas::ids::stable_id;
 use selfheal_schemas::{Frame, Regression};
 
 /// Incidents kept.

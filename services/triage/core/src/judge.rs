@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use selfheal_common::ids::stable_id;
+use selfheal_schemas::ids::stable_id;
 use selfheal_schemas::{
     Action, ActionKind, ActionStatus, Decision, Evidence, Localization, Regression, RegressionKind,
     Verdict,

@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use selfheal_common::config::TriageConfig;
+use crate::config::TriageConfig;
 use selfheal_schemas::{AnyEvent, Deploy, Evidence, Regression, RegressionKind, Verdict};
 
 use crate::classes::{Classifier, FileClass};
 use crate::diff::{self, FileDiff};
+use crate::error::{Error, Result};
 use crate::incident::Incidents;
 use crate::link;
-use crate::{Error, Result};
 
 /// Where a deploy's diff stands.
 #[derive(Debug, Clone, PartialEq)]
