@@ -18,7 +18,11 @@ const IO_CRATES: &[&str] = &[
 ];
 
 /// The pure core crates.
-const CORES: &[&str] = &["selfheal-fixer-core", "selfheal-triage-core"];
+const CORES: &[&str] = &[
+    "selfheal-detector-core",
+    "selfheal-fixer-core",
+    "selfheal-triage-core",
+];
 
 fn lock_graph() -> BTreeMap<String, Vec<String>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock");

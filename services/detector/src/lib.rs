@@ -1,11 +1,15 @@
 //! selfheal detector: decides whether a deploy made errors worse.
 //!
 //! # Layout
+//! In the core crate `selfheal-detector-core` with the `[detector]` config,
+//! re-exported here:
 //! - [`core`] (pure): windows, baselines, the sequential test, the fleet guard.
 //! - [`fleet`] (pure): fleet summaries exchanged between detector instances,
 //!   and the bounded view of the other instances' services.
 //! - [`series`] (pure): compact minute/hour event-time count series.
 //! - [`stats`] (pure): p-values, e-values, e-BH, dispersion.
+//!
+//! In this crate:
 //! - [`validate`] (pure): input events of the wrong type for their topic or
 //!   with absurd values are rejected (dead-lettered) before the core.
 //! - [`Checked`], the [`Core`] impl (adapter): the shared at-least-once
@@ -23,16 +27,16 @@
 //!   metrics (late and beyond-horizon events, waited evaluations).
 
 pub mod changelog;
-pub mod core;
 pub mod exactly_once;
-pub mod fleet;
 pub mod fleet_topic;
 pub mod merge;
 pub mod metrics;
 pub mod ordered_input;
-pub mod series;
-pub mod stats;
 pub mod validate;
+
+/// The statistics live in the core crate (`selfheal-detector-core`), which
+/// builds and tests without librdkafka or an async runtime.
+pub use selfheal_detector_core::{config, core, fleet, series, stats};
 
 use std::sync::Arc;
 

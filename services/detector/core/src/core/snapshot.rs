@@ -102,7 +102,7 @@ impl Detector {
 
 #[cfg(test)]
 mod tests {
-    use selfheal_common::config::DetectorConfig;
+    use crate::config::DetectorConfig;
     use selfheal_schemas::{AnyEvent, SignatureCount, Traffic};
 
     use super::*;

@@ -94,7 +94,7 @@ pub struct FleetCount {
 /// The cross-service identity of an error: a hash of exception type and
 /// template (the detector's template key), stable across processes.
 pub fn template_hash(template_key: &str) -> String {
-    selfheal_common::ids::stable_id(&[template_key])
+    selfheal_schemas::ids::stable_id(&[template_key])
 }
 
 /// Deltas accumulated since the last [`Outbox::take`].

@@ -2,7 +2,7 @@
 //! enough (decided when the candidate is made); a spike needs all three of:
 //! q ≤ α, observed/expected ≥ `min_rate_ratio`, and ≥ `min_count` events.
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 use selfheal_schemas::RegressionKind;
 
 /// Whether a candidate of `kind` with `x` observed, `mu` expected and

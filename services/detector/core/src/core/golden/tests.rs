@@ -1,6 +1,6 @@
 //! The golden-signal stage end to end through [`Detector::on_event`].
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 use selfheal_schemas::{AnyEvent, Deploy, LatencyHistogram, Regression, RegressionKind, Traffic};
 
 use crate::core::Detector;

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 
 use crate::core::{DeployState, SigState, BASIS_WAIT_MS};
 use crate::series::{Series, HOUR_MS, MINUTE_MS};

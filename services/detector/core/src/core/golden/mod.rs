@@ -31,7 +31,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 use selfheal_schemas::{InstanceGauge, LatencyHistogram, RegressionKind, Traffic};
 
 use crate::series::{Series, MINUTE_MS};
@@ -364,7 +364,7 @@ fn latency_finding(
     }
     Some(Finding {
         kind: RegressionKind::Latency,
-        key: selfheal_common::ids::metric_series_id(
+        key: selfheal_schemas::ids::metric_series_id(
             &series.metric,
             series.route.as_deref(),
             &series.bounds,

@@ -56,7 +56,7 @@ mod watermarks;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 use selfheal_schemas::{
     AnyEvent, Build, BuildStatus, Deploy, Regression, RegressionKind, SignatureCount, Traffic,
 };

@@ -7,7 +7,7 @@ use super::{Deployed, Finding};
 
 /// The 16-hex id of a metric series (Regression.signature).
 pub(super) fn series_id(key: &str) -> String {
-    selfheal_common::ids::stable_id(&["golden", key])
+    selfheal_schemas::ids::stable_id(&["golden", key])
 }
 
 fn describe(f: &Finding) -> (String, String) {

@@ -47,7 +47,7 @@
 
 use std::collections::BTreeSet;
 
-use selfheal_common::config::DetectorConfig;
+use crate::config::DetectorConfig;
 
 use crate::core::{load, predeploy, Detector, SigState, GUARD_LOOKBACK};
 use crate::fleet::template_hash;

@@ -1,7 +1,7 @@
 //! Stage: output. Builds the Regression events (the public contract) from a
 //! flagged candidate and the guard's assessment, and build failures.
 
-use selfheal_common::ids::stable_id;
+use selfheal_schemas::ids::stable_id;
 use selfheal_schemas::{Build, RateBasis, Regression, RegressionKind, SignatureCount};
 
 use crate::core::guard::Assessment;
