@@ -2,7 +2,7 @@
 # Backtest throughput: `selfheal backtest` end to end (reading, parsing, the
 # pipeline, writing the outputs) on the simulator history, in records per
 # second of wall time. Runs it several times and prints each run, then the
-# best and the median; also checks that every run wrote the same bytes.
+# median with its range; also checks that every run wrote the same bytes.
 #
 # Usage: deploy/bench-backtest.sh [RUNS]         (default 5, from any directory)
 # Env:   SELFHEAL_BIN     the binary (default: target/release/selfheal, built
@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/median.sh
+source "$ROOT_DIR/deploy/lib/median.sh"
 RUNS="${1:-5}"
 BIN="${SELFHEAL_BIN:-${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/selfheal}"
 DIR="${BENCH_DIR:-/tmp/selfheal-bench}"
@@ -55,9 +57,10 @@ for i in $(seq 1 "$RUNS"); do
     done
   fi
 done
-sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
-best=$(head -1 <<<"$sorted")
-median=$(sed -n "$(((RUNS + 1) / 2))p" <<<"$sorted")
-awk -v n="$RECORDS" -v b="$best" -v m="$median" 'BEGIN {
-  printf "best   %.2f s: %.0f records/s\nmedian %.2f s: %.0f records/s\n", b, n / b, m, n / m }'
+ms=()
+for w in "${walls[@]}"; do ms+=("$(awk -v w="$w" 'BEGIN { printf "%d", w * 1000 }')"); done
+median_range "${ms[@]}"
+awk -v n="$RECORDS" -v m="$MED" -v lo="$MIN" -v hi="$MAX" -v r="$RUNS" 'BEGIN {
+  printf "%d runs: median %.2f s (%.2f–%.2f s) = median %.0f records/s, range %.0f–%.0f records/s\n",
+    r, m / 1000, lo / 1000, hi / 1000, n * 1000 / m, n * 1000 / hi, n * 1000 / lo }'
 say "all $RUNS runs wrote identical regressions, verdicts and actions"

@@ -9,6 +9,8 @@
 # Usage: deploy/bench-build.sh [RUNS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/median.sh
+source "$ROOT/deploy/lib/median.sh"
 RUNS="${1:-3}"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive number, got '$RUNS'" >&2; exit 1; }
 DIR="$ROOT/target/bench-build"
@@ -24,8 +26,6 @@ for ((i = 1; i <= RUNS; i++)); do
   times+=("$ms")
   printf 'run %d: %d.%d s\n' "$i" $((ms / 1000)) $(((ms % 1000) / 100))
 done
-mapfile -t sorted < <(printf '%s\n' "${times[@]}" | sort -n)
-n=${#sorted[@]}
-if ((n % 2)); then med=${sorted[n / 2]}; else med=$(( (sorted[n / 2 - 1] + sorted[n / 2]) / 2 )); fi
+median_range "${times[@]}"
 fmt() { printf '%dm %02ds' $(($1 / 60000)) $((($1 / 1000) % 60)); }
-echo "clean release build of selfheal, $n runs: median $(fmt "$med"), range $(fmt "${sorted[0]}")–$(fmt "${sorted[n - 1]}") ($(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "clean release build of selfheal, ${#times[@]} runs: median $(fmt "$MED"), range $(fmt "$MIN")–$(fmt "$MAX") ($(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg))"

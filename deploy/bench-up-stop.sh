@@ -9,6 +9,8 @@
 # Env:   SELFHEAL_BIN  the binary (default target/release/selfheal, built if missing)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/median.sh
+source "$ROOT/deploy/lib/median.sh"
 RUNS="${1:-5}"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive number, got '$RUNS'" >&2; exit 1; }
 BIN="${SELFHEAL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/selfheal}"
@@ -39,7 +41,5 @@ for ((i = 1; i <= RUNS; i++)); do
   times+=("$ms")
   printf 'run %d: %d ms\n' "$i" "$ms"
 done
-mapfile -t sorted < <(printf '%s\n' "${times[@]}" | sort -n)
-n=${#sorted[@]}
-if ((n % 2)); then med=${sorted[n / 2]}; else med=$(((sorted[n / 2 - 1] + sorted[n / 2]) / 2)); fi
-echo "selfheal up stop on SIGTERM, $n runs: median $med ms, range ${sorted[0]}–${sorted[n - 1]} ms ($(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg))"
+median_range "${times[@]}"
+echo "selfheal up stop on SIGTERM, ${#times[@]} runs: median $MED ms, range $MIN–$MAX ms ($(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -1,4 +1,5 @@
-//! The at-least-once consumer loop every Kafka-fed service runs.
+//! The stage consumer every Kafka-fed service runs (triage, fixer; the
+//! detector without exactly-once), on the one delivery loop ([`crate::delivery`]).
 //!
 //! For each message: decode → [`Stage::handle`] → produce the outputs → and only
 //! when every output has been acknowledged, store the message's offset for the
@@ -13,18 +14,17 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Statistics};
 use selfheal_schemas::{AnyEvent, DeadLetter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::delivery::{self, AtLeastOnce, Bounds, Handler, Settlement};
 use crate::kafka::{client_config, EventProducer, Outgoing};
 use crate::metrics::StageMetrics;
 use crate::{wall_clock_ms, Error, Result};
@@ -75,9 +75,8 @@ pub struct ConsumerSpec {
     pub dlq_topic: String,
 }
 
-type Pending = Pin<Box<dyn Future<Output = Result<MessageMeta>> + Send>>;
-
-/// Runs the consume loop until `shutdown` is cancelled or a fatal error occurs.
+/// Runs the consume loop until `shutdown` is cancelled or a fatal error occurs:
+/// [`crate::delivery::run`] with the stage as its handler, at least once.
 ///
 /// Shutdown order: stop fetching, wait for in-flight outputs to be acknowledged and
 /// store their offsets, commit synchronously, then close the consumer (bounded by
@@ -85,7 +84,7 @@ type Pending = Pin<Box<dyn Future<Output = Result<MessageMeta>> + Send>>;
 pub async fn run<S: Stage>(
     config: &Config,
     spec: ConsumerSpec,
-    mut stage: S,
+    stage: S,
     producer: EventProducer,
     metrics: StageMetrics,
     shutdown: CancellationToken,
@@ -99,87 +98,54 @@ pub async fn run<S: Stage>(
             source,
         })?;
     tracing::info!(stage = stage.name(), group = %spec.group_id, topics = ?spec.topics, "consuming");
-
-    let max_in_flight = config.kafka.max_in_flight.max(1);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    let mut outcome = Ok(());
-
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(done) = pending.next(), if !pending.is_empty() => {
-                match done {
-                    Ok(meta) => store_offset(&consumer, &meta),
-                    Err(e) => { outcome = Err(e); break; }
-                }
-            }
-            received = consumer.recv(), if pending.len() < max_in_flight => {
-                let msg = match received {
-                    Ok(msg) => msg,
-                    Err(e) => {
-                        // Transport errors are reported here but librdkafka keeps
-                        // retrying by itself; back off briefly and go on.
-                        tracing::warn!(stage = stage.name(), error = %e, "consumer error");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
-                // An id first seen here is looked up before decoding; an
-                // unreachable registry stops the loop, nothing is stored.
-                let resolved = crate::schema_registry::resolve_id_of(msg.payload().unwrap_or_default()).await;
-                if let Err(e) = resolved { outcome = Err(e); break; }
-                match process(&mut stage, &msg, &spec, &metrics) {
-                    Ok(outputs) => {
-                        let meta = meta_of(&msg);
-                        match enqueue_all(&producer, &outputs, &metrics).await {
-                            Ok(acks) => pending.push_back(Box::pin(async move {
-                                try_join_all(acks).await?;
-                                Ok(meta)
-                            })),
-                            Err(e) => { outcome = Err(e); break; }
-                        }
-                    }
-                    Err(e) => { outcome = Err(e); break; }
-                }
-            }
-        }
-    }
-
-    // Drain: every output already handed to the producer gets its chance to be
-    // acknowledged, so its input offset can be stored before the final commit.
-    let drain_deadline = Duration::from_millis(config.kafka.delivery_timeout_ms + 1_000);
-    let drained = tokio::time::timeout(drain_deadline, async {
-        while let Some(done) = pending.next().await {
-            match done {
-                Ok(meta) if outcome.is_ok() => store_offset(&consumer, &meta),
-                Ok(_) => {}
-                Err(e) => {
-                    if outcome.is_ok() {
-                        outcome = Err(e);
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            stage = stage.name(),
-            "in-flight outputs not acknowledged before the drain deadline; their inputs will be re-read"
-        );
-    }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // NoOffset just means nothing new was stored since the last commit.
-        tracing::debug!(stage = stage.name(), error = %e, "final commit");
-    }
-    close_consumer(
+    let mut handler = StageHandler {
+        stage,
+        spec,
+        producer,
+        metrics,
+        max_in_flight: config.kafka.max_in_flight.max(1),
+    };
+    delivery::run(
         consumer,
-        Duration::from_millis(config.kafka.close_timeout_ms),
-        stage.name(),
+        &mut handler,
+        &mut AtLeastOnce,
+        Bounds::of(&config.kafka),
+        shutdown,
     )
-    .await;
-    outcome
+    .await
+}
+
+/// A [`Stage`] as a delivery [`Handler`]: one message, one settlement, which
+/// resolves once every output of the message is acknowledged.
+struct StageHandler<S> {
+    stage: S,
+    spec: ConsumerSpec,
+    producer: EventProducer,
+    metrics: StageMetrics,
+    max_in_flight: usize,
+}
+
+impl<S: Stage> Handler for StageHandler<S> {
+    fn name(&self) -> &'static str {
+        self.stage.name()
+    }
+
+    fn max_pending(&self) -> usize {
+        self.max_in_flight
+    }
+
+    async fn accept(&mut self, msg: &BorrowedMessage<'_>) -> Result<Option<Settlement>> {
+        // An id first seen here is looked up before decoding; an unreachable
+        // registry stops the loop, nothing is stored.
+        crate::schema_registry::resolve_id_of(msg.payload().unwrap_or_default()).await?;
+        let outputs = process(&mut self.stage, msg, &self.spec, &self.metrics)?;
+        let meta = meta_of(msg);
+        let acks = enqueue_all(&self.producer, &outputs, &self.metrics).await?;
+        Ok(Some(Box::pin(async move {
+            try_join_all(acks).await?;
+            Ok(vec![meta])
+        })))
+    }
 }
 
 /// A group consumer whose librdkafka statistics feed the lag gauge.
@@ -218,7 +184,7 @@ impl LagContext {
 }
 
 /// Creates a group consumer for `spec` with at-least-once settings: offsets are
-/// stored by hand ([`store_offset`]) and auto-committed, reads are `read_committed`.
+/// stored by hand ([`crate::delivery::AtLeastOnce`]) and auto-committed, reads are `read_committed`.
 /// With `metrics`, its statistics set the consumer-lag gauge.
 pub fn create_consumer(
     config: &Config,
@@ -322,17 +288,6 @@ async fn enqueue_all(
         metrics.produced_outgoing(out);
     }
     Ok(acks)
-}
-
-/// Stores `meta`'s offset for the next commit (call only once its outputs are
-/// acknowledged, in consumption order).
-pub fn store_offset(consumer: &GroupConsumer, meta: &MessageMeta) {
-    // Fails only when the partition was revoked meanwhile; its new owner re-reads
-    // from the last commit, which is the at-least-once contract.
-    if let Err(e) = consumer.store_offset(&meta.topic, meta.partition, meta.offset) {
-        tracing::debug!(topic = %meta.topic, partition = meta.partition, offset = meta.offset,
-            error = %e, "offset not stored");
-    }
 }
 
 /// Closes `consumer` on a separate thread, abandoning it after `timeout`.

@@ -8,7 +8,10 @@
 //! # Layout
 //! - [`config`]: the documented, typed configuration (TOML + `SELFHEAL__…` env).
 //! - [`kafka`]: client configuration, the idempotent producer, topic creation.
-//! - [`consumer`]: the at-least-once consume → process → produce → store-offset loop.
+//! - [`delivery`]: the one at-least-once delivery loop (a handler, settlements in
+//!   consumption order, a commit policy, drain and close on shutdown).
+//! - [`consumer`]: the stage consumer on it (decode → stage → produce → store offset),
+//!   dead letters, the group consumer and its lag gauge.
 //! - [`describe`]: one-line summaries of regressions, verdicts and actions for people.
 //! - [`ids`]: stable content-derived ids (regressions, verdicts, actions),
 //!   re-exported from `selfheal-schemas`.
@@ -25,6 +28,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod delivery;
 pub mod describe;
 pub mod embedded;
 pub mod http;

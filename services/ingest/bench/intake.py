@@ -77,23 +77,26 @@ def free_pair():
 def make_bodies(count, lines_per_request, seed=7):
     rnd = random.Random(seed)
     services = [f"svc-{i:02d}" for i in range(20)]
-    bodies, sizes = [], []
+    bodies, sizes, keys = [], [], []
     base_ms = 1_773_050_400_000
     for b in range(count):
-        lines = []
+        lines, body_keys = [], set()
         for i in range(lines_per_request):
             t = rnd.choice(TEMPLATES)
             msg = t.format(n=rnd.randrange(1, 10**6), h=f"{rnd.getrandbits(40):x}",
                            a=rnd.randrange(256), b=rnd.randrange(256),
                            u=rnd.choice(["alice", "bob", "carol", "dave", "erin"]) + str(rnd.randrange(100)))
             svc = rnd.choice(services)
-            line = json.dumps({"ts": base_ms + (b * lines_per_request + i) * 7, "service": svc,
-                               "revision": rnd.choice(["a1b2c3d", "b2c3d4e"]), "level": "error",
+            ts, rev = base_ms + (b * lines_per_request + i) * 7, rnd.choice(["a1b2c3d", "b2c3d4e"])
+            line = json.dumps({"ts": ts, "service": svc, "revision": rev, "level": "error",
                                "message": msg}, separators=(",", ":"))
+            # One SignatureCount per (service, revision, signature, event minute).
+            body_keys.add((svc, rev, t, ts // 60_000))
             lines.append(line)
             sizes.append(len(line))
         bodies.append(("\n".join(lines) + "\n").encode())
-    return bodies, sum(sizes) / len(sizes)
+        keys.append(len(body_keys))
+    return bodies, sum(sizes) / len(sizes), sum(keys) / len(keys)
 
 
 def run(cmd, **kw):
@@ -182,7 +185,7 @@ def main():
     if not os.path.exists(args.selfheal):
         sys.exit(f"{args.selfheal} missing: cargo build --release --bin selfheal")
 
-    bodies, mean = make_bodies(64, args.lines_per_request)
+    bodies, mean, keys_per_body = make_bodies(64, args.lines_per_request)
     size = round(mean)
     kport = free_pair()
     env = dict(os.environ, KAFKA_PORT=str(kport))
@@ -233,6 +236,12 @@ def main():
         print(f"HTTP latency       : p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms (flush interval {args.flush_interval_ms} ms)")
         print(f"ingest RSS         : {rss_idle / 1024:.0f} MB idle, {peak / 1024:.0f} MB peak")
         print(f"SignatureCounts    : {events:,} events on selfheal.signatures for {state['ok']:,} lines")
+        # The lines of one request span 70 s of event time (7 ms apart), so a
+        # request carries ~2 event minutes x 400 keys; the same body sent
+        # twice in one flush merges, otherwise each request is its own events.
+        requests = state['ok'] // args.lines_per_request
+        print(f"  expected at most : {requests * keys_per_body:,.0f} = {requests:,} requests x {keys_per_body:,.0f} "
+              f"(service, revision, signature, event minute) keys per request body")
     finally:
         if ingest is not None:
             ingest.terminate()

@@ -2,7 +2,7 @@
 //! Vector or Fluent Bit write them, one record per line (a message may hold
 //! several lines), in the interchange format of the HTTP intake.
 //!
-//! At least once, like [`selfheal_common::consumer`]: messages are gathered into
+//! At least once, on the one delivery loop ([`selfheal_common::delivery`]): messages are gathered into
 //! batches (up to [`BATCH_MESSAGES`] or one flush interval), a batch's records go
 //! through the same pre-aggregation as HTTP requests, and its offsets are stored
 //! only when the flush carrying them *and* its dead letters are acknowledged,
@@ -11,18 +11,14 @@
 //! goes on. A failed delivery stops ingest (a restart re-reads from the last
 //! commit) rather than skip.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
-use selfheal_common::consumer::{
-    close_consumer, create_consumer, meta_of, store_offset, ConsumerSpec, MessageMeta,
-};
+use selfheal_common::consumer::{create_consumer, meta_of, ConsumerSpec, MessageMeta};
+use selfheal_common::delivery::{self, AtLeastOnce, Bounds, Handler, Settlement};
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::metrics::StageMetrics;
 use selfheal_common::scrub::scrub;
@@ -41,8 +37,6 @@ pub const BATCH_MESSAGES: usize = 5_000;
 /// Most batches awaiting acknowledgement before fetching pauses.
 const MAX_PENDING_BATCHES: usize = 4;
 
-type Pending = Pin<Box<dyn Future<Output = Result<Vec<MessageMeta>>> + Send>>;
-
 #[derive(Default)]
 struct Batch {
     metas: Vec<MessageMeta>,
@@ -51,7 +45,8 @@ struct Batch {
 }
 
 /// Consumes the raw topic until `shutdown`; then stops fetching, submits what it
-/// holds, waits for the acknowledgements, commits and closes.
+/// holds, waits for the acknowledgements, commits and closes (the one delivery
+/// loop, [`selfheal_common::delivery`]).
 pub async fn run(
     config: Arc<Config>,
     batcher: Batcher,
@@ -73,101 +68,94 @@ pub async fn run(
             source,
         })?;
     tracing::info!(service = crate::NAME, topic = %config.topics.logs_raw, group = %spec.group_id, "consuming raw lines");
-    let linger = Duration::from_millis(config.ingest.flush_interval_ms.max(1));
-    let limits = EventTimeLimits::from_config(&config.ingest);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    let mut batch = Batch::default();
-    let mut deadline = Instant::now() + linger;
-    let mut outcome = Ok(());
-    let submit = |batch: Batch| {
-        let batcher = batcher.clone();
-        let normalizer = normalizer.clone();
-        let producer = producer.clone();
-        let metrics = metrics.clone();
-        async move { submit(batch, batcher, normalizer, producer, metrics).await }
+    let mut handler = RawHandler {
+        batcher,
+        normalizer,
+        producer,
+        metrics,
+        dlq_topic: spec.dlq_topic,
+        limits: EventTimeLimits::from_config(&config.ingest),
+        linger: Duration::from_millis(config.ingest.flush_interval_ms.max(1)),
+        batch: Batch::default(),
+        deadline: None,
     };
-
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(done) = pending.next(), if !pending.is_empty() => match done {
-                Ok(metas) => metas.iter().for_each(|m| store_offset(&consumer, m)),
-                Err(e) => { outcome = Err(e); break; }
-            },
-            _ = tokio::time::sleep_until(deadline), if !batch.metas.is_empty() => {
-                match submit(std::mem::take(&mut batch)).await {
-                    Ok(p) => pending.push_back(p),
-                    Err(e) => { outcome = Err(e); break; }
-                }
-            }
-            received = consumer.recv(), if pending.len() < MAX_PENDING_BATCHES => {
-                let msg = match received {
-                    Ok(msg) => msg,
-                    Err(e) => {
-                        // librdkafka retries transport errors by itself.
-                        tracing::warn!(service = crate::NAME, error = %e, "raw consumer error");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
-                if batch.metas.is_empty() {
-                    deadline = Instant::now() + linger;
-                }
-                if let Err(e) = add(&mut batch, &msg, &spec.dlq_topic, &limits, &metrics) {
-                    outcome = Err(e);
-                    break;
-                }
-                if batch.metas.len() >= BATCH_MESSAGES {
-                    match submit(std::mem::take(&mut batch)).await {
-                        Ok(p) => pending.push_back(p),
-                        Err(e) => { outcome = Err(e); break; }
-                    }
-                }
-            }
-        }
-    }
-
-    // What was read is still processed: fewer duplicates after the restart.
-    if outcome.is_ok() && !batch.metas.is_empty() {
-        match submit(std::mem::take(&mut batch)).await {
-            Ok(p) => pending.push_back(p),
-            Err(e) => outcome = Err(e),
-        }
-    }
-    let drain_deadline = Duration::from_millis(config.kafka.delivery_timeout_ms + 1_000);
-    let drained = tokio::time::timeout(drain_deadline, async {
-        while let Some(done) = pending.next().await {
-            match done {
-                Ok(metas) if outcome.is_ok() => {
-                    metas.iter().for_each(|m| store_offset(&consumer, m))
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if outcome.is_ok() {
-                        outcome = Err(e);
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            service = crate::NAME,
-            "raw batches not acknowledged before the drain deadline; they will be re-read"
-        );
-    }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(service = crate::NAME, error = %e, "final raw commit");
-    }
-    close_consumer(
+    delivery::run(
         consumer,
-        Duration::from_millis(config.kafka.close_timeout_ms),
-        crate::NAME,
+        &mut handler,
+        &mut AtLeastOnce,
+        Bounds::of(&config.kafka),
+        shutdown,
     )
-    .await;
-    outcome
+    .await
+}
+
+/// Gathers raw messages into batches (up to [`BATCH_MESSAGES`], or one flush
+/// interval after the batch's first message) and submits each to the batcher.
+struct RawHandler {
+    batcher: Batcher,
+    normalizer: Arc<Mutex<Normalizer>>,
+    producer: EventProducer,
+    metrics: StageMetrics,
+    dlq_topic: String,
+    limits: EventTimeLimits,
+    linger: Duration,
+    batch: Batch,
+    /// When the batch must go: one linger after its first message.
+    deadline: Option<Instant>,
+}
+
+impl RawHandler {
+    async fn submit_batch(&mut self) -> Result<Option<Settlement>> {
+        self.deadline = None;
+        if self.batch.metas.is_empty() {
+            return Ok(None);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        submit(
+            batch,
+            self.batcher.clone(),
+            self.normalizer.clone(),
+            self.producer.clone(),
+            self.metrics.clone(),
+        )
+        .await
+        .map(Some)
+    }
+}
+
+impl Handler for RawHandler {
+    fn name(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn max_pending(&self) -> usize {
+        MAX_PENDING_BATCHES
+    }
+
+    async fn accept(&mut self, msg: &BorrowedMessage<'_>) -> Result<Option<Settlement>> {
+        if self.batch.metas.is_empty() {
+            self.deadline = Some(Instant::now() + self.linger);
+        }
+        add(
+            &mut self.batch,
+            msg,
+            &self.dlq_topic,
+            &self.limits,
+            &self.metrics,
+        )?;
+        if self.batch.metas.len() >= BATCH_MESSAGES {
+            return self.submit_batch().await;
+        }
+        Ok(None)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    async fn flush(&mut self) -> Result<Option<Settlement>> {
+        self.submit_batch().await
+    }
 }
 
 /// Parses one message into the batch; bad lines become dead letters.
@@ -255,7 +243,7 @@ async fn submit(
     normalizer: Arc<Mutex<Normalizer>>,
     producer: EventProducer,
     metrics: StageMetrics,
-) -> Result<Pending> {
+) -> Result<Settlement> {
     let not_acked = |e: crate::batch::FlushError| Error::Stage {
         stage: crate::NAME,
         message: format!("raw batch not written: {e}"),
