@@ -15,7 +15,12 @@ use serde::{Deserialize, Serialize};
 pub struct DetectorConfig {
     /// Days of history before a deploy that form its baseline.
     pub baseline_days: u32,
-    /// Minutes after a deploy during which its revision is watched.
+    /// Minutes after a deploy during which its revision is watched. Three
+    /// hours by default: a ×3 spike of a bursty error (one whose hourly
+    /// counts vary well beyond Poisson) needs more than one hour of the
+    /// revision's traffic to stand out from hour-to-hour noise (the test
+    /// multiplies per-hour evidence, see `stats::nb_block_e_value`); new
+    /// errors and large spikes are still found in the first minutes.
     pub window_minutes: u32,
     /// Event-time lateness tolerated before a minute is evaluated, in seconds.
     /// The watermark is the latest event time seen minus this.
@@ -145,7 +150,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             baseline_days: 7,
-            window_minutes: 60,
+            window_minutes: 180,
             allowed_lateness_s: 120,
             alpha: 0.05,
             min_rate_ratio: 1.5,
@@ -182,6 +187,8 @@ impl DetectorConfig {
             dispersion: false,
             per_request: false,
             fleet_guard: false,
+            // The recipe looks once, an hour after the deploy.
+            window_minutes: 60,
             ..Self::default()
         }
     }

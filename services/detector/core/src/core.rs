@@ -53,6 +53,7 @@ pub(super) mod tests;
 mod topic_order;
 #[cfg(test)]
 mod watermarks;
+mod witness_key;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,6 +109,12 @@ pub struct DetectorStats {
 struct SigState {
     sample: SignatureCount,
     template_key: String,
+    /// [`witness_key::witness_key`] of `template_key`: the key the fleet
+    /// guard matches other services' errors on (`by_template`, the fleet
+    /// topic's template hash). Empty in snapshots written before it: filled
+    /// in on restore.
+    #[serde(default)]
+    witness_key: String,
     last_seen_ms: i64,
     /// revision → counts.
     by_revision: BTreeMap<String, Series>,
@@ -155,6 +162,7 @@ impl SigState {
                 trace_id: None,
             },
             template_key: "\u{0}t".into(),
+            witness_key: "\u{0}t".into(),
             last_seen_ms: 0,
             by_revision: by_revision
                 .iter()
@@ -397,13 +405,16 @@ impl Detector {
     /// re-indexes its templates for the fleet guard.
     pub fn restore(&mut self, snapshot: ServiceSnapshot) {
         self.forget(&snapshot.service);
-        for (sig_id, sig) in &snapshot.state.sigs {
+        let mut state = snapshot.state;
+        for (sig_id, sig) in &mut state.sigs {
+            if sig.witness_key.is_empty() {
+                sig.witness_key = witness_key::witness_key(&sig.template_key);
+            }
             self.by_template
-                .entry(sig.template_key.clone())
+                .entry(sig.witness_key.clone())
                 .or_default()
                 .insert((snapshot.service.clone(), sig_id.clone()));
         }
-        let mut state = snapshot.state;
         // Snapshots from before per-service watermarks carry the global one.
         state.max_event_ms = state.max_event_ms.or(snapshot.max_event_ms);
         state.next_due_ms = None;
@@ -417,7 +428,7 @@ impl Detector {
     pub fn forget(&mut self, service: &str) {
         if let Some(old) = self.services.remove(service) {
             for (sig_id, sig) in old.sigs {
-                if let Some(set) = self.by_template.get_mut(&sig.template_key) {
+                if let Some(set) = self.by_template.get_mut(&sig.witness_key) {
                     set.remove(&(service.to_owned(), sig_id));
                 }
             }
@@ -742,6 +753,7 @@ impl Detector {
                     .entry(sc.signature.clone())
                     .or_insert_with(|| SigState {
                         sample: sc.clone(),
+                        witness_key: witness_key::witness_key(&key),
                         template_key: key.clone(),
                         last_seen_ms: sc.last_seen_ms,
                         by_revision: BTreeMap::new(),
@@ -762,9 +774,10 @@ impl Detector {
         if prefer_sample(sig, sc) {
             sig.sample = sc.clone();
         }
+        // This event's witness key: the new template's, else the signature's.
+        let new_witness = new_key.as_deref().map(witness_key::witness_key);
         if let Some(f) = self.fleet.as_mut() {
-            // This event's template key: the new one, else the signature's own.
-            let key = new_key.as_deref().unwrap_or(&sig.template_key);
+            let key = new_witness.as_deref().unwrap_or(&sig.witness_key);
             f.outbox.count(
                 template_hash(key),
                 &sc.service,
@@ -773,7 +786,7 @@ impl Detector {
                 sc.count,
             );
         }
-        if let Some(key) = new_key {
+        if let Some(key) = new_witness {
             self.by_template
                 .entry(key)
                 .or_default()
@@ -790,7 +803,7 @@ impl Detector {
                 .map(|(k, _)| k.clone())
             {
                 if let Some(s) = svc.sigs.remove(&victim) {
-                    if let Some(set) = self.by_template.get_mut(&s.template_key) {
+                    if let Some(set) = self.by_template.get_mut(&s.witness_key) {
                         set.remove(&(sc.service.clone(), victim));
                     }
                 }
@@ -990,10 +1003,10 @@ impl Detector {
             });
             let keep = !s.by_revision.is_empty();
             if !keep {
-                if let Some(set) = by_template.get_mut(&s.template_key) {
+                if let Some(set) = by_template.get_mut(&s.witness_key) {
                     set.remove(&(service.to_owned(), sig.clone()));
                     if set.is_empty() {
-                        by_template.remove(&s.template_key);
+                        by_template.remove(&s.witness_key);
                     }
                 }
             }
@@ -1145,7 +1158,8 @@ impl Detector {
         let d = &mut deploys[idx];
         let t0 = d.deploy.deployed_at_ms;
         let base_from = (t0 - i64::from(cfg.baseline_days) * DAY_MS).max(first_seen.min(t0));
-        let has_history = t0 - base_from >= i64::from(cfg.window_minutes) * MINUTE_MS;
+        let has_history =
+            t0 - base_from >= MIN_HISTORY_MS.min(i64::from(cfg.window_minutes) * MINUTE_MS);
         let Some(exp) = exposure::plan(cfg, traffic, d, base_from, at) else {
             return Vec::new();
         };
@@ -1211,12 +1225,16 @@ impl Detector {
             } else {
                 shape
             };
+            let blocks = hour_blocks(sig.by_revision.get(rev), traffic.get(rev), &exp, t0, at)
+                .into_iter()
+                .map(|(bx, be)| (bx, mu * be / exp.exposure))
+                .collect::<Vec<_>>();
             out.push(Candidate {
                 signature: sig_id.clone(),
                 kind,
                 x,
                 mu,
-                score: score::score(x, mu, shape),
+                score: score::score(&blocks, shape),
                 exposure: exp.exposure,
                 requests: exp.per_request.then_some(exp.exposure),
                 baseline_exposure: base_exposure,
@@ -1225,6 +1243,49 @@ impl Detector {
         }
         out
     }
+}
+
+/// The history a service needs before a deploy for a signature absent from
+/// it to count as new (else the window, if shorter): an hour, independent of
+/// how long the deploy is watched.
+const MIN_HISTORY_MS: i64 = 60 * MINUTE_MS;
+
+/// The revision's (count, exposure) in each clock hour of [t0, at): the
+/// blocks of the test ([`score::score`]), on the hours the baseline's shape
+/// was estimated on. Their exposures sum to `exp.exposure`.
+fn hour_blocks(
+    counts: Option<&Series>,
+    traffic: Option<&Series>,
+    exp: &exposure::Exposure,
+    t0: i64,
+    at: i64,
+) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    // Counts of an hour without exposure (no requests counted in it) join
+    // the next hour with some, or the last: never scored against nothing.
+    let mut carry = 0.0;
+    let mut from = t0;
+    while from < at {
+        let to = ((from.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(at);
+        let x = counts.map_or(0.0, |s| s.sum(from, to));
+        let e = if exp.per_request {
+            traffic.map_or(0.0, |s| s.sum(from, to))
+        } else {
+            (to - from) as f64 / MINUTE_MS as f64
+        };
+        if e > 0.0 {
+            out.push((x + carry, e));
+            carry = 0.0;
+        } else {
+            carry += x;
+        }
+        from = to;
+    }
+    match out.last_mut() {
+        Some(last) => last.0 += carry,
+        None => out.push((carry, exp.exposure)),
+    }
+    out
 }
 
 /// How far back the fleet view keeps other instances' counts: the guard's

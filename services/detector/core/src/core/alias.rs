@@ -77,6 +77,7 @@ mod tests {
                 trace_id: None,
             },
             template_key: format!("E\u{0}{template}"),
+            witness_key: String::new(),
             last_seen_ms: 0,
             by_revision: BTreeMap::new(),
             regressed: BTreeSet::new(),

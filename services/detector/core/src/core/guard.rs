@@ -194,7 +194,7 @@ impl Detector {
             a.evidence.push(format!(
                 "{:.0} events in the {} min before the deploy vs {:.1} at the baseline rate; that rate predicts {:.1} on the new revision, {:.0} seen",
                 b.x,
-                predeploy::WINDOW_MS / MINUTE_MS,
+                b.window_ms / MINUTE_MS,
                 b.mu,
                 b.predicted,
                 c.x
@@ -336,7 +336,7 @@ impl Detector {
         {
             return true;
         }
-        let key = &sig.template_key;
+        let key = &sig.witness_key;
         let local = self
             .by_template
             .get(key)
@@ -405,7 +405,7 @@ impl Detector {
         aligned_from: i64,
     ) -> Witnesses {
         let mut w = Witnesses::default();
-        let key = &sig.template_key;
+        let key = &sig.witness_key;
         let lateness = i64::from(self.config.allowed_lateness_s) * 1_000;
         let min_count = self.config.min_count as f64;
         // One series of another service or revision, its counts known up to
@@ -482,7 +482,7 @@ impl Detector {
                 })
             };
             for (other_sig, g) in &svc.sigs {
-                let same_template = g.template_key == *key;
+                let same_template = g.witness_key == *key;
                 let names_upstream = !same_template
                     && !same_service
                     && !upstreams.is_empty()
