@@ -76,6 +76,11 @@ pub(super) fn check(c: &Config) -> Vec<OutOfRange> {
     let d = &c.detector;
     open_unit(o, "detector.alpha", d.alpha);
     at_least_one(o, "detector.window_minutes", d.window_minutes.into());
+    at_least_one(
+        o,
+        "detector.golden.window_minutes",
+        d.golden.window_minutes.into(),
+    );
     non_negative(o, "detector.min_rate_ratio", d.min_rate_ratio);
     let t = &c.triage;
     closed_unit(o, "triage.caused_threshold", t.caused_threshold);

@@ -125,6 +125,12 @@ pub struct GoldenConfig {
     /// Smallest memory growth per instance, bytes per hour, for a leak
     /// (saturation) regression; also at least the previous revision's.
     pub min_leak_bytes_per_hour: f64,
+    /// Minutes after a deploy during which its golden signals are judged
+    /// (at most `detector.window_minutes`). An hour: the golden test
+    /// corrects for every minute it looks (Bonferroni over the looks), so a
+    /// longer watch would make each look stricter, and its measured figures
+    /// (README) are for an hour.
+    pub window_minutes: u32,
     /// How long a new instance warms up (JIT, caches, pools), in event-time
     /// seconds: a revision is judged from this long after its latest
     /// instance appeared (instances are known from their gauges).
@@ -141,6 +147,7 @@ impl Default for GoldenConfig {
             min_quantile_ratio: 1.2,
             min_error_rate_increase: 0.001,
             min_leak_bytes_per_hour: 20.0 * 1_048_576.0,
+            window_minutes: 60,
             warmup_s: 300,
         }
     }

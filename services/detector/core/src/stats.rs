@@ -527,4 +527,48 @@ mod tests {
         let r = alarms as f64 / trials as f64;
         assert!(r < 0.05, "false alarm rate {r}");
     }
+
+    /// The same with one regime per clock hour (as the shape is estimated)
+    /// and the per-hour product of [`nb_block_e_value`]: 3 hours of 60
+    /// looks each, alarms stay below α; and the same streams with the
+    /// rate ×3 from the start are found.
+    #[test]
+    fn nb_block_e_value_controls_false_alarms_with_one_regime_per_hour() {
+        let mut rng = 0x2545_f491_u64;
+        let mut uniform = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let (trials, k, rate) = (2_000, 2.0, 0.5);
+        let mut alarms = [0usize; 2];
+        for _ in 0..trials {
+            for (lift, alarm) in [1.0, 3.0].iter().zip(alarms.iter_mut()) {
+                let mut blocks: Vec<(f64, f64)> = Vec::new();
+                let mut alarmed = false;
+                for _ in 0..3 {
+                    let g = (-uniform().ln() - uniform().ln()) / 2.0;
+                    blocks.push((0.0, 0.0));
+                    for _ in 0..60 {
+                        let lambda: f64 = lift * rate * g;
+                        let (mut n, mut p, l) = (0.0, uniform(), (-lambda).exp());
+                        while p > l {
+                            n += 1.0;
+                            p *= uniform();
+                        }
+                        let b = blocks.last_mut().expect("pushed");
+                        b.0 += n;
+                        b.1 += rate;
+                        alarmed |= nb_block_e_value(&blocks, Some(k)) >= 20.0;
+                    }
+                }
+                *alarm += usize::from(alarmed);
+            }
+        }
+        let null = alarms[0] as f64 / trials as f64;
+        let lifted = alarms[1] as f64 / trials as f64;
+        assert!(null < 0.05, "false alarm rate {null}");
+        assert!(lifted > 0.5, "power {lifted}");
+    }
 }

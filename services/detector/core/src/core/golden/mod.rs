@@ -300,10 +300,11 @@ pub(super) fn evaluate(
     traffic: &BTreeMap<String, Series>,
     d: &Deployed<'_>,
 ) -> Vec<Finding> {
-    if !cfg.golden.enabled || d.at <= d.from {
+    let window = cfg.golden.window_minutes.min(cfg.window_minutes).max(1);
+    if !cfg.golden.enabled || d.at <= d.from || d.at - d.t0 > i64::from(window) * MINUTE_MS {
         return Vec::new();
     }
-    let looks = f64::from(cfg.window_minutes.max(1));
+    let looks = f64::from(window);
     let control = context::control(traffic, d, &state.regressed);
     let mut found: Vec<Finding> = Vec::new();
     for (key, series) in &state.latency {

@@ -17,7 +17,7 @@
 //! a control of few hours is never taken for a precise one.
 //!
 //! **Anytime validity.** The deploy is looked at every minute for
-//! `window_minutes`: each look's p-value is multiplied by the number of
+//! `golden.window_minutes`: each look's p-value is multiplied by the number of
 //! looks (Bonferroni), so the chance of any false alarm over the window
 //! stays below α whatever the look at which it would happen.
 
