@@ -42,7 +42,8 @@ for i in $(seq 1 "$RUNS"); do
   rm -rf "$out"
   # %e wall, %U user, %S sys (GNU time's format, via bash's TIMEFORMAT).
   TIMEFORMAT='%R %U %S'
-  t=$( { time "$BIN" backtest --input "$HIST" --out "$out" 2>/dev/null; } 2>&1 )
+  # The backtest prints a per-deploy table on stdout: only the timing is read.
+  t=$( { time "$BIN" backtest --input "$HIST" --out "$out" >/dev/null 2>&1; } 2>&1 )
   read -r wall user sys <<<"$t"
   walls+=("$wall")
   rate=$(awk -v n="$RECORDS" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')
