@@ -24,7 +24,7 @@ use selfheal_schemas::{AnyEvent, DeadLetter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::delivery::{self, AtLeastOnce, Bounds, Handler, Settlement};
+use crate::delivery::{self, Handler, Settlement};
 use crate::kafka::{client_config, EventProducer, Outgoing};
 use crate::metrics::StageMetrics;
 use crate::{wall_clock_ms, Error, Result};
@@ -89,30 +89,14 @@ pub async fn run<S: Stage>(
     metrics: StageMetrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let consumer = create_consumer(config, &spec, Some(metrics.clone()))?;
-    let topic_refs: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topic_refs)
-        .map_err(|source| Error::Kafka {
-            operation: "subscribe",
-            source,
-        })?;
-    tracing::info!(stage = stage.name(), group = %spec.group_id, topics = ?spec.topics, "consuming");
     let mut handler = StageHandler {
         stage,
-        spec,
+        spec: spec.clone(),
         producer,
-        metrics,
+        metrics: metrics.clone(),
         max_in_flight: config.kafka.max_in_flight.max(1),
     };
-    delivery::run(
-        consumer,
-        &mut handler,
-        &mut AtLeastOnce,
-        Bounds::of(&config.kafka),
-        shutdown,
-    )
-    .await
+    delivery::consume(config, &spec, metrics, &mut handler, shutdown).await
 }
 
 /// A [`Stage`] as a delivery [`Handler`]: one message, one settlement, which

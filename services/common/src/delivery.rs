@@ -32,9 +32,10 @@ use rdkafka::message::BorrowedMessage;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::KafkaConfig;
-use crate::consumer::{close_consumer, GroupConsumer, MessageMeta};
-use crate::Result;
+use crate::config::{Config, KafkaConfig};
+use crate::consumer::{close_consumer, create_consumer, ConsumerSpec, GroupConsumer, MessageMeta};
+use crate::metrics::StageMetrics;
+use crate::{Error, Result};
 
 /// Resolves with the positions of the messages it covers once all their
 /// outputs are acknowledged; an `Err` stops the loop.
@@ -121,6 +122,33 @@ impl Bounds {
             close: Duration::from_millis(kafka.close_timeout_ms),
         }
     }
+}
+
+/// Creates the group consumer of `spec`, subscribes it to `spec.topics` and
+/// runs the at-least-once loop on it with `handler` (what every async
+/// consumer's start-up is).
+pub async fn consume<H: Handler>(
+    config: &Config,
+    spec: &ConsumerSpec,
+    metrics: StageMetrics,
+    handler: &mut H,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let consumer = create_consumer(config, spec, Some(metrics))?;
+    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|source| Error::Kafka {
+        operation: "subscribe",
+        source,
+    })?;
+    tracing::info!(consumer = handler.name(), group = %spec.group_id, topics = ?spec.topics, "consuming");
+    run(
+        consumer,
+        handler,
+        &mut AtLeastOnce,
+        Bounds::of(&config.kafka),
+        shutdown,
+    )
+    .await
 }
 
 /// Runs the loop on a subscribed `consumer` until `shutdown` or an error;

@@ -15,10 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
-use selfheal_common::consumer::{create_consumer, meta_of, ConsumerSpec, MessageMeta};
-use selfheal_common::delivery::{self, AtLeastOnce, Bounds, Handler, Settlement};
+use selfheal_common::consumer::{meta_of, ConsumerSpec, MessageMeta};
+use selfheal_common::delivery::{self, Handler, Settlement};
 use selfheal_common::kafka::{EventProducer, Outgoing};
 use selfheal_common::metrics::StageMetrics;
 use selfheal_common::scrub::scrub;
@@ -60,33 +59,18 @@ pub async fn run(
         topics: vec![config.topics.logs_raw.clone()],
         dlq_topic: config.topics.dlq.clone(),
     };
-    let consumer = create_consumer(&config, &spec, Some(metrics.clone()))?;
-    consumer
-        .subscribe(&[config.topics.logs_raw.as_str()])
-        .map_err(|source| Error::Kafka {
-            operation: "subscribe",
-            source,
-        })?;
-    tracing::info!(service = crate::NAME, topic = %config.topics.logs_raw, group = %spec.group_id, "consuming raw lines");
     let mut handler = RawHandler {
         batcher,
         normalizer,
         producer,
-        metrics,
-        dlq_topic: spec.dlq_topic,
+        metrics: metrics.clone(),
+        dlq_topic: spec.dlq_topic.clone(),
         limits: EventTimeLimits::from_config(&config.ingest),
         linger: Duration::from_millis(config.ingest.flush_interval_ms.max(1)),
         batch: Batch::default(),
         deadline: None,
     };
-    delivery::run(
-        consumer,
-        &mut handler,
-        &mut AtLeastOnce,
-        Bounds::of(&config.kafka),
-        shutdown,
-    )
-    .await
+    delivery::consume(&config, &spec, metrics, &mut handler, shutdown).await
 }
 
 /// Gathers raw messages into batches (up to [`BATCH_MESSAGES`], or one flush
