@@ -111,18 +111,7 @@ pub fn nb_e_value(x: f64, mu: f64, k: Option<f64>) -> f64 {
     if mu <= 0.0 {
         return if x > 0.0 { E_CAP } else { 1.0 };
     }
-    let logs: Vec<f64> = RATIO_GRID
-        .iter()
-        .map(|rho| x * rho.ln() + (x + k) * ((k + mu).ln() - (k + rho * mu).ln()))
-        .collect();
-    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = logs.iter().map(|l| (l - max).exp()).sum();
-    let log_e = max + (sum / RATIO_GRID.len() as f64).ln();
-    if log_e > E_CAP.ln() {
-        E_CAP
-    } else {
-        log_e.exp()
-    }
+    nb_block_e_value(&[(x, mu)], Some(k))
 }
 
 /// [`nb_e_value`] over clock-hour blocks: the mixture over
@@ -154,9 +143,15 @@ pub fn nb_block_e_value(blocks: &[(f64, f64)], k: Option<f64>) -> f64 {
                 .sum::<f64>()
         })
         .collect();
+    mean_of_exp(&logs)
+}
+
+/// The mean of e^l over `logs` (uniform mixture weights), computed in log
+/// space and capped at [`E_CAP`].
+fn mean_of_exp(logs: &[f64]) -> f64 {
     let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = logs.iter().map(|l| (l - max).exp()).sum();
-    let log_e = max + (sum / RATIO_GRID.len() as f64).ln();
+    let log_e = max + (sum / logs.len() as f64).ln();
     if log_e > E_CAP.ln() {
         E_CAP
     } else {
@@ -311,14 +306,7 @@ pub fn e_value(x: f64, mu: f64, phi: f64) -> f64 {
         .iter()
         .map(|rho| (x * rho.ln() - (rho - 1.0) * mu) / phi)
         .collect();
-    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = logs.iter().map(|l| (l - max).exp()).sum();
-    let log_e = max + (sum / RATIO_GRID.len() as f64).ln();
-    if log_e > E_CAP.ln() {
-        E_CAP
-    } else {
-        log_e.exp()
-    }
+    mean_of_exp(&logs)
 }
 
 /// e-BH adjusted q-values: hypothesis i is rejected at FDR level α iff
