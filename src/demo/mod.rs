@@ -227,6 +227,13 @@ fn configure(config: &mut Config, repo: &DemoRepo) {
     f.dispatch.dispatcher = DispatcherKind::Revert;
     f.dispatch.after_rollback = true;
     f.dispatch.workdir = repo.dir.join("fixer").to_string_lossy().into_owned();
+    // Compressed time: the 300-s verification window is ~5 s of wall clock,
+    // about 100 requests, whose baseline predicts ~0.1 slow ones. A request
+    // or two slowed by a loaded machine (the restarted process's first ones)
+    // then failed the check though the rollback plainly worked (100% slow
+    // before); a real window holds 60x the requests. A rollback that did
+    // not take still fails: the bad revision keeps every request slow.
+    f.recovery.allowance = f.recovery.allowance.max(2);
     f.services.insert(
         SERVICE.to_owned(),
         FixerServiceConfig {
