@@ -43,6 +43,9 @@ use crate::simulate::Truth;
 /// A regression row (only what scoring needs).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct RegressionRow {
+    /// Absent in hand-written rows: each such row is its own regression.
+    #[serde(default)]
+    id: String,
     service: String,
     revision: String,
     #[serde(default)]
@@ -55,6 +58,7 @@ pub(crate) struct RegressionRow {
 impl From<&Regression> for RegressionRow {
     fn from(r: &Regression) -> Self {
         RegressionRow {
+            id: r.id.clone(),
             service: r.service.clone(),
             revision: r.revision.clone(),
             kind: r.kind.as_str().to_owned(),
@@ -171,7 +175,25 @@ pub(crate) fn detection(truth: &[Truth], regressions: &[RegressionRow]) -> Detec
 /// Scores in-memory regressions (the simple recipe's, the tests').
 pub(crate) fn score(truth: &[Truth], regressions: &[Regression]) -> Detection {
     let rows: Vec<RegressionRow> = regressions.iter().map(RegressionRow::from).collect();
-    detection(truth, &rows)
+    detection(truth, &latest_per_id(rows))
+}
+
+/// The latest record of each regression id (a later record is an update,
+/// e.g. the detector's went-away check marking it external), in the order
+/// of their first records.
+pub(crate) fn latest_per_id(rows: Vec<RegressionRow>) -> Vec<RegressionRow> {
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<RegressionRow> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match at.get(&r.id).filter(|_| !r.id.is_empty()) {
+            Some(&i) => out[i] = r,
+            None => {
+                at.insert(r.id.clone(), out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
 }
 
 fn first_detection(regressions: &[RegressionRow]) -> BTreeMap<(&str, &str), i64> {
@@ -288,7 +310,7 @@ pub(crate) fn score_dir(
     dir: &Path,
     simple: Option<Detection>,
 ) -> anyhow::Result<Report> {
-    let regressions: Vec<RegressionRow> = read_rows(&dir.join("regressions.ndjson"))?;
+    let regressions = latest_per_id(read_rows(&dir.join("regressions.ndjson"))?);
     let verdicts: Vec<VerdictRow> = read_rows(&dir.join("verdicts.ndjson"))?;
     let actions: Vec<ActionRow> = read_rows(&dir.join("actions.ndjson"))?;
     Ok(report(truth, &regressions, &verdicts, &actions, simple))
@@ -648,6 +670,28 @@ mod tests {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_regression_marked_external_by_its_update_is_no_detection() {
+        let t = vec![
+            truth("a", "r2", "clean", None),
+            truth("b", "r2", "culprit_new", None),
+        ];
+        let regs = latest_per_id(rows(&[
+            r#"{"id":"x","service":"a","revision":"r2","kind":"new","detected_at_ms":60000}"#,
+            r#"{"id":"y","service":"b","revision":"r2","kind":"new","detected_at_ms":60000}"#,
+            r#"{"id":"x","service":"a","revision":"r2","kind":"new","detected_at_ms":600000,"externally_correlated":true}"#,
+        ]));
+        assert_eq!(regs.len(), 2);
+        let d = detection(&t, &regs);
+        assert_eq!((d.precision, d.recall), (1.0, 1.0), "{d:?}");
+        // Without the update the clean deploy would be a false positive.
+        let all: Vec<RegressionRow> = rows(&[
+            r#"{"id":"x","service":"a","revision":"r2","kind":"new","detected_at_ms":60000}"#,
+            r#"{"id":"y","service":"b","revision":"r2","kind":"new","detected_at_ms":60000}"#,
+        ]);
+        assert_eq!(detection(&t, &all).precision, 0.5);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) fn write_outputs(
             .iter()
             .map(|r| {
                 json!({
-                    "service": r.service, "revision": r.revision, "signature": r.signature,
+                    "id": r.id, "service": r.service, "revision": r.revision, "signature": r.signature,
                     "template": r.template, "kind": RegressionKind::as_str(r.kind),
                     "detected_at": rfc3339(r.detected_at_ms), "detected_at_ms": r.detected_at_ms,
                     "deployed_at_ms": r.deployed_at_ms,

@@ -199,12 +199,14 @@ impl Model {
             }
             AnyEvent::Regression(r) => {
                 let i = self.incident(&r.service, &r.revision);
-                if !i
+                // The latest record of an id is its update (went away).
+                match i
                     .regressions
-                    .iter()
-                    .any(|x| x.id == r.id && !r.id.is_empty())
+                    .iter_mut()
+                    .find(|x| x.id == r.id && !r.id.is_empty())
                 {
-                    i.regressions.push(r.clone());
+                    Some(known) => *known = r.clone(),
+                    None => i.regressions.push(r.clone()),
                 }
             }
             AnyEvent::Verdict(v) => {
@@ -413,11 +415,17 @@ mod tests {
         m.fold(&AnyEvent::Deploy(d));
         let r = regression("checkout", "b", 0);
         m.fold(&AnyEvent::Regression(r.clone()));
-        m.fold(&AnyEvent::Regression(r));
+        m.fold(&AnyEvent::Regression(r.clone()));
         let s = &m.services["checkout"];
         assert_eq!(
             (s.deploys.len(), s.incidents["b"].regressions.len()),
             (1, 1)
         );
+        // An update (same id) replaces the record.
+        let mut update = r;
+        update.externally_correlated = true;
+        m.fold(&AnyEvent::Regression(update));
+        let regs = &m.services["checkout"].incidents["b"].regressions;
+        assert!(regs.len() == 1 && regs[0].externally_correlated);
     }
 }

@@ -72,9 +72,11 @@ pub struct DetectorConfig {
     pub input_wait_ms: u64,
     /// How long remediation of a regression is held, in event-time seconds
     /// after its detection, when the evidence for an external cause is
-    /// ambiguous (a late onset, or a dependency error with a weak witness):
-    /// the regression is reported at once, with `hold_remediation_until_ms`
-    /// set, so the fixer can wait to see whether it went away. 0: never hold.
+    /// ambiguous (a late onset; a dependency error with a weak witness, or
+    /// naming its upstream): the regression is reported at once, with
+    /// `hold_remediation_until_ms` set, and re-published as external if it
+    /// goes away before then (`core/went_away.rs`; checked at the hold's end
+    /// minus `allowed_lateness_s` and a minute). 0: never hold.
     pub hold_remediation_s: u32,
     /// Signatures tracked per service before the least recently seen are
     /// evicted (bounds memory under a signature explosion).

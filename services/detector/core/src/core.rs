@@ -31,6 +31,9 @@
 //!    watermark has not reached it yet: the decision then depends on the
 //!    data, not on the order in which services' data arrived.
 //! 7. [`output`]: the Regression event.
+//! 8. [`went_away`]: a held regression is looked at again before its hold
+//!    ends, and re-published as external (same id) if its rise ended while
+//!    the revision still served.
 //!
 //! This file holds the state, the intake of events and the scheduling
 //! (watermarks, due evaluations, re-runs for late data, waiting, compaction).
@@ -53,6 +56,7 @@ pub(super) mod tests;
 mod topic_order;
 #[cfg(test)]
 mod watermarks;
+mod went_away;
 mod witness_key;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,6 +237,9 @@ struct ServiceState {
     /// Latency histograms and server errors (golden signals).
     #[serde(default)]
     golden: golden::GoldenState,
+    /// Regression id → its went-away check (held regressions only).
+    #[serde(default)]
+    follow_ups: BTreeMap<String, went_away::FollowUp>,
     /// No open deploy of this service has an evaluation due before this (a
     /// lower bound; `None` when unknown), so most events skip the scan.
     #[serde(skip)]
@@ -700,6 +707,12 @@ impl Detector {
             out.extend(self.run_due(&service, at));
         }
         out.extend(self.unblock());
+        // The went-away checks still open, in check order across services
+        // (each reads only its own window, so the order changes no answer).
+        let names: Vec<String> = self.services.keys().cloned().collect();
+        for name in names {
+            out.extend(self.run_follow_ups(&name, end));
+        }
         out
     }
 
@@ -921,6 +934,9 @@ impl Detector {
                     .unwrap_or(i64::MAX),
             );
         }
+        if !self.services[service].follow_ups.is_empty() {
+            out.extend(self.run_follow_ups(service, wm));
+        }
         let last = self.services[service].last_compaction_ms;
         if wm < i64::MAX / 4 && last.is_none_or(|l| wm.saturating_sub(l) >= HOUR_MS) {
             self.compact(service, wm);
@@ -1125,6 +1141,8 @@ impl Detector {
                     continue;
                 }
             }
+            let hold = (assessment.ambiguous && hold_ms > 0).then_some(at + hold_ms);
+            let check_at = hold.and_then(|until| self.follow_up_at(at, until));
             let svc = self.services.get_mut(service).expect("exists");
             svc.emitted.insert(id.clone());
             svc.held.remove(&id);
@@ -1132,7 +1150,6 @@ impl Detector {
             if assessment.external.is_none() {
                 sig.regressed.insert(rev.to_owned());
             }
-            let hold = (assessment.ambiguous && hold_ms > 0).then_some(at + hold_ms);
             let ctx = output::Context {
                 id,
                 service,
@@ -1143,7 +1160,18 @@ impl Detector {
                 q,
                 hold_remediation_until_ms: hold,
             };
-            out.push(output::regression(ctx, &c, &sig.sample, assessment));
+            let r = output::regression(ctx, &c, &sig.sample, assessment);
+            let svc = self.services.get_mut(service).expect("exists");
+            if let Some(check_at_ms) = check_at {
+                let follow_up = went_away::FollowUp {
+                    regression: r.clone(),
+                    check_at_ms,
+                    base_rate: c.mu / c.exposure,
+                    per_request: c.per_request,
+                };
+                svc.follow_ups.insert(r.id.clone(), follow_up);
+            }
+            out.push(r);
         }
         out
     }

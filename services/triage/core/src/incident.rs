@@ -34,14 +34,15 @@ pub struct Incidents {
 /// One deploy's incident.
 #[derive(Debug, Default, Clone)]
 pub struct Incident {
-    /// Its regressions, in the order admitted (duplicates by id dropped).
+    /// Its regressions, in the order admitted (one per id, the latest record).
     pub regressions: Vec<Regression>,
     /// Set when the errors persisted after a rollback: the reason.
     pub persisted_after_rollback: Option<String>,
 }
 
 impl Incidents {
-    /// Adds a regression to its incident (a re-delivered one is ignored).
+    /// Adds a regression to its incident; a record with a known id replaces
+    /// the earlier one (a re-delivery is the same record, an update supersedes).
     pub fn add(&mut self, r: &Regression) {
         let key = (r.service.clone(), r.revision.clone());
         if !self.by_deploy.contains_key(&key) {
@@ -53,8 +54,11 @@ impl Incidents {
             }
         }
         let inc = self.by_deploy.entry(key).or_default();
-        if inc.regressions.len() < MAX_PER_INCIDENT && !inc.regressions.iter().any(|x| x.id == r.id)
-        {
+        if let Some(known) = inc.regressions.iter_mut().find(|x| x.id == r.id) {
+            // A re-published regression is its update (the detector's
+            // went-away check): the latest record replaces the earlier one.
+            *known = r.clone();
+        } else if inc.regressions.len() < MAX_PER_INCIDENT {
             inc.regressions.push(r.clone());
         }
     }
@@ -109,4 +113,30 @@ pub fn frames_of<'a>(r: &'a Regression, incident: &'a [Regression]) -> &'a [Fram
                 && s.frames.iter().any(|f| f.in_app)
         })
         .map_or(&r.frames, |s| &s.frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_regression_published_again_replaces_the_earlier_record() {
+        let mut incidents = Incidents::default();
+        let first = selfheal_schemas::testing::regression();
+        let mut other = first.clone();
+        other.id = "another".into();
+        incidents.add(&first);
+        incidents.add(&other);
+        let mut update = first.clone();
+        update.externally_correlated = true;
+        incidents.add(&update);
+        let inc = incidents.get(&first.service, &first.revision).unwrap();
+        assert_eq!(inc.regressions.len(), 2);
+        assert_eq!(inc.regressions[0].id, first.id);
+        assert!(
+            inc.regressions[0].externally_correlated,
+            "the update replaced it in place"
+        );
+        assert!(!inc.regressions[1].externally_correlated);
+    }
 }

@@ -32,16 +32,19 @@
 //! one overwhelming, or the same error rising in S's other revision); or
 //! aligned pooled witnesses that are strong together and agree with a late
 //! onset, a dependency cue or a went-away; otherwise a late onset, or a
-//! dependency cue with some witness, is *ambiguous*: reported as attributed,
-//! with remediation held (`hold_remediation_until_ms`) for
-//! `detector.hold_remediation_s`.
+//! dependency cue with some witness or naming its upstream, is *ambiguous*:
+//! reported as attributed, with remediation held
+//! (`hold_remediation_until_ms`) for `detector.hold_remediation_s`, and
+//! re-published as external if it goes away by then
+//! ([`crate::core::went_away`]).
 //!
 //! What it cannot tell apart: a deploy whose bug needs a later trigger (a
 //! cron job, a cache expiry, a connection-pool leak that takes minutes to
 //! exhaust) from an outage that began later and hit only this service
 //! (both: late onset, no witness → ambiguous, remediation held, not
 //! cleared); an outage that began exactly with the deploy and hit only the
-//! deploying service (attributed); a deploy that broke a shared dependency
+//! deploying service (attributed; withdrawn if it names its upstream and
+//! ends within the hold); a deploy that broke a shared dependency
 //! (its callers rise too: external); and an upstream named only in remote
 //! instances' errors (the fleet topic carries template hashes, not text).
 
@@ -49,7 +52,7 @@ use std::collections::BTreeSet;
 
 use crate::config::DetectorConfig;
 
-use crate::core::{load, predeploy, Detector, SigState, GUARD_LOOKBACK};
+use crate::core::{load, predeploy, went_away, Detector, SigState, GUARD_LOOKBACK};
 use crate::fleet::template_hash;
 use crate::series::{Series, MINUTE_MS};
 use crate::stats;
@@ -304,7 +307,13 @@ impl Detector {
             }
             a.external = Some(format!("{}: {}", why.join("; "), a.evidence.join("; ")));
         } else {
-            a.ambiguous = late || (!text_cues.is_empty() && (w.aligned > 0 || old_rose));
+            // A dependency failure that names its upstream, with nothing
+            // else against the deploy, looks the same as an outage that
+            // began with it and hit only this service: remediation waits,
+            // and `went_away` re-checks it. (A bare "timeout" does not:
+            // lock and pool timeouts are a deploy's bugs as often.)
+            a.ambiguous = late
+                || (!text_cues.is_empty() && (w.aligned > 0 || old_rose || !upstreams.is_empty()));
         }
         a
     }
@@ -627,7 +636,8 @@ pub(crate) struct Onset {
     pub(crate) p_late: f64,
     /// Whether the onset is late (a deploy-caused error would have shown).
     pub(crate) late: bool,
-    /// The last 3 minutes with exposure are back at the baseline rate.
+    /// The last 3 minutes with exposure are far below the rate since the
+    /// onset.
     pub(crate) went_away: bool,
 }
 
@@ -696,7 +706,7 @@ pub(crate) fn onset(
         .iter()
         .filter(|(_, _, e)| *e > 0.0)
         .rev()
-        .take(3)
+        .take(went_away::TAIL_MINUTES)
         .collect();
     // Went away: the last three minutes with exposure are far below the
     // rate since the onset (P ≤ 1e-3 if it had persisted).
@@ -704,10 +714,12 @@ pub(crate) fn onset(
         .iter()
         .fold((0.0, 0.0), |(x, e), (_, mx, me)| (x + mx, e + me));
     let (rise_x, rise_e) = (post_x - tail_x, post_e - tail_e);
+    let rise_rate = if rise_e > 0.0 { rise_x / rise_e } else { 0.0 };
+    let p_persisted = 1.0 - stats::quasi_poisson_sf(tail_x + 1.0, rise_rate * tail_e, 1.0);
     let went_away = minutes.len() - best >= 6
-        && tail.len() == 3
+        && tail.len() == went_away::TAIL_MINUTES
         && rise_e > 0.0
-        && 1.0 - stats::quasi_poisson_sf(tail_x + 1.0, rise_x / rise_e * tail_e, 1.0) <= 1e-3;
+        && p_persisted <= went_away::PERSIST_P;
     Some(Onset {
         at_ms,
         first_request_ms,

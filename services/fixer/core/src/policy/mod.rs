@@ -187,11 +187,12 @@ impl Policy {
             }
             AnyEvent::Verdict(v) => {
                 let mut out = self.advance(&v.service, v.decided_at_ms);
+                // A newer update of the same incident supersedes a held one
+                // (e.g. `not_caused` once the detector saw the rise go away).
+                if let Some(inc) = &v.incident_id {
+                    self.held.retain(|_, h| h.incident_id.as_ref() != Some(inc));
+                }
                 if self.lacks_context(v) || self.on_hold(v).is_some() {
-                    // A newer update of the same incident supersedes a held one.
-                    if let Some(inc) = &v.incident_id {
-                        self.held.retain(|_, h| h.incident_id.as_ref() != Some(inc));
-                    }
                     self.held.insert(v.id.clone(), v.clone());
                     if self.held.len() > MAX_HELD_VERDICTS {
                         let oldest = self
@@ -313,6 +314,27 @@ impl Policy {
                     kind: r.kind,
                     signature: r.signature.clone(),
                 });
+        }
+        let key = (r.service.clone(), r.revision.clone());
+        let unflag = r.externally_correlated
+            && matches!(self.flagged.get(&key), Some(Flag::Regressed { signature, kind })
+                if *signature == r.signature && *kind == r.kind);
+        if unflag {
+            // An update (it went away): the revision stays flagged only if
+            // another of its regressions is still the deploy's.
+            self.flagged.remove(&key);
+            let other = self.regressions.values().find(|x| {
+                x.id != r.id
+                    && !x.externally_correlated
+                    && (x.service.as_str(), x.revision.as_str()) == (key.0.as_str(), key.1.as_str())
+            });
+            if let Some(x) = other {
+                let flag = Flag::Regressed {
+                    kind: x.kind,
+                    signature: x.signature.clone(),
+                };
+                self.flagged.insert(key, flag);
+            }
         }
         if self.regressions.insert(r.id.clone(), r.clone()).is_none() {
             let order = self.regression_order.entry(r.service.clone()).or_default();

@@ -185,6 +185,35 @@ fn a_hold_asked_by_the_detector_delays_the_action_not_the_report() {
     assert_eq!(out[0].action.decided_at_ms, T0 + 600_000);
 }
 
+#[test]
+fn a_held_verdict_is_superseded_when_its_regression_went_away() {
+    let mut p = seeded(live());
+    let mut r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    r.hold_remediation_until_ms = Some(T0 + 600_000);
+    p.on_event(&AnyEvent::Regression(r.clone()));
+    let mut v = verdict("b", Decision::Caused, 0.9, &["r2"]);
+    v.incident_id = Some("inc-b".into());
+    assert!(p.on_event(&AnyEvent::Verdict(v.clone())).is_empty(), "held");
+    // The detector's update (it went away), then triage's new verdict of
+    // the same incident, both before the hold ends.
+    r.externally_correlated = true;
+    r.hold_remediation_until_ms = None;
+    r.detected_at_ms = T0 + 420_000;
+    p.on_event(&AnyEvent::Regression(r));
+    let mut update = verdict("b", Decision::NotCaused, 0.8, &["r2"]);
+    update.id = "v-b-update".into();
+    update.incident_id = v.incident_id.clone();
+    update.decided_at_ms = T0 + 420_000;
+    let out = p.on_event(&AnyEvent::Verdict(update));
+    assert!(
+        out.iter().all(|d| d.action.action != ActionKind::Rollback),
+        "{out:?}"
+    );
+    // The hold's end releases nothing: the held verdict was superseded.
+    let out = p.on_event(&traffic_b(T0 + 600_000));
+    assert!(out.is_empty(), "{out:?}");
+}
+
 fn traffic_b(at: i64) -> AnyEvent {
     AnyEvent::Traffic(Traffic {
         service: "checkout".into(),
