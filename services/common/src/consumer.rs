@@ -233,10 +233,7 @@ fn process<S: Stage>(
             failed_at_ms: msg.timestamp().to_millis().unwrap_or_else(wall_clock_ms),
         };
         Ok(vec![Outgoing::event(&spec.dlq_topic, &letter).map_err(
-            |e| Error::Stage {
-                stage: stage_name,
-                message: format!("cannot encode dead letter: {e}"),
-            },
+            Error::caused(stage_name, "cannot encode dead letter"),
         )?])
     };
     if payload.is_empty() {

@@ -100,6 +100,18 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A stage's processing failed because of an underlying error, kept as
+    /// the source (see [`Error::caused`]).
+    #[error("stage {stage} failed: {context}: {source}")]
+    Caused {
+        /// The service.
+        stage: &'static str,
+        /// What was being attempted.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The embedded mock cluster could not be started.
     #[error("embedded Kafka: {0}")]
     Embedded(String),
@@ -118,6 +130,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// `map_err(Error::caused(NAME, "snapshot of checkout"))`: a stage error
+    /// that keeps `e` as its source (`Error::Stage` with a formatted message
+    /// would lose it).
+    pub fn caused<E>(stage: &'static str, context: impl Into<String>) -> impl FnOnce(E) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let context = context.into();
+        move |e| Error::Caused {
+            stage,
+            context,
+            source: Box::new(e),
+        }
+    }
+
     /// Whether retrying the same operation later may succeed (broker down, timeouts),
     /// as opposed to poison input or a configuration mistake.
     pub fn is_retryable(&self) -> bool {
@@ -146,4 +173,24 @@ pub fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::Error;
+
+    #[test]
+    fn a_caused_stage_error_keeps_its_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed");
+        let e: Error = Err::<(), _>(io)
+            .map_err(Error::caused("ingest", "http task"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "stage ingest failed: http task: pipe closed");
+        let source = std::error::Error::source(&e).expect("kept");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        assert!(!e.is_retryable());
+    }
 }

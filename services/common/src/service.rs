@@ -43,10 +43,7 @@ impl ServiceHandle {
     pub async fn wait(self) -> Result<()> {
         match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(Error::Stage {
-                stage: self.name,
-                message: format!("task panicked or was aborted: {e}"),
-            }),
+            Err(e) => Err(Error::caused(self.name, "task panicked or was aborted")(e)),
         }
     }
 }
@@ -94,10 +91,7 @@ pub async fn spawn_stage<S: Stage>(
             tracing::warn!(service = name, error = %e, "producer flush at shutdown");
         }
         http_stop.cancel();
-        let served = server.await.map_err(|e| Error::Stage {
-            stage: name,
-            message: format!("http task: {e}"),
-        })?;
+        let served = server.await.map_err(Error::caused(name, "http task"))?;
         tracing::info!(service = name, "stopped");
         outcome.and(served)
     });

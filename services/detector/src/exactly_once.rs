@@ -164,17 +164,11 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         let cfg = config.clone();
         let outcome = tokio::task::spawn_blocking(move || run_loop(&cfg, &stop, &metrics))
             .await
-            .map_err(|e| Error::Stage {
-                stage: NAME,
-                message: format!("detector loop: {e}"),
-            })
+            .map_err(Error::caused(NAME, "detector loop"))
             .and_then(|r| r);
         ready.set(false);
         http_stop.cancel();
-        let served = server.await.map_err(|e| Error::Stage {
-            stage: NAME,
-            message: format!("http task: {e}"),
-        })?;
+        let served = server.await.map_err(Error::caused(NAME, "http task"))?;
         tracing::info!(service = NAME, "stopped");
         outcome.and(served)
     });
@@ -452,10 +446,7 @@ fn process_batch(
         let parts = detector
             .snapshot_parts(&service)
             .transpose()
-            .map_err(|e| Error::Stage {
-                stage: NAME,
-                message: format!("snapshot of {service}: {e}"),
-            })?;
+            .map_err(Error::caused(NAME, format!("snapshot of {service}")))?;
         changelog.update(&service, parts.as_ref(), &mut records);
     }
     for r in &records {
@@ -499,10 +490,7 @@ fn leave(config: &Config, producer: &BaseProducer, detector: &mut Detector) -> R
 }
 
 fn encode(o: Result<Outgoing, selfheal_schemas::Error>) -> Result<Outgoing> {
-    o.map_err(|e| Error::Stage {
-        stage: NAME,
-        message: format!("cannot encode: {e}"),
-    })
+    o.map_err(Error::caused(NAME, "cannot encode"))
 }
 
 /// Enqueues one record, waiting while the local queue is full.

@@ -35,10 +35,7 @@ pub fn instance_id(group: &str) -> String {
 
 /// Encodes a summary for the topic.
 pub fn encode(summary: &FleetSummary) -> Result<Vec<u8>> {
-    serde_json::to_vec(summary).map_err(|e| Error::Stage {
-        stage: NAME,
-        message: format!("fleet summary: {e}"),
-    })
+    serde_json::to_vec(summary).map_err(Error::caused(NAME, "fleet summary"))
 }
 
 /// Reads every partition of the fleet topic from its beginning (the topic's

@@ -51,10 +51,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         adapter::read_actions(&restore_config, &topic, Duration::from_secs(60))
     })
     .await
-    .map_err(|e| selfheal_common::Error::Stage {
-        stage: NAME,
-        message: format!("restore task: {e}"),
-    })??;
+    .map_err(selfheal_common::Error::caused(NAME, "restore task"))??;
     for a in &restored {
         policy.restore(a);
     }
@@ -75,10 +72,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         Ok::<_, selfheal_common::Error>(events)
     })
     .await
-    .map_err(|e| selfheal_common::Error::Stage {
-        stage: NAME,
-        message: format!("bootstrap task: {e}"),
-    })??;
+    .map_err(selfheal_common::Error::caused(NAME, "bootstrap task"))??;
     for e in &context {
         policy.remember(e);
     }
@@ -88,10 +82,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         .iter()
         .map(|d| selfheal_common::kafka::Outgoing::event(&config.topics.actions, &d.action))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| selfheal_common::Error::Stage {
-            stage: NAME,
-            message: format!("cannot encode Action: {e}"),
-        })?;
+        .map_err(selfheal_common::Error::caused(NAME, "cannot encode Action"))?;
     updates.send_all(&msgs).await?;
     tracing::info!(
         restored = restored.len(),

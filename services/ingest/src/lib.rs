@@ -155,12 +155,9 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         let raw = async {
             match raw_task {
                 Some(t) => {
-                    let r = t.await.unwrap_or_else(|e| {
-                        Err(Error::Stage {
-                            stage: NAME,
-                            message: format!("raw consumer task: {e}"),
-                        })
-                    });
+                    let r = t
+                        .await
+                        .unwrap_or_else(|e| Err(Error::caused(NAME, "raw consumer task")(e)));
                     if let Err(e) = &r {
                         tracing::error!(service = NAME, error = %e, "raw consumer failed; stopping ingest");
                     }
@@ -170,20 +167,12 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
                 None => Ok(()),
             }
         };
-        let http = async {
-            server.await.map_err(|e| Error::Stage {
-                stage: NAME,
-                message: format!("http task: {e}"),
-            })?
-        };
+        let http = async { server.await.map_err(Error::caused(NAME, "http task"))? };
         let prom = async {
             let Some(t) = prom_task else { return Ok(()) };
-            let r = t.await.unwrap_or_else(|e| {
-                Err(Error::Stage {
-                    stage: NAME,
-                    message: format!("prometheus traffic task: {e}"),
-                })
-            });
+            let r = t
+                .await
+                .unwrap_or_else(|e| Err(Error::caused(NAME, "prometheus traffic task")(e)));
             if let Err(e) = &r {
                 tracing::error!(service = NAME, error = %e, "prometheus traffic failed; stopping ingest");
             }

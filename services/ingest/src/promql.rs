@@ -190,17 +190,17 @@ pub async fn run(
     .expect("valid metric");
     registry
         .register(Box::new(windows.clone()))
-        .map_err(|e| selfheal_common::Error::Stage {
-            stage: crate::NAME,
-            message: format!("registering the Prometheus traffic metric: {e}"),
-        })?;
+        .map_err(selfheal_common::Error::caused(
+            crate::NAME,
+            "registering the Prometheus traffic metric",
+        ))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(cfg.timeout_ms))
         .build()
-        .map_err(|e| selfheal_common::Error::Stage {
-            stage: crate::NAME,
-            message: format!("building the Prometheus HTTP client: {e}"),
-        })?;
+        .map_err(selfheal_common::Error::caused(
+            crate::NAME,
+            "building the Prometheus HTTP client",
+        ))?;
     let source = Source {
         cfg,
         client,
@@ -231,12 +231,9 @@ pub async fn run(
         match source.window(next).await {
             Ok(recs) => {
                 let records: Vec<Record> = recs.into_iter().map(Record::Traffic).collect();
-                let reservation = batcher.reserve(records.len()).await.map_err(|e| {
-                    selfheal_common::Error::Stage {
-                        stage: crate::NAME,
-                        message: format!("prometheus traffic: {e}"),
-                    }
-                })?;
+                let reservation = batcher.reserve(records.len()).await.map_err(
+                    selfheal_common::Error::caused(crate::NAME, "prometheus traffic"),
+                )?;
                 let events = {
                     let mut n = normalizer.lock().unwrap_or_else(|p| p.into_inner());
                     to_events(&mut *n, records)

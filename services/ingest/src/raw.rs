@@ -174,10 +174,8 @@ fn add(
             stage: crate::NAME.to_owned(),
             failed_at_ms,
         };
-        let out = Outgoing::event(dlq_topic, &letter).map_err(|e| Error::Stage {
-            stage: crate::NAME,
-            message: format!("cannot encode dead letter: {e}"),
-        })?;
+        let out = Outgoing::event(dlq_topic, &letter)
+            .map_err(Error::caused(crate::NAME, "cannot encode dead letter"))?;
         batch.dead.push(out);
         Ok(())
     };
@@ -228,10 +226,8 @@ async fn submit(
     producer: EventProducer,
     metrics: StageMetrics,
 ) -> Result<Settlement> {
-    let not_acked = |e: crate::batch::FlushError| Error::Stage {
-        stage: crate::NAME,
-        message: format!("raw batch not written: {e}"),
-    };
+    let not_acked =
+        |e: crate::batch::FlushError| Error::caused(crate::NAME, "raw batch not written")(e);
     // Waits while the buffer is full: back-pressure, never a drop.
     let reservation = batcher
         .reserve(batch.records.len())

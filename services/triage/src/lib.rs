@@ -79,10 +79,7 @@ pub async fn spawn(
         )
     })
     .await
-    .map_err(|e| selfheal_common::Error::Stage {
-        stage: NAME,
-        message: format!("bootstrap task: {e}"),
-    })??;
+    .map_err(selfheal_common::Error::caused(NAME, "bootstrap task"))??;
     for e in &deploys {
         if let AnyEvent::Deploy(d) = e {
             stage.core.on_deploy(d);
