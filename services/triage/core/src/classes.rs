@@ -113,19 +113,22 @@ impl fmt::Display for FileClass {
     }
 }
 
+/// A name that is no [`FileClass`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown file class `{name}` (expected one of {})", FileClass::ALL.map(FileClass::as_str).join(", "))]
+pub struct UnknownFileClass {
+    /// The name given.
+    pub name: String,
+}
+
 impl FromStr for FileClass {
-    type Err = String;
+    type Err = UnknownFileClass;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         FileClass::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown file class `{s}` (expected one of {})",
-                    FileClass::ALL.map(FileClass::as_str).join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownFileClass { name: s.to_owned() })
     }
 }
 
@@ -308,12 +311,20 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Builds a classifier; an override naming an unknown class is an error.
-    pub fn new(overrides: &[ClassOverride]) -> Result<Self, String> {
+    /// Builds a classifier; an override naming an unknown class is an error
+    /// that names the override (`triage.class_overrides[2].class`).
+    pub fn new(overrides: &[ClassOverride]) -> crate::error::Result<Self> {
         let overrides = overrides
             .iter()
-            .map(|o| Ok((normalize_repo(&o.repo), o.pattern.clone(), o.class.parse()?)))
-            .collect::<Result<_, String>>()?;
+            .enumerate()
+            .map(|(index, o)| {
+                let class = o
+                    .class
+                    .parse()
+                    .map_err(|source| crate::error::Error::UnknownClass { index, source })?;
+                Ok((normalize_repo(&o.repo), o.pattern.clone(), class))
+            })
+            .collect::<crate::error::Result<_>>()?;
         Ok(Self { overrides })
     }
 
@@ -514,13 +525,25 @@ mod tests {
             FileClass::Runtime
         );
         assert_eq!(c.classify(None, "ui/__snapshots__/a.snap"), FileClass::Test);
-        assert!(Classifier::new(&[ClassOverride {
+        let ok = ClassOverride {
             repo: "*".into(),
             pattern: "x".into(),
-            class: "nonsense".into()
-        }])
-        .unwrap_err()
-        .contains("nonsense"));
+            class: "test".into(),
+        };
+        let bad = ClassOverride {
+            class: "nonsense".into(),
+            ..ok.clone()
+        };
+        let e = Classifier::new(&[ok, bad]).unwrap_err();
+        assert!(
+            matches!(&e, crate::error::Error::UnknownClass { index: 1, source } if source.name == "nonsense"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("triage.class_overrides[1].class: unknown file class `nonsense`"),
+            "{e}"
+        );
     }
 
     #[test]

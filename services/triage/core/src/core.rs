@@ -16,7 +16,7 @@ use selfheal_schemas::{AnyEvent, Deploy, Evidence, Regression, RegressionKind, V
 
 use crate::classes::{Classifier, FileClass};
 use crate::diff::{self, FileDiff};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::incident::Incidents;
 use crate::link;
 
@@ -76,7 +76,7 @@ pub enum Admitted {
 impl Triage {
     /// A triage core with the given settings; fails on an invalid class override.
     pub fn new(config: TriageConfig) -> Result<Self> {
-        let classifier = Classifier::new(&config.class_overrides).map_err(Error::Config)?;
+        let classifier = Classifier::new(&config.class_overrides)?;
         Ok(Self {
             config,
             classifier,

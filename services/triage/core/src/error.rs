@@ -6,6 +6,15 @@ pub enum Error {
     /// The `[triage]` configuration is invalid (poison: fix the config).
     #[error("invalid triage configuration: {0}")]
     Config(String),
+    /// `triage.class_overrides[index].class` names no file class.
+    #[error("invalid triage configuration: triage.class_overrides[{index}].class: {source}")]
+    UnknownClass {
+        /// The override's position in `triage.class_overrides`.
+        index: usize,
+        /// The class name and the names allowed.
+        #[source]
+        source: crate::classes::UnknownFileClass,
+    },
 }
 
 /// Result alias of triage.
