@@ -387,6 +387,12 @@ impl Policy {
             .collect();
         for id in ready {
             if let Some(mut v) = self.held.remove(&id) {
+                if self.withdrawn(&v) {
+                    // Every error it was judged on went away (the detector's
+                    // update arrived, triage's new verdict not yet): acting
+                    // on it now would roll back an outage.
+                    continue;
+                }
                 if let Some(until) = self.on_hold(&v) {
                     // Decided when the hold ended, in event time.
                     v.decided_at_ms = v.decided_at_ms.max(until);
@@ -473,6 +479,19 @@ impl Policy {
             .filter_map(|r| r.hold_remediation_until_ms)
             .max()
             .filter(|until| *until > v.decided_at_ms)
+    }
+
+    /// Whether every regression of a held verdict known here was re-published
+    /// as external since (went away), so the verdict no longer stands.
+    fn withdrawn(&self, v: &Verdict) -> bool {
+        let known: Vec<&Regression> = v
+            .regression_ids
+            .iter()
+            .filter_map(|id| self.regressions.get(id))
+            .collect();
+        v.decision != Decision::NotCaused
+            && !known.is_empty()
+            && known.iter().all(|r| r.externally_correlated)
     }
 
     /// Requests served by `service` (any revision) in windows starting in [from, to).

@@ -214,6 +214,22 @@ fn a_held_verdict_is_superseded_when_its_regression_went_away() {
     assert!(out.is_empty(), "{out:?}");
 }
 
+#[test]
+fn a_held_verdict_whose_regressions_went_away_is_not_acted_on_at_the_hold_end() {
+    let mut p = seeded(live());
+    let mut r = with_requests(regression("r2", "b", RegressionKind::Spike), 10_000, 300);
+    r.hold_remediation_until_ms = Some(T0 + 600_000);
+    p.on_event(&AnyEvent::Regression(r.clone()));
+    let v = verdict("b", Decision::Caused, 0.9, &["r2"]);
+    assert!(p.on_event(&AnyEvent::Verdict(v)).is_empty(), "held");
+    // The detector's update arrives; triage's new verdict has not yet.
+    r.externally_correlated = true;
+    r.hold_remediation_until_ms = None;
+    p.on_event(&AnyEvent::Regression(r));
+    let out = p.on_event(&traffic_b(T0 + 600_000));
+    assert!(out.is_empty(), "{out:?}");
+}
+
 fn traffic_b(at: i64) -> AnyEvent {
     AnyEvent::Traffic(Traffic {
         service: "checkout".into(),
