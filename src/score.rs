@@ -127,6 +127,15 @@ pub(crate) struct Detection {
     /// 90th percentile of the same.
     #[serde(deserialize_with = "nan_if_null")]
     pub(crate) p90_latency_min: f64,
+    /// Median minutes from the culprit's first error (the truth's
+    /// `error_onset_ms`; the deploy where the truth has none) to its first
+    /// detection: the detector's own delay, without a bug's late start.
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub(crate) median_from_onset_min: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -155,6 +164,15 @@ pub(crate) fn detection(truth: &[Truth], regressions: &[RegressionRow]) -> Detec
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
+    let mut from_onset: Vec<f64> = culprits
+        .iter()
+        .filter_map(|t| {
+            let at = first.get(&(t.service.as_str(), t.revision.as_str()))?;
+            let onset = t.error_onset_ms.unwrap_or(t.deployed_at_ms);
+            Some((at - onset).max(0) as f64 / 60_000.0)
+        })
+        .collect();
+    from_onset.sort_by(f64::total_cmp);
     let tp = latencies.len();
     let flagged = first.len();
     Detection {
@@ -169,6 +187,7 @@ pub(crate) fn detection(truth: &[Truth], regressions: &[RegressionRow]) -> Detec
         } else {
             latencies[((tp as f64 * 0.9).ceil() as usize).clamp(1, tp) - 1]
         },
+        median_from_onset_min: from_onset.get(tp / 2).copied().unwrap_or(f64::NAN),
     }
 }
 
@@ -482,6 +501,10 @@ impl Report {
                         self.det(d).map(|d| d.median_latency_min),
                     ),
                     ("p90_latency_min", self.det(d).map(|d| d.p90_latency_min)),
+                    (
+                        "median_from_onset_min",
+                        self.det(d).map(|d| d.median_from_onset_min),
+                    ),
                 ] {
                     if let Some(x) = x {
                         o.insert(k.to_owned(), finite(x));
@@ -525,7 +548,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  method         culprits flagged  TP  precision recall  median_min  p90_min"
+            "  method         culprits flagged  TP  precision recall  median_min  p90_min  median_from_onset"
         );
         for (name, d) in [
             ("selfheal", Some(&self.detection)),
@@ -534,14 +557,15 @@ impl Report {
             if let Some(d) = d {
                 let _ = writeln!(
                     s,
-                    "  {name:<14} {:>8} {:>7} {:>3}  {:>9.3} {:>6.3}  {:>10} {:>8}",
+                    "  {name:<14} {:>8} {:>7} {:>3}  {:>9.3} {:>6.3}  {:>10} {:>8}  {:>17}",
                     d.culprits,
                     d.flagged,
                     d.true_positives,
                     d.precision,
                     d.recall,
                     lat(d.median_latency_min),
-                    lat(d.p90_latency_min)
+                    lat(d.p90_latency_min),
+                    lat(d.median_from_onset_min)
                 );
             }
         }

@@ -135,7 +135,7 @@ fn assert_the_log_tells_what_happened(rx: &mpsc::Receiver<String>) {
             "regression (new) in checkout b",
             &[
                 "`KeyError: '",
-                "observed 3 vs",
+                "observed 2 vs",
                 "expected",
                 "(event time)",
                 "after the deploy",

@@ -322,6 +322,10 @@ pub(super) fn simulate(
             confounders: conf,
             error: c.map(|c| c.error.lines().next().unwrap_or("").to_owned()),
             changes: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            error_onset_ms: c.map(|_| match &d.change.effect {
+                Effect::New { onset_ms, .. } => d.ts + onset_ms,
+                _ => d.ts,
+            }),
             ..Truth::default()
         };
         writeln!(

@@ -69,4 +69,9 @@ pub(crate) struct Truth {
     /// CPU: the per-request factor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) magnitude: Option<f64>,
+    /// Adversarial culprits: when the injected error begins (epoch ms): the
+    /// deploy, or 3–40 minutes later for a bug that starts late (a path only
+    /// some later requests take). Detection latency is also scored from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error_onset_ms: Option<i64>,
 }

@@ -73,5 +73,6 @@ pub(super) fn truth(w: &World<'_>, d: &Deploy, o: &Obs, events: &Events) -> Trut
             .and_then(|e| e.route.as_ref())
             .map(|(r, _)| w.models[d.svc].routes[*r].name.clone()),
         magnitude: e.map(|e| (e.magnitude * 1000.0).round() / 1000.0),
+        error_onset_ms: None,
     }
 }

@@ -164,7 +164,7 @@ impl Default for DetectorConfig {
             alpha: 0.05,
             min_rate_ratio: 1.5,
             min_count: 3,
-            new_signature_min_count: 3,
+            new_signature_min_count: 2,
             sequential: true,
             fdr: true,
             dispersion: true,
