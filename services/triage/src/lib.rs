@@ -193,13 +193,15 @@ impl TriageStage {
     fn judge_full(&mut self, r: &Regression) -> Verdict {
         if let Some(src) = &self.source {
             for d in self.core.missing_diffs(r) {
-                let fetched = wait(src.get(&d))
-                    .unwrap_or_else(|| Err("no multi-threaded runtime to fetch on".into()));
+                let fetched = wait(src.get(&d)).unwrap_or(Err(source::SourceError::NoRuntime));
                 if let Err(e) = &fetched {
                     tracing::warn!(service = %d.service, revision = %d.revision, error = %e, "diff unavailable");
                 }
-                self.core
-                    .set_diff(&d.service, &d.revision, fetched.map(|t| t.to_string()));
+                self.core.set_diff(
+                    &d.service,
+                    &d.revision,
+                    fetched.map(|t| t.to_string()).map_err(|e| e.to_string()),
+                );
             }
         }
         let mut v = self.core.judge(r);

@@ -22,7 +22,91 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use selfheal_schemas::Deploy;
 
 /// A diff, or why it could not be obtained.
-pub type Fetched = Result<Arc<str>, String>;
+pub type Fetched = Result<Arc<str>, SourceError>;
+
+/// Why a deploy's diff could not be obtained. `Clone` because one fetch is
+/// shared by every regression that waits for it (the causes sit in `Arc`s).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    /// The whole fetch took longer than `triage.diff_timeout_ms`.
+    #[error("fetching the diff timed out after {ms} ms")]
+    TimedOut {
+        /// The timeout, in milliseconds.
+        ms: u128,
+    },
+    /// Neither `triage.git_repos` nor `triage.github_repos` names the service.
+    #[error("no git mirror or GitHub repository configured for service `{service}`")]
+    NotConfigured {
+        /// The deploy's service.
+        service: String,
+    },
+    /// A revision name that could be read as a git option or range.
+    #[error("refusing revision name {0:?}")]
+    BadRevision(String),
+    /// `triage.github_repos` holds something other than `owner/repo`.
+    #[error("`{0}` is not an owner/repo name")]
+    BadRepo(String),
+    /// The compare request failed before a response.
+    #[error("GitHub compare {repo} {range}: {source}")]
+    GitHubRequest {
+        /// `owner/repo`.
+        repo: String,
+        /// `base...head`.
+        range: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// The compare API answered with an error status.
+    #[error("GitHub compare {repo} {range}: HTTP {status}")]
+    GitHubStatus {
+        /// `owner/repo`.
+        repo: String,
+        /// `base...head`.
+        range: String,
+        /// The status.
+        status: reqwest::StatusCode,
+    },
+    /// The compare response's body could not be read.
+    #[error("GitHub compare {repo}: reading the body: {source}")]
+    GitHubBody {
+        /// `owner/repo`.
+        repo: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// `git` could not be started.
+    #[error("cannot run git in {path}: {source}")]
+    GitSpawn {
+        /// The mirror's path.
+        path: String,
+        /// The spawn error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// `git diff` outlived the timeout.
+    #[error("git diff in {path} timed out")]
+    GitTimedOut {
+        /// The mirror's path.
+        path: String,
+    },
+    /// `git diff` exited with an error.
+    #[error("git diff {previous} {revision} in {path} failed: {stderr}")]
+    GitFailed {
+        /// The base revision.
+        previous: String,
+        /// The deployed revision.
+        revision: String,
+        /// The mirror's path.
+        path: String,
+        /// The first line of git's stderr.
+        stderr: String,
+    },
+    /// The synchronous stage has no multi-threaded runtime to fetch on.
+    #[error("no multi-threaded runtime to fetch on")]
+    NoRuntime,
+}
 
 type Pending = Shared<BoxFuture<'static, Fetched>>;
 
@@ -103,10 +187,9 @@ impl DiffSource {
         let fut = self.entry(d);
         match tokio::time::timeout(self.config.timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "fetching the diff timed out after {} ms",
-                self.config.timeout.as_millis()
-            )),
+            Err(_) => Err(SourceError::TimedOut {
+                ms: self.config.timeout.as_millis(),
+            }),
         }
     }
 
@@ -153,10 +236,9 @@ impl DiffSource {
         if let Some(repo) = self.config.github_repos.get(&d.service) {
             return self.github_compare(repo, &previous, &revision).await;
         }
-        Err(format!(
-            "no git mirror or GitHub repository configured for service `{}`",
-            d.service
-        ))
+        Err(SourceError::NotConfigured {
+            service: d.service.clone(),
+        })
     }
 
     async fn github_compare(&self, repo: &str, base: &str, head: &str) -> Fetched {
@@ -165,7 +247,7 @@ impl DiffSource {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
             || repo.matches('/').count() != 1
         {
-            return Err(format!("`{repo}` is not an owner/repo name"));
+            return Err(SourceError::BadRepo(repo.to_owned()));
         }
         let url = format!(
             "{}/repos/{repo}/compare/{base}...{head}",
@@ -179,27 +261,34 @@ impl DiffSource {
         if let Some(token) = &self.config.github_token {
             req = req.bearer_auth(token);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("GitHub compare {repo} {base}...{head}: {e}"))?;
+        let range = format!("{base}...{head}");
+        let resp = req.send().await.map_err(|e| SourceError::GitHubRequest {
+            repo: repo.to_owned(),
+            range: range.clone(),
+            source: Arc::new(e),
+        })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!(
-                "GitHub compare {repo} {base}...{head}: HTTP {status}"
-            ));
+            return Err(SourceError::GitHubStatus {
+                repo: repo.to_owned(),
+                range,
+                status,
+            });
         }
         resp.text()
             .await
             .map(Arc::from)
-            .map_err(|e| format!("GitHub compare {repo}: reading the body: {e}"))
+            .map_err(|e| SourceError::GitHubBody {
+                repo: repo.to_owned(),
+                source: Arc::new(e),
+            })
     }
 }
 
 /// Accepts revision names git would take as a commit-ish and nothing that could
 /// be read as an option (`-…`) or a range; the command is run without a shell
 /// anyway, this keeps odd names from becoming git flags.
-fn checked_rev(rev: &str) -> Result<String, String> {
+fn checked_rev(rev: &str) -> Result<String, SourceError> {
     let ok = !rev.is_empty()
         && rev.len() <= 255
         && !rev.starts_with('-')
@@ -210,7 +299,7 @@ fn checked_rev(rev: &str) -> Result<String, String> {
     if ok {
         Ok(rev.to_owned())
     } else {
-        Err(format!("refusing revision name {rev:?}"))
+        Err(SourceError::BadRevision(rev.to_owned()))
     }
 }
 
@@ -235,15 +324,26 @@ async fn git_diff(path: &str, previous: &str, revision: &str, config: &SourceCon
         .kill_on_drop(true);
     let out = match tokio::time::timeout(timeout, cmd.output()).await {
         Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("cannot run git in {path}: {e}")),
-        Err(_) => return Err(format!("git diff in {path} timed out")),
+        Ok(Err(e)) => {
+            return Err(SourceError::GitSpawn {
+                path: path.to_owned(),
+                source: Arc::new(e),
+            })
+        }
+        Err(_) => {
+            return Err(SourceError::GitTimedOut {
+                path: path.to_owned(),
+            })
+        }
     };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "git diff {previous} {revision} in {path} failed: {}",
-            err.lines().next().unwrap_or("").trim()
-        ));
+        return Err(SourceError::GitFailed {
+            previous: previous.to_owned(),
+            revision: revision.to_owned(),
+            path: path.to_owned(),
+            stderr: err.lines().next().unwrap_or("").trim().to_owned(),
+        });
     }
     Ok(Arc::from(String::from_utf8_lossy(&out.stdout).as_ref()))
 }
@@ -364,9 +464,11 @@ mod tests {
             .get(&deploy(Some("--output=/tmp/x"), &b))
             .await
             .unwrap_err();
-        assert!(err.contains("refusing"), "{err}");
+        assert!(matches!(err, SourceError::BadRevision(_)), "{err}");
+        assert!(err.to_string().contains("refusing"), "{err}");
         let err = src.get(&deploy(Some(&a), "deadbeef")).await.unwrap_err();
-        assert!(err.contains("failed"), "{err}");
+        assert!(matches!(err, SourceError::GitFailed { .. }), "{err}");
+        assert!(err.to_string().contains("failed"), "{err}");
     }
 
     #[tokio::test]
