@@ -718,7 +718,7 @@ fn parse(
         Box::new(reply(
             format,
             StatusCode::BAD_REQUEST,
-            IntakeResponse::error(e),
+            IntakeResponse::error(e.to_string()),
         ))
     })?;
     for source in &parsed.revision_sources {
@@ -750,7 +750,7 @@ fn parse_metrics(
         Box::new(reply(
             format,
             StatusCode::BAD_REQUEST,
-            IntakeResponse::error(e),
+            IntakeResponse::error(e.to_string()),
         ))
     })?;
     let check = |ts| s.limits.check(ts, now);

@@ -7,14 +7,14 @@
 
 use serde_json::{Map, Value};
 
-use super::{log_record, Checks, Fields, OtlpParsed, RevisionPolicy};
+use super::{log_record, Checks, Fields, OtlpError, OtlpParsed, RevisionPolicy};
 use crate::record::{LineError, Record};
 
 /// Parses an OTLP/HTTP JSON logs body with the default revision policy and
 /// no wall-clock limits. `Err` when the body as a whole is not a JSON
 /// `ExportLogsServiceRequest`; otherwise every log record yields a record or
 /// an error.
-pub fn parse_logs(body: &[u8]) -> Result<crate::record::Parsed, String> {
+pub fn parse_logs(body: &[u8]) -> Result<crate::record::Parsed, OtlpError> {
     let policy = RevisionPolicy::default();
     let checks = Checks {
         check_ts: &|_| Ok(()),
@@ -26,12 +26,13 @@ pub fn parse_logs(body: &[u8]) -> Result<crate::record::Parsed, String> {
 /// [`parse_logs`] under `checks`: a record whose event time `check_ts`
 /// refuses is rejected with that reason under the path of the field the time
 /// came from; revisions follow `checks.revision`.
-pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        format!("invalid OTLP JSON body: {e} (selfheal NDJSON goes to /v1/ndjson/logs)")
-    })?;
+pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed, OtlpError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|source| OtlpError::LogsJson { source })?;
     let Value::Object(root) = value else {
-        return Err("expected a JSON object (ExportLogsServiceRequest)".to_owned());
+        return Err(OtlpError::NotARequest {
+            reason: "expected a JSON object (ExportLogsServiceRequest)",
+        });
     };
     let resource_logs = match root
         .get("resourceLogs")
@@ -42,12 +43,17 @@ pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed
         // answering 200 with nothing written would lose it.
         None if root.is_empty() => return Ok(OtlpParsed::default()),
         None | Some(Value::Null) => {
-            return Err("not an OTLP ExportLogsServiceRequest: no `resourceLogs` \
-                 (selfheal NDJSON goes to /v1/ndjson/logs)"
-                .to_owned())
+            return Err(OtlpError::NotARequest {
+                reason: "not an OTLP ExportLogsServiceRequest: no `resourceLogs` \
+                 (selfheal NDJSON goes to /v1/ndjson/logs)",
+            })
         }
         Some(Value::Array(a)) => a,
-        Some(_) => return Err("`resourceLogs` must be an array".to_owned()),
+        Some(_) => {
+            return Err(OtlpError::NotARequest {
+                reason: "`resourceLogs` must be an array",
+            })
+        }
     };
     let mut out = OtlpParsed::default();
     let mut ordinal = 0usize;
@@ -333,12 +339,23 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_a_request_is_one_error() {
-        assert!(parse_logs(b"{not json").is_err());
-        assert!(parse_logs(b"[1]").is_err());
+        let not_json = parse_logs(b"{not json").unwrap_err();
+        assert!(matches!(not_json, OtlpError::LogsJson { .. }), "{not_json}");
+        assert!(
+            std::error::Error::source(&not_json).is_some(),
+            "the cause is kept"
+        );
+        assert!(matches!(
+            parse_logs(b"[1]"),
+            Err(OtlpError::NotARequest { .. })
+        ));
         assert_eq!(parse_logs(b"{}").unwrap().0.len(), 0);
         let ndjson = br#"{"service":"cart","revision":"r","message":"x"}"#;
         assert!(
-            parse_logs(ndjson).unwrap_err().contains("/v1/ndjson/logs"),
+            parse_logs(ndjson)
+                .unwrap_err()
+                .to_string()
+                .contains("/v1/ndjson/logs"),
             "an NDJSON record on the OTLP path is an error, not an empty 200"
         );
     }

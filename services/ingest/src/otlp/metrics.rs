@@ -34,7 +34,7 @@ use prost::Message;
 
 use super::proto::attributes;
 use super::response::Encoding;
-use super::Checks;
+use super::{Checks, OtlpError};
 use crate::record::{GaugeRecord, HistogramRecord, LineError, Parsed, Record, TrafficRecord};
 
 /// The server-duration histograms read as traffic and latency.
@@ -130,12 +130,18 @@ impl Cumulative {
 }
 
 /// Decodes the request in `encoding`.
-pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, String> {
+pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, OtlpError> {
     match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
-            .map_err(|e| format!("invalid OTLP protobuf body (ExportMetricsServiceRequest): {e}")),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| format!("invalid OTLP JSON body (ExportMetricsServiceRequest): {e}")),
+        Encoding::Protobuf => {
+            ExportMetricsServiceRequest::decode(body).map_err(|source| OtlpError::Protobuf {
+                message: "ExportMetricsServiceRequest",
+                source,
+            })
+        }
+        Encoding::Json => serde_json::from_slice(body).map_err(|source| OtlpError::Json {
+            message: "ExportMetricsServiceRequest",
+            source,
+        }),
     }
 }
 

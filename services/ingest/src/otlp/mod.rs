@@ -22,10 +22,13 @@
 //! 1-based position in the request (resource, scope and record order) and
 //! `field` its path (`resourceLogs[0].scopeLogs[1].logRecords[2].timeUnixNano`).
 
+mod error;
 pub mod json;
 pub mod metrics;
 pub mod proto;
 pub mod response;
+
+pub use error::OtlpError;
 
 use crate::record::{LineError, LogRecord, Parsed};
 

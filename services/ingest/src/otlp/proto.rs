@@ -5,15 +5,17 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use prost::Message;
 
-use super::{log_record, Checks, Fields, OtlpParsed};
+use super::{log_record, Checks, Fields, OtlpError, OtlpParsed};
 use crate::record::Record;
 
 /// Decodes a protobuf `ExportLogsServiceRequest`. `Err` when the body is not
 /// one; otherwise every log record yields a record or an error (named by the
 /// same paths as the JSON encoding).
-pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed, String> {
-    let request = ExportLogsServiceRequest::decode(body)
-        .map_err(|e| format!("invalid OTLP protobuf body (ExportLogsServiceRequest): {e}"))?;
+pub fn parse_logs_checked(body: &[u8], checks: &Checks<'_>) -> Result<OtlpParsed, OtlpError> {
+    let request = ExportLogsServiceRequest::decode(body).map_err(|source| OtlpError::Protobuf {
+        message: "ExportLogsServiceRequest",
+        source,
+    })?;
     let mut out = OtlpParsed::default();
     let mut ordinal = 0usize;
     for (ri, rl) in request.resource_logs.into_iter().enumerate() {
