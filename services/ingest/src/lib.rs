@@ -82,18 +82,8 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     let normalizer = Arc::new(Mutex::new(normalize::Normalizer::new(
         cli::normalizer_config(&config.ingest),
     )));
-    let writer = if config.ingest.transactional {
-        let (kafka, id) = (
-            config.kafka.clone(),
-            format!("{}.{NAME}", config.kafka.group_prefix),
-        );
-        let w = txn::TxnWriter::new(&kafka, &id)?;
-        batch::Writer::Transactional(Arc::new(std::sync::Mutex::new(w)))
-    } else {
-        batch::Writer::Pipelined(producer.clone())
-    };
     let (batcher, batcher_task) = batch::Batcher::spawn(
-        writer,
+        writer(&config, &producer)?,
         Arc::new(config.topics.clone()),
         Duration::from_millis(config.ingest.flush_interval_ms),
         config.ingest.max_buffered_records,
@@ -120,19 +110,7 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         );
         tokio::spawn(async move { promql::run(cfg, batcher, normalizer, &registry, stop).await })
     });
-    let github_secret = match config.ingest.github_webhook_secret_env.as_str() {
-        "" => None,
-        name => Some(
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Error::Config {
-                    source_name: "ingest.github_webhook_secret_env".to_owned(),
-                    message: format!("the environment variable {name} is not set"),
-                })?
-                .into_bytes(),
-        ),
-    };
+    let github_secret = github_secret(&config)?;
     let intake = intake::Intake::new(
         batcher.clone(),
         tenants,
@@ -152,33 +130,9 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
     ready.set(true);
     tracing::info!(service = NAME, http_addr = %addr, "started");
     let task = tokio::spawn(async move {
-        let raw = async {
-            match raw_task {
-                Some(t) => {
-                    let r = t
-                        .await
-                        .unwrap_or_else(|e| Err(Error::caused(NAME, "raw consumer task")(e)));
-                    if let Err(e) = &r {
-                        tracing::error!(service = NAME, error = %e, "raw consumer failed; stopping ingest");
-                    }
-                    stop.cancel();
-                    r
-                }
-                None => Ok(()),
-            }
-        };
+        let raw = input_task(raw_task, "raw consumer", &stop);
         let http = async { server.await.map_err(Error::caused(NAME, "http task"))? };
-        let prom = async {
-            let Some(t) = prom_task else { return Ok(()) };
-            let r = t
-                .await
-                .unwrap_or_else(|e| Err(Error::caused(NAME, "prometheus traffic task")(e)));
-            if let Err(e) = &r {
-                tracing::error!(service = NAME, error = %e, "prometheus traffic failed; stopping ingest");
-            }
-            stop.cancel();
-            r
-        };
+        let prom = input_task(prom_task, "prometheus traffic", &stop);
         let (raw, served, prom) = tokio::join!(raw, http, prom);
         ready.set(false);
         batcher.close();
@@ -188,6 +142,54 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
         served.and(raw).and(prom)
     });
     Ok(ServiceHandle::new(NAME, addr, task))
+}
+
+/// The batcher's writer: one Kafka transaction per flush
+/// (`ingest.transactional`), or the pipelined producer.
+fn writer(config: &Config, producer: &EventProducer) -> Result<batch::Writer> {
+    if !config.ingest.transactional {
+        return Ok(batch::Writer::Pipelined(producer.clone()));
+    }
+    let id = format!("{}.{NAME}", config.kafka.group_prefix);
+    let w = txn::TxnWriter::new(&config.kafka, &id)?;
+    Ok(batch::Writer::Transactional(Arc::new(
+        std::sync::Mutex::new(w),
+    )))
+}
+
+/// The GitHub webhook secret from the variable `ingest.github_webhook_secret_env`
+/// names; a named variable that is unset or empty is a config error.
+fn github_secret(config: &Config) -> Result<Option<Vec<u8>>> {
+    match config.ingest.github_webhook_secret_env.as_str() {
+        "" => Ok(None),
+        name => std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| Some(v.into_bytes()))
+            .ok_or_else(|| Error::Config {
+                source_name: "ingest.github_webhook_secret_env".to_owned(),
+                message: format!("the environment variable {name} is not set"),
+            }),
+    }
+}
+
+/// Waits for an input task (the raw consumer, the Prometheus traffic poll),
+/// if it runs; when it ends, for whatever reason, the whole service stops
+/// (`stop`), and a failure is logged and returned.
+async fn input_task(
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+    what: &'static str,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let Some(t) = task else { return Ok(()) };
+    let r = t
+        .await
+        .unwrap_or_else(|e| Err(Error::caused(NAME, format!("{what} task"))(e)));
+    if let Err(e) = &r {
+        tracing::error!(service = NAME, error = %e, "{what} failed; stopping ingest");
+    }
+    stop.cancel();
+    r
 }
 
 /// Runs ingest until `shutdown` is cancelled.
