@@ -126,213 +126,245 @@ pub(super) fn simulate(
     let mut buf = String::new();
     let mut t = start_ms;
     while t < end_ms {
-        let hour_idx = (t - start_ms) / 3_600_000;
         for (si, svc) in services.iter_mut().enumerate() {
             if (t - start_ms) % 3_600_000 == 0 {
                 for s in &mut svc.sigs {
                     s.multiplier = rng.gamma(s.shape);
                 }
             }
-            let _ = hour_idx;
-            // Deploys.
             if t >= svc.next_deploy_ms {
                 deploys += 1;
-                let prev = svc.revision;
-                svc.revision += 1;
-                let rev = svc.revision;
-                svc.next_deploy_ms =
-                    t + (rng.range(0.5, 1.5) * args.deploy_every_hours * 3_600_000.0) as i64;
-                let roll = rng.uniform();
-                let mut label = "clean";
-                let mut confounder = None;
-                let (mut culprit_file, mut culprit_line) = (None, None);
-                svc.injected = None;
-                let diff;
-                if roll < 0.2 {
-                    label = "culprit_new";
-                    let line = 100 + rng.below(200) as u32;
-                    let k = rev;
-                    // 1 to 10 errors a minute at the service's mean traffic.
-                    let rate = rng.range(1.0, 10.0) / svc.base_rpm;
-                    svc.injected = Some((rev, Injection::New { rate, line, k }));
-                    culprit_file = Some(format!("src/{}/handlers.py", svc.name));
-                    culprit_line = Some(line);
-                    diff = hunk(
-                        &format!("src/{}/handlers.py", svc.name),
-                        line,
-                        &format!("def handle_{k}(req):"),
-                    );
-                } else if roll < 0.3 {
-                    label = "culprit_spike";
-                    // The most frequent signature, multiplied so the regression
-                    // adds at least ~2 errors a minute: a real, visible spike.
-                    let sig = (0..svc.sigs.len())
-                        .max_by(|a, b| svc.sigs[*a].rate.total_cmp(&svc.sigs[*b].rate))
-                        .unwrap_or(0);
-                    let per_minute = svc.sigs[sig].rate * svc.base_rpm;
-                    let factor = rng.range(4.0, 10.0).max(1.0 + 2.0 / per_minute.max(1e-9));
-                    svc.injected = Some((rev, Injection::Spike { sig, factor }));
-                    let s = &svc.sigs[sig];
-                    culprit_file = Some(s.file.clone());
-                    culprit_line = Some(s.line);
-                    diff = hunk(&s.file, s.line, &format!("def {}(conn):", s.function));
-                } else {
-                    let c = rng.uniform();
-                    if c < 0.25 {
-                        confounder = Some("surge");
-                        svc.surge = Some((3.0, t + 30 * MIN));
-                        diff = hunk(&format!("src/{}/util.py", svc.name), 500, "def fmt(x):");
-                    } else if c < 0.45 {
-                        confounder = Some("rolling");
-                        svc.rolling = Some((prev, t + 20 * MIN));
-                        diff = hunk(&format!("src/{}/util.py", svc.name), 300, "def parse(x):");
-                    } else if c < 0.6 {
-                        confounder = Some("docs");
-                        diff = hunk("README.md", 10, "");
-                    } else if c < 0.75 {
-                        // An upstream outage starting right after this clean deploy.
-                        confounder = Some("outage");
-                        let mut affected: Vec<usize> =
-                            (0..args.services).filter(|_| rng.uniform() < 0.3).collect();
-                        if !affected.contains(&si) {
-                            affected.push(si);
-                        }
-                        outages.push((t + 2 * MIN, affected));
-                        diff = hunk(
-                            &format!("tests/test_{}.py", svc.name),
-                            20,
-                            "def test_fmt():",
-                        );
-                    } else {
-                        diff = hunk(&format!("src/{}/util.py", svc.name), 700, "def helper(x):");
-                    }
-                }
-                writeln!(
-                    buf,
-                    "{}",
-                    serde_json::json!({"type":"deploy","ts":t,"service":svc.name,"revision":format!("r{rev}"),
-                        "previous_revision":format!("r{prev}"),"repo":format!("shop/{}", svc.name),"diff":diff})
-                )
-                .expect("write to string");
-                let truth_line = Truth {
-                    service: svc.name.clone(),
-                    revision: format!("r{rev}"),
-                    deployed_at_ms: t,
-                    label: label.to_owned(),
-                    confounder: confounder.map(str::to_owned),
-                    culprit_file,
-                    culprit_line,
-                    ..Truth::default()
-                };
-                writeln!(
-                    truth,
-                    "{}",
-                    serde_json::to_string(&truth_line).expect("serializable")
-                )?;
+                deploy(svc, si, t, args, &mut rng, &mut outages, &mut buf, truth)?;
             }
-            // Traffic per live revision.
-            let day_frac = ((t - start_ms) as f64 / 86_400_000.0 + svc.phase).fract();
-            let mut rpm =
-                svc.base_rpm * (1.0 + 0.6 * (2.0 * std::f64::consts::PI * day_frac).sin());
-            if let Some((m, until)) = svc.surge {
-                if t < until {
-                    rpm *= m;
-                } else {
-                    svc.surge = None;
-                }
-            }
-            let mut shares = vec![(svc.revision, 1.0)];
-            if let Some((prev, until)) = svc.rolling {
-                if t < until {
-                    shares = vec![(prev, 0.5), (svc.revision, 0.5)];
-                } else {
-                    svc.rolling = None;
-                }
-            }
-            for (rev, share) in shares {
-                let requests = rng.poisson(rpm * share);
-                lines += 1;
-                writeln!(
-                    buf,
-                    r#"{{"type":"traffic","ts":{t},"service":"{}","revision":"r{rev}","requests":{requests},"window_s":60}}"#,
-                    svc.name
-                )
-                .expect("write to string");
-                let injected = svc.injected.filter(|(r, _)| *r == rev).map(|(_, i)| i);
-                for (j, s) in svc.sigs.iter().enumerate() {
-                    let factor = match injected {
-                        Some(Injection::Spike { sig, factor }) if sig == j => factor,
-                        _ => 1.0,
-                    };
-                    let n = rng.poisson(s.rate * s.multiplier * factor * requests as f64);
-                    for _ in 0..n {
-                        lines += 1;
-                        let msg = fill(s.template, &mut rng);
-                        let stack = format!(
-                            "Traceback (most recent call last):\n  File \"/app/{}\", line {}, in {}\nRuntimeError: failed",
-                            s.file, s.line, s.function
-                        );
-                        log_line(
-                            &mut buf,
-                            t + rng.below(59_000) as i64,
-                            &svc.name,
-                            rev,
-                            &msg,
-                            Some(&stack),
-                        );
-                    }
-                }
-                if let Some(Injection::New { rate, line, k }) = injected {
-                    let n = rng.poisson(rate * requests as f64);
-                    for _ in 0..n {
-                        lines += 1;
-                        let msg = format!(
-                            "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int' in handle_{k} (order={})",
-                            rng.next() % 1_000_000
-                        );
-                        let stack = format!(
-                            "Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/flask/app.py\", line 880, in dispatch\n  File \"/app/src/{}/handlers.py\", line {line}, in handle_{k}\nTypeError: unsupported operand",
-                            svc.name
-                        );
-                        log_line(
-                            &mut buf,
-                            t + rng.below(59_000) as i64,
-                            &svc.name,
-                            rev,
-                            &msg,
-                            Some(&stack),
-                        );
-                    }
-                }
-                // Outages: same template everywhere, 30 minutes.
-                for (o, (start, affected)) in outages.iter().enumerate() {
-                    if t >= *start && t < start + 30 * MIN && affected.contains(&si) {
-                        let n = rng.poisson(5e-3 * requests as f64);
-                        for _ in 0..n {
-                            lines += 1;
-                            let msg = format!(
-                                "Timeout after {}ms calling upstream-{o} (request_id={})",
-                                3000 + rng.below(500),
-                                rng.next() % 1_000_000
-                            );
-                            log_line(
-                                &mut buf,
-                                t + rng.below(59_000) as i64,
-                                &svc.name,
-                                rev,
-                                &msg,
-                                None,
-                            );
-                        }
-                    }
-                }
-            }
+            lines += minute(svc, si, t, start_ms, &mut rng, &outages, &mut buf);
         }
         out.write_all(buf.as_bytes())?;
         buf.clear();
         t += MIN;
     }
     Ok((lines + deploys, deploys))
+}
+
+/// A deploy of `svc` at `t`: the next revision, what it carries (a new
+/// error, a spike, or a clean change with a confounder), its Deploy record
+/// into `buf` and its label into `truth`.
+#[allow(clippy::too_many_arguments)]
+fn deploy(
+    svc: &mut Service,
+    si: usize,
+    t: i64,
+    args: &SimArgs,
+    rng: &mut Rng,
+    outages: &mut Vec<(i64, Vec<usize>)>,
+    buf: &mut String,
+    truth: &mut impl Write,
+) -> std::io::Result<()> {
+    const MIN: i64 = 60_000;
+    let prev = svc.revision;
+    svc.revision += 1;
+    let rev = svc.revision;
+    svc.next_deploy_ms = t + (rng.range(0.5, 1.5) * args.deploy_every_hours * 3_600_000.0) as i64;
+    let roll = rng.uniform();
+    let mut label = "clean";
+    let mut confounder = None;
+    let (mut culprit_file, mut culprit_line) = (None, None);
+    svc.injected = None;
+    let diff;
+    if roll < 0.2 {
+        label = "culprit_new";
+        let line = 100 + rng.below(200) as u32;
+        let k = rev;
+        // 1 to 10 errors a minute at the service's mean traffic.
+        let rate = rng.range(1.0, 10.0) / svc.base_rpm;
+        svc.injected = Some((rev, Injection::New { rate, line, k }));
+        culprit_file = Some(format!("src/{}/handlers.py", svc.name));
+        culprit_line = Some(line);
+        diff = hunk(
+            &format!("src/{}/handlers.py", svc.name),
+            line,
+            &format!("def handle_{k}(req):"),
+        );
+    } else if roll < 0.3 {
+        label = "culprit_spike";
+        // The most frequent signature, multiplied so the regression
+        // adds at least ~2 errors a minute: a real, visible spike.
+        let sig = (0..svc.sigs.len())
+            .max_by(|a, b| svc.sigs[*a].rate.total_cmp(&svc.sigs[*b].rate))
+            .unwrap_or(0);
+        let per_minute = svc.sigs[sig].rate * svc.base_rpm;
+        let factor = rng.range(4.0, 10.0).max(1.0 + 2.0 / per_minute.max(1e-9));
+        svc.injected = Some((rev, Injection::Spike { sig, factor }));
+        let s = &svc.sigs[sig];
+        culprit_file = Some(s.file.clone());
+        culprit_line = Some(s.line);
+        diff = hunk(&s.file, s.line, &format!("def {}(conn):", s.function));
+    } else {
+        let c = rng.uniform();
+        if c < 0.25 {
+            confounder = Some("surge");
+            svc.surge = Some((3.0, t + 30 * MIN));
+            diff = hunk(&format!("src/{}/util.py", svc.name), 500, "def fmt(x):");
+        } else if c < 0.45 {
+            confounder = Some("rolling");
+            svc.rolling = Some((prev, t + 20 * MIN));
+            diff = hunk(&format!("src/{}/util.py", svc.name), 300, "def parse(x):");
+        } else if c < 0.6 {
+            confounder = Some("docs");
+            diff = hunk("README.md", 10, "");
+        } else if c < 0.75 {
+            // An upstream outage starting right after this clean deploy.
+            confounder = Some("outage");
+            let mut affected: Vec<usize> =
+                (0..args.services).filter(|_| rng.uniform() < 0.3).collect();
+            if !affected.contains(&si) {
+                affected.push(si);
+            }
+            outages.push((t + 2 * MIN, affected));
+            diff = hunk(
+                &format!("tests/test_{}.py", svc.name),
+                20,
+                "def test_fmt():",
+            );
+        } else {
+            diff = hunk(&format!("src/{}/util.py", svc.name), 700, "def helper(x):");
+        }
+    }
+    writeln!(
+        buf,
+        "{}",
+        serde_json::json!({"type":"deploy","ts":t,"service":svc.name,"revision":format!("r{rev}"),
+            "previous_revision":format!("r{prev}"),"repo":format!("shop/{}", svc.name),"diff":diff})
+    )
+    .expect("write to string");
+    let truth_line = Truth {
+        service: svc.name.clone(),
+        revision: format!("r{rev}"),
+        deployed_at_ms: t,
+        label: label.to_owned(),
+        confounder: confounder.map(str::to_owned),
+        culprit_file,
+        culprit_line,
+        ..Truth::default()
+    };
+    writeln!(
+        truth,
+        "{}",
+        serde_json::to_string(&truth_line).expect("serializable")
+    )?;
+    Ok(())
+}
+
+/// One minute of `svc` at `t`: traffic per serving revision, its
+/// background errors, the injected error and outage timeouts, into `buf`;
+/// returns the lines written.
+fn minute(
+    svc: &mut Service,
+    si: usize,
+    t: i64,
+    start_ms: i64,
+    rng: &mut Rng,
+    outages: &[(i64, Vec<usize>)],
+    buf: &mut String,
+) -> usize {
+    const MIN: i64 = 60_000;
+    let mut lines = 0usize;
+    // Traffic per live revision.
+    let day_frac = ((t - start_ms) as f64 / 86_400_000.0 + svc.phase).fract();
+    let mut rpm = svc.base_rpm * (1.0 + 0.6 * (2.0 * std::f64::consts::PI * day_frac).sin());
+    if let Some((m, until)) = svc.surge {
+        if t < until {
+            rpm *= m;
+        } else {
+            svc.surge = None;
+        }
+    }
+    let mut shares = vec![(svc.revision, 1.0)];
+    if let Some((prev, until)) = svc.rolling {
+        if t < until {
+            shares = vec![(prev, 0.5), (svc.revision, 0.5)];
+        } else {
+            svc.rolling = None;
+        }
+    }
+    for (rev, share) in shares {
+        let requests = rng.poisson(rpm * share);
+        lines += 1;
+        writeln!(
+        buf,
+        r#"{{"type":"traffic","ts":{t},"service":"{}","revision":"r{rev}","requests":{requests},"window_s":60}}"#,
+        svc.name
+    )
+    .expect("write to string");
+        let injected = svc.injected.filter(|(r, _)| *r == rev).map(|(_, i)| i);
+        for (j, s) in svc.sigs.iter().enumerate() {
+            let factor = match injected {
+                Some(Injection::Spike { sig, factor }) if sig == j => factor,
+                _ => 1.0,
+            };
+            let n = rng.poisson(s.rate * s.multiplier * factor * requests as f64);
+            for _ in 0..n {
+                lines += 1;
+                let msg = fill(s.template, rng);
+                let stack = format!(
+                "Traceback (most recent call last):\n  File \"/app/{}\", line {}, in {}\nRuntimeError: failed",
+                s.file, s.line, s.function
+            );
+                log_line(
+                    buf,
+                    t + rng.below(59_000) as i64,
+                    &svc.name,
+                    rev,
+                    &msg,
+                    Some(&stack),
+                );
+            }
+        }
+        if let Some(Injection::New { rate, line, k }) = injected {
+            let n = rng.poisson(rate * requests as f64);
+            for _ in 0..n {
+                lines += 1;
+                let msg = format!(
+                "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int' in handle_{k} (order={})",
+                rng.next() % 1_000_000
+            );
+                let stack = format!(
+                "Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/flask/app.py\", line 880, in dispatch\n  File \"/app/src/{}/handlers.py\", line {line}, in handle_{k}\nTypeError: unsupported operand",
+                svc.name
+            );
+                log_line(
+                    buf,
+                    t + rng.below(59_000) as i64,
+                    &svc.name,
+                    rev,
+                    &msg,
+                    Some(&stack),
+                );
+            }
+        }
+        // Outages: same template everywhere, 30 minutes.
+        for (o, (start, affected)) in outages.iter().enumerate() {
+            if t >= *start && t < start + 30 * MIN && affected.contains(&si) {
+                let n = rng.poisson(5e-3 * requests as f64);
+                for _ in 0..n {
+                    lines += 1;
+                    let msg = format!(
+                        "Timeout after {}ms calling upstream-{o} (request_id={})",
+                        3000 + rng.below(500),
+                        rng.next() % 1_000_000
+                    );
+                    log_line(
+                        buf,
+                        t + rng.below(59_000) as i64,
+                        &svc.name,
+                        rev,
+                        &msg,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    lines
 }
 
 fn log_line(buf: &mut String, ts: i64, service: &str, rev: u32, msg: &str, stack: Option<&str>) {
