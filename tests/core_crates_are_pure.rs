@@ -19,6 +19,8 @@ const IO_CRATES: &[&str] = &[
 
 /// The pure core crates.
 const CORES: &[&str] = &[
+    "selfheal-common-core",
+    "selfheal-ingest-core",
     "selfheal-detector-core",
     "selfheal-fixer-core",
     "selfheal-triage-core",

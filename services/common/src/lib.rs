@@ -37,9 +37,8 @@ pub use selfheal_schemas::ids;
 pub mod kafka;
 pub mod metrics;
 pub mod outcome;
-mod pii;
 pub mod schema_registry;
-pub mod scrub;
+pub use selfheal_common_core::scrub;
 pub mod service;
 pub mod telemetry;
 

@@ -1,107 +1,41 @@
 //! Range checks of the configuration, run after it is loaded: a value that
 //! parses but cannot mean anything (`detector.alpha = 7.0`, zero partitions)
 //! is refused with its key named, instead of silently changing behaviour.
+//! Each section checks its own keys ([`CheckRanges`], beside its fields, in
+//! its own crate); this runs them all, and holds the checks of the sections
+//! that live here.
 
-use super::Config;
+use selfheal_common_core::ranges::{CheckRanges, OutOfRange, Ranges};
 
-/// One refused value: the key and why.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct OutOfRange {
-    /// The dotted key (`detector.alpha`).
-    pub(super) key: String,
-    /// What the value must be, and what it is.
-    pub(super) message: String,
-}
+use super::{Config, KafkaConfig, TopicsConfig};
 
-fn open_unit(out: &mut Vec<OutOfRange>, key: &str, v: f64) {
-    if !(v > 0.0 && v < 1.0) {
-        out.push(OutOfRange {
-            key: key.to_owned(),
-            message: format!("must be between 0 and 1, exclusive (is {v})"),
-        });
+impl CheckRanges for KafkaConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        r.at_least_one("max_in_flight", self.max_in_flight);
     }
 }
 
-fn closed_unit(out: &mut Vec<OutOfRange>, key: &str, v: f64) {
-    if !(0.0..=1.0).contains(&v) {
-        out.push(OutOfRange {
-            key: key.to_owned(),
-            message: format!("must be between 0 and 1 (is {v})"),
-        });
+impl CheckRanges for TopicsConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        r.at_least_one("partitions", self.partitions);
+        // -1: the broker's default.
+        if self.replication_factor != -1 {
+            r.at_least_one("replication_factor", self.replication_factor);
+        }
     }
-}
-
-fn non_negative(out: &mut Vec<OutOfRange>, key: &str, v: f64) {
-    if !(v >= 0.0 && v.is_finite()) {
-        out.push(OutOfRange {
-            key: key.to_owned(),
-            message: format!("must be a finite number ≥ 0 (is {v})"),
-        });
-    }
-}
-
-fn at_least_one(out: &mut Vec<OutOfRange>, key: &str, v: i64) {
-    if v < 1 {
-        out.push(OutOfRange {
-            key: key.to_owned(),
-            message: format!("must be at least 1 (is {v})"),
-        });
-    }
-}
-
-fn count(v: usize) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Every out-of-range value of `c`, in key order of the sections.
 pub(super) fn check(c: &Config) -> Vec<OutOfRange> {
-    let mut out = Vec::new();
-    let o = &mut out;
-    at_least_one(o, "kafka.max_in_flight", count(c.kafka.max_in_flight));
-    at_least_one(o, "topics.partitions", c.topics.partitions.into());
-    if c.topics.replication_factor != -1 {
-        at_least_one(
-            o,
-            "topics.replication_factor",
-            c.topics.replication_factor.into(),
-        );
-    }
-    at_least_one(o, "ingest.max_body_bytes", count(c.ingest.max_body_bytes));
-    at_least_one(o, "ingest.max_connections", count(c.ingest.max_connections));
-    non_negative(
-        o,
-        "ingest.grouping_similarity",
-        c.ingest.grouping_similarity,
-    );
-    let d = &c.detector;
-    open_unit(o, "detector.alpha", d.alpha);
-    at_least_one(o, "detector.window_minutes", d.window_minutes.into());
-    at_least_one(
-        o,
-        "detector.golden.window_minutes",
-        d.golden.window_minutes.into(),
-    );
-    non_negative(o, "detector.min_rate_ratio", d.min_rate_ratio);
-    let t = &c.triage;
-    closed_unit(o, "triage.caused_threshold", t.caused_threshold);
-    closed_unit(o, "triage.recency_decay", t.recency_decay);
-    let f = &c.fixer;
-    open_unit(o, "fixer.default_slo", f.default_slo);
-    non_negative(o, "fixer.fast_burn_rate", f.fast_burn_rate);
-    non_negative(o, "fixer.slow_burn_rate", f.slow_burn_rate);
-    non_negative(o, "fixer.recovery.tolerance", f.recovery.tolerance);
-    for (i, rule) in f.rules.iter().enumerate() {
-        if let Some(m) = rule.min_confidence {
-            closed_unit(o, &format!("fixer.rules[{i}].min_confidence"), m);
-        }
-    }
-    for (name, s) in &f.services {
-        if let Some(slo) = s.slo {
-            open_unit(o, &format!("fixer.services.{name}.slo"), slo);
-        }
-    }
-    super::schema_registry::check(&c.schema_registry, o);
-    out
+    let mut r = Ranges::new();
+    r.section("kafka", &c.kafka);
+    r.section("topics", &c.topics);
+    r.section("ingest", &c.ingest);
+    r.section("detector", &c.detector);
+    r.section("triage", &c.triage);
+    r.section("fixer", &c.fixer);
+    r.section("schema_registry", &c.schema_registry);
+    r.finish()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ranges::OutOfRange;
+use selfheal_common_core::ranges::{CheckRanges, Ranges};
 
 /// Where the Schema Registry is. With `url` set, selfheal registers each
 /// topic's value schema (subject `<topic>-value`) at start-up, checks it is
@@ -40,26 +40,15 @@ impl Default for SchemaRegistryConfig {
 
 /// Out-of-range values of the section: a URL that is not `http://host…`, a
 /// password without a user name, a zero timeout.
-pub(super) fn check(c: &SchemaRegistryConfig, out: &mut Vec<OutOfRange>) {
-    if let Some(url) = &c.url {
-        if let Some(message) = url_problem(url) {
-            out.push(OutOfRange {
-                key: "schema_registry.url".to_owned(),
-                message,
-            });
+impl CheckRanges for SchemaRegistryConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        if let Some(message) = self.url.as_deref().and_then(url_problem) {
+            r.refuse("url", message);
         }
-    }
-    if c.password.is_some() && c.username.is_none() {
-        out.push(OutOfRange {
-            key: "schema_registry.username".to_owned(),
-            message: "must be set when schema_registry.password is".to_owned(),
-        });
-    }
-    if c.timeout_ms == 0 {
-        out.push(OutOfRange {
-            key: "schema_registry.timeout_ms".to_owned(),
-            message: "must be at least 1 (is 0)".to_owned(),
-        });
+        if self.password.is_some() && self.username.is_none() {
+            r.refuse("username", "must be set when schema_registry.password is");
+        }
+        r.at_least_one("timeout_ms", self.timeout_ms);
     }
 }
 
@@ -92,9 +81,9 @@ mod tests {
     use super::*;
 
     fn keys(c: &SchemaRegistryConfig) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        check(c, &mut out);
-        out.into_iter().map(|o| (o.key, o.message)).collect()
+        let mut r = Ranges::new();
+        r.section("schema_registry", c);
+        r.finish().into_iter().map(|o| (o.key, o.message)).collect()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `selfheal_common::Config` (unknown keys rejected, environment overrides
 //! applied there).
 
+use selfheal_common_core::ranges::{CheckRanges, Ranges};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the detector service.
@@ -200,5 +201,14 @@ impl DetectorConfig {
             window_minutes: 60,
             ..Self::default()
         }
+    }
+}
+
+impl CheckRanges for DetectorConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        r.open_unit("alpha", self.alpha);
+        r.at_least_one("window_minutes", self.window_minutes);
+        r.at_least_one("golden.window_minutes", self.golden.window_minutes);
+        r.non_negative("min_rate_ratio", self.min_rate_ratio);
     }
 }

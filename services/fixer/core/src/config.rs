@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use selfheal_common_core::ranges::{CheckRanges, Ranges};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the fixer service: the remediation rules, safety rails, the
@@ -502,6 +503,25 @@ impl Default for FixerServiceConfig {
             repo: None,
             github_repo: None,
             base_branch: "main".to_owned(),
+        }
+    }
+}
+
+impl CheckRanges for FixerConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        r.open_unit("default_slo", self.default_slo);
+        r.non_negative("fast_burn_rate", self.fast_burn_rate);
+        r.non_negative("slow_burn_rate", self.slow_burn_rate);
+        r.non_negative("recovery.tolerance", self.recovery.tolerance);
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(m) = rule.min_confidence {
+                r.closed_unit(&format!("rules[{i}].min_confidence"), m);
+            }
+        }
+        for (name, s) in &self.services {
+            if let Some(slo) = s.slo {
+                r.open_unit(&format!("services.{name}.slo"), slo);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use selfheal_common_core::ranges::{CheckRanges, Ranges};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the triage service.
@@ -108,5 +109,12 @@ impl Default for TriageConfig {
             llm_max_calls_per_hour: 60,
             llm_max_prompt_chars: 12_000,
         }
+    }
+}
+
+impl CheckRanges for TriageConfig {
+    fn check_ranges(&self, r: &mut Ranges) {
+        r.closed_unit("caused_threshold", self.caused_threshold);
+        r.closed_unit("recency_decay", self.recency_decay);
     }
 }
