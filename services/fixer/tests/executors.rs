@@ -230,3 +230,31 @@ async fn webhook_timeout_and_missing_secret() {
     .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
+
+/// `rollback.executor = X` builds the executor of kind X, and it records the
+/// name the policy planned with: the name has one copy, on the kind.
+#[test]
+fn the_configured_kind_builds_its_executor_under_the_planned_name() {
+    use selfheal_common::config::{Config, RollbackExecutorKind as K};
+    use selfheal_fixer::adapter::Executors;
+    let mut names = std::collections::BTreeSet::new();
+    for kind in [K::Command, K::Webhook, K::Kubernetes, K::ArgoRollouts] {
+        let mut c = Config::default();
+        let r = &mut c.fixer.rollback;
+        r.executor = kind;
+        r.command = vec!["true".into()];
+        r.webhook_url = "http://127.0.0.1:9/rollback".into();
+        // Any variable that is set serves as the secret here.
+        r.webhook_secret_env = "PATH".into();
+        r.kubernetes.token_file = String::new();
+        r.kubernetes.ca_file = String::new();
+        let built = Executors::from_config(&c).expect("builds").rollback;
+        let executor = built.expect("an executor for a named kind");
+        assert_eq!(executor.kind(), kind);
+        assert_eq!(Some(executor.name()), kind.executor_name());
+        assert!(names.insert(executor.name()), "{} twice", executor.name());
+    }
+    let none = Executors::from_config(&Config::default()).expect("builds");
+    assert!(none.rollback.is_none());
+    assert_eq!(K::None.executor_name(), None);
+}

@@ -276,6 +276,21 @@ pub enum RollbackExecutorKind {
     ArgoRollouts,
 }
 
+impl RollbackExecutorKind {
+    /// The executor's name on actions (`Action.executor`) and in logs, the
+    /// one copy of it: the policy plans with it and the executor reports it
+    /// (`RollbackExecutor::name`). `None` for `none`.
+    pub const fn executor_name(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Command => Some("rollback_command"),
+            Self::Webhook => Some("rollback_webhook"),
+            Self::Kubernetes => Some("rollback_kubernetes"),
+            Self::ArgoRollouts => Some("rollback_argo_rollouts"),
+        }
+    }
+}
+
 /// Where and how the `kubernetes` and `argo_rollouts` executors reach the
 /// Kubernetes API. The defaults are a pod's own service account; behind
 /// `kubectl proxy` set `api_url = "http://127.0.0.1:8001"`, `token_file = ""`.
@@ -397,6 +412,21 @@ pub enum DispatcherKind {
     CliAgent,
     /// Built-in: revert the blamed change in a worktree, push, open a PR (no LLM).
     Revert,
+}
+
+impl DispatcherKind {
+    /// The dispatcher's name on actions (`Action.executor`), the one copy of
+    /// it (see [`RollbackExecutorKind::executor_name`]). `None` for `none`.
+    pub const fn executor_name(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::GithubIssue => Some("github_issue"),
+            Self::RepositoryDispatch => Some("repository_dispatch"),
+            Self::Opencode => Some("opencode"),
+            Self::CliAgent => Some("cli_agent"),
+            Self::Revert => Some("revert"),
+        }
+    }
 }
 
 /// How fix-forwards are dispatched.

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use super::git::Git;
 use super::github::GitHub;
 use super::{base_of, prompt, publish, Dispatched, FixDispatcher, Target};
+use selfheal_common::config::DispatcherKind;
+
 use crate::error::{Error, Result};
 use crate::executors::command::run;
 use crate::executors::template;
@@ -54,8 +56,8 @@ impl AgentDispatcher {
 
 #[async_trait]
 impl FixDispatcher for AgentDispatcher {
-    fn name(&self) -> &'static str {
-        "cli_agent"
+    fn kind(&self) -> DispatcherKind {
+        DispatcherKind::CliAgent
     }
 
     async fn dispatch(

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use selfheal_common::config::DispatchConfig;
+use selfheal_common::config::{DispatchConfig, DispatcherKind};
 use serde_json::{json, Value};
 
 use super::{prompt, Dispatched, FixDispatcher, Target};
@@ -152,8 +152,8 @@ pub struct IssueDispatcher {
 
 #[async_trait]
 impl FixDispatcher for IssueDispatcher {
-    fn name(&self) -> &'static str {
-        "github_issue"
+    fn kind(&self) -> DispatcherKind {
+        DispatcherKind::GithubIssue
     }
 
     async fn dispatch(&self, req: &FixRequest, target: &Target) -> Result<Dispatched> {
@@ -187,8 +187,8 @@ pub struct RepositoryDispatcher {
 
 #[async_trait]
 impl FixDispatcher for RepositoryDispatcher {
-    fn name(&self) -> &'static str {
-        "repository_dispatch"
+    fn kind(&self) -> DispatcherKind {
+        DispatcherKind::RepositoryDispatch
     }
 
     async fn dispatch(&self, req: &FixRequest, target: &Target) -> Result<Dispatched> {

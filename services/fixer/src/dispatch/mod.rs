@@ -109,8 +109,14 @@ pub fn github_repo_of(url: &str) -> Option<String> {
 /// Hands a fix to an agent, or makes it.
 #[async_trait]
 pub trait FixDispatcher: Send + Sync {
-    /// The name recorded in `Action.executor`.
-    fn name(&self) -> &'static str;
+    /// Which `dispatch.dispatcher` this is; its name comes from the kind.
+    fn kind(&self) -> DispatcherKind;
+
+    /// The name recorded in `Action.executor`, the one the policy planned
+    /// with ([`DispatcherKind::executor_name`]).
+    fn name(&self) -> &'static str {
+        self.kind().executor_name().unwrap_or("none")
+    }
 
     /// Dispatches once (no retries).
     async fn dispatch(&self, req: &FixRequest, target: &Target) -> Result<Dispatched>;

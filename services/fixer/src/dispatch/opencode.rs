@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{prompt, Dispatched, FixDispatcher, Target};
+use selfheal_common::config::DispatcherKind;
+
 use crate::error::{Error, Result};
 use crate::policy::FixRequest;
 
@@ -57,8 +59,8 @@ impl OpenCodeDispatcher {
 
 #[async_trait]
 impl FixDispatcher for OpenCodeDispatcher {
-    fn name(&self) -> &'static str {
-        "opencode"
+    fn kind(&self) -> DispatcherKind {
+        DispatcherKind::Opencode
     }
 
     async fn dispatch(&self, req: &FixRequest, _target: &Target) -> Result<Dispatched> {

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use super::git::Git;
 use super::github::GitHub;
 use super::{base_of, prompt, publish, Dispatched, FixDispatcher, Target};
+use selfheal_common::config::DispatcherKind;
+
 use crate::error::{Error, Result};
 use crate::executors::template::check_value;
 use crate::policy::FixRequest;
@@ -92,8 +94,8 @@ impl RevertDispatcher {
 
 #[async_trait]
 impl FixDispatcher for RevertDispatcher {
-    fn name(&self) -> &'static str {
-        "revert"
+    fn kind(&self) -> DispatcherKind {
+        DispatcherKind::Revert
     }
 
     async fn dispatch(&self, req: &FixRequest, target: &Target) -> Result<Dispatched> {

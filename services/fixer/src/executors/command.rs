@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use selfheal_common::config::RollbackConfig;
+use selfheal_common::config::{RollbackConfig, RollbackExecutorKind};
 
 use super::{template, RollbackExecutor};
 use crate::error::{Error, Result};
@@ -34,8 +34,8 @@ impl CommandExecutor {
 
 #[async_trait]
 impl RollbackExecutor for CommandExecutor {
-    fn name(&self) -> &'static str {
-        "rollback_command"
+    fn kind(&self) -> RollbackExecutorKind {
+        RollbackExecutorKind::Command
     }
 
     async fn rollback(&self, job: &RollbackJob) -> Result<String> {

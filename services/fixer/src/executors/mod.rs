@@ -23,6 +23,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use selfheal_common::config::RollbackExecutorKind;
 
 use crate::error::{Error, Result};
 use crate::policy::RollbackJob;
@@ -64,8 +65,14 @@ pub(crate) async fn send(
 /// Carries out rollbacks.
 #[async_trait]
 pub trait RollbackExecutor: Send + Sync {
-    /// The name recorded in `Action.executor`.
-    fn name(&self) -> &'static str;
+    /// Which `rollback.executor` this is; its name comes from the kind.
+    fn kind(&self) -> RollbackExecutorKind;
+
+    /// The name recorded in `Action.executor`, the one the policy planned
+    /// with ([`RollbackExecutorKind::executor_name`]).
+    fn name(&self) -> &'static str {
+        self.kind().executor_name().unwrap_or("none")
+    }
 
     /// Rolls back once (no retries); returns a one-line account of what happened.
     async fn rollback(&self, job: &RollbackJob) -> Result<String>;

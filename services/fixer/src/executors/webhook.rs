@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use selfheal_common::config::RollbackConfig;
+use selfheal_common::config::{RollbackConfig, RollbackExecutorKind};
 use sha2::Sha256;
 
 use super::RollbackExecutor;
@@ -77,8 +77,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 #[async_trait]
 impl RollbackExecutor for WebhookExecutor {
-    fn name(&self) -> &'static str {
-        "rollback_webhook"
+    fn kind(&self) -> RollbackExecutorKind {
+        RollbackExecutorKind::Webhook
     }
 
     async fn rollback(&self, job: &RollbackJob) -> Result<String> {

@@ -40,7 +40,7 @@ pub mod severity;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::config::{DispatcherKind, FixerConfig, FixerRule, RollbackExecutorKind};
+use crate::config::{FixerConfig, FixerRule};
 use selfheal_schemas::ids::stable_id;
 use selfheal_schemas::{
     Action, ActionKind, ActionStatus, AnyEvent, Decision, Deploy, Evidence, Regression,
@@ -1120,21 +1120,8 @@ impl Policy {
 
     fn executor_for(&self, kind: ActionKind) -> Option<&'static str> {
         match kind {
-            ActionKind::Rollback => match self.config.rollback.executor {
-                RollbackExecutorKind::None => None,
-                RollbackExecutorKind::Command => Some("rollback_command"),
-                RollbackExecutorKind::Webhook => Some("rollback_webhook"),
-                RollbackExecutorKind::Kubernetes => Some("rollback_kubernetes"),
-                RollbackExecutorKind::ArgoRollouts => Some("rollback_argo_rollouts"),
-            },
-            ActionKind::FixForward => match self.config.dispatch.dispatcher {
-                DispatcherKind::None => None,
-                DispatcherKind::GithubIssue => Some("github_issue"),
-                DispatcherKind::RepositoryDispatch => Some("repository_dispatch"),
-                DispatcherKind::Opencode => Some("opencode"),
-                DispatcherKind::CliAgent => Some("cli_agent"),
-                DispatcherKind::Revert => Some("revert"),
-            },
+            ActionKind::Rollback => self.config.rollback.executor.executor_name(),
+            ActionKind::FixForward => self.config.dispatch.dispatcher.executor_name(),
             _ => None,
         }
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::FixerServiceConfig;
+use crate::config::{DispatcherKind, RollbackExecutorKind};
 use selfheal_schemas::RateBasis;
 
 const T0: i64 = 1_773_050_400_000;

@@ -20,7 +20,7 @@ pub mod client;
 pub mod history;
 
 use async_trait::async_trait;
-use selfheal_common::config::RollbackConfig;
+use selfheal_common::config::{RollbackConfig, RollbackExecutorKind};
 use serde_json::{json, Value};
 
 use super::{template, RollbackExecutor};
@@ -86,10 +86,10 @@ fn refused(what: String, why: String) -> Error {
 
 #[async_trait]
 impl RollbackExecutor for KubeExecutor {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> RollbackExecutorKind {
         match self.workload {
-            Workload::Deployment => "rollback_kubernetes",
-            Workload::Rollout => "rollback_argo_rollouts",
+            Workload::Deployment => RollbackExecutorKind::Kubernetes,
+            Workload::Rollout => RollbackExecutorKind::ArgoRollouts,
         }
     }
 
