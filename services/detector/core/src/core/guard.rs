@@ -156,25 +156,7 @@ impl Detector {
             c.at,
             c.base_rate,
         );
-        a.onset_ms = on.map(|o| o.at_ms);
-        let late = on.is_some_and(|o| o.late);
-        if let Some(o) = on {
-            if o.late {
-                a.cues.push("onset_late".into());
-                a.evidence.push(format!(
-                    "onset {} min after the revision's first requests; {:.0} events before it where {:.1} were due at the later rate (p = {:.1e})",
-                    (o.at_ms - o.first_request_ms) / MINUTE_MS,
-                    o.before,
-                    o.due_before,
-                    o.p_late
-                ));
-            }
-            if o.went_away {
-                a.cues.push("went_away".into());
-                a.evidence
-                    .push("the rise ended while the revision still serves".into());
-            }
-        }
+        note_onset(on, &mut a);
         let before = predeploy::before_deploy(
             sig,
             &svc.traffic,
@@ -187,35 +169,12 @@ impl Detector {
                 exposure: c.exposure,
             },
         );
-        let same_rate = before.is_some_and(|b| b.same_rate);
-        if let Some(b) = before {
-            a.cues.push(if b.same_rate {
-                "same_rate_before_deploy".into()
-            } else {
-                "rising_before_deploy".into()
-            });
-            a.evidence.push(format!(
-                "{:.0} events in the {} min before the deploy vs {:.1} at the baseline rate; that rate predicts {:.1} on the new revision, {:.0} seen",
-                b.x,
-                b.window_ms / MINUTE_MS,
-                b.mu,
-                b.predicted,
-                c.x
-            ));
-        }
+        note_before(before, c.x, &mut a);
         let surge = c
             .spike
             .then(|| load::surge(&svc.traffic, c.t0, a.onset_ms.unwrap_or(c.t0), c.at))
             .flatten();
-        if let Some(sg) = surge {
-            a.cues.push("traffic_surge".into());
-            a.evidence.push(format!(
-                "the service's traffic rose ×{:.1} with it ({:.0} requests/min since the onset vs {:.0} before the deploy)",
-                sg.ratio(),
-                sg.since,
-                sg.before
-            ));
-        }
+        note_surge(surge, &mut a);
         let text_cues = dependency_cues(&sig.sample.template, &sig.sample.sample_message);
         let upstreams: BTreeSet<String> = upstream_names(&sig.sample.sample_message)
             .into_iter()
@@ -230,90 +189,43 @@ impl Detector {
         // a little before the onset (or at the deploy).
         let aligned_from = a.onset_ms.map_or(c.t0, |o| (o - ALIGN_MS).max(c.t0));
         let w = self.witnesses(c, sig, &upstreams, aligned_from);
-        let strong_rule = w.clear >= 2 || w.overwhelming || w.same_service_clear;
-        let old_rose = w.same_service_moderate;
-        if old_rose {
+        if w.same_service_moderate {
             a.cues.push("old_revision_rose".into());
         }
-        let pooled = (w.pooled.x > 0.0).then_some(w.pooled);
         if w.aligned > 0 {
             a.cues.push(format!("aligned:{}", w.aligned));
         }
-        let pooled_p = fisher(w.fisher_ln, w.eligible);
-        let pooled_strong =
-            pooled.is_some_and(|p| p.x / p.mu >= 2.0) && w.aligned > 0 && pooled_p <= 1e-4;
-        let went_away = a.cues.iter().any(|c| c == "went_away");
-        // Pooled witnesses need corroboration from another kind of evidence:
-        // the onset's own timing, or, for two or more, the error text.
-        let corroborated = late || went_away || (w.aligned >= 2 && !text_cues.is_empty());
         a.evidence.extend(w.lines.iter().cloned());
-        // A dependency failure that began on its own time, minutes after
-        // the revision's first requests, where a deploy-caused one would
-        // have shown at once.
-        // Stricter than `onset_late` alone: hourly error regimes can keep a
-        // deploy-caused spike quiet for its first minutes.
-        let late_dependency =
-            late && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P) && !text_cues.is_empty();
-        // A dependency failure already well under way before the deploy
-        // that kept escalating after it: outages cascade (retries, pool
-        // exhaustion) faster than the ×3 a slow burn allows, and a deploy
-        // cannot start an error that ran before it.
-        let escalating_dependency = !text_cues.is_empty()
-            && before.is_some_and(|b| {
-                !b.same_rate
-                    && b.x >= predeploy::ESCALATION_MIN_RATIO * b.mu
-                    && c.x < predeploy::ESCALATION_BEYOND_RATIO * b.predicted
-            });
-        if same_rate
-            || escalating_dependency
-            || surge.is_some()
-            || strong_rule
-            || (pooled_strong && corroborated)
-            || (old_rose && late)
-            || late_dependency
-        {
-            let mut why = Vec::new();
-            if same_rate {
-                why.push("the error already ran at this rate before the deploy".to_owned());
-            } else if escalating_dependency {
-                why.push(
-                    "a dependency failure already under way before the deploy kept escalating"
-                        .to_owned(),
-                );
-            } else if surge.is_some() {
-                why.push("an existing error that rose with a traffic surge".to_owned());
-            } else if strong_rule {
-                why.push("the same error rose where this deploy cannot be the cause".to_owned());
-            } else if late_dependency && !pooled_strong && !old_rose {
-                why.push(
-                    "a dependency error that began minutes after the revision's first requests"
-                        .to_owned(),
-                );
-            } else if old_rose {
-                why.push(
-                    "the error rose on the old revision too, and began after the deploy".to_owned(),
-                );
-            } else {
-                let p = pooled.expect("pooled_strong");
-                why.push(format!(
-                    "{} of {} other series rose with it from its onset ({:.0} vs {:.1} expected; Fisher p = {:.1e} over all {})",
-                    w.aligned,
-                    w.eligible,
-                    p.x,
-                    p.mu,
-                    pooled_p,
-                    w.eligible
-                ));
-            }
-            a.external = Some(format!("{}: {}", why.join("; "), a.evidence.join("; ")));
-        } else {
-            // A dependency failure that names its upstream, with nothing
-            // else against the deploy, looks the same as an outage that
-            // began with it and hit only this service: remediation waits,
-            // and `went_away` re-checks it. (A bare "timeout" does not:
-            // lock and pool timeouts are a deploy's bugs as often.)
-            a.ambiguous = late
-                || (!text_cues.is_empty() && (w.aligned > 0 || old_rose || !upstreams.is_empty()));
+        let late = on.is_some_and(|o| o.late);
+        let signals = Signals {
+            late,
+            went_away: a.cues.iter().any(|c| c == "went_away"),
+            same_rate: before.is_some_and(|b| b.same_rate),
+            surge: surge.is_some(),
+            dependency_text: !text_cues.is_empty(),
+            names_upstream: !upstreams.is_empty(),
+            // A dependency failure that began on its own time, minutes after
+            // the revision's first requests, where a deploy-caused one would
+            // have shown at once. Stricter than `onset_late` alone: hourly
+            // error regimes can keep a deploy-caused spike quiet for its
+            // first minutes.
+            late_dependency: late
+                && on.is_some_and(|o| o.p_late <= LATE_DEPENDENCY_P)
+                && !text_cues.is_empty(),
+            // A dependency failure already well under way before the deploy
+            // that kept escalating after it: outages cascade (retries, pool
+            // exhaustion) faster than the ×3 a slow burn allows, and a deploy
+            // cannot start an error that ran before it.
+            escalating_dependency: !text_cues.is_empty()
+                && before.is_some_and(|b| {
+                    !b.same_rate
+                        && b.x >= predeploy::ESCALATION_MIN_RATIO * b.mu
+                        && c.x < predeploy::ESCALATION_BEYOND_RATIO * b.predicted
+                }),
+        };
+        match signals.external(&w) {
+            Some(why) => a.external = Some(format!("{why}: {}", a.evidence.join("; "))),
+            None => a.ambiguous = signals.ambiguous(&w),
         }
         a
     }
@@ -414,62 +326,30 @@ impl Detector {
         aligned_from: i64,
     ) -> Witnesses {
         let mut w = Witnesses::default();
+        let window = Window {
+            t0: c.t0,
+            at: c.at,
+            aligned_from,
+            min_count: self.config.min_count as f64,
+        };
+        self.local_witnesses(c, sig, upstreams, &window, &mut w);
+        self.fleet_witnesses(&sig.witness_key, &window, &mut w);
+        w
+    }
+
+    /// Local services: the same template, or another error naming one of
+    /// the same upstreams.
+    fn local_witnesses(
+        &self,
+        c: &Subject<'_>,
+        sig: &SigState,
+        upstreams: &BTreeSet<String>,
+        window: &Window,
+        w: &mut Witnesses,
+    ) {
         let key = &sig.witness_key;
         let lateness = i64::from(self.config.allowed_lateness_s) * 1_000;
-        let min_count = self.config.min_count as f64;
-        // One series of another service or revision, its counts known up to
-        // `until`.
-        let judge = |w: &mut Witnesses,
-                     label: String,
-                     series: &Series,
-                     base_from: i64,
-                     until: i64,
-                     same_service: bool| {
-            let until = until.min(c.at);
-            if let Some(r) = rise(series, c.t0, c.t0, until, base_from, min_count) {
-                if r.clear() {
-                    if same_service {
-                        w.same_service_clear = true;
-                    } else {
-                        w.clear += 1;
-                    }
-                    w.overwhelming |= !same_service && r.overwhelming();
-                    w.lines.push(format!(
-                        "{label}: {:.0} in the window vs {:.1} expected",
-                        r.x, r.mu
-                    ));
-                }
-            }
-            // Aligned with the onset: judged from shortly before it. Every
-            // eligible witness is pooled, risen or not (pooling only the
-            // ones that rose would find outages in noise).
-            if let Some(r) = rise(series, c.t0, aligned_from, until, base_from, 0.0) {
-                if !same_service && r.x > 0.0 && r.x >= r.mu {
-                    w.fisher_ln += r.p_own().max(1e-300).ln();
-                }
-                if !same_service {
-                    w.eligible += 1;
-                }
-                if r.x >= min_count && r.moderate() {
-                    if same_service {
-                        w.same_service_moderate = true;
-                    } else {
-                        w.aligned += 1;
-                        w.pooled.x += r.x;
-                        w.pooled.mu += r.mu;
-                    }
-                    if !r.clear() {
-                        w.lines.push(format!(
-                            "{label}: {:.0} since the onset vs {:.1} expected",
-                            r.x, r.mu
-                        ));
-                    }
-                }
-            }
-        };
         let mut seen_series: BTreeSet<(&str, &str)> = BTreeSet::new();
-        // Local services: the same template, or another error naming one of
-        // the same upstreams.
         for (other_service, svc) in &self.services {
             let same_service = other_service == c.service;
             let base_from = if same_service {
@@ -514,37 +394,232 @@ impl Detector {
                     } else {
                         format!("{other_service}@{other_rev}")
                     };
-                    judge(&mut w, label, series, base_from, until, same_service);
+                    w.judge(window, label, series, base_from, until, same_service);
                 }
             }
         }
-        // Other instances' services (never one held here: local state is
-        // authoritative, and this instance's own summaries echo back).
-        if let Some(f) = &self.fleet {
-            let hash = template_hash(key);
-            for other_service in f.view.services_with(&hash) {
-                if self.services.contains_key(other_service) {
-                    continue;
+    }
+
+    /// Other instances' services (never one held here: local state is
+    /// authoritative, and this instance's own summaries echo back).
+    fn fleet_witnesses(&self, key: &str, window: &Window, w: &mut Witnesses) {
+        let Some(f) = &self.fleet else {
+            return;
+        };
+        let hash = template_hash(key);
+        for other_service in f.view.services_with(&hash) {
+            if self.services.contains_key(other_service) {
+                continue;
+            }
+            let Some(base_from) =
+                witness_base_from(f.view.deploys(other_service), window.t0, window.at)
+            else {
+                continue;
+            };
+            let until = f.view.reported_until(other_service, window.at);
+            for (other_rev, series) in f.view.series(other_service, &hash).into_iter().flatten() {
+                let label = format!("{other_service}@{other_rev}");
+                w.judge(window, label, series, base_from, until, false);
+            }
+        }
+    }
+}
+
+/// Records the onset's cues: late, and went away.
+fn note_onset(on: Option<Onset>, a: &mut Assessment) {
+    a.onset_ms = on.map(|o| o.at_ms);
+    let Some(o) = on else {
+        return;
+    };
+    if o.late {
+        a.cues.push("onset_late".into());
+        a.evidence.push(format!(
+            "onset {} min after the revision's first requests; {:.0} events before it where {:.1} were due at the later rate (p = {:.1e})",
+            (o.at_ms - o.first_request_ms) / MINUTE_MS,
+            o.before,
+            o.due_before,
+            o.p_late
+        ));
+    }
+    if o.went_away {
+        a.cues.push("went_away".into());
+        a.evidence
+            .push("the rise ended while the revision still serves".into());
+    }
+}
+
+/// Records the rate before the deploy (`x`: the candidate's count).
+fn note_before(before: Option<predeploy::BeforeDeploy>, x: f64, a: &mut Assessment) {
+    let Some(b) = before else {
+        return;
+    };
+    a.cues.push(if b.same_rate {
+        "same_rate_before_deploy".into()
+    } else {
+        "rising_before_deploy".into()
+    });
+    a.evidence.push(format!(
+        "{:.0} events in the {} min before the deploy vs {:.1} at the baseline rate; that rate predicts {:.1} on the new revision, {:.0} seen",
+        b.x,
+        b.window_ms / MINUTE_MS,
+        b.mu,
+        b.predicted,
+        x
+    ));
+}
+
+/// Records a traffic surge that came with a spike.
+fn note_surge(surge: Option<load::Surge>, a: &mut Assessment) {
+    let Some(sg) = surge else {
+        return;
+    };
+    a.cues.push("traffic_surge".into());
+    a.evidence.push(format!(
+        "the service's traffic rose ×{:.1} with it ({:.0} requests/min since the onset vs {:.0} before the deploy)",
+        sg.ratio(),
+        sg.since,
+        sg.before
+    ));
+}
+
+/// The candidate's own cues, as the external rule reads them.
+struct Signals {
+    /// The onset came minutes after the revision's first requests.
+    late: bool,
+    /// The rise ended while the revision still serves.
+    went_away: bool,
+    /// The error already ran at this rate before the deploy.
+    same_rate: bool,
+    /// An existing error rose with a traffic surge.
+    surge: bool,
+    /// The error's text reads as a dependency failure.
+    dependency_text: bool,
+    /// The error names an upstream.
+    names_upstream: bool,
+    /// A dependency error whose onset alone says it began on its own time.
+    late_dependency: bool,
+    /// A dependency failure under way before the deploy that kept escalating.
+    escalating_dependency: bool,
+}
+
+impl Signals {
+    /// Why the deploy cannot be the cause, given the witnesses `w`, if it
+    /// cannot (the first reason that holds, in order of strength).
+    fn external(&self, w: &Witnesses) -> Option<String> {
+        let strong_rule = w.clear >= 2 || w.overwhelming || w.same_service_clear;
+        let old_rose = w.same_service_moderate;
+        let pooled_p = fisher(w.fisher_ln, w.eligible);
+        let pooled = (w.pooled.x > 0.0).then_some(w.pooled);
+        let pooled_strong =
+            pooled.is_some_and(|p| p.x / p.mu >= 2.0) && w.aligned > 0 && pooled_p <= 1e-4;
+        // Pooled witnesses need corroboration from another kind of evidence:
+        // the onset's own timing, or, for two or more, the error text.
+        let corroborated = self.late || self.went_away || (w.aligned >= 2 && self.dependency_text);
+        let why = if self.same_rate {
+            "the error already ran at this rate before the deploy".to_owned()
+        } else if self.escalating_dependency {
+            "a dependency failure already under way before the deploy kept escalating".to_owned()
+        } else if self.surge {
+            "an existing error that rose with a traffic surge".to_owned()
+        } else if strong_rule {
+            "the same error rose where this deploy cannot be the cause".to_owned()
+        } else if self.late_dependency && !(pooled_strong && corroborated) && !old_rose {
+            "a dependency error that began minutes after the revision's first requests".to_owned()
+        } else if old_rose && (self.late || (pooled_strong && corroborated)) {
+            "the error rose on the old revision too, and began after the deploy".to_owned()
+        } else if let Some(p) = pooled.filter(|_| pooled_strong && corroborated) {
+            format!(
+                "{} of {} other series rose with it from its onset ({:.0} vs {:.1} expected; Fisher p = {:.1e} over all {})",
+                w.aligned, w.eligible, p.x, p.mu, pooled_p, w.eligible
+            )
+        } else {
+            return None;
+        };
+        Some(why)
+    }
+
+    /// Attributed, but ambiguous: a dependency failure that names its
+    /// upstream, with nothing else against the deploy, looks the same as an
+    /// outage that began with it and hit only this service: remediation
+    /// waits, and `went_away` re-checks it. (A bare "timeout" does not: lock
+    /// and pool timeouts are a deploy's bugs as often.)
+    fn ambiguous(&self, w: &Witnesses) -> bool {
+        self.late
+            || (self.dependency_text
+                && (w.aligned > 0 || w.same_service_moderate || self.names_upstream))
+    }
+}
+
+/// The candidate's windows, as the witnesses are judged over them.
+struct Window {
+    /// The deploy: the clear rules look at [t0, at).
+    t0: i64,
+    at: i64,
+    /// The aligned window starts here (a little before the onset).
+    aligned_from: i64,
+    /// `detector.min_count`.
+    min_count: f64,
+}
+
+impl Witnesses {
+    /// Judges one series of another service or revision, its counts known up
+    /// to `until`.
+    fn judge(
+        &mut self,
+        window: &Window,
+        label: String,
+        series: &Series,
+        base_from: i64,
+        until: i64,
+        same_service: bool,
+    ) {
+        let Window {
+            t0,
+            at,
+            aligned_from,
+            min_count,
+        } = *window;
+        let until = until.min(at);
+        if let Some(r) = rise(series, t0, t0, until, base_from, min_count) {
+            if r.clear() {
+                if same_service {
+                    self.same_service_clear = true;
+                } else {
+                    self.clear += 1;
                 }
-                let Some(base_from) = witness_base_from(f.view.deploys(other_service), c.t0, c.at)
-                else {
-                    continue;
-                };
-                let until = f.view.reported_until(other_service, c.at);
-                for (other_rev, series) in f.view.series(other_service, &hash).into_iter().flatten()
-                {
-                    judge(
-                        &mut w,
-                        format!("{other_service}@{other_rev}"),
-                        series,
-                        base_from,
-                        until,
-                        false,
-                    );
+                self.overwhelming |= !same_service && r.overwhelming();
+                self.lines.push(format!(
+                    "{label}: {:.0} in the window vs {:.1} expected",
+                    r.x, r.mu
+                ));
+            }
+        }
+        // Aligned with the onset: judged from shortly before it. Every
+        // eligible witness is pooled, risen or not (pooling only the ones
+        // that rose would find outages in noise).
+        if let Some(r) = rise(series, t0, aligned_from, until, base_from, 0.0) {
+            if !same_service && r.x > 0.0 && r.x >= r.mu {
+                self.fisher_ln += r.p_own().max(1e-300).ln();
+            }
+            if !same_service {
+                self.eligible += 1;
+            }
+            if r.x >= min_count && r.moderate() {
+                if same_service {
+                    self.same_service_moderate = true;
+                } else {
+                    self.aligned += 1;
+                    self.pooled.x += r.x;
+                    self.pooled.mu += r.mu;
+                }
+                if !r.clear() {
+                    self.lines.push(format!(
+                        "{label}: {:.0} since the onset vs {:.1} expected",
+                        r.x, r.mu
+                    ));
                 }
             }
         }
-        w
     }
 }
 
