@@ -11,11 +11,12 @@ use std::io::Write;
 
 use super::bugs::{self, BugKind, Change, Effect};
 use super::confounders::{Outage, Rollout, Surge};
-use super::lang::{self, Exc, Frame, Lang};
-use super::output::{self, Shipper};
+use super::lang::{self, Frame, Lang};
 use super::rng::Rng;
 use super::topology::{self, Code, Fleet};
 use super::{SimArgs, Truth};
+
+mod render;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -148,10 +149,7 @@ pub(super) fn simulate(
                 .collect()
         })
         .collect();
-    let mut outages: Vec<Outage> = Vec::new();
-    let mut surges: Vec<Surge> = Vec::new();
-    let mut deploys: Vec<Deploy> = Vec::new();
-    let mut revs: Vec<Vec<Rev>> = Vec::new();
+    let mut plan = Plan::default();
     let every = args.deploy_every_hours * HOUR as f64;
     for (si, svc) in services.iter().enumerate() {
         let mut code = svc.code.clone();
@@ -159,92 +157,25 @@ pub(super) fn simulate(
         let mut t = start + DAY + (rng.uniform() * every) as i64;
         while t < end - 20 * MIN {
             let ts = t - t.rem_euclid(MIN) + rng.int(0, 59) * 1000;
-            let mut change = None;
-            if rng.chance(knobs.culprit_p) {
-                let kind = knobs.kind(&mut rng);
-                change = match kind {
-                    BugKind::Config | BugKind::Dependency => {
-                        Some(bugs::config_culprit(svc, &code, &upstreams, kind, &mut rng))
-                    }
-                    _ => {
-                        let spike = rng.chance(knobs.spike_share).then(|| {
-                            if rng.chance(0.5) {
-                                (0..svc.sigs.len())
-                                    .max_by(|a, b| svc.sigs[*a].rate.total_cmp(&svc.sigs[*b].rate))
-                                    .unwrap_or(0)
-                            } else {
-                                rng.below(svc.sigs.len())
-                            }
-                        });
-                        let mut trial = code.clone();
-                        match bugs::code_culprit(svc, &mut trial, kind, spike, &mut rng) {
-                            Some(c) => {
-                                code = trial;
-                                Some(c)
-                            }
-                            None => {
-                                let mut trial = code.clone();
-                                let c = bugs::code_culprit(
-                                    svc,
-                                    &mut trial,
-                                    BugKind::ChangedLine,
-                                    None,
-                                    &mut rng,
-                                );
-                                if c.is_some() {
-                                    code = trial;
-                                }
-                                c
-                            }
-                        }
-                    }
-                };
-                if let Some(c) = &mut change {
-                    // Unrelated changes ride along.
-                    let cf = c
-                        .culprit
-                        .as_ref()
-                        .and_then(|k| code.files.iter().position(|f| f.path == k.file));
-                    let (noise, kinds) = bugs::noise(svc, &mut code, cf, &mut rng);
-                    c.diff.push_str(&noise);
-                    for k in kinds {
-                        if !c.kinds.contains(&k) {
-                            c.kinds.push(k);
-                        }
-                    }
-                }
-            }
+            let change = rng
+                .chance(knobs.culprit_p)
+                .then(|| culprit_change(svc, &mut code, &upstreams, &knobs, &mut rng))
+                .flatten();
             let change = change.unwrap_or_else(|| bugs::clean_change(svc, &mut code, &mut rng));
             let rollout = rng
                 .chance(knobs.rolling_p)
                 .then(|| Rollout::draw(&mut rng, ts));
             if rng.chance(knobs.outage_near_p) && !svc.calls.is_empty() {
-                let u = svc.calls[rng.below(svc.calls.len())].upstream;
-                let hit = callers_hit(&mut rng, &callers[u], Some(si));
-                let u_off = rng.uniform();
-                let off = if u_off < 0.25 {
-                    rng.int(-40, -3)
-                } else if u_off < 0.45 {
-                    rng.int(-1, 1)
-                } else {
-                    rng.int(2, 20)
-                };
-                let mut o = Outage::draw(&mut rng, u, hit, ts - ts.rem_euclid(MIN) + off * MIN);
-                if o.ramp_ms > 0 {
-                    // A slow burn already under way at the deploy.
-                    let back = rng.range(0.0, o.ramp_ms as f64) as i64;
-                    o.start_ms -= back;
-                    o.end_ms -= back;
-                }
-                outages.push(o);
+                plan.outages
+                    .push(outage_near(&mut rng, svc, &callers, si, ts));
             }
             if rng.chance(knobs.surge_near_p) {
                 let s0 = ts - ts.rem_euclid(MIN) + rng.int(-5, 10) * MIN;
-                surges.push(Surge::draw(&mut rng, si, s0));
+                plan.surges.push(Surge::draw(&mut rng, si, s0));
             }
             let prev = rv.len() - 1;
             rv.push(rev(rng.hex(7), svc, &code));
-            deploys.push(Deploy {
+            plan.deploys.push(Deploy {
                 svc: si,
                 ts,
                 rev: rv.len() - 1,
@@ -254,31 +185,76 @@ pub(super) fn simulate(
             });
             t += (rng.range(0.5, 1.5) * every) as i64;
         }
-        revs.push(rv);
+        plan.revs.push(rv);
     }
-    let span = (end - start - 6 * HOUR - HOUR).max(HOUR);
-    let days = args.days.max(0.1);
-    for _ in 0..(days * knobs.outages_per_day).round() as usize {
-        let u = rng.below(upstreams.len());
-        if callers[u].is_empty() {
-            continue;
-        }
-        let hit = callers_hit(&mut rng, &callers[u], None);
-        let t0 = start + 6 * HOUR + (rng.uniform() * span as f64) as i64;
-        outages.push(Outage::draw(&mut rng, u, hit, t0 - t0.rem_euclid(MIN)));
-    }
-    for _ in 0..(days * knobs.surges_per_day).round() as usize {
-        let s = rng.below(services.len());
-        let t0 = start + 6 * HOUR + (rng.uniform() * span as f64) as i64;
-        surges.push(Surge::draw(&mut rng, s, t0 - t0.rem_euclid(MIN)));
-    }
-    deploys.sort_by_key(|d| (d.ts, d.svc));
+    plan.background(
+        &mut rng,
+        &knobs,
+        &callers,
+        services.len(),
+        (start, end),
+        args.days,
+    );
+    plan.deploys.sort_by_key(|d| (d.ts, d.svc));
     // Truth, from what actually happens around each deploy.
-    for d in &deploys {
-        let svc = &services[d.svc];
+    for d in &plan.deploys {
+        let t = plan.truth(d, &services[d.svc]);
+        writeln!(
+            truth,
+            "{}",
+            serde_json::to_string(&t).expect("serializable")
+        )?;
+    }
+    let records = render::render(&mut rng, (start, end), &services, &upstreams, &plan, out)?;
+    Ok((records, plan.deploys.len()))
+}
+
+/// Everything planned before rendering: each service's revisions, every
+/// deploy and every confounder.
+#[derive(Default)]
+struct Plan {
+    deploys: Vec<Deploy>,
+    revs: Vec<Vec<Rev>>,
+    outages: Vec<Outage>,
+    surges: Vec<Surge>,
+}
+
+impl Plan {
+    /// Outages and surges at their own times, unrelated to any deploy.
+    fn background(
+        &mut self,
+        rng: &mut Rng,
+        knobs: &Knobs,
+        callers: &[Vec<usize>],
+        n_services: usize,
+        (start, end): (i64, i64),
+        days: f64,
+    ) {
+        let span = (end - start - 6 * HOUR - HOUR).max(HOUR);
+        let days = days.max(0.1);
+        for _ in 0..(days * knobs.outages_per_day).round() as usize {
+            let u = rng.below(callers.len());
+            if callers[u].is_empty() {
+                continue;
+            }
+            let hit = callers_hit(rng, &callers[u], None);
+            let t0 = start + 6 * HOUR + (rng.uniform() * span as f64) as i64;
+            self.outages
+                .push(Outage::draw(rng, u, hit, t0 - t0.rem_euclid(MIN)));
+        }
+        for _ in 0..(days * knobs.surges_per_day).round() as usize {
+            let s = rng.below(n_services);
+            let t0 = start + 6 * HOUR + (rng.uniform() * span as f64) as i64;
+            self.surges
+                .push(Surge::draw(rng, s, t0 - t0.rem_euclid(MIN)));
+        }
+    }
+
+    /// The confounders around deploy `d`, in the order the truth lists them.
+    fn confounders(&self, d: &Deploy, svc: &topology::Service) -> Vec<String> {
         let mut conf: Vec<String> = Vec::new();
         let (lo, hi) = (d.ts - 30 * MIN, d.ts + 60 * MIN);
-        for o in &outages {
+        for o in &self.outages {
             if o.callers.contains(&d.svc)
                 && o.start_ms < hi
                 && o.end_ms > lo
@@ -287,7 +263,7 @@ pub(super) fn simulate(
                 conf.push(o.kind().to_owned());
             }
         }
-        for s in &surges {
+        for s in &self.surges {
             if s.service == d.svc
                 && s.start_ms < hi
                 && s.end_ms > d.ts - 10 * MIN
@@ -306,10 +282,17 @@ pub(super) fn simulate(
         if !kinds.contains(&"code") && d.change.culprit.is_none() {
             conf.push(kinds.first().copied().unwrap_or("docs").to_owned());
         }
+        conf
+    }
+
+    /// The label of deploy `d`, from what actually happens around it.
+    fn truth(&self, d: &Deploy, svc: &topology::Service) -> Truth {
+        let conf = self.confounders(d, svc);
+        let kinds = &d.change.kinds;
         let c = d.change.culprit.as_ref();
-        let t = Truth {
+        Truth {
             service: svc.name.clone(),
-            revision: revs[d.svc][d.rev].name.clone(),
+            revision: self.revs[d.svc][d.rev].name.clone(),
             deployed_at_ms: d.ts,
             label: c.map_or("clean", |c| c.label).to_owned(),
             confounder: conf.first().cloned(),
@@ -327,17 +310,96 @@ pub(super) fn simulate(
                 _ => d.ts,
             }),
             ..Truth::default()
-        };
-        writeln!(
-            truth,
-            "{}",
-            serde_json::to_string(&t).expect("serializable")
-        )?;
+        }
     }
-    let records = render(
-        &mut rng, start, end, &services, &upstreams, &revs, &deploys, &outages, &surges, out,
-    )?;
-    Ok((records, deploys.len()))
+}
+
+/// A culprit change of a drawn bug kind, applied to `code`, with unrelated
+/// changes riding along; `None` when no bug of the kind (nor a changed-line
+/// bug) fits the code.
+fn culprit_change(
+    svc: &topology::Service,
+    code: &mut Code,
+    upstreams: &[topology::Upstream],
+    knobs: &Knobs,
+    rng: &mut Rng,
+) -> Option<Change> {
+    let kind = knobs.kind(rng);
+    let mut change = match kind {
+        BugKind::Config | BugKind::Dependency => {
+            Some(bugs::config_culprit(svc, code, upstreams, kind, rng))
+        }
+        _ => {
+            let spike = rng.chance(knobs.spike_share).then(|| {
+                if rng.chance(0.5) {
+                    (0..svc.sigs.len())
+                        .max_by(|a, b| svc.sigs[*a].rate.total_cmp(&svc.sigs[*b].rate))
+                        .unwrap_or(0)
+                } else {
+                    rng.below(svc.sigs.len())
+                }
+            });
+            let mut trial = code.clone();
+            match bugs::code_culprit(svc, &mut trial, kind, spike, rng) {
+                Some(c) => {
+                    *code = trial;
+                    Some(c)
+                }
+                None => {
+                    let mut trial = code.clone();
+                    let c = bugs::code_culprit(svc, &mut trial, BugKind::ChangedLine, None, rng);
+                    if c.is_some() {
+                        *code = trial;
+                    }
+                    c
+                }
+            }
+        }
+    };
+    if let Some(c) = &mut change {
+        // Unrelated changes ride along.
+        let cf = c
+            .culprit
+            .as_ref()
+            .and_then(|k| code.files.iter().position(|f| f.path == k.file));
+        let (noise, kinds) = bugs::noise(svc, code, cf, rng);
+        c.diff.push_str(&noise);
+        for k in kinds {
+            if !c.kinds.contains(&k) {
+                c.kinds.push(k);
+            }
+        }
+    }
+    change
+}
+
+/// An outage of one of the deploying service's upstreams, starting before,
+/// at or after the deploy at `ts`.
+fn outage_near(
+    rng: &mut Rng,
+    svc: &topology::Service,
+    callers: &[Vec<usize>],
+    si: usize,
+    ts: i64,
+) -> Outage {
+    let u = svc.calls[rng.below(svc.calls.len())].upstream;
+    let hit = callers_hit(rng, &callers[u], Some(si));
+    let u_off = rng.uniform();
+    let off = if u_off < 0.25 {
+        rng.int(-40, -3)
+    } else if u_off < 0.45 {
+        rng.int(-1, 1)
+    } else {
+        rng.int(2, 20)
+    };
+    let mut o = Outage::draw(rng, u, hit, ts - ts.rem_euclid(MIN) + off * MIN);
+    if o.ramp_ms > 0 {
+        // A slow burn already under way at the deploy.
+        let back = rng.range(0.0, o.ramp_ms as f64) as i64;
+        o.start_ms -= back;
+        o.end_ms -= back;
+    }
+    o
 }
 
 /// Who an outage of an upstream hits: all its callers, or the deploying
@@ -370,211 +432,6 @@ fn callers_hit(rng: &mut Rng, callers: &[usize], deploying: Option<usize>) -> Ve
         }
     }
     v
-}
-
-/// Per-service state while rendering.
-struct Live {
-    deploy: Option<usize>,
-    prev_deploy: Option<usize>,
-    mult: Vec<f64>,
-    amp: f64,
-    rid: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn render(
-    rng: &mut Rng,
-    start: i64,
-    end: i64,
-    services: &[topology::Service],
-    upstreams: &[topology::Upstream],
-    revs: &[Vec<Rev>],
-    deploys: &[Deploy],
-    outages: &[Outage],
-    surges: &[Surge],
-    out: &mut impl Write,
-) -> std::io::Result<usize> {
-    let mut ship = Shipper::new();
-    let mut live: Vec<Live> = services
-        .iter()
-        .map(|s| Live {
-            deploy: None,
-            prev_deploy: None,
-            mult: vec![1.0; s.sigs.len()],
-            amp: rng.range(0.3, 0.7),
-            rid: rng.chance(0.5),
-        })
-        .collect();
-    let mut next = 0;
-    let mut t = start;
-    while t < end {
-        while next < deploys.len() && deploys[next].ts < t + MIN {
-            let d = &deploys[next];
-            let svc = &services[d.svc];
-            let (r, p) = (&revs[d.svc][d.rev].name, &revs[d.svc][d.prev].name);
-            let repo = format!("git@github.com:{}/{}.git", "shop", svc.name);
-            ship.ship(
-                output::deploy(d.ts, &svc.name, r, p, &repo, &d.change.diff),
-                d.ts,
-                None,
-                0,
-                rng,
-            );
-            live[d.svc].prev_deploy = live[d.svc].deploy;
-            live[d.svc].deploy = Some(next);
-            next += 1;
-        }
-        for (si, svc) in services.iter().enumerate() {
-            let l = &mut live[si];
-            if (t - start) % HOUR == 0 {
-                for (m, s) in l.mult.iter_mut().zip(&svc.sigs) {
-                    *m = rng.gamma_any(s.shape);
-                }
-            }
-            let batch_delay = match svc.late {
-                Some(lt) if rng.chance(lt.batch_delay_p) => rng.int(5, 20) * MIN,
-                _ => 0,
-            };
-            let day_frac = ((t - start) as f64 / DAY as f64 + svc.phase).fract();
-            let mut rpm =
-                svc.base_rpm * (1.0 + l.amp * (2.0 * std::f64::consts::PI * day_frac).sin());
-            let mut err_f = 1.0;
-            for s in surges.iter().filter(|s| s.service == si && s.active(t)) {
-                rpm *= s.factor;
-                err_f = f64::max(err_f, s.error_factor);
-            }
-            // Live revisions: (revision index, deploy index, share).
-            let mut shares: Vec<(usize, Option<usize>, f64)> = Vec::new();
-            match l.deploy {
-                None => shares.push((0, None, 1.0)),
-                Some(di) => {
-                    let d = &deploys[di];
-                    let p = d.rollout.map_or(0.0, |r| r.prev_share(t));
-                    if p > 0.0 {
-                        shares.push((d.prev, l.prev_deploy, p));
-                    }
-                    // The new revision serves from the minute after the deploy.
-                    if d.ts < t {
-                        shares.push((d.rev, Some(di), 1.0 - p));
-                    } else if p == 0.0 {
-                        shares.push((d.prev, l.prev_deploy, 1.0));
-                    }
-                }
-            }
-            for (ri, di, share) in shares {
-                let rv = &revs[si][ri];
-                let requests = rng.poisson(rpm * share);
-                ship.ship(
-                    output::traffic(t, &svc.name, &rv.name, requests),
-                    t,
-                    svc.late,
-                    batch_delay,
-                    rng,
-                );
-                let req = requests as f64;
-                let effect = di.map_or(&Effect::None, |d| &deploys[d].change.effect);
-                let deployed_at = di.map_or(start, |d| deploys[d].ts);
-                let emit =
-                    |ship: &mut Shipper, rng: &mut Rng, msg: String, stack: Option<String>| {
-                        let ts = t + rng.int(0, 59_999);
-                        let msg = if l.rid {
-                            format!("{msg} request_id={}", rng.hex(16))
-                        } else {
-                            msg
-                        };
-                        ship.ship(
-                            output::log(ts, &svc.name, &rv.name, &msg, stack.as_deref()),
-                            ts,
-                            svc.late,
-                            batch_delay,
-                            rng,
-                        );
-                    };
-                for (j, s) in svc.sigs.iter().enumerate() {
-                    let factor = match effect {
-                        Effect::SigSpike { sig, factor } if *sig == j => *factor,
-                        _ => 1.0,
-                    };
-                    let n = rng.poisson(s.rate * l.mult[j] * factor * err_f * req);
-                    for _ in 0..n {
-                        let exc = Exc {
-                            ty: s.exc_ty.clone(),
-                            msg: lang::fill(&s.template, rng),
-                        };
-                        let stack = rv.sig_frames[j]
-                            .as_ref()
-                            .map(|f| lang::render_stack(svc.lang, &exc, f, None));
-                        emit(&mut ship, rng, lang::message(svc.lang, &exc), stack);
-                    }
-                }
-                for (ci, c) in svc.calls.iter().enumerate() {
-                    let mut rate = c.base_rate * err_f;
-                    for o in outages
-                        .iter()
-                        .filter(|o| o.upstream == c.upstream && o.callers.contains(&si))
-                    {
-                        rate += o.rate(t);
-                    }
-                    if let Effect::CallSpike { call, extra_rate } = effect {
-                        if *call == ci {
-                            rate += extra_rate;
-                        }
-                    }
-                    let n = rng.poisson(rate.min(1.0) * c.share * req);
-                    for _ in 0..n {
-                        let (ty, msg) = topology::upstream_error(
-                            c.style,
-                            &upstreams[c.upstream],
-                            svc.lang,
-                            rng,
-                        );
-                        let message = if ty.is_empty() {
-                            msg.clone()
-                        } else {
-                            format!("{ty}: {msg}")
-                        };
-                        let stack = rv.call_frames[ci].as_ref().map(|f| {
-                            let ty = if ty.is_empty() {
-                                "UpstreamError".to_owned()
-                            } else {
-                                ty.clone()
-                            };
-                            lang::render_stack(
-                                svc.lang,
-                                &Exc {
-                                    ty,
-                                    msg: msg.clone(),
-                                },
-                                f,
-                                None,
-                            )
-                        });
-                        emit(&mut ship, rng, message, stack);
-                    }
-                }
-                if let Effect::New {
-                    rate,
-                    onset_ms,
-                    message,
-                    stack,
-                    stackless,
-                } = effect
-                {
-                    if t >= deployed_at + onset_ms {
-                        let n = rng.poisson(rate * req);
-                        for _ in 0..n {
-                            let st = (!rng.chance(*stackless)).then(|| stack.clone());
-                            emit(&mut ship, rng, message.clone(), st);
-                        }
-                    }
-                }
-            }
-        }
-        ship.flush(t + MIN, out)?;
-        t += MIN;
-    }
-    ship.finish(out)?;
-    Ok(ship.records)
 }
 
 #[cfg(test)]

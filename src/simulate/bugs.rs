@@ -9,7 +9,7 @@
 //! at it). Clean deploys change unrelated code, a function holding an upstream
 //! call site, tests, docs, CI, harmless config, or bump a dependency.
 
-use super::lang::{self, Exc, Frame, Lang, SourceFile};
+use super::lang::{self, Exc, Frame, Func, Lang, SourceFile};
 use super::rng::Rng;
 use super::topology::{Code, Service, Site, Upstream};
 
@@ -324,61 +324,7 @@ pub(super) fn code_culprit(
     spike: Option<usize>,
     rng: &mut Rng,
 ) -> Option<Change> {
-    let lang = svc.lang;
-    // Where the change goes and where the error is raised.
-    let (fi, change_at, raise): (usize, u32, Option<Site>) = match (kind, spike) {
-        (BugKind::ChangedLine, Some(sig)) => {
-            let s = code.sites[svc.sigs[sig].site];
-            (s.file, s.line, None)
-        }
-        (BugKind::SameFunction, Some(sig)) => {
-            let s = code.sites[svc.sigs[sig].site];
-            let f = &code.files[s.file];
-            let gi = f.func_at(s.line)?;
-            let g = &f.funcs[gi];
-            let lo = g.def_line + if lang == Lang::CSharp { 2 } else { 1 };
-            let cands: Vec<u32> = (lo..=g.last_line)
-                .filter(|l| (5..=40).contains(&l.abs_diff(s.line)))
-                .collect();
-            if cands.is_empty() {
-                return None;
-            }
-            (s.file, *rng.pick(&cands), None)
-        }
-        (BugKind::WrongValue, Some(sig)) => {
-            let s = code.sites[svc.sigs[sig].site];
-            let (fi, gi) = pick_func(code, 4, &[s.file], rng)?;
-            (fi, body_line(&code.files[fi], gi, rng), None)
-        }
-        (BugKind::ChangedLine, None) => {
-            let (fi, gi) = pick_func(code, 4, &[], rng)?;
-            let l = body_line(&code.files[fi], gi, rng);
-            (fi, l, None)
-        }
-        (BugKind::SameFunction, None) => {
-            let (fi, gi) = pick_func(code, 14, &[], rng)?;
-            let f = &code.files[fi];
-            let g = &f.funcs[gi];
-            let lo = g.def_line + if lang == Lang::CSharp { 2 } else { 1 };
-            let l = body_line(f, gi, rng);
-            let cands: Vec<u32> = (lo..=g.last_line)
-                .filter(|r| (5..=40).contains(&r.abs_diff(l)))
-                .collect();
-            if cands.is_empty() {
-                return None;
-            }
-            let r = *rng.pick(&cands);
-            (fi, l, Some(Site { file: fi, line: r }))
-        }
-        (BugKind::WrongValue, None) => {
-            let (fi, gi) = pick_func(code, 4, &[], rng)?;
-            let l = body_line(&code.files[fi], gi, rng);
-            let (bi, bg) = pick_func(code, 3, &[fi], rng)?;
-            let r = body_line(&code.files[bi], bg, rng);
-            (fi, l, Some(Site { file: bi, line: r }))
-        }
-        _ => return None,
-    };
+    let (fi, change_at, raise) = locate(svc, code, kind, spike, rng)?;
     let function = code.files[fi]
         .func_at(change_at)
         .map_or_else(String::new, |gi| code.files[fi].funcs[gi].name.clone());
@@ -405,91 +351,15 @@ pub(super) fn code_culprit(
         label: "culprit_new",
     };
     let effect = if let Some(sig) = spike {
-        let s = &svc.sigs[sig];
-        culprit.label = "culprit_spike";
-        culprit.error = format!("{}: {}", s.exc_ty, s.template);
-        culprit.linkability = match kind {
-            BugKind::ChangedLine => "line",
-            BugKind::SameFunction => "function",
-            // The signature's stack: its site, then the handler (the first
-            // function of the first other file).
-            _ => match handler_file(code, code.sites[s.site].file) {
-                Some(h) if h == fi => {
-                    if code.files[h].funcs[0].name == culprit.function {
-                        "function"
-                    } else {
-                        "file"
-                    }
-                }
-                _ => "none",
-            },
-        };
-        if !s.stacked {
-            culprit.linkability = "none";
-        }
-        let per_min = s.rate * svc.base_rpm;
-        Effect::SigSpike {
-            sig,
-            factor: rng
-                .range(3.0, 10.0)
-                .max(1.0 + 1.0 / per_min.max(1e-9))
-                .min(10.0),
-        }
+        spike_effect(svc, code, sig, fi, &mut culprit, rng)
     } else {
         let ident = ident_of(if changed_text.trim().is_empty() {
             &old_line
         } else {
             &changed_text
         });
-        let (message, stack) = match kind {
-            BugKind::WrongValue => {
-                let r = raise.expect("wrong-value bugs raise elsewhere");
-                let exc = lang::wrong_value_exception(lang, &ident, rng);
-                let bf = &code.files[r.file];
-                let raising = lang::app_frame(bf, &code.func_name(r), r.line, rng);
-                // Half the time a caller in the changed file (another function) shows.
-                let mut middle = Vec::new();
-                let f = &code.files[fi];
-                let other: Vec<usize> = (0..f.funcs.len())
-                    .filter(|&g| f.funcs[g].name != culprit.function)
-                    .collect();
-                if rng.chance(0.5) && !other.is_empty() {
-                    let g = &f.funcs[*rng.pick(&other)];
-                    middle.push(lang::app_frame(f, &g.name, g.def_line + 1, rng));
-                    culprit.linkability = "file";
-                } else {
-                    culprit.linkability = "none";
-                }
-                let outer = handler_frames(code, &[fi, r.file], rng);
-                stack(
-                    lang,
-                    &exc,
-                    if rng.chance(0.3) { 1 } else { 0 },
-                    raising,
-                    middle,
-                    outer,
-                    rng,
-                )
-            }
-            _ => {
-                let r = raise.unwrap_or(Site { file: fi, line });
-                if kind == BugKind::SameFunction {
-                    culprit.linkability = "function";
-                }
-                let exc = lang::bug_exception(lang, &ident, rng);
-                let raising = lang::app_frame(&code.files[fi], &culprit.function, r.line, rng);
-                let outer = handler_frames(code, &[fi], rng);
-                stack(lang, &exc, depth(rng), raising, Vec::new(), outer, rng)
-            }
-        };
-        culprit.error = message.clone();
-        Effect::New {
-            rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
-            onset_ms: onset(rng),
-            message,
-            stack,
-            stackless: rng.range(0.15, 0.45),
-        }
+        let raise = raise.unwrap_or(Site { file: fi, line });
+        new_error_effect(svc, code, (fi, raise), &ident, &mut culprit, rng)
     };
     Some(Change {
         diff,
@@ -497,6 +367,162 @@ pub(super) fn code_culprit(
         effect,
         culprit: Some(culprit),
     })
+}
+
+/// Where a code bug of `kind` goes: (file, line to change, where its error
+/// is raised when that is elsewhere); `None` when the code has no room.
+fn locate(
+    svc: &Service,
+    code: &Code,
+    kind: BugKind,
+    spike: Option<usize>,
+    rng: &mut Rng,
+) -> Option<(usize, u32, Option<Site>)> {
+    let body_from = |g: &Func| g.def_line + if svc.lang == Lang::CSharp { 2 } else { 1 };
+    Some(match (kind, spike) {
+        (BugKind::ChangedLine, Some(sig)) => {
+            let s = code.sites[svc.sigs[sig].site];
+            (s.file, s.line, None)
+        }
+        (BugKind::SameFunction, Some(sig)) => {
+            let s = code.sites[svc.sigs[sig].site];
+            let f = &code.files[s.file];
+            let g = &f.funcs[f.func_at(s.line)?];
+            let cands: Vec<u32> = (body_from(g)..=g.last_line)
+                .filter(|l| (5..=40).contains(&l.abs_diff(s.line)))
+                .collect();
+            if cands.is_empty() {
+                return None;
+            }
+            (s.file, *rng.pick(&cands), None)
+        }
+        (BugKind::WrongValue, Some(sig)) => {
+            let s = code.sites[svc.sigs[sig].site];
+            let (fi, gi) = pick_func(code, 4, &[s.file], rng)?;
+            (fi, body_line(&code.files[fi], gi, rng), None)
+        }
+        (BugKind::ChangedLine, None) => {
+            let (fi, gi) = pick_func(code, 4, &[], rng)?;
+            let l = body_line(&code.files[fi], gi, rng);
+            (fi, l, None)
+        }
+        (BugKind::SameFunction, None) => {
+            let (fi, gi) = pick_func(code, 14, &[], rng)?;
+            let f = &code.files[fi];
+            let g = &f.funcs[gi];
+            let l = body_line(f, gi, rng);
+            let cands: Vec<u32> = (body_from(g)..=g.last_line)
+                .filter(|r| (5..=40).contains(&r.abs_diff(l)))
+                .collect();
+            if cands.is_empty() {
+                return None;
+            }
+            let r = *rng.pick(&cands);
+            (fi, l, Some(Site { file: fi, line: r }))
+        }
+        (BugKind::WrongValue, None) => {
+            let (fi, gi) = pick_func(code, 4, &[], rng)?;
+            let l = body_line(&code.files[fi], gi, rng);
+            let (bi, bg) = pick_func(code, 3, &[fi], rng)?;
+            let r = body_line(&code.files[bi], bg, rng);
+            (fi, l, Some(Site { file: bi, line: r }))
+        }
+        _ => return None,
+    })
+}
+
+/// A spike of background signature `sig`, and how well its stack can link
+/// the change in file `fi`.
+fn spike_effect(
+    svc: &Service,
+    code: &Code,
+    sig: usize,
+    fi: usize,
+    culprit: &mut Culprit,
+    rng: &mut Rng,
+) -> Effect {
+    let s = &svc.sigs[sig];
+    culprit.label = "culprit_spike";
+    culprit.error = format!("{}: {}", s.exc_ty, s.template);
+    culprit.linkability = match culprit.kind {
+        BugKind::ChangedLine => "line",
+        BugKind::SameFunction => "function",
+        // The signature's stack: its site, then the handler (the first
+        // function of the first other file).
+        _ => match handler_file(code, code.sites[s.site].file) {
+            Some(h) if h == fi => {
+                if code.files[h].funcs[0].name == culprit.function {
+                    "function"
+                } else {
+                    "file"
+                }
+            }
+            _ => "none",
+        },
+    };
+    if !s.stacked {
+        culprit.linkability = "none";
+    }
+    let per_min = s.rate * svc.base_rpm;
+    Effect::SigSpike {
+        sig,
+        factor: rng
+            .range(3.0, 10.0)
+            .max(1.0 + 1.0 / per_min.max(1e-9))
+            .min(10.0),
+    }
+}
+
+/// A new error raised at `raise` by the change in file `fi`, naming
+/// `ident`: on the changed line, in the changed function, or (a wrong
+/// value) in another file with the changed file's frames maybe in between.
+fn new_error_effect(
+    svc: &Service,
+    code: &Code,
+    (fi, raise): (usize, Site),
+    ident: &str,
+    culprit: &mut Culprit,
+    rng: &mut Rng,
+) -> Effect {
+    let lang = svc.lang;
+    let (message, stack) = if culprit.kind == BugKind::WrongValue {
+        let r = raise;
+        let exc = lang::wrong_value_exception(lang, ident, rng);
+        let bf = &code.files[r.file];
+        let raising = lang::app_frame(bf, &code.func_name(r), r.line, rng);
+        // Half the time a caller in the changed file (another function) shows.
+        let mut middle = Vec::new();
+        let f = &code.files[fi];
+        let other: Vec<usize> = (0..f.funcs.len())
+            .filter(|&g| f.funcs[g].name != culprit.function)
+            .collect();
+        if rng.chance(0.5) && !other.is_empty() {
+            let g = &f.funcs[*rng.pick(&other)];
+            middle.push(lang::app_frame(f, &g.name, g.def_line + 1, rng));
+            culprit.linkability = "file";
+        } else {
+            culprit.linkability = "none";
+        }
+        let outer = handler_frames(code, &[fi, r.file], rng);
+        let depth = if rng.chance(0.3) { 1 } else { 0 };
+        stack(lang, &exc, depth, raising, middle, outer, rng)
+    } else {
+        if culprit.kind == BugKind::SameFunction {
+            culprit.linkability = "function";
+        }
+        let exc = lang::bug_exception(lang, ident, rng);
+        let raising = lang::app_frame(&code.files[fi], &culprit.function, raise.line, rng);
+        let outer = handler_frames(code, &[fi], rng);
+        stack(lang, &exc, depth(rng), raising, Vec::new(), outer, rng)
+    };
+    culprit.error = message.clone();
+    Effect::New {
+        rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
+        onset_ms: onset(rng),
+        message,
+        stack,
+        stackless: rng.range(0.15, 0.45),
+    }
 }
 
 fn onset(rng: &mut Rng) -> i64 {
@@ -540,26 +566,7 @@ pub(super) fn config_culprit(
         rng,
     );
     let outer = handler_frames(code, &[site.file], rng);
-    let new_err =
-        |exc: Exc, rng: &mut Rng, culprit: &mut Culprit, raising: Frame, outer: Vec<Frame>| {
-            let (message, stack) = stack(
-                lang,
-                &exc,
-                1 + rng.below(4),
-                raising,
-                Vec::new(),
-                outer,
-                rng,
-            );
-            culprit.error = message.clone();
-            Effect::New {
-                rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
-                onset_ms: onset(rng),
-                message,
-                stack,
-                stackless: rng.range(0.15, 0.45),
-            }
-        };
+    let frames = (raising, outer);
     if kind == BugKind::Dependency {
         // A version line.
         let cands: Vec<usize> = (0..lines.len())
@@ -573,7 +580,7 @@ pub(super) fn config_culprit(
         culprit.function = lines[i].trim().to_owned();
         let diff = hunk(path, lines, i as u32 + 1, 1, &[bumped], rng);
         let exc = lang::bug_exception(lang, "payload", rng);
-        let effect = new_err(exc, rng, &mut culprit, raising, outer);
+        let effect = config_new_error(svc, exc, &mut culprit, frames, rng);
         return Change {
             diff,
             kinds: vec!["dependency"],
@@ -582,22 +589,7 @@ pub(super) fn config_culprit(
         };
     }
     // Config: a call's timeout / retries, or the pool size, or a flag.
-    let choice = rng.below(3);
-    let (key, effect_kind) = match choice {
-        0 if !svc.calls.is_empty() => (if rng.chance(0.5) { "imeout" } else { "etries" }, 0),
-        1 => ("ool", 1),
-        _ => ("new_checkout", 2),
-    };
-    let key = if lang == Lang::CSharp {
-        match key {
-            "imeout" => "TimeoutMs",
-            "etries" => "Retries",
-            "ool" => "MaxPoolSize",
-            _ => "NewCheckout",
-        }
-    } else {
-        key
-    };
+    let (key, effect_kind) = config_key(svc, rng);
     let mut cands: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i].contains(key))
         .collect();
@@ -618,7 +610,7 @@ pub(super) fn config_culprit(
         .to_owned();
     let diff = hunk(path, lines, i as u32 + 1, 1, &[changed], rng);
     let effect = match effect_kind {
-        0 => {
+        ConfigEffect::Calls => {
             let call = ci.min(svc.calls.len() - 1);
             let c = &svc.calls[call];
             if c.base_rate > 0.0 {
@@ -635,20 +627,12 @@ pub(super) fn config_culprit(
                 extra_rate: rng.log_range(0.005, 0.1),
             }
         }
-        1 => {
-            let exc = match lang {
-                Lang::Python => Exc { ty: "sqlalchemy.exc.TimeoutError".into(), msg: "QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/20/3o7r)".into() },
-                Lang::Java | Lang::Kotlin => Exc { ty: "java.sql.SQLTransientConnectionException".into(), msg: "HikariPool-1 - Connection is not available, request timed out after 30000ms.".into() },
-                Lang::Go => Exc { ty: String::new(), msg: "failed to acquire connection: context deadline exceeded (pgxpool)".into() },
-                Lang::Node | Lang::TypeScript => Exc { ty: "Error".into(), msg: "timeout exceeded when trying to connect".into() },
-                Lang::Ruby => Exc { ty: "ActiveRecord::ConnectionTimeoutError".into(), msg: "could not obtain a connection from the pool within 5.000 seconds (waited 5.001 seconds); all pooled connections were in use".into() },
-                Lang::CSharp => Exc { ty: "System.InvalidOperationException".into(), msg: "Timeout expired.  The timeout period elapsed prior to obtaining a connection from the pool.".into() },
-            };
-            new_err(exc, rng, &mut culprit, raising, outer)
+        ConfigEffect::Pool => {
+            config_new_error(svc, pool_exhausted(lang), &mut culprit, frames, rng)
         }
-        _ => {
+        ConfigEffect::Flag => {
             let exc = lang::bug_exception(lang, "checkout_v2", rng);
-            new_err(exc, rng, &mut culprit, raising, outer)
+            config_new_error(svc, exc, &mut culprit, frames, rng)
         }
     };
     Change {
@@ -656,6 +640,77 @@ pub(super) fn config_culprit(
         kinds: vec!["config"],
         effect,
         culprit: Some(culprit),
+    }
+}
+
+/// What a bad config setting breaks.
+#[derive(Debug, Clone, Copy)]
+enum ConfigEffect {
+    /// A call's timeout or retries: that call fails more.
+    Calls,
+    /// The connection pool: acquiring a connection times out.
+    Pool,
+    /// A feature flag: the path it turns on raises a new error.
+    Flag,
+}
+
+/// The setting a config culprit changes (a substring of its key in the
+/// service's config file) and what that breaks.
+fn config_key(svc: &Service, rng: &mut Rng) -> (&'static str, ConfigEffect) {
+    let (key, effect) = match rng.below(3) {
+        0 if !svc.calls.is_empty() => (
+            if rng.chance(0.5) { "imeout" } else { "etries" },
+            ConfigEffect::Calls,
+        ),
+        1 => ("ool", ConfigEffect::Pool),
+        _ => ("new_checkout", ConfigEffect::Flag),
+    };
+    if svc.lang != Lang::CSharp {
+        return (key, effect);
+    }
+    let key = match key {
+        "imeout" => "TimeoutMs",
+        "etries" => "Retries",
+        "ool" => "MaxPoolSize",
+        _ => "NewCheckout",
+    };
+    (key, effect)
+}
+
+/// The new error a config or dependency culprit raises at the first of
+/// `frames` (raising, outer).
+fn config_new_error(
+    svc: &Service,
+    exc: Exc,
+    culprit: &mut Culprit,
+    (raising, outer): (Frame, Vec<Frame>),
+    rng: &mut Rng,
+) -> Effect {
+    let depth = 1 + rng.below(4);
+    let (message, stack) = stack(svc.lang, &exc, depth, raising, Vec::new(), outer, rng);
+    culprit.error = message.clone();
+    Effect::New {
+        rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
+        onset_ms: onset(rng),
+        message,
+        stack,
+        stackless: rng.range(0.15, 0.45),
+    }
+}
+
+/// The error each runtime's connection pool raises when it runs dry.
+fn pool_exhausted(lang: Lang) -> Exc {
+    let (ty, msg) = match lang {
+        Lang::Python => ("sqlalchemy.exc.TimeoutError", "QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/20/3o7r)"),
+        Lang::Java | Lang::Kotlin => ("java.sql.SQLTransientConnectionException", "HikariPool-1 - Connection is not available, request timed out after 30000ms."),
+        Lang::Go => ("", "failed to acquire connection: context deadline exceeded (pgxpool)"),
+        Lang::Node | Lang::TypeScript => ("Error", "timeout exceeded when trying to connect"),
+        Lang::Ruby => ("ActiveRecord::ConnectionTimeoutError", "could not obtain a connection from the pool within 5.000 seconds (waited 5.001 seconds); all pooled connections were in use"),
+        Lang::CSharp => ("System.InvalidOperationException", "Timeout expired.  The timeout period elapsed prior to obtaining a connection from the pool."),
+    };
+    Exc {
+        ty: ty.into(),
+        msg: msg.into(),
     }
 }
 

@@ -384,115 +384,21 @@ pub(super) fn gen_file(
     class: Option<String>,
 ) -> SourceFile {
     let ids = Ids { lang };
-    let mut lines: Vec<String> = Vec::new();
-    let mut funcs = Vec::new();
-    let ind = match lang {
-        Lang::Go => "\t",
-        Lang::Node | Lang::TypeScript | Lang::Ruby => "  ",
-        _ => "    ",
-    };
-    // Header.
-    match lang {
-        Lang::Python => {
-            lines.push("import logging".into());
-            lines.push("from decimal import Decimal".into());
-            lines.push(String::new());
-            lines.push(format!(
-                "from {}.models import Order",
-                module.replace('/', ".")
-            ));
-            lines.push(String::new());
-            lines.push("logger = logging.getLogger(__name__)".into());
-            lines.push(String::new());
-        }
-        Lang::Java => {
-            lines.push(format!("package {module};"));
-            lines.push(String::new());
-            lines.push("import java.util.List;".into());
-            lines.push("import org.slf4j.Logger;".into());
-            lines.push("import org.springframework.stereotype.Service;".into());
-            lines.push(String::new());
-        }
-        Lang::Kotlin => {
-            lines.push(format!("package {module}"));
-            lines.push(String::new());
-            lines.push("import org.springframework.stereotype.Service".into());
-            lines.push(String::new());
-        }
-        Lang::Go => {
-            lines.push(format!(
-                "package {}",
-                module.rsplit('/').next().unwrap_or("main")
-            ));
-            lines.push(String::new());
-            lines.push("import (".into());
-            lines.push("\t\"context\"".into());
-            lines.push("\t\"fmt\"".into());
-            lines.push(")".into());
-            lines.push(String::new());
-        }
-        Lang::Node => {
-            lines.push("'use strict';".into());
-            lines.push(String::new());
-            lines.push("const logger = require('../lib/logger');".into());
-            lines.push(String::new());
-        }
-        Lang::TypeScript => {
-            lines.push("import { logger } from '../lib/logger';".into());
-            lines.push("import type { Order } from '../types';".into());
-            lines.push(String::new());
-        }
-        Lang::Ruby => {
-            lines.push("# frozen_string_literal: true".into());
-            lines.push(String::new());
-        }
-        Lang::CSharp => {
-            lines.push("using Microsoft.Extensions.Logging;".into());
-            lines.push(String::new());
-            lines.push(format!("namespace {module};"));
-            lines.push(String::new());
-        }
-    }
+    let mut lines = file_header(lang, &module);
     // A class wraps the functions, except in Go and often in Python/JS.
     let in_class = class.is_some();
     let fn_ind = if in_class && lang != Lang::Go {
-        ind
+        indent(lang)
     } else {
         ""
     };
     if let Some(c) = &class {
-        match lang {
-            Lang::Python => lines.push(format!("class {c}:")),
-            Lang::Java => {
-                lines.push("@Service".into());
-                if rng.chance(0.4) {
-                    lines.push(format!(
-                        "public class {c} extends Base{} {{",
-                        ROLES[rng.below(ROLES.len())]
-                    ));
-                } else {
-                    lines.push(format!("public class {c} {{"));
-                }
-            }
-            Lang::Kotlin => lines.push(format!("class {c}(private val repo: Repository) {{")),
-            Lang::Node | Lang::TypeScript => lines.push(format!("class {c} {{")),
-            Lang::Ruby => lines.push(format!("class {c}")),
-            Lang::CSharp => {
-                lines.push(format!("public class {c}"));
-                lines.push("{".into());
-            }
-            Lang::Go => {
-                lines.push(format!("type {c} struct {{"));
-                lines.push("\tlog   Logger".into());
-                lines.push("\tcache Cache".into());
-                lines.push("}".into());
-                lines.push(String::new());
-            }
-        }
+        lines.extend(class_open(lang, c, rng));
     }
     let n_funcs = 3 + rng.below(4);
     let long = rng.below(n_funcs);
     let mut used = Vec::new();
+    let mut funcs = Vec::new();
     for fi in 0..n_funcs {
         let mut name;
         loop {
@@ -504,89 +410,17 @@ pub(super) fn gen_file(
         used.push(name.clone());
         let p = params(lang, rng);
         let ret_ty = pascal(&[*rng.pick(&NOUNS)]);
-        let sig = match lang {
-            Lang::Python => {
-                if in_class {
-                    format!("def {name}(self, {p}):")
-                } else {
-                    format!("def {name}({p}):")
-                }
-            }
-            Lang::Java => format!("public {ret_ty} {name}({p}) {{"),
-            Lang::Kotlin => format!("fun {name}({p}): {ret_ty} {{"),
-            Lang::Go => {
-                let n = pascal(&[&name]);
-                name = n.clone();
-                match &class {
-                    Some(c) => format!("func (s *{c}) {n}({p}) (*{ret_ty}, error) {{"),
-                    None => format!("func {n}({p}) (*{ret_ty}, error) {{"),
-                }
-            }
-            Lang::Node => {
-                if in_class {
-                    format!("async {name}({p}) {{")
-                } else {
-                    format!("async function {name}({p}) {{")
-                }
-            }
-            Lang::TypeScript => {
-                if in_class {
-                    format!("async {name}({p}): Promise<{ret_ty}> {{")
-                } else {
-                    format!("export async function {name}({p}): Promise<{ret_ty}> {{")
-                }
-            }
-            Lang::Ruby => format!("def {name}({p})"),
-            Lang::CSharp => format!("public {ret_ty} {name}({p})"),
+        if lang == Lang::Go {
+            name = pascal(&[&name]);
+        }
+        let sig = signature(lang, &name, &p, &ret_ty, class.as_deref());
+        let shape = FuncShape {
+            lang,
+            fn_ind,
+            sig,
+            long: fi == long,
         };
-        if matches!(lang, Lang::Java | Lang::CSharp | Lang::Kotlin) && rng.chance(0.3) {
-            lines.push(format!("{fn_ind}@Transactional"));
-        }
-        lines.push(format!("{fn_ind}{sig}"));
-        let def_line = lines.len() as u32;
-        if lang == Lang::CSharp {
-            lines.push(format!("{fn_ind}{{"));
-        }
-        let body_ind = format!("{fn_ind}{ind}");
-        let target = if fi == long {
-            45 + rng.below(20)
-        } else {
-            5 + rng.below(20)
-        };
-        let mut body = 0;
-        while body < target {
-            for l in statement(lang, &ids, rng) {
-                let l = if lang == Lang::Go {
-                    l.replace("    ", "\t")
-                } else {
-                    l
-                };
-                lines.push(format!("{body_ind}{l}"));
-                body += 1;
-            }
-        }
-        let v = ids.var2(rng);
-        lines.push(format!(
-            "{body_ind}{}",
-            match lang {
-                Lang::Go => format!("return {v}, nil"),
-                Lang::Ruby | Lang::Kotlin | Lang::Python => format!("return {v}")
-                    .replace("return ", if lang == Lang::Ruby { "" } else { "return " }),
-                _ => format!("return {v};"),
-            }
-        ));
-        let last_line = lines.len() as u32;
-        match lang {
-            Lang::Python => {}
-            Lang::Ruby => lines.push(format!("{fn_ind}end")),
-            _ => lines.push(format!("{fn_ind}}}")),
-        }
-        lines.push(String::new());
-        funcs.push(Func {
-            name,
-            def_line,
-            last_line,
-        });
+        funcs.push(push_func(&mut lines, &ids, shape, name, rng));
     }
     if in_class {
         match lang {
@@ -603,6 +437,193 @@ pub(super) fn gen_file(
         class,
         lines,
         funcs,
+    }
+}
+
+/// One indentation step in `lang`'s usual style.
+fn indent(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Go => "\t",
+        Lang::Node | Lang::TypeScript | Lang::Ruby => "  ",
+        _ => "    ",
+    }
+}
+
+/// The imports and package line a file of `lang` in `module` starts with.
+fn file_header(lang: Lang, module: &str) -> Vec<String> {
+    match lang {
+        Lang::Python => vec![
+            "import logging".into(),
+            "from decimal import Decimal".into(),
+            String::new(),
+            format!("from {}.models import Order", module.replace('/', ".")),
+            String::new(),
+            "logger = logging.getLogger(__name__)".into(),
+            String::new(),
+        ],
+        Lang::Java => vec![
+            format!("package {module};"),
+            String::new(),
+            "import java.util.List;".into(),
+            "import org.slf4j.Logger;".into(),
+            "import org.springframework.stereotype.Service;".into(),
+            String::new(),
+        ],
+        Lang::Kotlin => vec![
+            format!("package {module}"),
+            String::new(),
+            "import org.springframework.stereotype.Service".into(),
+            String::new(),
+        ],
+        Lang::Go => vec![
+            format!("package {}", module.rsplit('/').next().unwrap_or("main")),
+            String::new(),
+            "import (".into(),
+            "\t\"context\"".into(),
+            "\t\"fmt\"".into(),
+            ")".into(),
+            String::new(),
+        ],
+        Lang::Node => vec![
+            "'use strict';".into(),
+            String::new(),
+            "const logger = require('../lib/logger');".into(),
+            String::new(),
+        ],
+        Lang::TypeScript => vec![
+            "import { logger } from '../lib/logger';".into(),
+            "import type { Order } from '../types';".into(),
+            String::new(),
+        ],
+        Lang::Ruby => vec!["# frozen_string_literal: true".into(), String::new()],
+        Lang::CSharp => vec![
+            "using Microsoft.Extensions.Logging;".into(),
+            String::new(),
+            format!("namespace {module};"),
+            String::new(),
+        ],
+    }
+}
+
+/// The lines that open class `c` (Go: the struct the methods hang on).
+fn class_open(lang: Lang, c: &str, rng: &mut Rng) -> Vec<String> {
+    match lang {
+        Lang::Python => vec![format!("class {c}:")],
+        Lang::Java => {
+            let decl = if rng.chance(0.4) {
+                format!(
+                    "public class {c} extends Base{} {{",
+                    ROLES[rng.below(ROLES.len())]
+                )
+            } else {
+                format!("public class {c} {{")
+            };
+            vec!["@Service".into(), decl]
+        }
+        Lang::Kotlin => vec![format!("class {c}(private val repo: Repository) {{")],
+        Lang::Node | Lang::TypeScript => vec![format!("class {c} {{")],
+        Lang::Ruby => vec![format!("class {c}")],
+        Lang::CSharp => vec![format!("public class {c}"), "{".into()],
+        Lang::Go => vec![
+            format!("type {c} struct {{"),
+            "\tlog   Logger".into(),
+            "\tcache Cache".into(),
+            "}".into(),
+            String::new(),
+        ],
+    }
+}
+
+/// A function's signature line (`def quote(self, order):`, `func (s *X) Quote(...) {`).
+fn signature(lang: Lang, name: &str, p: &str, ret_ty: &str, class: Option<&str>) -> String {
+    let in_class = class.is_some();
+    match lang {
+        Lang::Python if in_class => format!("def {name}(self, {p}):"),
+        Lang::Python => format!("def {name}({p}):"),
+        Lang::Java => format!("public {ret_ty} {name}({p}) {{"),
+        Lang::Kotlin => format!("fun {name}({p}): {ret_ty} {{"),
+        Lang::Go => match class {
+            Some(c) => format!("func (s *{c}) {name}({p}) (*{ret_ty}, error) {{"),
+            None => format!("func {name}({p}) (*{ret_ty}, error) {{"),
+        },
+        Lang::Node if in_class => format!("async {name}({p}) {{"),
+        Lang::Node => format!("async function {name}({p}) {{"),
+        Lang::TypeScript if in_class => format!("async {name}({p}): Promise<{ret_ty}> {{"),
+        Lang::TypeScript => format!("export async function {name}({p}): Promise<{ret_ty}> {{"),
+        Lang::Ruby => format!("def {name}({p})"),
+        Lang::CSharp => format!("public {ret_ty} {name}({p})"),
+    }
+}
+
+/// What `push_func` writes: the signature, at which indentation, and
+/// whether the body is a long one (45+ lines).
+struct FuncShape<'a> {
+    lang: Lang,
+    fn_ind: &'a str,
+    sig: String,
+    long: bool,
+}
+
+/// Appends one function (annotation, signature, body, return, close) to
+/// `lines` and returns where it sits.
+fn push_func(
+    lines: &mut Vec<String>,
+    ids: &Ids,
+    shape: FuncShape<'_>,
+    name: String,
+    rng: &mut Rng,
+) -> Func {
+    let FuncShape {
+        lang,
+        fn_ind,
+        sig,
+        long,
+    } = shape;
+    if matches!(lang, Lang::Java | Lang::CSharp | Lang::Kotlin) && rng.chance(0.3) {
+        lines.push(format!("{fn_ind}@Transactional"));
+    }
+    let body_len = if long {
+        45 + rng.below(20)
+    } else {
+        5 + rng.below(20)
+    };
+    lines.push(format!("{fn_ind}{sig}"));
+    let def_line = lines.len() as u32;
+    if lang == Lang::CSharp {
+        lines.push(format!("{fn_ind}{{"));
+    }
+    let body_ind = format!("{fn_ind}{}", indent(lang));
+    let mut body = 0;
+    while body < body_len {
+        for l in statement(lang, ids, rng) {
+            let l = if lang == Lang::Go {
+                l.replace("    ", "\t")
+            } else {
+                l
+            };
+            lines.push(format!("{body_ind}{l}"));
+            body += 1;
+        }
+    }
+    let v = ids.var2(rng);
+    let ret = match lang {
+        Lang::Go => format!("return {v}, nil"),
+        Lang::Ruby => v,
+        Lang::Kotlin | Lang::Python => format!("return {v}"),
+        _ => format!("return {v};"),
+    };
+    lines.push(format!("{body_ind}{ret}"));
+    let last_line = lines.len() as u32;
+    match lang {
+        Lang::Python => {}
+        Lang::Ruby => lines.push(format!("{fn_ind}end")),
+        _ => lines.push(format!("{fn_ind}}}")),
+    }
+    lines.push(String::new());
+    Func {
+        name,
+        def_line,
+        last_line,
     }
 }
 

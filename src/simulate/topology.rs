@@ -289,96 +289,147 @@ fn service(
     rng.shuffle(&mut mods);
     // JVM repositories: the package frames print need not mirror the path.
     let jvm_layout = rng.below(3);
+    let repo = Repo {
+        lang,
+        name: &name,
+        org,
+        pkg: &pkg,
+        jvm_layout,
+    };
     let files: Vec<SourceFile> = (0..n_files)
-        .map(|i| {
-            let m = mods[i % mods.len()];
-            let noun = m.trim_end_matches('s');
-            let class = lang::class_name(rng, noun);
-            match lang {
-                Lang::Python => {
-                    let file = format!(
-                        "{}.py",
-                        rng.pick(&[
-                            "service", "handlers", "models", "pricing", "client", "views", "tasks"
-                        ])
-                    );
-                    let path = format!("src/{pkg}/{m}/{file}");
-                    let runtime = if rng.chance(0.3) {
-                        format!("/usr/local/lib/python3.11/site-packages/{pkg}/{m}/{file}")
-                    } else {
-                        format!("/app/{path}")
-                    };
-                    let cls = rng.chance(0.5).then(|| class.clone());
-                    lang::gen_file(rng, lang, path, runtime, format!("{pkg}.{m}"), cls)
-                }
-                Lang::Java | Lang::Kotlin => {
-                    let ext = if lang == Lang::Java { "java" } else { "kt" };
-                    let pkgname = format!("com.{org}.{}.{m}", pkg.replace('_', ""));
-                    let src = if ext == "java" { "java" } else { "kotlin" };
-                    let path = match jvm_layout {
-                        0 => format!("src/main/{src}/{}/{class}.{ext}", pkgname.replace('.', "/")),
-                        1 => format!("src/{m}/{class}.{ext}"),
-                        _ => format!(
-                            "{}-core/src/main/{src}/com/{org}/{m}/{class}.{ext}",
-                            pkg.replace('_', "-")
-                        ),
-                    };
-                    lang::gen_file(rng, lang, path.clone(), path, pkgname, Some(class))
-                }
-                Lang::Go => {
-                    let file = format!("{m}.go");
-                    let path = format!("internal/{m}/{file}");
-                    let runtime = if rng.chance(0.5) {
-                        format!("/build/{path}")
-                    } else {
-                        format!("/go/src/github.com/{org}/{name}/{path}")
-                    };
-                    let cls = rng.chance(0.7).then(|| class.clone());
-                    lang::gen_file(
-                        rng,
-                        lang,
-                        path,
-                        runtime,
-                        format!("github.com/{org}/{name}/internal/{m}"),
-                        cls,
-                    )
-                }
-                Lang::Node | Lang::TypeScript => {
-                    let ext = if lang == Lang::Node { "js" } else { "ts" };
-                    let path = format!(
-                        "src/{m}/{}.{ext}",
-                        rng.pick(&["index", "service", "handler", "client", "quote"])
-                    );
-                    let runtime = if lang == Lang::TypeScript && rng.chance(0.3) {
-                        format!("webpack:///./{path}")
-                    } else {
-                        format!("/app/{path}")
-                    };
-                    let cls = rng.chance(0.5).then(|| class.clone());
-                    lang::gen_file(rng, lang, path, runtime, m.to_owned(), cls)
-                }
-                Lang::Ruby => {
-                    let path = format!("app/services/{m}/{noun}_service.rb");
-                    let runtime = if rng.chance(0.5) {
-                        format!("/app/{path}")
-                    } else {
-                        path.clone()
-                    };
-                    lang::gen_file(rng, lang, path, runtime, m.to_owned(), Some(class))
-                }
-                Lang::CSharp => {
-                    let proj = format!("{}.{}", pascal1(&pkg), pascal1(m));
-                    let path = format!("src/{proj}/{class}.cs");
-                    let runtime = format!("/{path}");
-                    lang::gen_file(rng, lang, path, runtime, proj, Some(class))
-                }
-            }
-        })
+        .map(|i| repo.source_file(rng, mods[i % mods.len()]))
         .collect();
     let mut code = Code {
         files,
         sites: Vec::new(),
     };
+    let calls = draw_calls(rng, upstreams, weights, &mut code);
+    let sigs = draw_sigs(rng, lang, &mut code);
+    let late = rng.chance(0.25).then(|| Lateness {
+        jitter_ms: rng.int(20_000, 180_000),
+        batch_delay_p: rng.range(0.0, 0.05),
+    });
+    Service {
+        config: config_file(rng, lang, &calls, upstreams),
+        manifest: manifest(lang, rng),
+        name,
+        lang,
+        base_rpm: rng.log_range(80.0, 5000.0),
+        phase: rng.uniform(),
+        calls,
+        sigs,
+        late,
+        code,
+    }
+}
+
+/// How a service's repository lays out its files.
+struct Repo<'a> {
+    lang: Lang,
+    name: &'a str,
+    org: &'a str,
+    /// The service name as a package (`order_api`).
+    pkg: &'a str,
+    /// JVM only: 0 mirrors the package, 1 a flat `src/<module>`, 2 a `-core` module.
+    jvm_layout: usize,
+}
+
+impl Repo<'_> {
+    /// The source file of module `m`, at its language's usual path, with the
+    /// path its frames print.
+    fn source_file(&self, rng: &mut Rng, m: &str) -> SourceFile {
+        let Repo {
+            lang,
+            name,
+            org,
+            pkg,
+            jvm_layout,
+        } = *self;
+        let noun = m.trim_end_matches('s');
+        let class = lang::class_name(rng, noun);
+        match lang {
+            Lang::Python => {
+                let file = format!(
+                    "{}.py",
+                    rng.pick(&[
+                        "service", "handlers", "models", "pricing", "client", "views", "tasks"
+                    ])
+                );
+                let path = format!("src/{pkg}/{m}/{file}");
+                let runtime = if rng.chance(0.3) {
+                    format!("/usr/local/lib/python3.11/site-packages/{pkg}/{m}/{file}")
+                } else {
+                    format!("/app/{path}")
+                };
+                let cls = rng.chance(0.5).then(|| class.clone());
+                lang::gen_file(rng, lang, path, runtime, format!("{pkg}.{m}"), cls)
+            }
+            Lang::Java | Lang::Kotlin => {
+                let ext = if lang == Lang::Java { "java" } else { "kt" };
+                let pkgname = format!("com.{org}.{}.{m}", pkg.replace('_', ""));
+                let src = if ext == "java" { "java" } else { "kotlin" };
+                let path = match jvm_layout {
+                    0 => format!("src/main/{src}/{}/{class}.{ext}", pkgname.replace('.', "/")),
+                    1 => format!("src/{m}/{class}.{ext}"),
+                    _ => format!(
+                        "{}-core/src/main/{src}/com/{org}/{m}/{class}.{ext}",
+                        pkg.replace('_', "-")
+                    ),
+                };
+                lang::gen_file(rng, lang, path.clone(), path, pkgname, Some(class))
+            }
+            Lang::Go => {
+                let path = format!("internal/{m}/{m}.go");
+                let runtime = if rng.chance(0.5) {
+                    format!("/build/{path}")
+                } else {
+                    format!("/go/src/github.com/{org}/{name}/{path}")
+                };
+                let cls = rng.chance(0.7).then(|| class.clone());
+                let module = format!("github.com/{org}/{name}/internal/{m}");
+                lang::gen_file(rng, lang, path, runtime, module, cls)
+            }
+            Lang::Node | Lang::TypeScript => {
+                let ext = if lang == Lang::Node { "js" } else { "ts" };
+                let path = format!(
+                    "src/{m}/{}.{ext}",
+                    rng.pick(&["index", "service", "handler", "client", "quote"])
+                );
+                let runtime = if lang == Lang::TypeScript && rng.chance(0.3) {
+                    format!("webpack:///./{path}")
+                } else {
+                    format!("/app/{path}")
+                };
+                let cls = rng.chance(0.5).then(|| class.clone());
+                lang::gen_file(rng, lang, path, runtime, m.to_owned(), cls)
+            }
+            Lang::Ruby => {
+                let path = format!("app/services/{m}/{noun}_service.rb");
+                let runtime = if rng.chance(0.5) {
+                    format!("/app/{path}")
+                } else {
+                    path.clone()
+                };
+                lang::gen_file(rng, lang, path, runtime, m.to_owned(), Some(class))
+            }
+            Lang::CSharp => {
+                let proj = format!("{}.{}", pascal1(pkg), pascal1(m));
+                let path = format!("src/{proj}/{class}.cs");
+                let runtime = format!("/{path}");
+                lang::gen_file(rng, lang, path, runtime, proj, Some(class))
+            }
+        }
+    }
+}
+
+/// The service's calls to 1–3 upstreams (popular ones more likely), each
+/// from a site in `code`.
+fn draw_calls(
+    rng: &mut Rng,
+    upstreams: &[Upstream],
+    weights: &[f64],
+    code: &mut Code,
+) -> Vec<Call> {
     let n_calls = 1 + rng.below(3);
     let mut called = Vec::new();
     let mut calls = Vec::new();
@@ -400,11 +451,17 @@ fn service(
             } else {
                 0.0
             },
-            site: site_in(rng, &mut code),
+            site: site_in(rng, code),
         });
     }
+    calls
+}
+
+/// The service's 2–6 background error signatures, each raised at a site in
+/// `code`.
+fn draw_sigs(rng: &mut Rng, lang: Lang, code: &mut Code) -> Vec<BaseSig> {
     let n_sigs = 2 + rng.below(5);
-    let sigs = (0..n_sigs)
+    (0..n_sigs)
         .map(|_| {
             let ident = (*rng.pick(&[
                 "order", "cart", "session", "invoice", "stock", "coupon", "quote", "refund",
@@ -412,7 +469,7 @@ fn service(
             .to_owned();
             let e = lang::background_exception(lang, &ident, rng);
             BaseSig {
-                site: site_in(rng, &mut code),
+                site: site_in(rng, code),
                 template: e.msg,
                 exc_ty: e.ty,
                 rate: 10f64.powf(rng.range(-4.8, -2.8)),
@@ -420,23 +477,7 @@ fn service(
                 stacked: rng.chance(0.75),
             }
         })
-        .collect();
-    let late = rng.chance(0.25).then(|| Lateness {
-        jitter_ms: rng.int(20_000, 180_000),
-        batch_delay_p: rng.range(0.0, 0.05),
-    });
-    Service {
-        config: config_file(rng, lang, &calls, upstreams),
-        manifest: manifest(lang, rng),
-        name,
-        lang,
-        base_rpm: rng.log_range(80.0, 5000.0),
-        phase: rng.uniform(),
-        calls,
-        sigs,
-        late,
-        code,
-    }
+        .collect()
 }
 
 /// A new site on a random body line of a random function.
