@@ -40,7 +40,7 @@ use anyhow::{bail, Context};
 use selfheal_common::config::{DispatcherKind, FixerServiceConfig, RollbackExecutorKind};
 use selfheal_common::service::{self, ServiceArgs};
 use selfheal_common::{CancellationToken, Config};
-use selfheal_schemas::{Action, ActionKind, ActionStatus, AnyEvent, Decision, Regression};
+use selfheal_schemas::{Action, ActionKind, ActionStatus, AnyEvent, Decision, Regression, Verdict};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -425,8 +425,7 @@ impl Run<'_> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.args.timeout_s);
         let mut first_seen: BTreeMap<String, i64> = BTreeMap::new();
         let mut regression: Option<Regression> = None;
-        let mut rolled_back: Option<(i64, i64)> = None;
-        let mut verified: Option<i64> = None;
+        let mut healing = Healing::default();
         // The topics are read in no particular relative order: a verdict read
         // before its regression is printed right after it.
         let mut held: Option<AnyEvent> = None;
@@ -447,128 +446,125 @@ impl Run<'_> {
                     *first = (*first).min(c.first_seen_ms);
                 }
                 AnyEvent::Regression(r) if r.revision == d.revision && regression.is_none() => {
-                    if let Some(first) = first_seen.get(&r.signature) {
-                        let wall = d.wall_ms + (first - d.at_ms).max(0) / SPEED;
-                        say(format!(
-                            "{}  first error  {}",
-                            stamp(d.wall_ms, wall, *first),
-                            r.sample_message
-                        ));
-                    }
-                    say(format!(
-                        "{}  regression   {} signature `{}` ({}): {} events vs {:.2} expected \
-                         (rate x{}), p = {:.1e}, q = {}, {} requests, basis {:?}",
-                        stamp(d.wall_ms, now, r.detected_at_ms),
-                        format!("{:?}", r.kind).to_lowercase(),
-                        r.template,
-                        r.signature,
-                        r.observed,
-                        r.expected,
-                        ratio(r.rate_ratio),
-                        r.p_value,
-                        r.q_value.map_or("-".to_owned(), |q| format!("{q:.1e}")),
-                        r.requests.map_or("?".to_owned(), |n| n.to_string()),
-                        r.rate_basis
-                    ));
+                    say_regression(&d, now, &r, first_seen.get(&r.signature).copied());
                     regression = Some(r);
                 }
                 AnyEvent::Verdict(v) if v.revision == d.revision => {
-                    let cited = v
-                        .evidence
-                        .iter()
-                        .filter_map(|e| e.line.map(|l| (e.file.clone(), l)))
-                        .next();
-                    let mut line = format!(
-                        "{}  verdict      {} (confidence {:.2})",
-                        stamp(d.wall_ms, now, v.decided_at_ms),
-                        decision(v.decision),
-                        v.confidence
-                    );
-                    if let Some((file, l)) = &cited {
-                        let text = self
-                            .repo
-                            .git(&["show", &format!("{}:{file}", d.revision)])
-                            .ok()
-                            .and_then(|s| s.lines().nth(*l as usize - 1).map(str::to_owned))
-                            .unwrap_or_default();
-                        let _ = write!(line, ": cites {file}:{l}  `{}`", text.trim());
-                    }
-                    say(line);
-                    if v.decision != Decision::Caused {
-                        bail!("triage did not attribute the regression: {v:?}");
-                    }
+                    self.say_verdict(&d, now, &v)?
                 }
                 AnyEvent::Action(act) if act.revision == d.revision => {
-                    match (act.action, act.status) {
-                        (ActionKind::Rollback, ActionStatus::Succeeded) => {
-                            rolled_back = Some((now, clock.event_ms(now)));
-                            say(format!(
-                                "{}  rollback     to {} by rule {}: {}",
-                                stamp(d.wall_ms, now, clock.event_ms(now)),
-                                act.target_revision.as_deref().unwrap_or("?"),
-                                act.rule,
-                                act.reasons
-                                    .last()
-                                    .map(String::as_str)
-                                    .unwrap_or_default()
-                                    .replace(&*self.repo.dir.to_string_lossy(), "$WORKDIR")
-                            ));
-                        }
-                        (ActionKind::Rollback, ActionStatus::RecoveryVerified) => {
-                            verified = Some(now);
-                            say(format!(
-                                "{}  recovered    {}",
-                                stamp(d.wall_ms, now, act.decided_at_ms),
-                                act.reasons.last().map(String::as_str).unwrap_or_default()
-                            ));
-                        }
-                        (ActionKind::FixForward, ActionStatus::Succeeded) => {
-                            say(format!(
-                                "{}  fix branch   {}",
-                                stamp(d.wall_ms, now, clock.event_ms(now)),
-                                act.reasons.last().map(String::as_str).unwrap_or_default()
-                            ));
-                            self.show_fix_branch(&act)?;
-                            let (Some((rb_wall, rb_event)), Some(verified)) =
-                                (rolled_back, verified)
-                            else {
-                                bail!("fix branch before rollback and recovery: {act:?}");
-                            };
-                            say(format!(
-                                "\ntime to recovery: {:.1} s from the deploy to the rollback completed \
-                                 (service back at {}); recovery verified after {:.1} s. \
-                                 In event time (what a real service would see): {} min to recovery.",
-                                (rb_wall - d.wall_ms) as f64 / 1000.0,
-                                d.previous,
-                                (verified - d.wall_ms) as f64 / 1000.0,
-                                (rb_event - d.at_ms) / 60_000,
-                            ));
-                            return Ok(());
-                        }
-                        (_, ActionStatus::Planned | ActionStatus::InProgress) => {}
-                        (_, ActionStatus::Failed | ActionStatus::RecoveryFailed) => {
-                            bail!(
-                                "{:?} {:?}: {}",
-                                act.action,
-                                act.status,
-                                act.reasons.join("; ")
-                            )
-                        }
-                        _ if act.action != ActionKind::Rollback
-                            && act.action != ActionKind::FixForward =>
-                        {
-                            bail!(
-                                "the fixer chose {:?}: {}",
-                                act.action,
-                                act.reasons.join("; ")
-                            )
-                        }
-                        _ => {}
+                    let healed = self.on_action(clock, &d, now, &act, &mut healing)?;
+                    if healed {
+                        return Ok(());
                     }
                 }
                 _ => {}
             }
         }
+    }
+
+    /// Prints the verdict on the bad deploy, with the line it cites; an
+    /// error unless it is `caused`.
+    fn say_verdict(&self, d: &Deployed, now: i64, v: &Verdict) -> anyhow::Result<()> {
+        let cited = v
+            .evidence
+            .iter()
+            .filter_map(|e| e.line.map(|l| (e.file.clone(), l)))
+            .next();
+        let mut line = format!(
+            "{}  verdict      {} (confidence {:.2})",
+            stamp(d.wall_ms, now, v.decided_at_ms),
+            decision(v.decision),
+            v.confidence
+        );
+        if let Some((file, l)) = &cited {
+            let text = self
+                .repo
+                .git(&["show", &format!("{}:{file}", d.revision)])
+                .ok()
+                .and_then(|s| s.lines().nth(*l as usize - 1).map(str::to_owned))
+                .unwrap_or_default();
+            let _ = write!(line, ": cites {file}:{l}  `{}`", text.trim());
+        }
+        say(line);
+        if v.decision != Decision::Caused {
+            bail!("triage did not attribute the regression: {v:?}");
+        }
+        Ok(())
+    }
+
+    /// Follows the fixer's actions on the bad deploy; `Ok(true)` once the
+    /// fix branch is out after a verified rollback.
+    fn on_action(
+        &self,
+        clock: &Clock,
+        d: &Deployed,
+        now: i64,
+        act: &Action,
+        healing: &mut Healing,
+    ) -> anyhow::Result<bool> {
+        let last_reason = || act.reasons.last().map(String::as_str).unwrap_or_default();
+        match (act.action, act.status) {
+            (ActionKind::Rollback, ActionStatus::Succeeded) => {
+                healing.rolled_back = Some((now, clock.event_ms(now)));
+                say(format!(
+                    "{}  rollback     to {} by rule {}: {}",
+                    stamp(d.wall_ms, now, clock.event_ms(now)),
+                    act.target_revision.as_deref().unwrap_or("?"),
+                    act.rule,
+                    last_reason().replace(&*self.repo.dir.to_string_lossy(), "$WORKDIR")
+                ));
+            }
+            (ActionKind::Rollback, ActionStatus::RecoveryVerified) => {
+                healing.verified = Some(now);
+                say(format!(
+                    "{}  recovered    {}",
+                    stamp(d.wall_ms, now, act.decided_at_ms),
+                    last_reason()
+                ));
+            }
+            (ActionKind::FixForward, ActionStatus::Succeeded) => {
+                say(format!(
+                    "{}  fix branch   {}",
+                    stamp(d.wall_ms, now, clock.event_ms(now)),
+                    last_reason()
+                ));
+                self.show_fix_branch(act)?;
+                let (Some((rb_wall, rb_event)), Some(verified)) =
+                    (healing.rolled_back, healing.verified)
+                else {
+                    bail!("fix branch before rollback and recovery: {act:?}");
+                };
+                say(format!(
+                    "\ntime to recovery: {:.1} s from the deploy to the rollback completed \
+                     (service back at {}); recovery verified after {:.1} s. \
+                     In event time (what a real service would see): {} min to recovery.",
+                    (rb_wall - d.wall_ms) as f64 / 1000.0,
+                    d.previous,
+                    (verified - d.wall_ms) as f64 / 1000.0,
+                    (rb_event - d.at_ms) / 60_000,
+                ));
+                return Ok(true);
+            }
+            (_, ActionStatus::Planned | ActionStatus::InProgress) => {}
+            (_, ActionStatus::Failed | ActionStatus::RecoveryFailed) => {
+                bail!(
+                    "{:?} {:?}: {}",
+                    act.action,
+                    act.status,
+                    act.reasons.join("; ")
+                )
+            }
+            _ if act.action != ActionKind::Rollback && act.action != ActionKind::FixForward => {
+                bail!(
+                    "the fixer chose {:?}: {}",
+                    act.action,
+                    act.reasons.join("; ")
+                )
+            }
+            _ => {}
+        }
+        Ok(false)
     }
 
     /// Prints the fix branch as it is in the remote.
@@ -692,4 +688,40 @@ fn decision(d: Decision) -> &'static str {
         Decision::NotCaused => "not_caused",
         Decision::Inconclusive => "inconclusive",
     }
+}
+
+/// How far the healing of a bad deploy has got: the rollback completed
+/// (wall and event ms) and the recovery verified (wall ms).
+#[derive(Debug, Default)]
+struct Healing {
+    rolled_back: Option<(i64, i64)>,
+    verified: Option<i64>,
+}
+
+/// Prints the bad deploy's regression, after its first error (event time
+/// `first`) when that is known.
+fn say_regression(d: &Deployed, now: i64, r: &Regression, first: Option<i64>) {
+    if let Some(first) = first {
+        let wall = d.wall_ms + (first - d.at_ms).max(0) / SPEED;
+        say(format!(
+            "{}  first error  {}",
+            stamp(d.wall_ms, wall, first),
+            r.sample_message
+        ));
+    }
+    say(format!(
+        "{}  regression   {} signature `{}` ({}): {} events vs {:.2} expected \
+         (rate x{}), p = {:.1e}, q = {}, {} requests, basis {:?}",
+        stamp(d.wall_ms, now, r.detected_at_ms),
+        format!("{:?}", r.kind).to_lowercase(),
+        r.template,
+        r.signature,
+        r.observed,
+        r.expected,
+        ratio(r.rate_ratio),
+        r.p_value,
+        r.q_value.map_or("-".to_owned(), |q| format!("{q:.1e}")),
+        r.requests.map_or("?".to_owned(), |n| n.to_string()),
+        r.rate_basis
+    ));
 }

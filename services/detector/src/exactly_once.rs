@@ -176,59 +176,16 @@ pub async fn spawn(config: Arc<Config>, shutdown: CancellationToken) -> Result<S
 }
 
 fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Result<()> {
-    let t = &config.topics;
-    let inputs = t.detector_inputs();
+    let inputs = config.topics.detector_inputs();
     let group = format!("{}.{}", config.kafka.group_prefix, NAME);
     let instance = match config.detector.instance_name.trim() {
         "" => fleet_topic::instance_id(&group),
         name => format!("{group}.{name}"),
     };
-
-    let mut pc = client_config(&config.kafka)?;
-    pc.set("transactional.id", &instance)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        // A write that cannot be acknowledged fails the transaction within the
-        // configured delivery timeout (transactions allow at most 60 s).
-        .set(
-            "message.timeout.ms",
-            config.kafka.delivery_timeout_ms.min(55_000).to_string(),
-        );
-    let producer: BaseProducer = pc.create().map_err(kafka_err("create producer"))?;
-    producer
-        .init_transactions(TXN_TIMEOUT)
-        .map_err(kafka_err("init transactions"))?;
-
-    let mut cc = client_config(&config.kafka)?;
-    cc.set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false");
-    if cc.get("statistics.interval.ms").is_none() {
-        cc.set("statistics.interval.ms", "10000");
-    }
-    let consumer: BaseConsumer<LagContext> = cc
-        .create_with_context(LagContext::new(Some(metrics.stage.clone())))
-        .map_err(kafka_err("create consumer"))?;
-
+    let producer = transactional_producer(config, &instance)?;
+    let consumer = input_consumer(config, &group, metrics)?;
     let mut detector = Detector::new(config.detector.clone());
-    // The other instances' summaries are read before any input, so the guard
-    // knows their services (and whom to wait for) from the first evaluation.
-    let mut fleet = if config.detector.fleet_guard {
-        detector.enable_fleet(&instance);
-        let mut reader = FleetReader::open(config, &instance)?;
-        let read = reader.catch_up(RESTORE_DEADLINE, |s| {
-            // Nothing is held before any input: no regression can come out.
-            let _ = detector.on_fleet(&s);
-        })?;
-        metrics.fleet_errors.inc_by(reader.take_undecodable());
-        tracing::info!(%instance, summaries = read, topic = reader.topic(), "read the fleet topic");
-        Some(reader)
-    } else {
-        None
-    };
+    let mut fleet = open_fleet(config, &instance, &mut detector, metrics)?;
     consumer
         .subscribe(&inputs)
         .map_err(kafka_err("subscribe"))?;
@@ -247,39 +204,15 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             break Ok(());
         }
         // Fetch what is there; rebalances happen inside poll.
-        let mut polled: Vec<OwnedMessage> = Vec::new();
-        let deadline = Instant::now() + BATCH_WAIT;
-        while polled.len() < BATCH_MAX {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match consumer.poll(left) {
-                Some(Ok(m)) => polled.push(m.detach()),
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
-            }
-        }
+        let polled = poll_batch(&consumer);
         // Assignment changes are applied before any record is buffered.
-        let assignment = consumer.assignment().map_err(kafka_err("assignment"))?;
-        let assigned: BTreeSet<i32> = assignment
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        if assigned != owned {
-            for gone in owned.difference(&assigned) {
-                for s in changelog.services_on(*gone) {
-                    detector.forget(&s);
-                    changelog.forget(&s);
-                }
-            }
-            let new: BTreeSet<i32> = assigned.difference(&owned).copied().collect();
-            if !new.is_empty() {
-                restore(config, &new, &mut detector, &mut changelog, metrics)?;
-            }
-            owned = assigned;
-        }
+        let owners = Owners {
+            config,
+            metrics,
+            detector: &mut detector,
+            changelog: &mut changelog,
+        };
+        let assignment = owners.follow(&consumer, &mut owned)?;
         input.assign(&consumer, &assignment, TXN_TIMEOUT)?;
         input.push(&consumer, polled)?;
         let batch = input.take(&consumer, BATCH_MAX)?;
@@ -320,15 +253,149 @@ fn run_loop(config: &Config, stop: &CancellationToken, metrics: &Metrics) -> Res
             tracing::warn!(error = %e, "could not tell the fleet this instance is leaving; others wait for it at most detector.fleet_wait_s");
         }
     }
-    // The consumer is closed off-thread with a bound (rust-rdkafka #509).
+    close_bounded(
+        consumer,
+        Duration::from_millis(config.kafka.close_timeout_ms),
+    );
+    result
+}
+
+/// The producer of the loop's transactions, its transactional id fenced
+/// and initialised.
+fn transactional_producer(config: &Config, instance: &str) -> Result<BaseProducer> {
+    let mut pc = client_config(&config.kafka)?;
+    pc.set("transactional.id", instance)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // A write that cannot be acknowledged fails the transaction within the
+        // configured delivery timeout (transactions allow at most 60 s).
+        .set(
+            "message.timeout.ms",
+            config.kafka.delivery_timeout_ms.min(55_000).to_string(),
+        );
+    let producer: BaseProducer = pc.create().map_err(kafka_err("create producer"))?;
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .map_err(kafka_err("init transactions"))?;
+    Ok(producer)
+}
+
+/// The input consumer: manual commits (through the transaction), committed
+/// reads only, lag reported to the stage metrics.
+fn input_consumer(
+    config: &Config,
+    group: &str,
+    metrics: &Metrics,
+) -> Result<BaseConsumer<LagContext>> {
+    let mut cc = client_config(&config.kafka)?;
+    cc.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    if cc.get("statistics.interval.ms").is_none() {
+        cc.set("statistics.interval.ms", "10000");
+    }
+    cc.create_with_context(LagContext::new(Some(metrics.stage.clone())))
+        .map_err(kafka_err("create consumer"))
+}
+
+/// With the fleet guard on: the fleet topic's reader, caught up. The other
+/// instances' summaries are read before any input, so the guard knows their
+/// services (and whom to wait for) from the first evaluation.
+fn open_fleet(
+    config: &Config,
+    instance: &str,
+    detector: &mut Detector,
+    metrics: &Metrics,
+) -> Result<Option<FleetReader>> {
+    if !config.detector.fleet_guard {
+        return Ok(None);
+    }
+    detector.enable_fleet(instance);
+    let mut reader = FleetReader::open(config, instance)?;
+    let read = reader.catch_up(RESTORE_DEADLINE, |s| {
+        // Nothing is held before any input: no regression can come out.
+        let _ = detector.on_fleet(&s);
+    })?;
+    metrics.fleet_errors.inc_by(reader.take_undecodable());
+    tracing::info!(%instance, summaries = read, topic = reader.topic(), "read the fleet topic");
+    Ok(Some(reader))
+}
+
+/// What is there to read, up to [`BATCH_MAX`] records or [`BATCH_WAIT`].
+fn poll_batch(consumer: &BaseConsumer<LagContext>) -> Vec<OwnedMessage> {
+    let mut polled: Vec<OwnedMessage> = Vec::new();
+    let deadline = Instant::now() + BATCH_WAIT;
+    while polled.len() < BATCH_MAX {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match consumer.poll(left) {
+            Some(Ok(m)) => polled.push(m.detach()),
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => break,
+        }
+    }
+    polled
+}
+
+/// The state that follows the partitions this instance owns.
+struct Owners<'a> {
+    config: &'a Config,
+    metrics: &'a Metrics,
+    detector: &'a mut Detector,
+    changelog: &'a mut Writer,
+}
+
+impl Owners<'_> {
+    /// Applies an assignment change: forgets the services of partitions
+    /// gone, restores those of partitions gained; returns the assignment.
+    fn follow(
+        self,
+        consumer: &BaseConsumer<LagContext>,
+        owned: &mut BTreeSet<i32>,
+    ) -> Result<TopicPartitionList> {
+        let assignment = consumer.assignment().map_err(kafka_err("assignment"))?;
+        let assigned: BTreeSet<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        if assigned != *owned {
+            for gone in owned.difference(&assigned) {
+                for s in self.changelog.services_on(*gone) {
+                    self.detector.forget(&s);
+                    self.changelog.forget(&s);
+                }
+            }
+            let new: BTreeSet<i32> = assigned.difference(owned).copied().collect();
+            if !new.is_empty() {
+                restore(
+                    self.config,
+                    &new,
+                    self.detector,
+                    self.changelog,
+                    self.metrics,
+                )?;
+            }
+            *owned = assigned;
+        }
+        Ok(assignment)
+    }
+}
+
+/// Closes the consumer off-thread, waiting at most `timeout` (rust-rdkafka #509).
+fn close_bounded(consumer: BaseConsumer<LagContext>, timeout: Duration) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         consumer.unsubscribe();
         drop(consumer);
         let _ = tx.send(());
     });
-    let _ = rx.recv_timeout(Duration::from_millis(config.kafka.close_timeout_ms));
-    result
+    let _ = rx.recv_timeout(timeout);
 }
 
 /// What one transaction processes.
