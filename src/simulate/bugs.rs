@@ -515,6 +515,18 @@ fn new_error_effect(
         let outer = handler_frames(code, &[fi], rng);
         stack(lang, &exc, depth(rng), raising, Vec::new(), outer, rng)
     };
+    raised(svc, culprit, message, stack, rng)
+}
+
+/// A culprit's new error `message` (with `stack`): its rate, onset and the
+/// share of lines shipped without the stack.
+fn raised(
+    svc: &Service,
+    culprit: &mut Culprit,
+    message: String,
+    stack: String,
+    rng: &mut Rng,
+) -> Effect {
     culprit.error = message.clone();
     Effect::New {
         rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
@@ -688,14 +700,7 @@ fn config_new_error(
 ) -> Effect {
     let depth = 1 + rng.below(4);
     let (message, stack) = stack(svc.lang, &exc, depth, raising, Vec::new(), outer, rng);
-    culprit.error = message.clone();
-    Effect::New {
-        rate: rng.log_range(0.3, 10.0) / svc.base_rpm,
-        onset_ms: onset(rng),
-        message,
-        stack,
-        stackless: rng.range(0.15, 0.45),
-    }
+    raised(svc, culprit, message, stack, rng)
 }
 
 /// The error each runtime's connection pool raises when it runs dry.
